@@ -1,0 +1,60 @@
+//! `cargo bench`: the standard suite through the same runner as `priceperf run`, with
+//! criterion's own command line (filters, `--save-baseline`, `--baseline`) intact.
+//!
+//! Settings come from the environment because criterion owns the arguments:
+//! `PRICEPERF_SUITE` (quick|standard|full, default standard), `PRICEPERF_FILTER` (regex on
+//! benchmark ids), `PRICEPERF_ADAPTER`, `PRICEPERF_OUT` (default `results/latest`; a previous
+//! `results/latest` is moved to `results/runs/` first, never overwritten).
+
+use std::path::PathBuf;
+
+use criterion::Criterion;
+use priceperf::runner::{self, RunConfig};
+
+fn main() {
+    let code = match bench() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("priceperf bench: error: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn bench() -> priceperf::Result<i32> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let suite = env("PRICEPERF_SUITE")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(priceperf::suite::SuiteName::Standard);
+    let filter = env("PRICEPERF_FILTER")
+        .map(|f| regex::Regex::new(&f))
+        .transpose()
+        .map_err(|e| {
+            priceperf::Error::bad_input(
+                format!("PRICEPERF_FILTER is not a regular expression: {e}"),
+                "Use a regex such as `matmul/f32`.",
+            )
+        })?;
+    let out = env("PRICEPERF_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("results/latest"));
+    if out.join("kernels.csv").exists() {
+        runner::archive_folder(&out)?;
+    }
+    let config = RunConfig {
+        suite,
+        filter,
+        adapter: env("PRICEPERF_ADAPTER"),
+        out: Some(out),
+        ..RunConfig::default()
+    };
+    let mut criterion = Criterion::default().configure_from_args();
+    let outcome = runner::run(&config, &mut criterion)?;
+    println!();
+    print!("{}", priceperf::report::kernel_table(&outcome.rows));
+    println!("\nresults: {}", outcome.dir.display());
+    criterion.final_summary();
+    Ok(if outcome.failures() > 0 { 1 } else { 0 })
+}

@@ -1,0 +1,618 @@
+//! Matmul variants: what each one is, its WGSL (rendered from `kernels/matmul_*.wgsl`), its
+//! dispatch geometry, and the limits it needs.
+//!
+//! Variants (all f32 accumulation; f16 storage where the adapter has `SHADER_F16`):
+//! - `naive`: one output per invocation; the correctness baseline.
+//! - `tiled_*`: workgroup-memory tiles plus a register tile; the GPU workhorse.
+//! - `reg_*`: register tile without workgroup memory or barriers; the fast one on lavapipe.
+
+use std::fmt::Write as _;
+
+use super::{
+    bind, check_buffer, check_workgroups, compile, enable_line, render, storage_buffer,
+    uniform_buffer, Dispatch, HostTensor, PrepareError, Program,
+};
+use crate::gpu::Gpu;
+use crate::shape::{DType, MatmulShape};
+
+const NAIVE: &str = include_str!("../../kernels/matmul_naive.wgsl");
+const COMMON: &str = include_str!("../../kernels/matmul_common.wgsl");
+const REGBLOCK: &str = include_str!("../../kernels/matmul_regblock.wgsl");
+const TILED: &str = include_str!("../../kernels/matmul_tiled.wgsl");
+
+/// A matmul kernel and its tile parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatmulVariant {
+    Naive,
+    /// Register tile of `tm` rows x `4·tn4` columns per invocation, `wx` x `wy` workgroup.
+    Reg {
+        wx: u32,
+        wy: u32,
+        tm: u32,
+        tn4: u32,
+    },
+    /// `bm` x `bn` block per workgroup, k-step `bk`, register tile `tm` x `4·tn4`.
+    Tiled {
+        bm: u32,
+        bn: u32,
+        bk: u32,
+        tm: u32,
+        tn4: u32,
+    },
+}
+
+impl MatmulVariant {
+    /// Every variant the suite tries, in the order they are reported.
+    pub fn all() -> Vec<MatmulVariant> {
+        vec![
+            MatmulVariant::Naive,
+            MatmulVariant::Tiled {
+                bm: 64,
+                bn: 64,
+                bk: 16,
+                tm: 4,
+                tn4: 1,
+            },
+            MatmulVariant::Tiled {
+                bm: 128,
+                bn: 128,
+                bk: 8,
+                tm: 8,
+                tn4: 2,
+            },
+            MatmulVariant::Reg {
+                wx: 8,
+                wy: 8,
+                tm: 4,
+                tn4: 1,
+            },
+            MatmulVariant::Reg {
+                wx: 8,
+                wy: 8,
+                tm: 4,
+                tn4: 2,
+            },
+            MatmulVariant::Reg {
+                wx: 8,
+                wy: 8,
+                tm: 8,
+                tn4: 1,
+            },
+        ]
+    }
+
+    /// The `variant` column: kernel family and tile parameters.
+    pub fn name(&self) -> String {
+        match *self {
+            MatmulVariant::Naive => "naive".into(),
+            MatmulVariant::Reg { wx, wy, tm, tn4 } => format!("reg_w{wx}x{wy}_t{tm}x{}", 4 * tn4),
+            MatmulVariant::Tiled {
+                bm,
+                bn,
+                bk,
+                tm,
+                tn4,
+            } => {
+                format!("tiled_{bm}x{bn}x{bk}_t{tm}x{}", 4 * tn4)
+            }
+        }
+    }
+
+    /// The WGSL file the variant is rendered from.
+    pub fn file(&self) -> &'static str {
+        match self {
+            MatmulVariant::Naive => "kernels/matmul_naive.wgsl",
+            MatmulVariant::Reg { .. } => "kernels/matmul_regblock.wgsl",
+            MatmulVariant::Tiled { .. } => "kernels/matmul_tiled.wgsl",
+        }
+    }
+
+    /// Invocations per workgroup.
+    pub fn invocations(&self) -> u32 {
+        match *self {
+            MatmulVariant::Naive => 256,
+            MatmulVariant::Reg { wx, wy, .. } => wx * wy,
+            MatmulVariant::Tiled {
+                bm, bn, tm, tn4, ..
+            } => (bn / (4 * tn4)) * (bm / tm),
+        }
+    }
+
+    /// Workgroup memory in bytes.
+    pub fn workgroup_bytes(&self) -> u32 {
+        match *self {
+            MatmulVariant::Tiled { bm, bn, bk, .. } => (bm + bn) * bk * 4,
+            _ => 0,
+        }
+    }
+
+    /// Workgroup counts for `shape`.
+    pub fn workgroups(&self, shape: &MatmulShape) -> [u32; 3] {
+        let (rows, cols) = match *self {
+            MatmulVariant::Naive => (16, 16),
+            MatmulVariant::Reg { wx, wy, tm, tn4 } => (wy * tm, wx * 4 * tn4),
+            MatmulVariant::Tiled { bm, bn, .. } => (bm, bn),
+        };
+        [shape.n.div_ceil(cols), shape.m.div_ceil(rows), shape.batch]
+    }
+
+    /// The WGSL source for `shape` and `dtype`.
+    pub fn source(&self, shape: &MatmulShape, dtype: DType) -> String {
+        match *self {
+            MatmulVariant::Naive => {
+                let b_index = if shape.transpose_b {
+                    "b0 + col * p.k + i"
+                } else {
+                    "b0 + i * p.n + col"
+                };
+                render(
+                    NAIVE,
+                    &[
+                        ("ENABLE_F16", enable_line(dtype)),
+                        ("ELEM", dtype.wgsl().into()),
+                        ("B_INDEX", b_index.into()),
+                    ],
+                )
+            }
+            MatmulVariant::Reg { wx, wy, tm, tn4 } => {
+                let body = render(
+                    REGBLOCK,
+                    &[
+                        ("WX", wx.to_string()),
+                        ("WY", wy.to_string()),
+                        ("TM", tm.to_string()),
+                        ("TN", (4 * tn4).to_string()),
+                        ("DECLARE", declare_block(tm, tn4, "        ")),
+                        ("STEP", reg_step(tm, tn4, shape.transpose_b)),
+                        ("STORE", reg_store(tm, tn4)),
+                    ],
+                );
+                format!("{}\n{body}", common(shape, dtype))
+            }
+            MatmulVariant::Tiled {
+                bm,
+                bn,
+                bk,
+                tm,
+                tn4,
+            } => {
+                let (tx, ty) = (bn / (4 * tn4), bm / tm);
+                let body = render(
+                    TILED,
+                    &[
+                        ("BM", bm.to_string()),
+                        ("BN", bn.to_string()),
+                        ("BK", bk.to_string()),
+                        ("AS_LEN", (bk * bm / 4).to_string()),
+                        ("BS_LEN", (bk * bn / 4).to_string()),
+                        ("TX", tx.to_string()),
+                        ("TY", ty.to_string()),
+                        ("DECLARE", declare_block(tm, tn4, "        ")),
+                        (
+                            "LOAD_TILES",
+                            tiled_loads(bm, bn, bk, tx * ty, shape.transpose_b),
+                        ),
+                        ("INNER", tiled_inner(bm, bn, bk, tm, tn4, tx)),
+                        ("STORE", tiled_store(tm, tn4, tx)),
+                    ],
+                );
+                format!("{}\n{body}", common(shape, dtype))
+            }
+        }
+    }
+
+    /// Build the program for `shape`: check limits, compile, upload `inputs`.
+    pub fn prepare(
+        &self,
+        gpu: &Gpu,
+        shape: &MatmulShape,
+        dtype: DType,
+        inputs: &MatmulInputs,
+    ) -> Result<Program, PrepareError> {
+        if dtype == DType::F16 && !gpu.has_f16() {
+            return Err(PrepareError::Unsupported("adapter lacks SHADER_F16".into()));
+        }
+        let s = &gpu.summary;
+        if self.invocations() > s.max_invocations_per_workgroup {
+            return Err(PrepareError::Unsupported(format!(
+                "{} invocations per workgroup, over the adapter's {}",
+                self.invocations(),
+                s.max_invocations_per_workgroup
+            )));
+        }
+        if self.workgroup_bytes() > s.max_workgroup_storage_bytes {
+            return Err(PrepareError::Unsupported(format!(
+                "{} bytes of workgroup memory, over the adapter's {}",
+                self.workgroup_bytes(),
+                s.max_workgroup_storage_bytes
+            )));
+        }
+        check_buffer(gpu, "A", shape.a_len() * dtype.size())?;
+        check_buffer(gpu, "B", shape.b_len() * dtype.size())?;
+        check_buffer(gpu, "C", shape.c_len() * dtype.size())?;
+        let workgroups = self.workgroups(shape);
+        check_workgroups(gpu, workgroups)?;
+
+        let label = format!("matmul {} {shape} {dtype}", self.name());
+        let pipeline = compile(gpu, &label, &self.source(shape, dtype), "main")?;
+        let params: [u32; 4] = [shape.m, shape.n, shape.k, shape.batch];
+        let uniforms = uniform_buffer(gpu, "matmul params", bytemuck::bytes_of(&params));
+        let a = storage_buffer(gpu, "A", inputs.a.bytes(), false);
+        let b = storage_buffer(gpu, "B", inputs.b.bytes(), false);
+        let c = storage_buffer(
+            gpu,
+            "C",
+            HostTensor::nan(dtype, shape.c_len()).bytes(),
+            true,
+        );
+        let bind_group = bind(gpu, &pipeline, &[&uniforms, &a, &b, &c]);
+        Ok(Program {
+            dispatches: vec![Dispatch {
+                pipeline,
+                bind_group,
+                workgroups,
+            }],
+            output: c,
+            output_dtype: dtype,
+            output_len: shape.c_len(),
+            _keep: vec![uniforms, a, b],
+        })
+    }
+}
+
+/// Inputs of one matmul, in the storage type.
+pub struct MatmulInputs {
+    pub a: HostTensor,
+    pub b: HostTensor,
+}
+
+impl MatmulInputs {
+    /// Uniform values in [-1, 1) from a seeded generator.
+    pub fn random(shape: &MatmulShape, dtype: DType, seed: u64) -> Self {
+        let mut rng = crate::verify::Rng::new(seed);
+        MatmulInputs {
+            a: HostTensor::generate(dtype, shape.a_len(), || rng.uniform()),
+            b: HostTensor::generate(dtype, shape.b_len(), || rng.uniform()),
+        }
+    }
+
+    /// Multiples of 1/8 in [-2, 2]: every product and partial sum is exact in f32 while
+    /// k·4 < 2^21, so any mismatch is an indexing bug, not rounding.
+    pub fn exact(shape: &MatmulShape, dtype: DType, seed: u64) -> Self {
+        let mut rng = crate::verify::Rng::new(seed);
+        let mut gen = || (rng.below(33) as f32 - 16.0) / 8.0;
+        MatmulInputs {
+            a: HostTensor::generate(dtype, shape.a_len(), &mut gen),
+            b: HostTensor::generate(dtype, shape.b_len(), &mut gen),
+        }
+    }
+}
+
+/// Whether the 16-byte vec4 access path applies: k, and for row-major B and C also n, are
+/// multiples of 4.
+pub fn aligned(shape: &MatmulShape) -> bool {
+    shape.k.is_multiple_of(4) && shape.n.is_multiple_of(4)
+}
+
+/// The shared declarations with the loaders for this shape's access path.
+fn common(shape: &MatmulShape, dtype: DType) -> String {
+    let (array, load_a, load_b, store_c) = if aligned(shape) {
+        let load_a = "    if (k >= p.k) {\n        return vec4<f32>(0.0);\n    }\n    return vec4<f32>(a[base >> 2u]);";
+        let load_b = if shape.transpose_b {
+            "    if (k >= p.k) {\n        return vec4<f32>(0.0);\n    }\n    let cc = min(col, p.n - 1u);\n    return vec4<f32>(b[((batch * p.n + cc) * p.k + k) >> 2u]);"
+        } else {
+            "    if (k >= p.k) {\n        return vec4<f32>(0.0);\n    }\n    let cc = min(col, p.n - 4u);\n    return vec4<f32>(b[((batch * p.k + k) * p.n + cc) >> 2u]);"
+        };
+        let store = "    c[base >> 2u] = vec4<E>(v);";
+        (
+            "vec4<E>",
+            load_a.to_string(),
+            load_b.to_string(),
+            store.to_string(),
+        )
+    } else {
+        let mut load_a = String::from("    var v = vec4<f32>(0.0);\n");
+        for (i, lane) in ["x", "y", "z", "w"].iter().enumerate() {
+            let _ = writeln!(
+                load_a,
+                "    if (k + {i}u < p.k) {{\n        v.{lane} = f32(a[base + {i}u]);\n    }}"
+            );
+        }
+        load_a.push_str("    return v;");
+        let mut load_b = String::from("    var v = vec4<f32>(0.0);\n");
+        if shape.transpose_b {
+            load_b.push_str("    if (col >= p.n) {\n        return v;\n    }\n    let base = (batch * p.n + col) * p.k + k;\n");
+            for (i, lane) in ["x", "y", "z", "w"].iter().enumerate() {
+                let _ = writeln!(
+                    load_b,
+                    "    if (k + {i}u < p.k) {{\n        v.{lane} = f32(b[base + {i}u]);\n    }}"
+                );
+            }
+        } else {
+            load_b.push_str("    if (k >= p.k) {\n        return v;\n    }\n    let base = (batch * p.k + k) * p.n + col;\n");
+            for (i, lane) in ["x", "y", "z", "w"].iter().enumerate() {
+                let _ = writeln!(
+                    load_b,
+                    "    if (col + {i}u < p.n) {{\n        v.{lane} = f32(b[base + {i}u]);\n    }}"
+                );
+            }
+        }
+        load_b.push_str("    return v;");
+        let mut store = String::from("    c[base] = E(v.x);\n");
+        for (i, lane) in ["y", "z", "w"].iter().enumerate() {
+            let i = i + 1;
+            let _ = writeln!(
+                store,
+                "    if (col + {i}u < p.n) {{\n        c[base + {i}u] = E(v.{lane});\n    }}"
+            );
+        }
+        ("E", load_a, load_b, store.trim_end().to_string())
+    };
+    render(
+        COMMON,
+        &[
+            ("ENABLE_F16", enable_line(dtype)),
+            ("ELEM", dtype.wgsl().into()),
+            ("ARRAY", array.into()),
+            ("LOAD_A", load_a),
+            ("LOAD_B", load_b),
+            ("STORE_C", store_c),
+        ],
+    )
+}
+
+const LANES: [&str; 4] = ["x", "y", "z", "w"];
+
+/// `acc_r_j` accumulators, all zero.
+fn declare_block(tm: u32, tn4: u32, _indent: &str) -> String {
+    let mut s = String::new();
+    for r in 0..tm {
+        for j in 0..tn4 {
+            let _ = writeln!(s, "    var acc_{r}_{j} = vec4<f32>(0.0);");
+        }
+    }
+    s
+}
+
+/// One k-step of 4 for the barrier-free kernel, fully unrolled.
+fn reg_step(tm: u32, tn4: u32, transpose_b: bool) -> String {
+    let mut s = String::new();
+    let ind = "        ";
+    for r in 0..tm {
+        let _ = writeln!(
+            s,
+            "{ind}let a_{r} = load_a(batch, min(row0 + {r}u, last_row), k);"
+        );
+    }
+    for j in 0..tn4 {
+        if transpose_b {
+            // Rows of Bᵀ are columns of B: acc += a · [bt_0 bt_1 bt_2 bt_3] (vector x matrix).
+            for i in 0..4 {
+                let _ = writeln!(
+                    s,
+                    "{ind}let bt_{j}_{i} = load_b(batch, k, col0 + {}u);",
+                    4 * j + i
+                );
+            }
+            let _ = writeln!(
+                s,
+                "{ind}let m_{j} = mat4x4<f32>(bt_{j}_0, bt_{j}_1, bt_{j}_2, bt_{j}_3);"
+            );
+            for r in 0..tm {
+                let _ = writeln!(s, "{ind}acc_{r}_{j} += a_{r} * m_{j};");
+            }
+        } else {
+            for i in 0..4 {
+                let _ = writeln!(
+                    s,
+                    "{ind}let b_{j}_{i} = load_b(batch, k + {i}u, col0 + {}u);",
+                    4 * j
+                );
+            }
+            for r in 0..tm {
+                for (i, lane) in LANES.iter().enumerate() {
+                    let _ = writeln!(
+                        s,
+                        "{ind}acc_{r}_{j} = fma(vec4<f32>(a_{r}.{lane}), b_{j}_{i}, acc_{r}_{j});"
+                    );
+                }
+            }
+        }
+    }
+    s.trim_end().to_string()
+}
+
+fn reg_store(tm: u32, tn4: u32) -> String {
+    let mut s = String::new();
+    for r in 0..tm {
+        for j in 0..tn4 {
+            let _ = writeln!(
+                s,
+                "    store_c(batch, row0 + {r}u, col0 + {}u, acc_{r}_{j});",
+                4 * j
+            );
+        }
+    }
+    s.trim_end().to_string()
+}
+
+/// Cooperative loads of one k-step's A and B tiles into workgroup memory.
+fn tiled_loads(bm: u32, bn: u32, bk: u32, nt: u32, transpose_b: bool) -> String {
+    let mut s = String::new();
+    let ind = "        ";
+    // A: BM x BK as vec4 along k, transposed to k-major on store.
+    let a_vecs = bm * bk / 4;
+    for t in 0..a_vecs.div_ceil(nt) {
+        let guard = (t + 1) * nt > a_vecs;
+        let _ = writeln!(s, "{ind}{{");
+        let _ = writeln!(s, "{ind}    let idx = li + {}u;", t * nt);
+        if guard {
+            let _ = writeln!(s, "{ind}    if (idx < {a_vecs}u) {{");
+        }
+        let _ = writeln!(s, "{ind}    let r = idx / {}u;", bk / 4);
+        let _ = writeln!(s, "{ind}    let kq = idx % {}u;", bk / 4);
+        let _ = writeln!(
+            s,
+            "{ind}    let v = load_a(batch, min(row0 + r, last_row), k0 + kq * 4u);"
+        );
+        for (i, lane) in LANES.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "{ind}    as_[(kq * 4u + {i}u) * {}u + r / 4u][r % 4u] = v.{lane};",
+                bm / 4
+            );
+        }
+        if guard {
+            let _ = writeln!(s, "{ind}    }}");
+        }
+        let _ = writeln!(s, "{ind}}}");
+    }
+    let b_vecs = bk * bn / 4;
+    for t in 0..b_vecs.div_ceil(nt) {
+        let guard = (t + 1) * nt > b_vecs;
+        let _ = writeln!(s, "{ind}{{");
+        let _ = writeln!(s, "{ind}    let idx = li + {}u;", t * nt);
+        if guard {
+            let _ = writeln!(s, "{ind}    if (idx < {b_vecs}u) {{");
+        }
+        if transpose_b {
+            // Bᵀ rows (B columns) as vec4 along k, scattered to k-major.
+            let _ = writeln!(s, "{ind}    let cn = idx / {}u;", bk / 4);
+            let _ = writeln!(s, "{ind}    let kq = idx % {}u;", bk / 4);
+            let _ = writeln!(
+                s,
+                "{ind}    let v = load_b(batch, k0 + kq * 4u, col0 + cn);"
+            );
+            for (i, lane) in LANES.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "{ind}    bs[(kq * 4u + {i}u) * {}u + cn / 4u][cn % 4u] = v.{lane};",
+                    bn / 4
+                );
+            }
+        } else {
+            let _ = writeln!(s, "{ind}    let kk = idx / {}u;", bn / 4);
+            let _ = writeln!(s, "{ind}    let cq = idx % {}u;", bn / 4);
+            let _ = writeln!(
+                s,
+                "{ind}    bs[kk * {}u + cq] = load_b(batch, k0 + kk, col0 + cq * 4u);",
+                bn / 4
+            );
+        }
+        if guard {
+            let _ = writeln!(s, "{ind}    }}");
+        }
+        let _ = writeln!(s, "{ind}}}");
+    }
+    s.trim_end().to_string()
+}
+
+/// The unrolled inner product over one k-step from workgroup memory. A thread owns rows
+/// ty·TM .. ty·TM+TM and vec4 columns tx, tx + TX, ... (strided so neighbouring threads read
+/// neighbouring vec4s).
+fn tiled_inner(bm: u32, bn: u32, bk: u32, tm: u32, tn4: u32, tx: u32) -> String {
+    let mut s = String::new();
+    let ind = "        ";
+    for kk in 0..bk {
+        let _ = writeln!(s, "{ind}{{");
+        for q in 0..tm / 4 {
+            let _ = writeln!(
+                s,
+                "{ind}    let a{q} = as_[{}u + lid.y * {}u + {q}u];",
+                kk * bm / 4,
+                tm / 4
+            );
+        }
+        for j in 0..tn4 {
+            let _ = writeln!(
+                s,
+                "{ind}    let b{j} = bs[{}u + lid.x + {}u];",
+                kk * bn / 4,
+                j * tx
+            );
+        }
+        for r in 0..tm {
+            for j in 0..tn4 {
+                let _ = writeln!(
+                    s,
+                    "{ind}    acc_{r}_{j} = fma(vec4<f32>(a{}.{}), b{j}, acc_{r}_{j});",
+                    r / 4,
+                    LANES[(r % 4) as usize]
+                );
+            }
+        }
+        let _ = writeln!(s, "{ind}}}");
+    }
+    s.trim_end().to_string()
+}
+
+fn tiled_store(tm: u32, tn4: u32, tx: u32) -> String {
+    let mut s = String::new();
+    for r in 0..tm {
+        for j in 0..tn4 {
+            let _ = writeln!(
+                s,
+                "    store_c(batch, row0 + lid.y * {tm}u + {r}u, col0 + (lid.x + {}u) * 4u, acc_{r}_{j});",
+                j * tx
+            );
+        }
+    }
+    s.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        let names: std::collections::BTreeSet<String> =
+            MatmulVariant::all().iter().map(|v| v.name()).collect();
+        assert_eq!(names.len(), MatmulVariant::all().len());
+    }
+
+    #[test]
+    fn geometry_covers_the_output() {
+        let shape = MatmulShape::new(97, 61, 131).batched(3);
+        for v in MatmulVariant::all() {
+            let [x, y, z] = v.workgroups(&shape);
+            let (rows, cols) = match v {
+                MatmulVariant::Naive => (16, 16),
+                MatmulVariant::Reg { wx, wy, tm, tn4 } => (wy * tm, wx * 4 * tn4),
+                MatmulVariant::Tiled { bm, bn, .. } => (bm, bn),
+            };
+            assert!(x * cols >= 61 && (x - 1) * cols < 61, "{}", v.name());
+            assert!(y * rows >= 97 && (y - 1) * rows < 97, "{}", v.name());
+            assert_eq!(z, 3);
+        }
+    }
+
+    #[test]
+    fn every_variant_renders_for_every_path() {
+        for v in MatmulVariant::all() {
+            for shape in [
+                MatmulShape::new(64, 64, 64),
+                MatmulShape::new(97, 61, 131),
+                MatmulShape::new(8, 8, 8).transposed_b(),
+                MatmulShape::new(9, 7, 5).transposed_b(),
+            ] {
+                for dtype in [DType::F32, DType::F16] {
+                    let src = v.source(&shape, dtype);
+                    assert!(!src.contains("{{"), "{} {shape}", v.name());
+                    assert_eq!(
+                        src.lines().any(|l| l.trim() == "enable f16;"),
+                        dtype == DType::F16
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tiled_limits_are_within_webgpu_defaults() {
+        for v in MatmulVariant::all() {
+            assert!(v.invocations() <= 256, "{}", v.name());
+            assert!(v.workgroup_bytes() <= 16384, "{}", v.name());
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The kernel registry's shared machinery: WGSL templates, pipeline compilation, device
+//! buffers, and [`Program`], a ready-to-dispatch kernel with its inputs uploaded.
+//!
+//! Each op has its own module ([`matmul`]) that lists its variants, renders their WGSL from
+//! the files in `kernels/`, computes dispatch geometry and checks device limits.
+
+pub mod matmul;
+
+use half::f16;
+use wgpu::util::DeviceExt;
+
+use crate::gpu::Gpu;
+use crate::shape::DType;
+
+/// Why a variant did not produce a program.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PrepareError {
+    /// The adapter cannot run it (a limit or a feature): recorded as `status=skipped`.
+    Unsupported(String),
+    /// Compilation or pipeline creation failed: recorded as `status=failed`.
+    Failed(String),
+}
+
+/// Fill `{{NAME}}` fields of a WGSL template. Every field must be given and used, so a typo
+/// fails the unit tests instead of producing a shader that does not compile.
+pub fn render(template: &str, fields: &[(&str, String)]) -> String {
+    let mut out = template.to_string();
+    for (name, value) in fields {
+        let key = format!("{{{{{name}}}}}");
+        debug_assert!(out.contains(&key), "template has no field {key}");
+        out = out.replace(&key, value);
+    }
+    debug_assert!(!out.contains("{{"), "unfilled template field in:\n{out}");
+    out
+}
+
+/// `enable f16;` where the storage type needs it.
+pub fn enable_line(dtype: DType) -> String {
+    match dtype {
+        DType::F16 => "enable f16;".into(),
+        DType::F32 => String::new(),
+    }
+}
+
+/// Whether shaders are compiled with wgpu's runtime checks (bounds checks, loop bounding).
+/// Benchmarks use unchecked shaders, as production inference does; every kernel is verified
+/// before it is timed either way. `PRICEPERF_CHECKED_SHADERS=1` turns checks on.
+pub fn checked_shaders() -> bool {
+    std::env::var("PRICEPERF_CHECKED_SHADERS").is_ok_and(|v| v == "1")
+}
+
+/// Compile `source` and build a compute pipeline for `entry`; WGSL and validation errors come
+/// back as text instead of reaching wgpu's panicking default handler.
+pub fn compile(
+    gpu: &Gpu,
+    label: &str,
+    source: &str,
+    entry: &str,
+) -> Result<wgpu::ComputePipeline, PrepareError> {
+    let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let desc = wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    };
+    let module = if checked_shaders() {
+        gpu.device.create_shader_module(desc)
+    } else {
+        // SAFETY: every kernel bounds its own indices (rows and columns are clamped, loads
+        // past k are guarded), and each program is verified on the device before timing.
+        unsafe {
+            gpu.device
+                .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+        }
+    };
+    let pipeline = gpu
+        .device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &[],
+                // Kernels write workgroup memory before reading it.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+    match pollster::block_on(scope.pop()) {
+        Some(e) => Err(PrepareError::Failed(format!("{label}: {e}"))),
+        None => Ok(pipeline),
+    }
+}
+
+/// One compute dispatch: pipeline, bindings and workgroup counts.
+pub struct Dispatch {
+    pub pipeline: wgpu::ComputePipeline,
+    pub bind_group: wgpu::BindGroup,
+    pub workgroups: [u32; 3],
+}
+
+/// A kernel ready to run: its dispatches (in order), with inputs on the device and the output
+/// buffer pre-filled with NaN so unwritten elements fail verification.
+pub struct Program {
+    pub dispatches: Vec<Dispatch>,
+    pub output: wgpu::Buffer,
+    pub output_dtype: DType,
+    pub output_len: u64,
+    /// Buffers the program keeps alive (inputs, uniforms).
+    pub _keep: Vec<wgpu::Buffer>,
+}
+
+impl Program {
+    /// Record one execution of the program into a compute pass.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for d in &self.dispatches {
+            pass.set_pipeline(&d.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+        }
+    }
+}
+
+/// A tensor on the host in the kernel's storage type.
+#[derive(Debug, Clone)]
+pub enum HostTensor {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+}
+
+impl HostTensor {
+    /// Deterministic values from `gen` (called once per element), stored as `dtype`.
+    pub fn generate(dtype: DType, len: u64, mut gen: impl FnMut() -> f32) -> Self {
+        match dtype {
+            DType::F32 => HostTensor::F32((0..len).map(|_| gen()).collect()),
+            DType::F16 => HostTensor::F16((0..len).map(|_| f16::from_f32(gen())).collect()),
+        }
+    }
+
+    /// A tensor of `len` NaNs: the initial content of every output buffer.
+    pub fn nan(dtype: DType, len: u64) -> Self {
+        HostTensor::generate(dtype, len, || f32::NAN)
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            HostTensor::F32(v) => bytemuck::cast_slice(v),
+            HostTensor::F16(v) => bytemuck::cast_slice(v),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            HostTensor::F32(v) => v.len(),
+            HostTensor::F16(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i` widened to f64 (exactly: both f32 and f16 are subsets of f64).
+    pub fn get(&self, i: usize) -> f64 {
+        match self {
+            HostTensor::F32(v) => v[i] as f64,
+            HostTensor::F16(v) => v[i].to_f64(),
+        }
+    }
+
+    /// Decode a device readback of `dtype` elements.
+    pub fn from_bytes(dtype: DType, bytes: &[u8]) -> Self {
+        match dtype {
+            DType::F32 => HostTensor::F32(bytemuck::pod_collect_to_vec(bytes)),
+            DType::F16 => HostTensor::F16(bytemuck::pod_collect_to_vec(bytes)),
+        }
+    }
+}
+
+/// Upload a storage buffer (round the size up to 4 bytes, as wgpu requires for copies).
+pub fn storage_buffer(gpu: &Gpu, label: &str, data: &[u8], output: bool) -> wgpu::Buffer {
+    let mut bytes = data.to_vec();
+    bytes.resize(data.len().next_multiple_of(4).max(4), 0);
+    let mut usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+    if output {
+        usage |= wgpu::BufferUsages::COPY_SRC;
+    }
+    gpu.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: &bytes,
+            usage,
+        })
+}
+
+/// A uniform buffer holding `data`.
+pub fn uniform_buffer(gpu: &Gpu, label: &str, data: &[u8]) -> wgpu::Buffer {
+    gpu.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: data,
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+}
+
+/// Bind `buffers` to bindings 0.. of the pipeline's group 0.
+pub fn bind(
+    gpu: &Gpu,
+    pipeline: &wgpu::ComputePipeline,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    })
+}
+
+/// Check a buffer size against the binding and buffer limits.
+pub fn check_buffer(gpu: &Gpu, what: &str, bytes: u64) -> Result<(), PrepareError> {
+    let s = &gpu.summary;
+    if bytes > s.max_storage_binding_bytes {
+        return Err(PrepareError::Unsupported(format!(
+            "{what} needs {bytes} bytes, over the adapter's max storage binding of {} bytes",
+            s.max_storage_binding_bytes
+        )));
+    }
+    if bytes > s.max_buffer_bytes {
+        return Err(PrepareError::Unsupported(format!(
+            "{what} needs {bytes} bytes, over the adapter's max buffer size of {} bytes",
+            s.max_buffer_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// Check a dispatch's workgroup counts against the per-dimension limit.
+pub fn check_workgroups(gpu: &Gpu, workgroups: [u32; 3]) -> Result<(), PrepareError> {
+    let max = gpu.summary.max_workgroups_per_dimension;
+    if workgroups.iter().any(|&w| w > max) {
+        return Err(PrepareError::Unsupported(format!(
+            "dispatch of {workgroups:?} workgroups exceeds the adapter's {max} per dimension"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_fills_fields() {
+        let s = render(
+            "a {{X}} b {{Y}} {{X}}",
+            &[("X", "1".into()), ("Y", "2".into())],
+        );
+        assert_eq!(s, "a 1 b 2 1");
+    }
+
+    #[test]
+    #[should_panic(expected = "unfilled template field")]
+    fn render_refuses_unfilled_fields() {
+        render("a {{X}} b {{Y}}", &[("X", "1".into())]);
+    }
+
+    #[test]
+    fn host_tensor_round_trips_bytes() {
+        let t = HostTensor::generate(DType::F16, 3, || 1.5);
+        let back = HostTensor::from_bytes(DType::F16, t.bytes());
+        assert_eq!(back.get(2), 1.5);
+        assert!(HostTensor::nan(DType::F32, 2).get(1).is_nan());
+    }
+}

@@ -1,0 +1,23 @@
+//! priceperf: what does a token cost on this accelerator, and on every instance with it?
+//!
+//! Data flow: [`gpu`] picks an adapter -> [`suite`] lists benchmarks -> [`runner`] verifies
+//! ([`verify`]) then times ([`measure`]) each kernel variant from [`kernels`] -> [`results`]
+//! writes rows. The cost side ([`model`], [`catalog`], [`cost`]) turns kernel times into
+//! tokens per second and dollars per million tokens.
+
+pub mod catalog;
+pub mod cli;
+pub mod cost;
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+pub mod measure;
+pub mod model;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod shape;
+pub mod suite;
+pub mod verify;
+
+pub use error::{Error, Result};

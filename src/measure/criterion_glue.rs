@@ -1,0 +1,165 @@
+//! The criterion glue: one measuring engine for `cargo bench` and `priceperf run`.
+//!
+//! Criterion decides warm-up and how many iterations each sample runs, prints its own
+//! analysis, and keeps its baselines (`--save-baseline`, `--baseline`). Each sample's time
+//! comes from our [`Timer`](super::Timer) through `iter_custom`, and we keep the samples to
+//! compute the row's median and interval, because criterion's analysis is not public API.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{Criterion, SamplingMode, Throughput};
+
+use super::DeviceTrouble;
+
+/// What a sample reports once the device has failed (see [`measure`]).
+const TROUBLE_PAUSE: Duration = Duration::from_millis(20);
+
+/// Sampling settings for a run.
+#[derive(Debug, Clone)]
+pub struct Sampling {
+    /// Samples per benchmark (criterion requires at least 10).
+    pub sample_size: usize,
+    pub warm_up: Duration,
+    pub measurement: Duration,
+}
+
+impl Sampling {
+    /// Defaults by adapter: software adapters are slow, so their samples are fewer and
+    /// shorter; GPUs get criterion-like settings.
+    pub fn for_adapter(is_cpu: bool) -> Sampling {
+        if is_cpu {
+            Sampling {
+                sample_size: 10,
+                warm_up: Duration::from_millis(300),
+                measurement: Duration::from_secs(2),
+            }
+        } else {
+            Sampling {
+                sample_size: 20,
+                warm_up: Duration::from_millis(500),
+                measurement: Duration::from_secs(2),
+            }
+        }
+    }
+}
+
+/// A criterion instance for `priceperf run`: its files go to `output` (the run's folder),
+/// plots off (they cost seconds per benchmark on small machines).
+pub fn criterion_for_run(output: PathBuf) -> Criterion {
+    Criterion::default()
+        .output_directory(&output)
+        .without_plots()
+        .with_output_color(false)
+}
+
+/// The outcome of measuring one program.
+pub enum Measured {
+    /// Per-iteration times of criterion's samples, in nanoseconds.
+    Samples(Vec<f64>),
+    /// Criterion did not run it (filtered out on the criterion command line, `--list`, or
+    /// test mode with one iteration).
+    NotRun,
+    /// The device failed while measuring.
+    Trouble(DeviceTrouble),
+}
+
+/// Let criterion sample `time_iters` (which runs the program `iters` times and returns the
+/// total) as benchmark `group/id`, with `flops` of work per iteration.
+pub fn measure(
+    c: &mut Criterion,
+    group: &str,
+    id: &str,
+    flops: u64,
+    sampling: &Sampling,
+    mut time_iters: impl FnMut(u64) -> Result<Duration, DeviceTrouble>,
+) -> Measured {
+    let calls: RefCell<Vec<(u64, Duration)>> = RefCell::new(Vec::new());
+    let trouble: RefCell<Option<DeviceTrouble>> = RefCell::new(None);
+    {
+        let mut g = c.benchmark_group(group);
+        g.sample_size(sampling.sample_size.max(10))
+            .warm_up_time(sampling.warm_up)
+            .measurement_time(sampling.measurement)
+            .sampling_mode(SamplingMode::Flat)
+            .throughput(Throughput::Elements(flops));
+        g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                if trouble.borrow().is_some() {
+                    // The device already failed. Criterion plans by wall time, so spend a
+                    // little to let its warm-up and sampling end soon, doing no GPU work.
+                    std::thread::sleep(TROUBLE_PAUSE);
+                    return TROUBLE_PAUSE;
+                }
+                match time_iters(iters) {
+                    Ok(d) => {
+                        calls.borrow_mut().push((iters, d));
+                        d.max(Duration::from_nanos(1))
+                    }
+                    Err(e) => {
+                        *trouble.borrow_mut() = Some(e);
+                        TROUBLE_PAUSE
+                    }
+                }
+            })
+        });
+        g.finish();
+    }
+    if let Some(t) = trouble.into_inner() {
+        return Measured::Trouble(t);
+    }
+    let calls = calls.into_inner();
+    let n = sampling.sample_size.max(10);
+    if calls.len() < n {
+        return Measured::NotRun;
+    }
+    // Criterion calls the routine for warm-up first and then once per sample, in order.
+    Measured::Samples(
+        calls[calls.len() - n..]
+            .iter()
+            .map(|(iters, d)| d.as_nanos() as f64 / *iters as f64)
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_criterions_last_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = criterion_for_run(dir.path().to_path_buf());
+        let sampling = Sampling {
+            sample_size: 10,
+            warm_up: Duration::from_millis(10),
+            measurement: Duration::from_millis(50),
+        };
+        // A fake device: 1 µs per iteration, exactly.
+        let out = measure(&mut c, "glue", "fake", 1000, &sampling, |iters| {
+            std::thread::sleep(Duration::from_micros(iters));
+            Ok(Duration::from_micros(iters))
+        });
+        let Measured::Samples(s) = out else {
+            panic!("not measured")
+        };
+        assert_eq!(s.len(), 10);
+        assert!(s.iter().all(|v| (*v - 1000.0).abs() < 1e-9), "{s:?}");
+    }
+
+    #[test]
+    fn device_trouble_is_reported_not_measured() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = criterion_for_run(dir.path().to_path_buf());
+        let sampling = Sampling {
+            sample_size: 10,
+            warm_up: Duration::from_millis(10),
+            measurement: Duration::from_millis(20),
+        };
+        let out = measure(&mut c, "glue", "lost", 1, &sampling, |_| {
+            Err(DeviceTrouble::Timeout("hung".into()))
+        });
+        assert!(matches!(out, Measured::Trouble(DeviceTrouble::Timeout(_))));
+    }
+}

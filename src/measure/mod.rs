@@ -1,0 +1,334 @@
+//! Timing kernels: GPU timestamp queries where the adapter has them, wall clock around
+//! submit-and-wait otherwise; per-sample statistics (median and a bootstrap confidence
+//! interval). The criterion glue that decides how many samples and iterations to take is in
+//! [`criterion_glue`].
+
+pub mod criterion_glue;
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::gpu::Gpu;
+use crate::kernels::{HostTensor, Program};
+
+/// How a row's time was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimingMethod {
+    /// GPU timestamps at the start and end of the compute pass.
+    Device,
+    /// Host clock around submit and a full device wait.
+    Wall,
+}
+
+impl fmt::Display for TimingMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimingMethod::Device => "device",
+            TimingMethod::Wall => "wall",
+        })
+    }
+}
+
+/// Why running a program on the device did not give a result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeviceTrouble {
+    /// The work did not finish within the limit.
+    Timeout(String),
+    /// The device was lost or a submission failed.
+    Lost(String),
+}
+
+impl fmt::Display for DeviceTrouble {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceTrouble::Timeout(m) | DeviceTrouble::Lost(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Dispatches per submission: keeps command buffers small and a hang detectable early.
+const MAX_ITERS_PER_SUBMIT: u64 = 4096;
+
+/// Submit `encoder`'s work and wait for it, at most `timeout`.
+pub fn submit_wait(
+    gpu: &Gpu,
+    encoder: wgpu::CommandEncoder,
+    timeout: Duration,
+) -> Result<(), DeviceTrouble> {
+    let index = gpu.queue.submit([encoder.finish()]);
+    let result = gpu.device.poll(wgpu::PollType::Wait {
+        submission_index: Some(index),
+        timeout: Some(timeout),
+    });
+    if gpu.is_lost() {
+        return Err(DeviceTrouble::Lost(
+            "the device was lost during the submission".into(),
+        ));
+    }
+    let errors = gpu.take_errors();
+    if !errors.is_empty() {
+        return Err(DeviceTrouble::Lost(errors.join("; ")));
+    }
+    match result {
+        Ok(_) => Ok(()),
+        Err(wgpu::PollError::Timeout) => Err(DeviceTrouble::Timeout(format!(
+            "the GPU did not finish within {:.0} s",
+            timeout.as_secs_f64()
+        ))),
+        Err(e) => Err(DeviceTrouble::Lost(e.to_string())),
+    }
+}
+
+/// Copy a buffer back to the host.
+pub fn read_buffer(
+    gpu: &Gpu,
+    buffer: &wgpu::Buffer,
+    bytes: u64,
+    timeout: Duration,
+) -> Result<Vec<u8>, DeviceTrouble> {
+    let size = bytes.next_multiple_of(4).max(4);
+    let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("readback"),
+        size,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+    submit_wait(gpu, encoder, timeout)?;
+    let slice = staging.slice(..);
+    slice.map_async(wgpu::MapMode::Read, |_| {});
+    gpu.device
+        .poll(wgpu::PollType::Wait {
+            submission_index: None,
+            timeout: Some(timeout),
+        })
+        .map_err(|e| DeviceTrouble::Lost(format!("mapping the readback buffer: {e}")))?;
+    let view = slice
+        .get_mapped_range()
+        .map_err(|e| DeviceTrouble::Lost(format!("mapping the readback buffer: {e}")))?;
+    let out = view[..bytes as usize].to_vec();
+    drop(view);
+    staging.unmap();
+    Ok(out)
+}
+
+/// Run the program once and read its output.
+pub fn run_and_read(
+    gpu: &Gpu,
+    program: &Program,
+    timeout: Duration,
+) -> Result<HostTensor, DeviceTrouble> {
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        program.encode(&mut pass);
+    }
+    submit_wait(gpu, encoder, timeout)?;
+    let bytes = program.output_len * program.output_dtype.size();
+    let raw = read_buffer(gpu, &program.output, bytes, timeout)?;
+    Ok(HostTensor::from_bytes(program.output_dtype, &raw))
+}
+
+/// Times `iters` back-to-back executions of a program.
+pub struct Timer {
+    method: TimingMethod,
+    queries: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer)>,
+    /// Longest a single submission may take before it counts as hung.
+    pub timeout: Duration,
+}
+
+impl Timer {
+    /// Device timestamps where available (unless `PRICEPERF_TIMING=wall`), else wall clock.
+    pub fn new(gpu: &Gpu, timeout: Duration) -> Timer {
+        let wall_forced = std::env::var("PRICEPERF_TIMING").is_ok_and(|v| v == "wall");
+        if wall_forced || !gpu.has_timestamps() {
+            return Timer {
+                method: TimingMethod::Wall,
+                queries: None,
+                timeout,
+            };
+        }
+        let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamp resolve"),
+            size: 16,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let read = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamp read"),
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Timer {
+            method: TimingMethod::Device,
+            queries: Some((set, resolve, read)),
+            timeout,
+        }
+    }
+
+    pub fn method(&self) -> TimingMethod {
+        self.method
+    }
+
+    /// Total time of `iters` executions, in submissions of at most `MAX_ITERS_PER_SUBMIT`.
+    pub fn time(
+        &self,
+        gpu: &Gpu,
+        program: &Program,
+        iters: u64,
+    ) -> Result<Duration, DeviceTrouble> {
+        let mut total = Duration::ZERO;
+        let mut left = iters.max(1);
+        while left > 0 {
+            let n = left.min(MAX_ITERS_PER_SUBMIT);
+            total += self.time_chunk(gpu, program, n)?;
+            left -= n;
+        }
+        Ok(total)
+    }
+
+    fn time_chunk(&self, gpu: &Gpu, program: &Program, n: u64) -> Result<Duration, DeviceTrouble> {
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        {
+            let timestamp_writes =
+                self.queries
+                    .as_ref()
+                    .map(|(set, _, _)| wgpu::ComputePassTimestampWrites {
+                        query_set: set,
+                        beginning_of_pass_write_index: Some(0),
+                        end_of_pass_write_index: Some(1),
+                    });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("timed"),
+                timestamp_writes,
+            });
+            for _ in 0..n {
+                program.encode(&mut pass);
+            }
+        }
+        let Some((set, resolve, read)) = &self.queries else {
+            let start = Instant::now();
+            submit_wait(gpu, encoder, self.timeout)?;
+            return Ok(start.elapsed());
+        };
+        encoder.resolve_query_set(set, 0..2, resolve, 0);
+        encoder.copy_buffer_to_buffer(resolve, 0, read, 0, 16);
+        submit_wait(gpu, encoder, self.timeout)?;
+        let slice = read.slice(..);
+        slice.map_async(wgpu::MapMode::Read, |_| {});
+        gpu.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: Some(self.timeout),
+            })
+            .map_err(|e| DeviceTrouble::Lost(format!("reading timestamps: {e}")))?;
+        let ticks: [u64; 2] = {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| DeviceTrouble::Lost(format!("reading timestamps: {e}")))?;
+            bytemuck::pod_read_unaligned(&view[..16])
+        };
+        read.unmap();
+        let period = gpu.queue.get_timestamp_period() as f64;
+        // Counters can wrap or reset (seen on Intel); a negative delta is not a time.
+        let delta = ticks[1].wrapping_sub(ticks[0]);
+        if ticks[1] < ticks[0] {
+            return Err(DeviceTrouble::Lost(format!(
+                "timestamp counter went backwards ({} -> {}); rerun with PRICEPERF_TIMING=wall",
+                ticks[0], ticks[1]
+            )));
+        }
+        Ok(Duration::from_nanos((delta as f64 * period).round() as u64))
+    }
+}
+
+/// Summary statistics of per-iteration times.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stats {
+    pub samples: usize,
+    pub median_ns: f64,
+    pub ci_low_ns: f64,
+    pub ci_high_ns: f64,
+}
+
+impl Stats {
+    /// Median with a 95% percentile-bootstrap confidence interval (2,000 resamples, fixed
+    /// seed so the same samples always give the same interval).
+    pub fn of(samples_ns: &[f64]) -> Option<Stats> {
+        let clean: Vec<f64> = samples_ns
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .collect();
+        if clean.is_empty() {
+            return None;
+        }
+        let median_ns = median(&mut clean.clone());
+        let mut rng = crate::verify::Rng::new(0x5eed);
+        let mut medians = Vec::with_capacity(2000);
+        let mut resample = vec![0.0; clean.len()];
+        for _ in 0..2000 {
+            for slot in resample.iter_mut() {
+                *slot = clean[rng.below(clean.len() as u64) as usize];
+            }
+            medians.push(median(&mut resample));
+        }
+        medians.sort_by(f64::total_cmp);
+        let at = |q: f64| medians[((medians.len() - 1) as f64 * q).round() as usize];
+        Some(Stats {
+            samples: clean.len(),
+            median_ns,
+            ci_low_ns: at(0.025),
+            ci_high_ns: at(0.975),
+        })
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_interval_bracket_the_data() {
+        let samples: Vec<f64> = (1..=21).map(|i| i as f64 * 10.0).collect();
+        let s = Stats::of(&samples).unwrap();
+        assert_eq!(s.samples, 21);
+        assert_eq!(s.median_ns, 110.0);
+        assert!(s.ci_low_ns <= 110.0 && s.ci_high_ns >= 110.0);
+        assert!(s.ci_low_ns >= 10.0 && s.ci_high_ns <= 210.0);
+        assert!(s.ci_high_ns - s.ci_low_ns < 200.0);
+    }
+
+    #[test]
+    fn identical_samples_have_a_zero_width_interval() {
+        let s = Stats::of(&[5.0; 10]).unwrap();
+        assert_eq!((s.median_ns, s.ci_low_ns, s.ci_high_ns), (5.0, 5.0, 5.0));
+    }
+
+    #[test]
+    fn bad_samples_are_dropped() {
+        assert!(Stats::of(&[]).is_none());
+        assert!(Stats::of(&[f64::NAN, 0.0]).is_none());
+        assert_eq!(Stats::of(&[f64::NAN, 4.0, 6.0]).unwrap().median_ns, 5.0);
+    }
+}

@@ -1,0 +1,438 @@
+//! Result rows and the result folder: `run.json` (provenance), `kernels.csv` (one row per
+//! benchmark and variant, appended as each benchmark finishes) and `results.json` (the same
+//! rows for programs). Writes are append-only with whole lines, or atomic (temporary file
+//! and rename), so an interrupted run leaves a valid folder.
+
+pub mod csv_cells;
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::gpu::AdapterSummary;
+use crate::measure::TimingMethod;
+use crate::shape::DType;
+use csv_cells::{Cell, CsvRow};
+
+/// Version of the result folder layout; bump when a column changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What happened to one (benchmark, variant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Verified and measured.
+    Ok,
+    /// Compilation, execution or verification failed: never timed, never priced.
+    Failed,
+    /// Not run: beyond the adapter's limits, a missing feature, or the suite's time budget.
+    Skipped,
+    /// The device did not finish within the time limit.
+    Timeout,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Timeout => "timeout",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "ok" => Status::Ok,
+            "failed" => Status::Failed,
+            "skipped" => Status::Skipped,
+            "timeout" => Status::Timeout,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row of `kernels.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelRow {
+    /// `kernel/dtype/shape`: the natural key with `variant` and the adapter.
+    pub benchmark: String,
+    pub kernel: String,
+    pub variant: String,
+    pub dtype: DType,
+    pub shape: String,
+    pub adapter: String,
+    pub backend: String,
+    pub driver: String,
+    pub timing: Option<TimingMethod>,
+    pub samples: Option<u64>,
+    pub median_ns: Option<f64>,
+    pub ci_low_ns: Option<f64>,
+    pub ci_high_ns: Option<f64>,
+    pub flops: u64,
+    pub bytes: u64,
+    pub gflops: Option<f64>,
+    pub gbps: Option<f64>,
+    /// Achieved FLOP/s over the accelerator's spec-sheet peak for the dtype, in percent.
+    pub pct_of_peak: Option<f64>,
+    pub verified: bool,
+    pub max_rel_err: Option<f64>,
+    pub status: Status,
+    /// The fastest verified variant of its benchmark on this adapter.
+    pub chosen: bool,
+    pub note: String,
+}
+
+impl KernelRow {
+    /// Fill the derived throughput columns from the median time.
+    pub fn with_time(mut self, median_ns: f64, ci_low_ns: f64, ci_high_ns: f64) -> Self {
+        self.median_ns = Some(median_ns);
+        self.ci_low_ns = Some(ci_low_ns);
+        self.ci_high_ns = Some(ci_high_ns);
+        self.gflops = Some(self.flops as f64 / median_ns);
+        self.gbps = Some(self.bytes as f64 / median_ns);
+        self
+    }
+}
+
+const KERNEL_HEADER: &[&str] = &[
+    "benchmark",
+    "kernel",
+    "variant",
+    "dtype",
+    "shape",
+    "adapter",
+    "backend",
+    "driver",
+    "timing",
+    "samples",
+    "median_ns",
+    "ci_low_ns",
+    "ci_high_ns",
+    "flops",
+    "bytes",
+    "gflops",
+    "gbps",
+    "pct_of_peak",
+    "verified",
+    "max_rel_err",
+    "status",
+    "chosen",
+    "note",
+];
+
+impl CsvRow for KernelRow {
+    fn header() -> &'static [&'static str] {
+        KERNEL_HEADER
+    }
+
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            Cell::Text(self.benchmark.clone()),
+            Cell::Text(self.kernel.clone()),
+            Cell::Text(self.variant.clone()),
+            Cell::Text(self.dtype.to_string()),
+            Cell::Text(self.shape.clone()),
+            Cell::Text(self.adapter.clone()),
+            Cell::Text(self.backend.clone()),
+            Cell::Text(self.driver.clone()),
+            Cell::Text(self.timing.map(|t| t.to_string()).unwrap_or_default()),
+            Cell::Int(self.samples),
+            Cell::Num(self.median_ns),
+            Cell::Num(self.ci_low_ns),
+            Cell::Num(self.ci_high_ns),
+            Cell::Int(Some(self.flops)),
+            Cell::Int(Some(self.bytes)),
+            Cell::Num(self.gflops),
+            Cell::Num(self.gbps),
+            Cell::Num(self.pct_of_peak),
+            Cell::Bool(self.verified),
+            Cell::Num(self.max_rel_err),
+            Cell::Text(self.status.to_string()),
+            Cell::Bool(self.chosen),
+            Cell::Text(self.note.clone()),
+        ]
+    }
+}
+
+/// Read a `kernels.csv`, checking every cell; errors name file, line and column.
+pub fn read_kernel_rows(path: &Path) -> Result<Vec<KernelRow>> {
+    let text = fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let bad = |line: u64, column: usize, what: String| {
+        Error::BadFile {
+        path: path.to_path_buf(),
+        line,
+        column: column as u64 + 1,
+        what,
+        fix: "This file is written by priceperf; restore it from a copy or rerun the benchmarks (priceperf run --resume rewrites missing rows)".into(),
+    }
+    };
+    let header = reader
+        .headers()
+        .map_err(|e| bad(1, 0, format!("unreadable header: {e}")))?
+        .clone();
+    for (i, name) in KERNEL_HEADER.iter().enumerate() {
+        if header.get(i) != Some(name) {
+            return Err(bad(
+                1,
+                i,
+                format!(
+                    "expected column `{name}`, found `{}`",
+                    header.get(i).unwrap_or("")
+                ),
+            ));
+        }
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            bad(line, 0, format!("malformed CSV: {e}"))
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        let text = |i: usize| csv_cells::unescape_text(record.get(i).unwrap_or(""));
+        let num = |i: usize| -> Result<Option<f64>> {
+            let s = record.get(i).unwrap_or("");
+            if s.is_empty() {
+                return Ok(None);
+            }
+            s.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .map(Some)
+                .ok_or_else(|| {
+                    bad(
+                        line,
+                        i,
+                        format!("`{s}` in column `{}` is not a number", KERNEL_HEADER[i]),
+                    )
+                })
+        };
+        let int = |i: usize| -> Result<Option<u64>> {
+            let s = record.get(i).unwrap_or("");
+            if s.is_empty() {
+                return Ok(None);
+            }
+            s.parse::<u64>().map(Some).map_err(|_| {
+                bad(
+                    line,
+                    i,
+                    format!(
+                        "`{s}` in column `{}` is not a whole number",
+                        KERNEL_HEADER[i]
+                    ),
+                )
+            })
+        };
+        let boolean = |i: usize| -> Result<bool> {
+            match record.get(i).unwrap_or("") {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                s => Err(bad(
+                    line,
+                    i,
+                    format!(
+                        "`{s}` in column `{}` is not true or false",
+                        KERNEL_HEADER[i]
+                    ),
+                )),
+            }
+        };
+        if record.len() != KERNEL_HEADER.len() {
+            return Err(bad(
+                line,
+                record.len().min(KERNEL_HEADER.len()),
+                format!("{} cells, expected {}", record.len(), KERNEL_HEADER.len()),
+            ));
+        }
+        let dtype: DType = text(3)
+            .parse()
+            .map_err(|_| bad(line, 3, format!("unknown dtype `{}`", text(3))))?;
+        let timing = match text(8).as_str() {
+            "" => None,
+            "device" => Some(TimingMethod::Device),
+            "wall" => Some(TimingMethod::Wall),
+            s => return Err(bad(line, 8, format!("timing `{s}` is not device or wall"))),
+        };
+        let status = Status::parse(&text(20)).ok_or_else(|| {
+            bad(
+                line,
+                20,
+                format!(
+                    "status `{}` is not ok, failed, skipped or timeout",
+                    text(20)
+                ),
+            )
+        })?;
+        rows.push(KernelRow {
+            benchmark: text(0),
+            kernel: text(1),
+            variant: text(2),
+            dtype,
+            shape: text(4),
+            adapter: text(5),
+            backend: text(6),
+            driver: text(7),
+            timing,
+            samples: int(9)?,
+            median_ns: num(10)?,
+            ci_low_ns: num(11)?,
+            ci_high_ns: num(12)?,
+            flops: int(13)?.unwrap_or(0),
+            bytes: int(14)?.unwrap_or(0),
+            gflops: num(15)?,
+            gbps: num(16)?,
+            pct_of_peak: num(17)?,
+            verified: boolean(18)?,
+            max_rel_err: num(19)?,
+            status,
+            chosen: boolean(21)?,
+            note: text(22),
+        });
+    }
+    Ok(rows)
+}
+
+/// Provenance of a run: `run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub started: String,
+    pub finished: Option<String>,
+    pub git_commit: Option<String>,
+    pub host: String,
+    pub os: String,
+    pub cpu_threads: usize,
+    pub priceperf_version: String,
+    pub wgpu_version: String,
+    pub adapter: AdapterSummary,
+    pub settings: serde_json::Value,
+}
+
+/// Append CSV rows to a file, writing the header first when the file is new or empty. Each
+/// call is one write of whole lines followed by a flush to disk, so a crash leaves a valid
+/// prefix.
+pub fn append_rows<R: CsvRow>(path: &Path, rows: &[R]) -> Result<()> {
+    let fresh = fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true);
+    let text = csv_cells::encode(rows, fresh);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| Error::io("append to", path, e))?;
+    f.sync_data().map_err(|e| Error::io("sync", path, e))
+}
+
+/// Write a whole file atomically: a temporary file in the same folder, then a rename.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp: PathBuf = path.with_extension(format!(
+        "{}.tmp{}",
+        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
+        std::process::id()
+    ));
+    {
+        let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        f.write_all(contents)
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
+    }
+    fs::rename(&tmp, path).map_err(|e| Error::io("rename into", path, e))
+}
+
+/// Everything a run produced, as written to `results.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultSet {
+    pub run: RunInfo,
+    pub kernels: Vec<KernelRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn row(variant: &str, status: Status) -> KernelRow {
+        KernelRow {
+            benchmark: "matmul/f32/m=8,n=8,k=8".into(),
+            kernel: "matmul".into(),
+            variant: variant.into(),
+            dtype: DType::F32,
+            shape: "m=8,n=8,k=8".into(),
+            adapter: "=cmd|' /C calc'!A0".into(),
+            backend: "vulkan".into(),
+            driver: "llvmpipe".into(),
+            timing: Some(TimingMethod::Device),
+            samples: Some(10),
+            median_ns: None,
+            ci_low_ns: None,
+            ci_high_ns: None,
+            flops: 1024,
+            bytes: 768,
+            gflops: None,
+            gbps: None,
+            pct_of_peak: None,
+            verified: status == Status::Ok,
+            max_rel_err: Some(1.5e-7),
+            status,
+            chosen: false,
+            note: "a, \"quoted\"\nnote".into(),
+        }
+        .with_time(1000.0, 900.0, 1100.0)
+    }
+
+    #[test]
+    fn kernel_rows_round_trip_through_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kernels.csv");
+        let rows = vec![row("naive", Status::Ok), row("reg", Status::Failed)];
+        append_rows(&path, &rows[..1]).unwrap();
+        append_rows(&path, &rows[1..]).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches("benchmark,kernel").count(), 1, "one header");
+        assert!(text.contains("'=cmd"), "injection escaped: {text}");
+        assert_eq!(read_kernel_rows(&path).unwrap(), rows);
+    }
+
+    #[test]
+    fn malformed_rows_name_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kernels.csv");
+        append_rows(&path, &[row("naive", Status::Ok)]).unwrap();
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace(",1000,900,", ",fast,900,");
+        fs::write(&path, text).unwrap();
+        let err = read_kernel_rows(&path).unwrap_err().to_string();
+        assert!(err.contains("kernels.csv:2:11"), "{err}");
+        assert!(err.contains("median_ns"), "{err}");
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.json");
+        write_atomic(&path, b"old").unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
+}

@@ -1,0 +1,510 @@
+//! The run loop: opens the adapter, then for each benchmark prepares, verifies and measures
+//! every variant, marks the fastest verified one as chosen, and appends the benchmark's rows
+//! to the result folder before moving on. `cargo bench` and `priceperf run` both call
+//! [`run`] with their own criterion instance.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use regex::Regex;
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::kernels::matmul::{MatmulInputs, MatmulVariant};
+use crate::kernels::{PrepareError, Program};
+use crate::measure::criterion_glue::{measure, Measured, Sampling};
+use crate::measure::{run_and_read, DeviceTrouble, Stats, Timer};
+use crate::results::{self, KernelRow, ResultSet, RunInfo, Status};
+use crate::suite::{benchmarks, Benchmark, Op, SuiteName};
+use crate::verify;
+
+/// What to run and where to write it.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub suite: SuiteName,
+    /// Only benchmarks whose id matches.
+    pub filter: Option<Regex>,
+    /// Explicit benchmarks (`--kernel --shape`); replaces the suite's list when non-empty.
+    pub custom: Vec<Benchmark>,
+    /// Adapter name substring (see [`crate::gpu::select`]).
+    pub adapter: Option<String>,
+    /// Result folder; default `results/runs/<timestamp>-<adapter>`.
+    pub out: Option<PathBuf>,
+    /// Continue a folder, running only benchmarks that have no rows yet.
+    pub resume: bool,
+    /// Sampling settings; default by adapter class.
+    pub sampling: Option<Sampling>,
+    /// Longest one submission may run before it counts as hung.
+    pub timeout: Duration,
+    /// Seed for the input data.
+    pub seed: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            suite: SuiteName::Standard,
+            filter: None,
+            custom: Vec::new(),
+            adapter: None,
+            out: None,
+            resume: false,
+            sampling: None,
+            timeout: Duration::from_secs(60),
+            seed: 42,
+        }
+    }
+}
+
+/// What a run produced.
+pub struct RunOutcome {
+    pub dir: PathBuf,
+    pub rows: Vec<KernelRow>,
+    pub info: RunInfo,
+}
+
+impl RunOutcome {
+    /// Rows whose verification or execution failed (exit code 1).
+    pub fn failures(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| matches!(r.status, Status::Failed | Status::Timeout))
+            .count()
+    }
+}
+
+/// Removes the folder's lock file when the run ends, however it ends.
+struct FolderLock(PathBuf);
+
+impl FolderLock {
+    fn take(dir: &Path) -> Result<FolderLock> {
+        let path = dir.join(".lock");
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                let _ = write!(f, "{}", std::process::id());
+                Ok(FolderLock(path))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let pid = fs::read_to_string(&path).unwrap_or_default();
+                let alive = !pid.trim().is_empty() && Path::new("/proc").join(pid.trim()).exists();
+                if alive || !Path::new("/proc").exists() {
+                    return Err(Error::bad_input(
+                        format!(
+                            "{} is being written by another run (process {})",
+                            dir.display(),
+                            pid.trim()
+                        ),
+                        format!(
+                            "Wait for it to finish, or remove {} if that process is gone.",
+                            path.display()
+                        ),
+                    ));
+                }
+                // The process that held it is gone: a crashed run. Take the lock over.
+                fs::remove_file(&path).map_err(|e| Error::io("remove stale lock", &path, e))?;
+                FolderLock::take(dir)
+            }
+            Err(e) => Err(Error::io("create", &path, e)),
+        }
+    }
+}
+
+impl Drop for FolderLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// Run the configured benchmarks and write the result folder.
+pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> {
+    let mut gpu = Gpu::open(config.adapter.as_deref())?;
+    let summary = gpu.summary.clone();
+    let started = chrono::Utc::now();
+    let dir = match &config.out {
+        Some(d) => d.clone(),
+        None => PathBuf::from("results/runs").join(format!(
+            "{}-{}",
+            started.format("%Y%m%dT%H%M%SZ"),
+            summary.slug()
+        )),
+    };
+    fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    let _lock = FolderLock::take(&dir)?;
+    let kernels_csv = dir.join("kernels.csv");
+    let mut rows = Vec::new();
+    if kernels_csv.exists() {
+        if !config.resume {
+            return Err(Error::bad_input(
+                format!("{} already holds results", dir.display()),
+                "Pass --resume to continue that run, or choose another folder with --out.",
+            ));
+        }
+        rows = results::read_kernel_rows(&kernels_csv)?;
+    }
+
+    let mut list = if config.custom.is_empty() {
+        benchmarks(config.suite, &summary)
+    } else {
+        config.custom.clone()
+    };
+    if let Some(re) = &config.filter {
+        let before: Vec<String> = list.iter().map(Benchmark::id).collect();
+        list.retain(|b| re.is_match(&b.id()));
+        if list.is_empty() {
+            return Err(Error::bad_input(
+                format!(
+                    "--filter `{re}` matches none of the {} benchmarks of the {} suite",
+                    before.len(),
+                    config.suite
+                ),
+                format!(
+                    "Benchmark ids look like: {}",
+                    before
+                        .iter()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    let done: std::collections::HashSet<String> =
+        rows.iter().map(|r| r.benchmark.clone()).collect();
+    let todo: Vec<Benchmark> = list
+        .into_iter()
+        .filter(|b| !done.contains(&b.id()))
+        .collect();
+
+    let sampling = config
+        .sampling
+        .clone()
+        .unwrap_or_else(|| Sampling::for_adapter(summary.is_cpu()));
+    let mut info = RunInfo {
+        schema_version: results::SCHEMA_VERSION,
+        run_id: format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), summary.slug()),
+        started: started.to_rfc3339(),
+        finished: None,
+        git_commit: git_commit(),
+        host: hostname(),
+        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        cpu_threads: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        priceperf_version: env!("CARGO_PKG_VERSION").into(),
+        wgpu_version: "30".into(),
+        adapter: summary.clone(),
+        settings: serde_json::json!({
+            "suite": config.suite.to_string(),
+            "filter": config.filter.as_ref().map(|r| r.to_string()),
+            "custom": config.custom.iter().map(Benchmark::id).collect::<Vec<_>>(),
+            "sample_size": sampling.sample_size,
+            "warm_up_s": sampling.warm_up.as_secs_f64(),
+            "measurement_s": sampling.measurement.as_secs_f64(),
+            "timeout_s": config.timeout.as_secs_f64(),
+            "seed": config.seed,
+            "checked_shaders": crate::kernels::checked_shaders(),
+            "LP_NUM_THREADS": std::env::var("LP_NUM_THREADS").ok(),
+            "LP_NATIVE_VECTOR_WIDTH": std::env::var("LP_NATIVE_VECTOR_WIDTH").ok(),
+        }),
+    };
+    if config.resume && dir.join("run.json").exists() {
+        // Keep the original run's identity and start time.
+        if let Ok(old) = read_run_info(&dir.join("run.json")) {
+            info.run_id = old.run_id;
+            info.started = old.started;
+        }
+    }
+    write_json(&dir.join("run.json"), &info)?;
+
+    eprintln!(
+        "priceperf: {} benchmarks on {} ({}, {}), timing by {}; results in {}",
+        todo.len(),
+        summary.name,
+        summary.backend,
+        summary.device_type,
+        Timer::new(&gpu, config.timeout).method(),
+        dir.display()
+    );
+    let budget = if config.custom.is_empty() {
+        config.suite.variant_budget_s()
+    } else {
+        None
+    };
+    let run_start = Instant::now();
+    for (i, bench) in todo.iter().enumerate() {
+        eprintln!(
+            "[{}/{}] {} (elapsed {:.0} s)",
+            i + 1,
+            todo.len(),
+            bench.id(),
+            run_start.elapsed().as_secs_f64()
+        );
+        let new_rows = run_benchmark(&mut gpu, criterion, &sampling, config, budget, bench);
+        results::append_rows(&kernels_csv, &new_rows)?;
+        for r in &new_rows {
+            eprintln!("    {}", crate::report::kernel_line(r));
+        }
+        rows.extend(new_rows);
+    }
+
+    info.finished = Some(chrono::Utc::now().to_rfc3339());
+    write_json(&dir.join("run.json"), &info)?;
+    write_json(
+        &dir.join("results.json"),
+        &ResultSet {
+            run: info.clone(),
+            kernels: rows.clone(),
+        },
+    )?;
+    Ok(RunOutcome { dir, rows, info })
+}
+
+/// Every variant of one benchmark, then the chosen mark on the fastest verified one.
+fn run_benchmark(
+    gpu: &mut Gpu,
+    criterion: &mut Criterion,
+    sampling: &Sampling,
+    config: &RunConfig,
+    budget_s: Option<f64>,
+    bench: &Benchmark,
+) -> Vec<KernelRow> {
+    let mut rows = Vec::new();
+    match bench.op {
+        Op::Matmul(shape) => {
+            let inputs = MatmulInputs::random(&shape, bench.dtype, config.seed);
+            for variant in MatmulVariant::all() {
+                let blank = blank_row(gpu, bench, &variant.name());
+                let prepared = variant.prepare(gpu, &shape, bench.dtype, &inputs);
+                let row = run_variant(
+                    gpu,
+                    criterion,
+                    sampling,
+                    config,
+                    budget_s,
+                    bench,
+                    blank,
+                    prepared,
+                    |out| verify::matmul::check(&shape, bench.dtype, &inputs, out, config.seed),
+                );
+                rows.push(row);
+            }
+        }
+    }
+    if let Some(best) = rows
+        .iter_mut()
+        .filter(|r| r.status == Status::Ok)
+        .min_by(|a, b| {
+            a.median_ns
+                .unwrap_or(f64::MAX)
+                .total_cmp(&b.median_ns.unwrap_or(f64::MAX))
+        })
+    {
+        best.chosen = true;
+    }
+    rows
+}
+
+fn blank_row(gpu: &Gpu, bench: &Benchmark, variant: &str) -> KernelRow {
+    KernelRow {
+        benchmark: bench.id(),
+        kernel: bench.op.kernel().into(),
+        variant: variant.into(),
+        dtype: bench.dtype,
+        shape: bench.op.shape(),
+        adapter: gpu.summary.name.clone(),
+        backend: gpu.summary.backend.clone(),
+        driver: format!("{} {}", gpu.summary.driver, gpu.summary.driver_info)
+            .trim()
+            .to_string(),
+        timing: None,
+        samples: None,
+        median_ns: None,
+        ci_low_ns: None,
+        ci_high_ns: None,
+        flops: bench.op.flops(),
+        bytes: bench.op.bytes(bench.dtype),
+        gflops: None,
+        gbps: None,
+        pct_of_peak: None,
+        verified: false,
+        max_rel_err: None,
+        status: Status::Skipped,
+        chosen: false,
+        note: String::new(),
+    }
+}
+
+/// Verify, then measure, one prepared variant.
+#[allow(clippy::too_many_arguments)]
+fn run_variant(
+    gpu: &mut Gpu,
+    criterion: &mut Criterion,
+    sampling: &Sampling,
+    config: &RunConfig,
+    budget_s: Option<f64>,
+    bench: &Benchmark,
+    mut row: KernelRow,
+    prepared: std::result::Result<Program, PrepareError>,
+    check: impl Fn(&crate::kernels::HostTensor) -> verify::Verdict,
+) -> KernelRow {
+    let program = match prepared {
+        Ok(p) => p,
+        Err(PrepareError::Unsupported(why)) => {
+            row.status = Status::Skipped;
+            row.note = why;
+            return row;
+        }
+        Err(PrepareError::Failed(why)) => {
+            row.status = Status::Failed;
+            row.note = format!("compile: {why}");
+            return row;
+        }
+    };
+    let t0 = Instant::now();
+    let output = match run_and_read(gpu, &program, config.timeout) {
+        Ok(o) => o,
+        Err(trouble) => return device_trouble(gpu, row, trouble),
+    };
+    let first_run_s = t0.elapsed().as_secs_f64();
+    let verdict = check(&output);
+    row.max_rel_err = Some(verdict.max_err).filter(|e| e.is_finite());
+    if !verdict.passed {
+        row.status = Status::Failed;
+        row.note = format!("verification: {}", verdict.failure.unwrap_or_default());
+        return row;
+    }
+    row.verified = true;
+    if let Some(budget) = budget_s {
+        // Criterion takes at least one iteration per sample plus warm-up.
+        let estimate = first_run_s * (sampling.sample_size as f64 + 1.0);
+        if estimate > budget {
+            row.status = Status::Skipped;
+            row.note = format!(
+                "verified, but measuring would take about {estimate:.0} s, over the suite's {budget:.0} s per variant; run --suite full or --kernel {} --shape {} to measure it",
+                bench.op.kernel(),
+                bench.op.shape()
+            );
+            return row;
+        }
+    }
+    let timer = Timer::new(gpu, config.timeout);
+    row.timing = Some(timer.method());
+    let gpu_ref: &Gpu = gpu;
+    let measured = measure(
+        criterion,
+        &row.benchmark,
+        &row.variant,
+        bench.op.flops(),
+        sampling,
+        |iters| timer.time(gpu_ref, &program, iters),
+    );
+    match measured {
+        Measured::Samples(samples) => match Stats::of(&samples) {
+            Some(stats) => {
+                row.samples = Some(stats.samples as u64);
+                row.status = Status::Ok;
+                row.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns)
+            }
+            None => {
+                row.status = Status::Failed;
+                row.note = "every sample was zero or not finite; the timer is unusable (try PRICEPERF_TIMING=wall)".into();
+                row
+            }
+        },
+        Measured::NotRun => {
+            row.status = Status::Skipped;
+            row.note =
+                "verified; not measured (filtered out by criterion's command line or test mode)"
+                    .into();
+            row
+        }
+        Measured::Trouble(t) => device_trouble(gpu, row, t),
+    }
+}
+
+/// Record device trouble in the row and, if the device is gone, open a fresh one so the run
+/// continues with the next variant.
+fn device_trouble(gpu: &mut Gpu, mut row: KernelRow, trouble: DeviceTrouble) -> KernelRow {
+    row.status = match trouble {
+        DeviceTrouble::Timeout(_) => Status::Timeout,
+        DeviceTrouble::Lost(_) => Status::Failed,
+    };
+    row.note = format!("device: {trouble}");
+    if matches!(trouble, DeviceTrouble::Lost(_)) || gpu.is_lost() {
+        match Gpu::on(gpu.adapter.clone()) {
+            Ok(fresh) => {
+                *gpu = fresh;
+                row.note.push_str(" (device recreated)");
+            }
+            Err(e) => row
+                .note
+                .push_str(&format!(" (could not recreate the device: {e})")),
+        }
+    }
+    row
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::Gpu(format!("serialising {}: {e}", path.display())))?;
+    results::write_atomic(path, &text)
+}
+
+/// Read a result folder's `run.json`.
+pub fn read_run_info(path: &Path) -> Result<RunInfo> {
+    let text = fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::BadFile {
+        path: path.to_path_buf(),
+        line: e.line() as u64,
+        column: e.column() as u64,
+        what: format!("not a priceperf run.json: {e}"),
+        fix: "Point at a folder written by `priceperf run` or `cargo bench`".into(),
+    })
+}
+
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Move a finished result folder aside to `results/runs/<its run id>` so a new run can use
+/// its path without losing anything.
+pub fn archive_folder(dir: &Path) -> Result<PathBuf> {
+    let id = read_run_info(&dir.join("run.json"))
+        .map(|i| i.run_id)
+        .unwrap_or_else(|_| format!("archived-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")));
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let runs = parent.join("runs");
+    fs::create_dir_all(&runs).map_err(|e| Error::io("create", &runs, e))?;
+    let mut target = runs.join(&id);
+    let mut n = 2;
+    while target.exists() {
+        target = runs.join(format!("{id}-{n}"));
+        n += 1;
+    }
+    fs::rename(dir, &target).map_err(|e| Error::io("move aside", dir, e))?;
+    eprintln!(
+        "priceperf: moved the previous {} to {}",
+        dir.display(),
+        target.display()
+    );
+    Ok(target)
+}

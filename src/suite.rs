@@ -1,0 +1,261 @@
+//! What runs: the one benchmark list shared by `cargo bench` and `priceperf run`.
+//!
+//! A benchmark is an op at a shape and dtype; the runner tries every applicable variant of
+//! it. Suites are sized per adapter class: software adapters (lavapipe) get shapes that
+//! finish in minutes, GPUs get shapes big enough to fill them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::gpu::AdapterSummary;
+use crate::shape::{DType, MatmulShape};
+
+/// Which list to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SuiteName {
+    /// Minutes on lavapipe: a few shapes, for smoke tests and CI.
+    Quick,
+    /// The default for `cargo bench`: the shapes that decide throughput and price.
+    Standard,
+    /// Everything, without a time budget per variant.
+    Full,
+}
+
+impl SuiteName {
+    /// The longest a single variant may take to measure (estimated from its verification
+    /// run) before it is skipped; the naive reference at 2048³ on lavapipe would otherwise
+    /// take minutes.
+    pub fn variant_budget_s(self) -> Option<f64> {
+        match self {
+            SuiteName::Quick => Some(15.0),
+            SuiteName::Standard => Some(60.0),
+            SuiteName::Full => None,
+        }
+    }
+}
+
+impl fmt::Display for SuiteName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SuiteName::Quick => "quick",
+            SuiteName::Standard => "standard",
+            SuiteName::Full => "full",
+        })
+    }
+}
+
+impl FromStr for SuiteName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "quick" => Ok(SuiteName::Quick),
+            "standard" => Ok(SuiteName::Standard),
+            "full" => Ok(SuiteName::Full),
+            other => Err(Error::bad_input(
+                format!("unknown suite `{other}`"),
+                "Use quick, standard or full.",
+            )),
+        }
+    }
+}
+
+/// The op a benchmark measures, at its exact shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    Matmul(MatmulShape),
+}
+
+impl Op {
+    pub fn kernel(&self) -> &'static str {
+        match self {
+            Op::Matmul(_) => "matmul",
+        }
+    }
+
+    pub fn shape(&self) -> String {
+        match self {
+            Op::Matmul(s) => s.to_string(),
+        }
+    }
+
+    pub fn flops(&self) -> u64 {
+        match self {
+            Op::Matmul(s) => s.flops(),
+        }
+    }
+
+    pub fn bytes(&self, dtype: DType) -> u64 {
+        match self {
+            Op::Matmul(s) => s.bytes(dtype),
+        }
+    }
+
+    /// Parse `--kernel NAME --shape SPEC`.
+    pub fn parse(kernel: &str, spec: &str) -> Result<Op> {
+        match kernel.trim().to_ascii_lowercase().as_str() {
+            "matmul" => Ok(Op::Matmul(spec.parse()?)),
+            other => Err(Error::bad_input(
+                format!("unknown kernel `{other}`"),
+                "Use --kernel matmul (with --shape m=..,n=..,k=..).",
+            )),
+        }
+    }
+}
+
+/// One benchmark: an op at a shape in a dtype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Benchmark {
+    pub op: Op,
+    pub dtype: DType,
+}
+
+impl Benchmark {
+    pub fn new(op: Op, dtype: DType) -> Self {
+        Benchmark { op, dtype }
+    }
+
+    /// `kernel/dtype/shape`, the `benchmark` column and the criterion id.
+    pub fn id(&self) -> String {
+        format!("{}/{}/{}", self.op.kernel(), self.dtype, self.op.shape())
+    }
+}
+
+fn square(n: u32) -> Op {
+    Op::Matmul(MatmulShape::new(n, n, n))
+}
+
+/// The suite's benchmarks for this adapter, in run order.
+pub fn benchmarks(suite: SuiteName, adapter: &AdapterSummary) -> Vec<Benchmark> {
+    use DType::{F16, F32};
+    let cpu = adapter.is_cpu();
+    let mut list = Vec::new();
+    let mut add = |op: Op, dtypes: &[DType]| {
+        for &d in dtypes {
+            list.push(Benchmark::new(op, d));
+        }
+    };
+    match (suite, cpu) {
+        (SuiteName::Quick, true) => {
+            add(square(256), &[F32]);
+            add(square(1024), &[F32, F16]);
+            add(Op::Matmul(MatmulShape::new(97, 61, 131)), &[F32]);
+        }
+        (SuiteName::Quick, false) => {
+            add(square(1024), &[F32]);
+            add(square(4096), &[F32, F16]);
+            add(Op::Matmul(MatmulShape::new(97, 61, 131)), &[F32]);
+        }
+        (SuiteName::Standard, true) => {
+            for n in [256, 512, 1024, 2048] {
+                add(square(n), &[F32]);
+            }
+            add(square(1024), &[F16]);
+            add(
+                Op::Matmul(MatmulShape::new(1024, 1024, 1024).transposed_b()),
+                &[F32],
+            );
+            add(
+                Op::Matmul(MatmulShape::new(128, 128, 128).batched(8)),
+                &[F32],
+            );
+        }
+        (SuiteName::Standard, false) => {
+            for n in [1024, 2048, 4096, 8192] {
+                add(square(n), &[F32, F16]);
+            }
+            add(
+                Op::Matmul(MatmulShape::new(4096, 4096, 4096).transposed_b()),
+                &[F32],
+            );
+            add(
+                Op::Matmul(MatmulShape::new(512, 512, 512).batched(16)),
+                &[F32],
+            );
+        }
+        (SuiteName::Full, _) => {
+            let sizes: &[u32] = if cpu {
+                &[256, 512, 1024, 2048]
+            } else {
+                &[512, 1024, 2048, 4096, 8192]
+            };
+            for &n in sizes {
+                add(square(n), &[F32, F16]);
+                add(
+                    Op::Matmul(MatmulShape::new(n, n, n).transposed_b()),
+                    &[F32, F16],
+                );
+            }
+            add(Op::Matmul(MatmulShape::new(97, 61, 131)), &[F32, F16]);
+            add(
+                Op::Matmul(MatmulShape::new(128, 128, 128).batched(8)),
+                &[F32],
+            );
+        }
+    }
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adapter(cpu: bool) -> AdapterSummary {
+        AdapterSummary {
+            name: "test".into(),
+            backend: "vulkan".into(),
+            device_type: if cpu { "cpu" } else { "discrete" }.into(),
+            driver: String::new(),
+            driver_info: String::new(),
+            vendor_id: 0,
+            device_id: 0,
+            timestamps: true,
+            f16: true,
+            subgroups: true,
+            subgroup_min_size: 8,
+            subgroup_max_size: 8,
+            max_workgroup_storage_bytes: 32768,
+            max_invocations_per_workgroup: 1024,
+            max_workgroups_per_dimension: 65535,
+            max_storage_binding_bytes: 1 << 27,
+            max_buffer_bytes: 1 << 31,
+        }
+    }
+
+    #[test]
+    fn ids_are_unique_in_every_suite() {
+        for suite in [SuiteName::Quick, SuiteName::Standard, SuiteName::Full] {
+            for cpu in [true, false] {
+                let list = benchmarks(suite, &adapter(cpu));
+                let ids: std::collections::BTreeSet<String> =
+                    list.iter().map(Benchmark::id).collect();
+                assert_eq!(ids.len(), list.len(), "{suite} cpu={cpu}");
+            }
+        }
+    }
+
+    #[test]
+    fn cpu_suites_stay_small() {
+        for suite in [SuiteName::Quick, SuiteName::Standard] {
+            for b in benchmarks(suite, &adapter(true)) {
+                assert!(b.op.flops() <= 2 * 2048u64.pow(3), "{}", b.id());
+            }
+        }
+    }
+
+    #[test]
+    fn custom_ops_parse() {
+        let op = Op::parse("matmul", "m=3,n=4,k=5").unwrap();
+        assert_eq!(
+            Benchmark::new(op, DType::F32).id(),
+            "matmul/f32/m=3,n=4,k=5"
+        );
+        assert!(Op::parse("conv", "m=1")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown kernel"));
+    }
+}

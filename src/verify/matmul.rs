@@ -1,0 +1,225 @@
+//! The matmul CPU reference and its check.
+
+use crate::kernels::matmul::MatmulInputs;
+use crate::kernels::HostTensor;
+use crate::shape::{DType, MatmulShape};
+
+use super::{Rng, Verdict};
+
+/// Check every element when the reference costs at most this many multiply-adds; above it,
+/// check full first/last rows and columns plus random elements.
+const FULL_CHECK_MACS: u64 = 1 << 26;
+const RANDOM_SAMPLES: u64 = 1024;
+
+/// The f64 reference value and Σ|a||b| for one element of C.
+pub fn reference_element(
+    shape: &MatmulShape,
+    inputs: &MatmulInputs,
+    batch: u32,
+    row: u32,
+    col: u32,
+) -> (f64, f64) {
+    let (m, n, k) = (shape.m as usize, shape.n as usize, shape.k as usize);
+    let (batch, row, col) = (batch as usize, row as usize, col as usize);
+    let a0 = (batch * m + row) * k;
+    let mut sum = 0.0;
+    let mut mag = 0.0;
+    for i in 0..k {
+        let a = inputs.a.get(a0 + i);
+        let b = if shape.transpose_b {
+            inputs.b.get((batch * n + col) * k + i)
+        } else {
+            inputs.b.get((batch * k + i) * n + col)
+        };
+        sum += a * b;
+        mag += (a * b).abs();
+    }
+    (sum, mag)
+}
+
+/// The tolerance bound for `k` terms accumulated in f32 and stored as `dtype`.
+pub fn bound(k: u32, dtype: DType) -> f64 {
+    let u_acc = 2f64.powi(-24);
+    let u_out = match dtype {
+        DType::F32 => 2f64.powi(-24),
+        DType::F16 => 2f64.powi(-11),
+    };
+    8.0 * (k as f64).sqrt() * u_acc + u_out
+}
+
+/// Elements to compare: all of them for small problems, else the edges of the first and
+/// last batch (where tail handling lives) plus seeded random picks.
+pub fn elements_to_check(shape: &MatmulShape, seed: u64) -> Vec<(u32, u32, u32)> {
+    let (b, m, n) = (shape.batch, shape.m, shape.n);
+    if shape.c_len() * shape.k as u64 <= FULL_CHECK_MACS {
+        let mut all = Vec::with_capacity(shape.c_len() as usize);
+        for bi in 0..b {
+            for r in 0..m {
+                for c in 0..n {
+                    all.push((bi, r, c));
+                }
+            }
+        }
+        return all;
+    }
+    let mut picks = Vec::new();
+    for bi in [0, b - 1] {
+        for r in [0, m - 1] {
+            picks.extend((0..n).map(|c| (bi, r, c)));
+        }
+        for c in [0, n - 1] {
+            picks.extend((0..m).map(|r| (bi, r, c)));
+        }
+    }
+    let mut rng = Rng::new(seed);
+    for _ in 0..RANDOM_SAMPLES {
+        picks.push((
+            rng.below(b as u64) as u32,
+            rng.below(m as u64) as u32,
+            rng.below(n as u64) as u32,
+        ));
+    }
+    picks.sort_unstable();
+    picks.dedup();
+    picks
+}
+
+/// Compare a kernel's output with the f64 reference under [`bound`].
+pub fn check(
+    shape: &MatmulShape,
+    dtype: DType,
+    inputs: &MatmulInputs,
+    output: &HostTensor,
+    seed: u64,
+) -> Verdict {
+    let limit = bound(shape.k, dtype);
+    check_with(shape, inputs, output, seed, limit)
+}
+
+/// Exact comparison, for inputs from [`MatmulInputs::exact`] with f32 output: any
+/// difference is an indexing bug.
+pub fn check_exact(shape: &MatmulShape, inputs: &MatmulInputs, output: &HostTensor) -> Verdict {
+    check_with(shape, inputs, output, 0, 0.0)
+}
+
+fn check_with(
+    shape: &MatmulShape,
+    inputs: &MatmulInputs,
+    output: &HostTensor,
+    seed: u64,
+    limit: f64,
+) -> Verdict {
+    let mut verdict = Verdict {
+        passed: true,
+        max_err: 0.0,
+        bound: limit,
+        checked: 0,
+        failure: None,
+    };
+    if output.len() as u64 != shape.c_len() {
+        verdict.passed = false;
+        verdict.failure = Some(format!(
+            "output has {} elements, expected {}",
+            output.len(),
+            shape.c_len()
+        ));
+        return verdict;
+    }
+    for (b, r, c) in elements_to_check(shape, seed) {
+        let idx = ((b as u64 * shape.m as u64 + r as u64) * shape.n as u64 + c as u64) as usize;
+        let got = output.get(idx);
+        let (want, mag) = reference_element(shape, inputs, b, r, c);
+        verdict.checked += 1;
+        if !got.is_finite() {
+            verdict.passed = false;
+            verdict.max_err = f64::INFINITY;
+            verdict.failure = Some(format!(
+                "C[batch={b}, row={r}, col={c}] is {got} (expected {want:.6}); NaN means the kernel never wrote it"
+            ));
+            return verdict;
+        }
+        let err = (got - want).abs() / mag.max(f64::MIN_POSITIVE);
+        let err = if got == want { 0.0 } else { err };
+        verdict.max_err = verdict.max_err.max(err);
+        if err > limit && verdict.failure.is_none() {
+            verdict.passed = false;
+            verdict.failure = Some(format!(
+                "C[batch={b}, row={r}, col={c}] = {got} but the f64 reference is {want} (normalised error {err:.3e} > bound {limit:.3e})"
+            ));
+        }
+    }
+    verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpu_matmul(shape: &MatmulShape, inputs: &MatmulInputs) -> HostTensor {
+        let mut out = Vec::new();
+        for b in 0..shape.batch {
+            for r in 0..shape.m {
+                for c in 0..shape.n {
+                    out.push(reference_element(shape, inputs, b, r, c).0 as f32);
+                }
+            }
+        }
+        HostTensor::F32(out)
+    }
+
+    #[test]
+    fn reference_matches_a_hand_computed_case() {
+        // A = [[1, 2], [3, 4]], B = [[5, 6], [7, 8]] -> C = [[19, 22], [43, 50]].
+        let shape = MatmulShape::new(2, 2, 2);
+        let inputs = MatmulInputs {
+            a: HostTensor::F32(vec![1.0, 2.0, 3.0, 4.0]),
+            b: HostTensor::F32(vec![5.0, 6.0, 7.0, 8.0]),
+        };
+        assert_eq!(reference_element(&shape, &inputs, 0, 1, 0).0, 43.0);
+        // Bᵀ stored [n, k]: the same numbers read transposed give A·Bᵀ.
+        let t = shape.transposed_b();
+        assert_eq!(
+            reference_element(&t, &inputs, 0, 0, 1).0,
+            1.0 * 7.0 + 2.0 * 8.0
+        );
+    }
+
+    #[test]
+    fn a_correct_output_passes_and_a_wrong_one_fails() {
+        let shape = MatmulShape::new(5, 7, 9).batched(2);
+        let inputs = MatmulInputs::random(&shape, DType::F32, 1);
+        let good = cpu_matmul(&shape, &inputs);
+        assert!(check(&shape, DType::F32, &inputs, &good, 0).passed);
+
+        let HostTensor::F32(mut bad) = good.clone() else {
+            unreachable!()
+        };
+        bad[37] += 1e-3;
+        let v = check(&shape, DType::F32, &inputs, &HostTensor::F32(bad), 0);
+        assert!(!v.passed);
+        assert!(v.failure.unwrap().contains("batch=1"));
+
+        let HostTensor::F32(mut unwritten) = good else {
+            unreachable!()
+        };
+        unwritten[0] = f32::NAN;
+        let v = check(&shape, DType::F32, &inputs, &HostTensor::F32(unwritten), 0);
+        assert!(v.failure.unwrap().contains("never wrote"));
+    }
+
+    #[test]
+    fn bound_scales_with_k_and_dtype() {
+        assert!(bound(4096, DType::F32) > bound(16, DType::F32));
+        assert!(bound(16, DType::F16) > 100.0 * bound(16, DType::F32));
+        assert!(bound(4096, DType::F32) < 5e-5);
+    }
+
+    #[test]
+    fn big_shapes_are_sampled_with_their_edges() {
+        let shape = MatmulShape::new(1024, 1024, 1024);
+        let picks = elements_to_check(&shape, 3);
+        assert!(picks.len() < 10_000);
+        assert!(picks.contains(&(0, 1023, 1023)));
+        assert!(picks.contains(&(0, 512, 0)));
+    }
+}
