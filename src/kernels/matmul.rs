@@ -19,6 +19,8 @@ const NAIVE: &str = include_str!("../../kernels/matmul_naive.wgsl");
 const COMMON: &str = include_str!("../../kernels/matmul_common.wgsl");
 const REGBLOCK: &str = include_str!("../../kernels/matmul_regblock.wgsl");
 const TILED: &str = include_str!("../../kernels/matmul_tiled.wgsl");
+const SUBGROUP: &str = include_str!("../../kernels/matmul_subgroup.wgsl");
+const TEXTURE_COMMON: &str = include_str!("../../kernels/matmul_texture_common.wgsl");
 
 /// A matmul kernel and its tile parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,43 +41,83 @@ pub enum MatmulVariant {
         tm: u32,
         tn4: u32,
     },
+    /// Subgroup outer products: subgroups of `s` lanes, `nsg` per workgroup, each lane
+    /// loading `ra` A rows and owning `4·tn4` columns.
+    Subgroup {
+        s: u32,
+        nsg: u32,
+        ra: u32,
+        tn4: u32,
+    },
+    /// The register-tile kernel reading A and B from textures staged before timing.
+    Texture {
+        wx: u32,
+        wy: u32,
+        tm: u32,
+        tn4: u32,
+    },
 }
 
 impl MatmulVariant {
     /// Every variant the suite tries, in the order they are reported.
     pub fn all() -> Vec<MatmulVariant> {
+        use MatmulVariant::{Naive, Reg, Subgroup, Texture, Tiled};
         vec![
-            MatmulVariant::Naive,
-            MatmulVariant::Tiled {
+            Naive,
+            Tiled {
                 bm: 64,
                 bn: 64,
                 bk: 16,
                 tm: 4,
                 tn4: 1,
             },
-            MatmulVariant::Tiled {
+            Tiled {
                 bm: 128,
                 bn: 128,
                 bk: 8,
                 tm: 8,
                 tn4: 2,
             },
-            MatmulVariant::Reg {
+            Reg {
                 wx: 8,
                 wy: 8,
                 tm: 4,
                 tn4: 1,
             },
-            MatmulVariant::Reg {
-                wx: 8,
-                wy: 8,
-                tm: 4,
-                tn4: 2,
-            },
-            MatmulVariant::Reg {
+            Reg {
                 wx: 8,
                 wy: 8,
                 tm: 8,
+                tn4: 1,
+            },
+            Subgroup {
+                s: 8,
+                nsg: 8,
+                ra: 1,
+                tn4: 2,
+            },
+            Subgroup {
+                s: 8,
+                nsg: 8,
+                ra: 2,
+                tn4: 1,
+            },
+            Texture {
+                wx: 8,
+                wy: 8,
+                tm: 8,
+                tn4: 1,
+            },
+            Texture {
+                wx: 8,
+                wy: 8,
+                tm: 8,
+                tn4: 2,
+            },
+            Texture {
+                wx: 8,
+                wy: 4,
+                tm: 12,
                 tn4: 1,
             },
         ]
@@ -95,6 +137,12 @@ impl MatmulVariant {
             } => {
                 format!("tiled_{bm}x{bn}x{bk}_t{tm}x{}", 4 * tn4)
             }
+            MatmulVariant::Subgroup { s, nsg, ra, tn4 } => {
+                format!("subgroup{s}_x{nsg}_t{}x{}", s * ra, 4 * tn4)
+            }
+            MatmulVariant::Texture { wx, wy, tm, tn4 } => {
+                format!("texture_w{wx}x{wy}_t{tm}x{}", 4 * tn4)
+            }
         }
     }
 
@@ -104,6 +152,8 @@ impl MatmulVariant {
             MatmulVariant::Naive => "kernels/matmul_naive.wgsl",
             MatmulVariant::Reg { .. } => "kernels/matmul_regblock.wgsl",
             MatmulVariant::Tiled { .. } => "kernels/matmul_tiled.wgsl",
+            MatmulVariant::Subgroup { .. } => "kernels/matmul_subgroup.wgsl",
+            MatmulVariant::Texture { .. } => "kernels/matmul_texture_common.wgsl",
         }
     }
 
@@ -115,6 +165,8 @@ impl MatmulVariant {
             MatmulVariant::Tiled {
                 bm, bn, tm, tn4, ..
             } => (bn / (4 * tn4)) * (bm / tm),
+            MatmulVariant::Subgroup { s, nsg, .. } => s * nsg,
+            MatmulVariant::Texture { wx, wy, .. } => wx * wy,
         }
     }
 
@@ -130,8 +182,11 @@ impl MatmulVariant {
     pub fn workgroups(&self, shape: &MatmulShape) -> [u32; 3] {
         let (rows, cols) = match *self {
             MatmulVariant::Naive => (16, 16),
-            MatmulVariant::Reg { wx, wy, tm, tn4 } => (wy * tm, wx * 4 * tn4),
+            MatmulVariant::Reg { wx, wy, tm, tn4 } | MatmulVariant::Texture { wx, wy, tm, tn4 } => {
+                (wy * tm, wx * 4 * tn4)
+            }
             MatmulVariant::Tiled { bm, bn, .. } => (bm, bn),
+            MatmulVariant::Subgroup { s, nsg, ra, tn4 } => (nsg * s * ra, s * 4 * tn4),
         };
         [shape.n.div_ceil(cols), shape.m.div_ceil(rows), shape.batch]
     }
@@ -155,18 +210,7 @@ impl MatmulVariant {
                 )
             }
             MatmulVariant::Reg { wx, wy, tm, tn4 } => {
-                let body = render(
-                    REGBLOCK,
-                    &[
-                        ("WX", wx.to_string()),
-                        ("WY", wy.to_string()),
-                        ("TM", tm.to_string()),
-                        ("TN", (4 * tn4).to_string()),
-                        ("DECLARE", declare_block(tm, tn4, "        ")),
-                        ("STEP", reg_step(tm, tn4, shape.transpose_b)),
-                        ("STORE", reg_store(tm, tn4)),
-                    ],
-                );
+                let body = reg_body(wx, wy, tm, tn4, shape.transpose_b);
                 format!("{}\n{body}", common(shape, dtype))
             }
             MatmulVariant::Tiled {
@@ -198,6 +242,25 @@ impl MatmulVariant {
                 );
                 format!("{}\n{body}", common(shape, dtype))
             }
+            MatmulVariant::Texture { wx, wy, tm, tn4 } => {
+                let body = reg_body(wx, wy, tm, tn4, shape.transpose_b);
+                format!("{}\n{body}", texture_common(shape, dtype))
+            }
+            MatmulVariant::Subgroup { s, nsg, ra, tn4 } => {
+                let body = render(
+                    SUBGROUP,
+                    &[
+                        ("WG", (s * nsg).to_string()),
+                        ("NSG", nsg.to_string()),
+                        ("R", (s * ra).to_string()),
+                        ("BN", (s * 4 * tn4).to_string()),
+                        ("DECLARE", declare_block(s * ra, tn4, "")),
+                        ("STEP", subgroup_step(s, ra, tn4, shape.transpose_b)),
+                        ("STORE", subgroup_store(s, ra, tn4)),
+                    ],
+                );
+                format!("{}\n{body}", common(shape, dtype))
+            }
         }
     }
 
@@ -213,6 +276,18 @@ impl MatmulVariant {
             return Err(PrepareError::Unsupported("adapter lacks SHADER_F16".into()));
         }
         let s = &gpu.summary;
+        if let MatmulVariant::Subgroup { s: size, .. } = *self {
+            if !s.subgroups || s.subgroup_min_size != size || s.subgroup_max_size != size {
+                return Err(PrepareError::Unsupported(format!(
+                    "needs subgroups of exactly {size} lanes; the adapter has {}",
+                    if s.subgroups {
+                        format!("{}..{}", s.subgroup_min_size, s.subgroup_max_size)
+                    } else {
+                        "none".into()
+                    }
+                )));
+            }
+        }
         if self.invocations() > s.max_invocations_per_workgroup {
             return Err(PrepareError::Unsupported(format!(
                 "{} invocations per workgroup, over the adapter's {}",
@@ -234,6 +309,9 @@ impl MatmulVariant {
         check_workgroups(gpu, workgroups)?;
 
         let label = format!("matmul {} {shape} {dtype}", self.name());
+        if let MatmulVariant::Texture { .. } = self {
+            return self.prepare_textured(gpu, shape, dtype, inputs, &label, workgroups);
+        }
         let pipeline = compile(gpu, &label, &self.source(shape, dtype), "main")?;
         let params: [u32; 4] = [shape.m, shape.n, shape.k, shape.batch];
         let uniforms = uniform_buffer(gpu, "matmul params", bytemuck::bytes_of(&params));
@@ -256,6 +334,77 @@ impl MatmulVariant {
             output_dtype: dtype,
             output_len: shape.c_len(),
             _keep: vec![uniforms, a, b],
+        })
+    }
+}
+
+impl MatmulVariant {
+    /// The texture variant's program: operands staged into zero-padded textures (outside
+    /// the timed region, like a BLAS packing step), C in a storage buffer.
+    fn prepare_textured(
+        &self,
+        gpu: &Gpu,
+        shape: &MatmulShape,
+        dtype: DType,
+        inputs: &MatmulInputs,
+        label: &str,
+        workgroups: [u32; 3],
+    ) -> Result<Program, PrepareError> {
+        let (kp, np) = (shape.k.next_multiple_of(4), shape.n.next_multiple_of(4));
+        let a_bytes = pad_matrix(&inputs.a, shape.batch, shape.m, shape.k, shape.m, kp);
+        let a = operand_texture(gpu, "A", dtype, kp / 4, shape.batch * shape.m, &a_bytes)?;
+        let b = if shape.transpose_b {
+            let bytes = pad_matrix(&inputs.b, shape.batch, shape.n, shape.k, shape.n, kp);
+            operand_texture(gpu, "B", dtype, kp / 4, shape.batch * shape.n, &bytes)?
+        } else {
+            let bytes = pad_matrix(&inputs.b, shape.batch, shape.k, shape.n, kp, np);
+            operand_texture(gpu, "B", dtype, np / 4, shape.batch * kp, &bytes)?
+        };
+        let pipeline = compile(gpu, label, &self.source(shape, dtype), "main")?;
+        let params: [u32; 8] = [shape.m, shape.n, shape.k, shape.batch, kp, np, 0, 0];
+        let uniforms = uniform_buffer(gpu, "matmul params", bytemuck::bytes_of(&params));
+        let c = storage_buffer(
+            gpu,
+            "C",
+            HostTensor::nan(dtype, shape.c_len()).bytes(),
+            true,
+        );
+        let (a_view, b_view) = (
+            a.create_view(&Default::default()),
+            b.create_view(&Default::default()),
+        );
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniforms.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::TextureView(&a_view),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: wgpu::BindingResource::TextureView(&b_view),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: c.as_entire_binding(),
+                },
+            ],
+        });
+        Ok(Program {
+            dispatches: vec![Dispatch {
+                pipeline,
+                bind_group,
+                workgroups,
+            }],
+            output: c,
+            output_dtype: dtype,
+            output_len: shape.c_len(),
+            _keep: vec![uniforms],
         })
     }
 }
@@ -286,6 +435,152 @@ impl MatmulInputs {
             b: HostTensor::generate(dtype, shape.b_len(), &mut gen),
         }
     }
+}
+
+/// The barrier-free register-tile kernel body; the operand access is prepended separately.
+fn reg_body(wx: u32, wy: u32, tm: u32, tn4: u32, transpose_b: bool) -> String {
+    render(
+        REGBLOCK,
+        &[
+            ("WX", wx.to_string()),
+            ("WY", wy.to_string()),
+            ("TM", tm.to_string()),
+            ("TN", (4 * tn4).to_string()),
+            ("DECLARE", declare_block(tm, tn4, "        ")),
+            ("STEP", reg_step(tm, tn4, transpose_b)),
+            ("STORE", reg_store(tm, tn4)),
+        ],
+    )
+}
+
+/// How C is bound and stored: vec4 stores when n % 4 == 0, else guarded scalar stores.
+fn store_c_body(n_aligned: bool) -> (&'static str, String) {
+    if n_aligned {
+        return ("vec4<E>", "    c[base >> 2u] = vec4<E>(v);".into());
+    }
+    let mut store = String::from("    c[base] = E(v.x);\n");
+    for (i, lane) in ["y", "z", "w"].iter().enumerate() {
+        let i = i + 1;
+        let _ = writeln!(
+            store,
+            "    if (col + {i}u < p.n) {{\n        c[base + {i}u] = E(v.{lane});\n    }}"
+        );
+    }
+    ("E", store.trim_end().to_string())
+}
+
+/// The texture operand access (see matmul_texture_common.wgsl).
+fn texture_common(shape: &MatmulShape, dtype: DType) -> String {
+    let load_b = if shape.transpose_b {
+        "    return textureLoad(b_tex, vec2<u32>(k >> 2u, batch * p.n + min(col, p.n - 1u)), 0);"
+    } else {
+        "    return textureLoad(b_tex, vec2<u32>(min(col, p.np - 4u) >> 2u, batch * p.kp + k), 0);"
+    };
+    let (array, store) = store_c_body(shape.n.is_multiple_of(4));
+    render(
+        TEXTURE_COMMON,
+        &[
+            ("ENABLE_F16", enable_line(dtype)),
+            ("ELEM", dtype.wgsl().into()),
+            ("ARRAY", array.into()),
+            ("LOAD_B", load_b.into()),
+            ("STORE_C", store),
+        ],
+    )
+}
+
+/// Copy a row-major [batch, rows, cols] tensor into a zero-padded [batch, rows_p, cols_p]
+/// one, as texture bytes.
+fn pad_matrix(
+    t: &HostTensor,
+    batch: u32,
+    rows: u32,
+    cols: u32,
+    rows_p: u32,
+    cols_p: u32,
+) -> Vec<u8> {
+    let (batch, rows, cols, rows_p, cols_p) = (
+        batch as usize,
+        rows as usize,
+        cols as usize,
+        rows_p as usize,
+        cols_p as usize,
+    );
+    let index = |b: usize, r: usize| (b * rows_p + r) * cols_p;
+    match t {
+        HostTensor::F32(v) => {
+            let mut out = vec![0f32; batch * rows_p * cols_p];
+            for b in 0..batch {
+                for r in 0..rows {
+                    let src = (b * rows + r) * cols;
+                    out[index(b, r)..index(b, r) + cols].copy_from_slice(&v[src..src + cols]);
+                }
+            }
+            bytemuck::cast_slice(&out).to_vec()
+        }
+        HostTensor::F16(v) => {
+            let mut out = vec![half::f16::ZERO; batch * rows_p * cols_p];
+            for b in 0..batch {
+                for r in 0..rows {
+                    let src = (b * rows + r) * cols;
+                    out[index(b, r)..index(b, r) + cols].copy_from_slice(&v[src..src + cols]);
+                }
+            }
+            bytemuck::cast_slice(&out).to_vec()
+        }
+    }
+}
+
+/// A texture of vec4 texels holding `bytes` laid out `width` texels by `height` rows.
+fn operand_texture(
+    gpu: &Gpu,
+    label: &str,
+    dtype: DType,
+    width: u32,
+    height: u32,
+    bytes: &[u8],
+) -> Result<wgpu::Texture, PrepareError> {
+    let max = gpu.limits().max_texture_dimension_2d;
+    if width > max || height > max {
+        return Err(PrepareError::Unsupported(format!(
+            "{label} needs a {width}x{height} texture, over the adapter's max texture dimension {max}"
+        )));
+    }
+    let format = match dtype {
+        DType::F32 => wgpu::TextureFormat::Rgba32Float,
+        DType::F16 => wgpu::TextureFormat::Rgba16Float,
+    };
+    let size = wgpu::Extent3d {
+        width,
+        height,
+        depth_or_array_layers: 1,
+    };
+    let texture = gpu.device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size,
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    });
+    gpu.queue.write_texture(
+        wgpu::TexelCopyTextureInfo {
+            texture: &texture,
+            mip_level: 0,
+            origin: wgpu::Origin3d::ZERO,
+            aspect: wgpu::TextureAspect::All,
+        },
+        bytes,
+        wgpu::TexelCopyBufferLayout {
+            offset: 0,
+            bytes_per_row: Some(width * 4 * dtype.size() as u32),
+            rows_per_image: Some(height),
+        },
+        size,
+    );
+    Ok(texture)
 }
 
 /// Whether the 16-byte vec4 access path applies: k, and for row-major B and C also n, are
@@ -436,6 +731,70 @@ fn reg_store(tm: u32, tn4: u32) -> String {
     s.trim_end().to_string()
 }
 
+/// One k-step of 4 for the subgroup kernel: own loads, then broadcast rows to every lane.
+fn subgroup_step(s: u32, ra: u32, tn4: u32, transpose_b: bool) -> String {
+    let mut out = String::new();
+    let ind = "        ";
+    for q in 0..ra {
+        let _ = writeln!(
+            out,
+            "{ind}let av_{q} = load_a(batch, min(row0 + {}u + lane, last_row), k);",
+            q * s
+        );
+    }
+    for j in 0..tn4 {
+        let col = format!("col0 + ({}u + lane) * 4u", j * s);
+        if transpose_b {
+            for i in 0..4 {
+                let _ = writeln!(out, "{ind}let bt_{j}_{i} = load_b(batch, k, {col} + {i}u);");
+            }
+            let _ = writeln!(
+                out,
+                "{ind}let m_{j} = mat4x4<f32>(bt_{j}_0, bt_{j}_1, bt_{j}_2, bt_{j}_3);"
+            );
+        } else {
+            for i in 0..4 {
+                let _ = writeln!(out, "{ind}let b_{j}_{i} = load_b(batch, k + {i}u, {col});");
+            }
+        }
+    }
+    for r in 0..s * ra {
+        let _ = writeln!(
+            out,
+            "{ind}let a_{r} = subgroupBroadcast(av_{}, {}u);",
+            r / s,
+            r % s
+        );
+        for j in 0..tn4 {
+            if transpose_b {
+                let _ = writeln!(out, "{ind}acc_{r}_{j} += a_{r} * m_{j};");
+            } else {
+                for (i, lane) in LANES.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "{ind}acc_{r}_{j} = fma(vec4<f32>(a_{r}.{lane}), b_{j}_{i}, acc_{r}_{j});"
+                    );
+                }
+            }
+        }
+    }
+    out.trim_end().to_string()
+}
+
+fn subgroup_store(s: u32, ra: u32, tn4: u32) -> String {
+    let mut out = String::new();
+    for r in 0..s * ra {
+        for j in 0..tn4 {
+            let _ = writeln!(
+                out,
+                "    store_c(batch, row0 + {r}u, col0 + ({}u + lane) * 4u, acc_{r}_{j});",
+                j * s
+            );
+        }
+    }
+    out.trim_end().to_string()
+}
+
 /// Cooperative loads of one k-step's A and B tiles into workgroup memory.
 fn tiled_loads(bm: u32, bn: u32, bk: u32, nt: u32, transpose_b: bool) -> String {
     let mut s = String::new();
@@ -578,8 +937,10 @@ mod tests {
             let [x, y, z] = v.workgroups(&shape);
             let (rows, cols) = match v {
                 MatmulVariant::Naive => (16, 16),
-                MatmulVariant::Reg { wx, wy, tm, tn4 } => (wy * tm, wx * 4 * tn4),
+                MatmulVariant::Reg { wx, wy, tm, tn4 }
+                | MatmulVariant::Texture { wx, wy, tm, tn4 } => (wy * tm, wx * 4 * tn4),
                 MatmulVariant::Tiled { bm, bn, .. } => (bm, bn),
+                MatmulVariant::Subgroup { s, nsg, ra, tn4 } => (nsg * s * ra, s * 4 * tn4),
             };
             assert!(x * cols >= 61 && (x - 1) * cols < 61, "{}", v.name());
             assert!(y * rows >= 97 && (y - 1) * rows < 97, "{}", v.name());

@@ -1,0 +1,40 @@
+// matmul_subgroup.wgsl: C = A·B (or A·Bᵀ) as outer products within a subgroup, without
+// workgroup memory or barriers.
+//
+// Designed for CPU adapters (lavapipe), where a subgroup is one SIMD register of lanes and
+// every load whose address differs per lane becomes a scalar loop over the lanes, while
+// subgroupBroadcast is a register shuffle. So each lane loads only A rows nobody else
+// loads, shares them by broadcast, and reuses every loaded B vec4 for R rows:
+//   per k-step of 4: a lane loads RA vec4s of A (its rows) and 4·TN4 vec4s of B (its
+//   columns), then for each of the R = S·RA rows issues 4·TN4 vec4 fma.
+// A subgroup computes R rows x (S·4·TN4) columns; lane l owns columns
+// col0 + (j·S + l)·4 .. +4 for j < TN4.
+//
+// Bindings and operand access: see matmul_common.wgsl (prepended by the host).
+// Dispatch: (ceil(n / (S·4·TN4)), ceil(m / (NSG·R)), batch) workgroups of S·NSG invocations.
+// Tile parameters (text-substituted):
+//   S    the adapter's subgroup size, which must be fixed (min = max); the host only offers
+//        this kernel when it is. Lane l of subgroup g is local invocation g·S + l.
+//   NSG  subgroups per workgroup; S·NSG <= max_compute_invocations_per_workgroup.
+//   RA   A vec4s per lane per k-step (R = S·RA rows per subgroup).
+//   TN4  vec4 columns per lane. Accumulators are R·TN4 vec4s per lane.
+// Requires Features::SUBGROUP. Control flow stays uniform (no early return) because every
+// lane must take part in the broadcasts; rows and columns past the edge are clamped on
+// load and skipped on store.
+
+@compute @workgroup_size({{WG}}, 1, 1)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+    @builtin(subgroup_id) sg: u32,
+) {
+    let batch = wg.z;
+    let row0 = (wg.y * {{NSG}}u + sg) * {{R}}u;
+    let col0 = wg.x * {{BN}}u;
+    let last_row = p.m - 1u;
+{{DECLARE}}
+    for (var k = 0u; k < p.k; k += 4u) {
+{{STEP}}
+    }
+{{STORE}}
+}

@@ -1,0 +1,57 @@
+// matmul_texture_common.wgsl: operand access for matmul kernels that read A and B from
+// textures instead of storage buffers. Not a kernel on its own: src/kernels/matmul.rs
+// prepends it to a kernel body (matmul_regblock.wgsl), whose load_a/load_b/store_c calls
+// it serves.
+//
+// Why: on lavapipe a storage-buffer load whose address differs per lane is compiled to a
+// scalar loop over the SIMD lanes, while a texel fetch is vectorised (the rasteriser's own
+// sampling path). On GPUs the texture cache serves the same reuse as L1.
+//
+// Layout (staged once by the host before timing, zero-padded, rgba32float or rgba16float
+// texels of 4 consecutive elements):
+//   A  texture width kp/4, height batch·m:   texel (k/4, batch·m + row)
+//   B  row-major: width np/4, height batch·kp: texel (col/4, batch·kp + k)
+//      transposed (Bᵀ stored [n, k]): width kp/4, height batch·n: texel (k/4, batch·n + col)
+//   kp, np are k and n rounded up to multiples of 4; the padding is zero, so k-steps past k
+//   add nothing.
+// Bindings (group 0):
+//   0 uniform Params { m, n, k, batch, kp, np }
+//   1 texture_2d<f32> A
+//   2 texture_2d<f32> B
+//   3 storage rw C[batch, m, n] row-major, as array<vec4<E>> when n % 4 == 0, else array<E>
+// Limits: texture width and height must fit max_texture_dimension_2d.
+{{ENABLE_F16}}
+alias E = {{ELEM}};
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    kp: u32,
+    np: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var a_tex: texture_2d<f32>;
+@group(0) @binding(2) var b_tex: texture_2d<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<{{ARRAY}}>;
+
+// A[batch, row, k .. k+4]; row < m, k % 4 == 0, k < kp.
+fn load_a(batch: u32, row: u32, k: u32) -> vec4<f32> {
+    return textureLoad(a_tex, vec2<u32>(k >> 2u, batch * p.m + row), 0);
+}
+
+// Row-major: B[batch, k, col .. col+4]. Transposed: Bᵀ[batch, col, k .. k+4].
+fn load_b(batch: u32, k: u32, col: u32) -> vec4<f32> {
+{{LOAD_B}}
+}
+
+// C[batch, row, col .. col+4] = v, skipping anything past m or n.
+fn store_c(batch: u32, row: u32, col: u32, v: vec4<f32>) {
+    if (row >= p.m || col >= p.n) {
+        return;
+    }
+    let base = (batch * p.m + row) * p.n + col;
+{{STORE_C}}
+}
