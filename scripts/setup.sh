@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Make this machine able to build and run priceperf: a Rust toolchain and a Vulkan (or
+# other wgpu) driver. Where no Vulkan driver is installed and apt is available, install
+# Mesa's CPU driver (lavapipe) so the suite runs without a GPU. Safe to run repeatedly.
+set -euo pipefail
+
+say() { echo "setup: $*" >&2; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+    say "cargo not found; install Rust from https://rustup.rs (rustup, then rerun)"
+    exit 1
+fi
+
+have_vulkan_icd() {
+    ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json /usr/local/share/vulkan/icd.d/*.json \
+        ${VK_DRIVER_FILES:+$VK_DRIVER_FILES} ${VK_ICD_FILENAMES:+$VK_ICD_FILENAMES} >/dev/null 2>&1
+}
+
+if [ "$(uname -s)" = "Linux" ] && ! have_vulkan_icd; then
+    if command -v apt-get >/dev/null 2>&1; then
+        sudo=""
+        if [ "$(id -u)" != "0" ]; then sudo="sudo"; fi
+        say "no Vulkan driver found; installing Mesa's lavapipe (mesa-vulkan-drivers)"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+    else
+        say "no Vulkan driver found and no apt-get: install your GPU's Vulkan driver or Mesa's lavapipe"
+    fi
+fi
+if ! ldconfig -p 2>/dev/null | grep -q libvulkan.so.1 && [ "$(uname -s)" = "Linux" ] && command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    if [ "$(id -u)" != "0" ]; then sudo="sudo"; fi
+    say "installing the Vulkan loader (libvulkan1)"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libvulkan1 >/dev/null
+fi

@@ -1,0 +1,139 @@
+//! Every matmul variant against the f64 reference on the real adapter, at the edge shapes
+//! where tiling bugs live: 1x1x1, primes, non-multiples of every tile size, batched and
+//! transposed B. Skips (with a message) where no adapter exists.
+
+use std::time::Duration;
+
+use priceperf::gpu::Gpu;
+use priceperf::kernels::matmul::{MatmulInputs, MatmulVariant};
+use priceperf::kernels::PrepareError;
+use priceperf::measure::{run_and_read, Timer, TimingMethod};
+use priceperf::shape::{DType, MatmulShape};
+use priceperf::verify;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn gpu() -> Option<Gpu> {
+    match Gpu::open(std::env::var("PRICEPERF_ADAPTER").ok().as_deref()) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+    }
+}
+
+fn edge_shapes() -> Vec<MatmulShape> {
+    vec![
+        MatmulShape::new(1, 1, 1),
+        MatmulShape::new(97, 61, 131),
+        MatmulShape::new(33, 65, 17),
+        MatmulShape::new(64, 64, 64),
+        MatmulShape::new(130, 132, 36),
+        MatmulShape::new(13, 29, 37).batched(3),
+        MatmulShape::new(20, 24, 8).batched(2),
+        MatmulShape::new(97, 61, 131).transposed_b(),
+        MatmulShape::new(40, 36, 20).transposed_b().batched(2),
+        MatmulShape::new(3, 5, 2).transposed_b(),
+    ]
+}
+
+#[test]
+fn every_variant_is_exact_on_integer_inputs() {
+    let Some(gpu) = gpu() else { return };
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for shape in edge_shapes() {
+        let inputs = MatmulInputs::exact(&shape, DType::F32, 7);
+        for v in MatmulVariant::all() {
+            let program = match v.prepare(&gpu, &shape, DType::F32, &inputs) {
+                Ok(p) => p,
+                Err(PrepareError::Unsupported(why)) => {
+                    eprintln!("{} {shape}: unsupported here ({why})", v.name());
+                    continue;
+                }
+                Err(PrepareError::Failed(why)) => {
+                    failures.push(format!("{} {shape}: {why}", v.name()));
+                    continue;
+                }
+            };
+            let out = run_and_read(&gpu, &program, TIMEOUT).expect("device ran");
+            let verdict = verify::matmul::check_exact(&shape, &inputs, &out);
+            ran += 1;
+            if !verdict.passed {
+                failures.push(format!("{} {shape}: {}", v.name(), verdict.failure.unwrap_or_default()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(ran >= edge_shapes().len() * 4, "too few variants ran: {ran}");
+}
+
+#[test]
+fn f16_storage_variants_pass_the_tolerance() {
+    let Some(gpu) = gpu() else { return };
+    if !gpu.has_f16() {
+        eprintln!("skipping: adapter lacks SHADER_F16");
+        return;
+    }
+    let mut failures = Vec::new();
+    for shape in [MatmulShape::new(97, 61, 131), MatmulShape::new(32, 64, 48).transposed_b().batched(2)] {
+        let inputs = MatmulInputs::random(&shape, DType::F16, 11);
+        for v in MatmulVariant::all() {
+            let Ok(program) = v.prepare(&gpu, &shape, DType::F16, &inputs) else { continue };
+            let out = run_and_read(&gpu, &program, TIMEOUT).expect("device ran");
+            let verdict = verify::matmul::check(&shape, DType::F16, &inputs, &out, 1);
+            if !verdict.passed {
+                failures.push(format!("{} {shape}: {}", v.name(), verdict.failure.unwrap_or_default()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_broken_kernel_is_caught() {
+    // The same check that gates timing must reject a wrong answer: feed it the output of
+    // a different shape's inputs.
+    let Some(gpu) = gpu() else { return };
+    let shape = MatmulShape::new(16, 16, 16);
+    let inputs = MatmulInputs::random(&shape, DType::F32, 1);
+    let other = MatmulInputs::random(&shape, DType::F32, 2);
+    let program = MatmulVariant::Naive.prepare(&gpu, &shape, DType::F32, &other).unwrap();
+    let out = run_and_read(&gpu, &program, TIMEOUT).unwrap();
+    assert!(!verify::matmul::check(&shape, DType::F32, &inputs, &out, 0).passed);
+}
+
+#[test]
+fn timer_measures_real_work() {
+    let Some(gpu) = gpu() else { return };
+    let shape = MatmulShape::new(64, 64, 64);
+    let inputs = MatmulInputs::random(&shape, DType::F32, 3);
+    let program = MatmulVariant::Naive.prepare(&gpu, &shape, DType::F32, &inputs).unwrap();
+    let timer = Timer::new(&gpu, TIMEOUT);
+    if gpu.has_timestamps() {
+        assert_eq!(timer.method(), TimingMethod::Device);
+    }
+    let one = timer.time(&gpu, &program, 1).unwrap();
+    let many = timer.time(&gpu, &program, 16).unwrap();
+    assert!(one > Duration::ZERO);
+    // Sixteen dispatches take longer than one; allow wide noise on a shared machine.
+    assert!(many > one, "16 iterations {many:?} vs 1 iteration {one:?}");
+}
+
+#[test]
+fn shapes_beyond_limits_are_skipped_with_a_reason() {
+    let Some(gpu) = gpu() else { return };
+    // More workgroups along x than any adapter allows per dimension.
+    let max = gpu.summary.max_workgroups_per_dimension;
+    let shape = MatmulShape::new(1, 16 * (max + 1), 1);
+    let inputs = MatmulInputs {
+        a: priceperf::kernels::HostTensor::F32(vec![1.0]),
+        b: priceperf::kernels::HostTensor::F32(vec![1.0; shape.b_len() as usize]),
+    };
+    match MatmulVariant::Naive.prepare(&gpu, &shape, DType::F32, &inputs) {
+        Err(PrepareError::Unsupported(why)) => assert!(why.contains("per dimension") || why.contains("bytes"), "{why}"),
+        Err(PrepareError::Failed(why)) => panic!("should be skipped, not failed: {why}"),
+        Ok(_) => panic!("dispatch beyond the limit was accepted"),
+    }
+}
