@@ -53,8 +53,7 @@ fn bench() -> priceperf::Result<i32> {
     let mut criterion = Criterion::default().configure_from_args();
     let outcome = runner::run(&config, &mut criterion)?;
     println!();
-    print!("{}", priceperf::report::kernel_table(&outcome.rows));
-    println!("\nresults: {}", outcome.dir.display());
+    print!("{}", priceperf::report::run_summary(&outcome));
     criterion.final_summary();
     Ok(if outcome.failures() > 0 { 1 } else { 0 })
 }

@@ -6,9 +6,13 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::catalog::{Catalog, Offering};
+use crate::cost::{self, Basis, OwnedHardware, TokensRow};
 use crate::error::{Error, Result, EXIT_FAILED, EXIT_OK};
 use crate::gpu::{self, AdapterSummary};
 use crate::measure::criterion_glue::{criterion_for_run, Sampling};
+use crate::model::PhaseKind;
+use crate::pricing::PricingOptions;
 use crate::report;
 use crate::runner::{self, RunConfig};
 use crate::shape::DType;
@@ -39,7 +43,177 @@ pub enum Command {
         format: Format,
     },
     /// Verify and measure the benchmarks, write the result folder, print the tables.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Compare two result sets; exit 1 when a row regressed (slower beyond the threshold with
+    /// separated confidence intervals) or a verified row now fails, 2 on bad input.
+    Compare(CompareArgs),
+    /// Merge result folders from many machines into one, deduplicated by natural key and run id.
+    Merge(MergeArgs),
+    /// Export result folders as CSV, JSON, JSONL, Markdown, Bencher BMF or github-action-benchmark JSON.
+    Export(ExportArgs),
+    /// What-if calculator: dollars per million tokens at a given throughput, on the same
+    /// formulas as a run.
+    Cost(CostArgs),
+    /// The price catalog with its as-of dates.
+    Prices(PricesArgs),
+}
+
+/// Output format of the catalog and cost commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+/// Where prices come from and how they are adjusted; shared by `run` and `cost`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PriceArgs {
+    /// The instance the run is on (e.g. p5.48xlarge): price only that instance.
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// A private quote in $/hour for the whole machine (tier `custom`).
+    #[arg(long)]
+    pub price_per_hour: Option<f64>,
+    /// Fraction of time the accelerator does useful work, in (0, 1]; divides $/Mtok.
+    #[arg(long)]
+    pub utilization: Option<f64>,
+    /// Owned hardware: purchase price per accelerator in $ (with --watts; tier `owned`).
+    #[arg(long, requires = "watts")]
+    pub capex: Option<f64>,
+    /// Owned hardware: depreciation life in years.
+    #[arg(long, default_value_t = 4.0)]
+    pub life_years: f64,
+    /// Owned hardware: power per accelerator at the wall, in watts.
+    #[arg(long)]
+    pub watts: Option<f64>,
+    /// Owned hardware: power usage effectiveness of the facility.
+    #[arg(long, default_value_t = 1.3)]
+    pub pue: f64,
+    /// Owned hardware: electricity price in $/kWh.
+    #[arg(long, default_value_t = 0.12)]
+    pub usd_per_kwh: f64,
+    /// Flag prices older than this many days.
+    #[arg(long, default_value_t = 180)]
+    pub max_price_age_days: u32,
+    /// Instance price file extending the built-in catalog (columns as data/instances.csv).
+    #[arg(long, env = "PRICEPERF_CATALOG")]
+    pub catalog: Option<PathBuf>,
+    /// Accelerator spec file extending the built-in one (columns as data/accelerators.csv).
+    #[arg(long, env = "PRICEPERF_ACCELERATORS")]
+    pub accelerators: Option<PathBuf>,
+}
+
+impl PriceArgs {
+    fn options(&self) -> Result<PricingOptions> {
+        let owned = match (self.capex, self.watts) {
+            (Some(capex_usd), Some(watts)) => Some(OwnedHardware {
+                capex_usd,
+                life_years: self.life_years,
+                watts,
+                pue: self.pue,
+                usd_per_kwh: self.usd_per_kwh,
+            }),
+            _ => None,
+        };
+        if let Some(hw) = &owned {
+            hw.usd_per_hour()?;
+        }
+        cost::check_utilization(self.utilization)?;
+        if let Some(p) = self.price_per_hour {
+            cost::usd_per_accelerator_hour(p, 1)?;
+        }
+        Ok(PricingOptions {
+            instance: self.instance.clone(),
+            price_per_hour: self.price_per_hour,
+            utilization: self.utilization,
+            owned,
+            max_age_days: self.max_price_age_days,
+        })
+    }
+
+    fn catalog(&self) -> Result<Catalog> {
+        Catalog::from_files(self.catalog.as_deref(), self.accelerators.as_deref(), false)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CostArgs {
+    /// Throughput to price, tokens per second per accelerator.
+    #[arg(long)]
+    pub tokens_per_second: f64,
+    /// Price every instance carrying this accelerator (e.g. "H100 SXM").
+    #[arg(long, conflicts_with_all = ["instance", "price_per_hour"])]
+    pub accelerator: Option<String>,
+    #[command(flatten)]
+    pub price: PriceArgs,
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PricesArgs {
+    /// Only this accelerator.
+    #[arg(long)]
+    pub accelerator: Option<String>,
+    /// Only this provider.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Instance price file extending the built-in catalog.
+    #[arg(long, env = "PRICEPERF_CATALOG")]
+    pub catalog: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The reference result folder (a run, a baseline, or a folder of them).
+    pub base: PathBuf,
+    /// The result folder to judge.
+    pub head: PathBuf,
+    /// Regression threshold in percent for benchmarks the thresholds file does not match.
+    #[arg(long, value_name = "PCT", default_value_t = crate::compare::DEFAULT_THRESHOLD_PCT)]
+    pub threshold: f64,
+    /// Per-benchmark thresholds: lines of `PCT REGEX` (regex on benchmark/variant, first match wins).
+    #[arg(long, value_name = "FILE")]
+    pub thresholds: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = crate::compare::CompareFormat::Table)]
+    pub format: crate::compare::CompareFormat,
+    /// Report timing regressions without failing on them (correctness regressions still exit 1).
+    #[arg(long)]
+    pub no_timing_gate: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// Result folders (runs, folders of runs, earlier merges); on conflict the first wins.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// The merged folder to create (must not exist, or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Refuse to write anything when copies of a run disagree.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Result folders (runs, folders of runs, merges).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    #[arg(long, value_enum)]
+    pub format: crate::export::ExportFormat,
+    /// Output file (default: stdout); a folder for `gab` and for `csv --table all`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Which table a CSV export writes.
+    #[arg(long, value_enum, default_value_t = crate::export::TableName::Kernels)]
+    pub table: crate::export::TableName,
+    /// Start CSV files with a UTF-8 byte-order mark (for Excel on Windows).
+    #[arg(long)]
+    pub bom: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +224,9 @@ pub struct RunArgs {
     /// Only benchmarks whose id (kernel/dtype/shape) matches this regular expression.
     #[arg(long)]
     pub filter: Option<String>,
+    /// Only variants whose name matches this regular expression (e.g. `subgroup|tiled`).
+    #[arg(long)]
+    pub variant: Option<String>,
     /// Run one op instead of the suite (with --shape), e.g. `matmul`.
     #[arg(long, requires = "shape")]
     pub kernel: Option<String>,
@@ -75,6 +252,27 @@ pub struct RunArgs {
     /// Seconds criterion spends measuring each variant.
     #[arg(long)]
     pub measurement_time: Option<f64>,
+    /// Price these models (repeatable; a preset name from data/models.csv or --models-file).
+    /// Default: the suite's models, or none with --kernel.
+    #[arg(long = "model")]
+    pub models: Vec<String>,
+    /// Sequences per batch for --model.
+    #[arg(long)]
+    pub batch: Option<u32>,
+    /// Prompt tokens per sequence for --model (default 512 on GPUs, 64 on CPU adapters).
+    #[arg(long)]
+    pub prompt_len: Option<u32>,
+    /// Generated tokens per sequence for --model (default 128 on GPUs, 32 on CPU adapters).
+    #[arg(long)]
+    pub gen_len: Option<u32>,
+    /// Storage type of the model ops (default f16 where the adapter has it).
+    #[arg(long)]
+    pub model_dtype: Option<String>,
+    /// Model presets file extending data/models.csv.
+    #[arg(long, env = "PRICEPERF_MODELS")]
+    pub models_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub price: PriceArgs,
     /// Seconds one submission may run before it is recorded as timed out.
     #[arg(long, default_value_t = 60.0)]
     pub timeout: f64,
@@ -92,6 +290,17 @@ impl RunArgs {
                 Error::bad_input(
                     format!("--filter is not a regular expression: {e}"),
                     "Use a regex such as `matmul/f32/.*1024`.",
+                )
+            })?;
+        let variants = self
+            .variant
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| {
+                Error::bad_input(
+                    format!("--variant is not a regular expression: {e}"),
+                    "Use a regex such as `subgroup|tiled`.",
                 )
             })?;
         let mut custom = Vec::new();
@@ -125,12 +334,22 @@ impl RunArgs {
         Ok(RunConfig {
             suite: self.suite,
             filter,
+            variants,
             custom,
             adapter: self.adapter.clone(),
             out: self.out.clone(),
             resume: self.resume,
             sampling,
             timeout: Duration::from_secs_f64(positive("--timeout", self.timeout)?),
+            models: self.models.clone(),
+            batch: self.batch,
+            prompt_len: self.prompt_len,
+            gen_len: self.gen_len,
+            model_dtype: self.model_dtype.as_deref().map(str::parse).transpose()?,
+            models_file: self.models_file.clone(),
+            instances_file: self.price.catalog.clone(),
+            accelerators_file: self.price.accelerators.clone(),
+            pricing: self.price.options()?,
             ..RunConfig::default()
         })
     }
@@ -163,15 +382,93 @@ pub fn execute(cli: Cli) -> Result<i32> {
             let mut criterion = criterion_for_run(out.join("criterion"));
             let outcome = runner::run(&config, &mut criterion)?;
             println!();
-            print!("{}", report::kernel_table(&outcome.rows));
-            println!("\nresults: {}", outcome.dir.display());
+            print!("{}", report::run_summary(&outcome));
             Ok(if outcome.failures() > 0 {
                 EXIT_FAILED
             } else {
                 EXIT_OK
             })
         }
+        Command::Compare(args) => crate::compare::execute(&args),
+        Command::Merge(args) => crate::merge::execute(&args),
+        Command::Export(args) => crate::export::execute(&args),
+        Command::Cost(args) => what_if(&args),
+        Command::Prices(args) => prices(&args),
     }
+}
+
+/// `priceperf cost`: one throughput priced on the chosen offerings.
+fn what_if(args: &CostArgs) -> Result<i32> {
+    let catalog = args.price.catalog()?;
+    let opts = args.price.options()?;
+    let mut offerings = if let Some(p) = opts.price_per_hour {
+        vec![Offering::custom(
+            args.accelerator.as_deref().unwrap_or("custom"),
+            p,
+            1,
+        )?]
+    } else if let Some(instance) = &opts.instance {
+        catalog.offerings_for_instance(instance)?
+    } else if let Some(name) = &args.accelerator {
+        let acc = catalog.accelerator(name)?;
+        catalog.offerings_for(&acc.name)
+    } else if opts.owned.is_none() {
+        return Err(Error::bad_input(
+            "nothing to price",
+            "Give --instance NAME, --accelerator NAME or --price-per-hour P (or --capex with --watts for owned hardware).",
+        ));
+    } else {
+        Vec::new()
+    };
+    if let Some(hw) = &opts.owned {
+        offerings.push(Offering::owned(
+            args.accelerator.as_deref().unwrap_or("owned"),
+            hw,
+        )?);
+    }
+    let tokens = vec![TokensRow {
+        model: "what-if".into(),
+        phase: PhaseKind::Workload,
+        batch: 1,
+        prompt_len: None,
+        context_len: None,
+        tokens_per_s: args.tokens_per_second,
+        tokens_per_s_low: None,
+        tokens_per_s_high: None,
+        basis: Basis::Measured,
+    }];
+    let rows = cost::price_offerings(&tokens, &offerings, opts.utilization)?;
+    match args.format {
+        TableFormat::Table => print!("{}", report::cost_table(&rows, usize::MAX)),
+        TableFormat::Csv => print!("{}", crate::results::csv_cells::encode(&rows, true)),
+        TableFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("cost rows serialise")
+        ),
+    }
+    if let Some(w) = args.price.watts {
+        let e = cost::joules_per_token(w, args.tokens_per_second, true)?;
+        println!(
+            "energy: {:.3} J/token at {w} W (modelled from the given power, not measured)",
+            e.joules_per_token
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// `priceperf prices`: the catalog, filtered.
+fn prices(args: &PricesArgs) -> Result<i32> {
+    let catalog = Catalog::from_files(args.catalog.as_deref(), None, false)?;
+    let rows = catalog.prices(args.accelerator.as_deref(), args.provider.as_deref())?;
+    match args.format {
+        TableFormat::Table => print!("{}", report::prices_table(&rows)),
+        TableFormat::Csv => print!("{}", report::prices_csv(&rows)),
+        TableFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("price rows serialise")
+        ),
+    }
+    Ok(EXIT_OK)
 }
 
 #[cfg(test)]

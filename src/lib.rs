@@ -3,16 +3,25 @@
 //! Data flow: [`gpu`] picks an adapter -> [`suite`] lists benchmarks -> [`runner`] verifies
 //! ([`verify`]) then times ([`measure`]) each kernel variant from [`kernels`] -> [`results`]
 //! writes rows. The cost side ([`model`], [`catalog`], [`cost`]) turns kernel times into
-//! tokens per second and dollars per million tokens.
+//! tokens per second and dollars per million tokens. Result folders are read back by
+//! [`dataset`] (raw samples: [`history`]) for [`compare`] (CI regression gate), [`merge`]
+//! (many machines, one set) and [`export`] (spreadsheets and regression trackers).
 
 pub mod catalog;
 pub mod cli;
+pub mod compare;
+pub mod compose;
 pub mod cost;
+pub mod dataset;
 pub mod error;
+pub mod export;
 pub mod gpu;
+pub mod history;
 pub mod kernels;
 pub mod measure;
+pub mod merge;
 pub mod model;
+pub mod pricing;
 pub mod report;
 pub mod results;
 pub mod runner;

@@ -1,7 +1,180 @@
 //! Terminal output: the per-row progress line and the end-of-run tables.
 
+use crate::catalog::PriceRow;
+use crate::cost::{CostRow, TokensRow};
 use crate::gpu::AdapterSummary;
 use crate::results::{KernelRow, Status};
+use crate::runner::RunOutcome;
+
+/// Cost rows shown at the end of a run; the full list is in costs.csv.
+const COST_ROWS_SHOWN: usize = 20;
+
+/// Everything printed at the end of a run: kernels, token rates, the ranked cost table,
+/// notes, and where the files are.
+pub fn run_summary(outcome: &RunOutcome) -> String {
+    let mut out = kernel_table(&outcome.rows);
+    if !outcome.tokens.is_empty() {
+        out.push_str("\nToken rates (per accelerator; workload = prompt then generation, tokens counted in and out)\n");
+        out.push_str(&tokens_table(&outcome.tokens));
+    }
+    if !outcome.costs.is_empty() {
+        out.push_str(&format!(
+            "\nCost per million tokens, cheapest first (top {} of {}; all in costs.csv)\n",
+            COST_ROWS_SHOWN.min(outcome.costs.len()),
+            outcome.costs.len()
+        ));
+        out.push_str(&cost_table(&outcome.costs, COST_ROWS_SHOWN));
+    }
+    for n in &outcome.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    out.push_str(&format!("\nresults: {}\n", outcome.dir.display()));
+    out
+}
+
+/// tokens.csv as a table.
+pub fn tokens_table(rows: &[TokensRow]) -> String {
+    let headers = [
+        "model", "phase", "batch", "prompt", "context", "tokens/s", "low", "high", "basis",
+    ];
+    let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+    let cells: Vec<[String; 9]> = rows
+        .iter()
+        .map(|t| {
+            [
+                t.model.clone(),
+                t.phase.to_string(),
+                t.batch.to_string(),
+                opt(t.prompt_len),
+                opt(t.context_len),
+                format!("{:.2}", t.tokens_per_s),
+                t.tokens_per_s_low.map_or("-".into(), |v| format!("{v:.2}")),
+                t.tokens_per_s_high
+                    .map_or("-".into(), |v| format!("{v:.2}")),
+                t.basis.as_str().into(),
+            ]
+        })
+        .collect();
+    table(&headers, &cells)
+}
+
+/// The ranked cost table (rows already sorted cheapest first), at most `limit` rows.
+pub fn cost_table(rows: &[CostRow], limit: usize) -> String {
+    let headers = [
+        "model",
+        "phase",
+        "accelerator",
+        "provider",
+        "instance",
+        "region",
+        "tier",
+        "$/acc-h",
+        "tokens/s",
+        "$/Mtok",
+        "$/Mtok 95% CI",
+        "price as of",
+        "basis",
+    ];
+    let cells: Vec<[String; 13]> = rows
+        .iter()
+        .take(limit)
+        .map(|c| {
+            [
+                c.model.clone(),
+                c.phase.to_string(),
+                c.accelerator.clone(),
+                c.provider.clone(),
+                c.instance.clone(),
+                c.region.clone(),
+                c.tier.as_str().into(),
+                format!("{:.4}", c.usd_per_accelerator_hour),
+                format!("{:.2}", c.tokens_per_s),
+                money(c.usd_per_mtok),
+                match (c.usd_per_mtok_low, c.usd_per_mtok_high) {
+                    (Some(l), Some(h)) => format!("{}..{}", money(l), money(h)),
+                    _ => "-".into(),
+                },
+                c.price_as_of.clone().unwrap_or_else(|| "-".into()),
+                c.basis.as_str().into(),
+            ]
+        })
+        .collect();
+    table(&headers, &cells)
+}
+
+/// Dollars with enough digits to compare cheap and dear rows.
+fn money(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// `priceperf prices` as a table.
+pub fn prices_table(rows: &[PriceRow]) -> String {
+    let headers = [
+        "accelerator",
+        "provider",
+        "instance",
+        "region",
+        "count",
+        "vCPUs",
+        "on-demand $/h",
+        "spot $/h",
+        "on-demand $/acc-h",
+        "as of",
+    ];
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    let cells: Vec<[String; 10]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.accelerator.clone(),
+                r.provider.clone(),
+                r.instance.clone(),
+                r.region.clone(),
+                r.accelerators_per_instance.to_string(),
+                r.vcpus.map_or("-".into(), |v| v.to_string()),
+                opt(r.usd_per_hour_on_demand),
+                opt(r.usd_per_hour_spot),
+                opt(r.usd_per_accelerator_hour_on_demand),
+                r.as_of.clone().unwrap_or_else(|| "undated".into()),
+            ]
+        })
+        .collect();
+    table(&headers, &cells)
+}
+
+/// `priceperf prices --format csv`, spreadsheet-safe.
+pub fn prices_csv(rows: &[PriceRow]) -> String {
+    use crate::results::csv_cells::{escape_text, Cell};
+    let mut out = String::from("accelerator,provider,instance,region,accelerators_per_instance,vcpus,usd_per_hour_on_demand,usd_per_hour_spot,usd_per_accelerator_hour_on_demand,usd_per_accelerator_hour_spot,as_of,source\n");
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    for r in rows {
+        let cells = [
+            escape_text(&r.accelerator),
+            escape_text(&r.provider),
+            escape_text(&r.instance),
+            escape_text(&r.region),
+            r.accelerators_per_instance.to_string(),
+            Cell::Int(r.vcpus.map(u64::from)).encode(),
+            Cell::Num(r.usd_per_hour_on_demand).encode(),
+            Cell::Num(r.usd_per_hour_spot).encode(),
+            Cell::Num(r.usd_per_accelerator_hour_on_demand).encode(),
+            Cell::Num(r.usd_per_accelerator_hour_spot).encode(),
+            r.as_of.clone().unwrap_or_default(),
+            escape_text(&r.source),
+        ];
+        w.write_record(&cells).expect("writing to memory");
+    }
+    out.push_str(&String::from_utf8(w.into_inner().expect("flush")).expect("utf-8"));
+    out
+}
 
 /// One line per (benchmark, variant) while a run progresses.
 pub fn kernel_line(r: &KernelRow) -> String {

@@ -11,13 +11,21 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use regex::Regex;
 
+use crate::catalog::{Accelerator, Catalog};
+use crate::compose;
+use crate::cost::{CostRow, TokensRow};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::kernels::attention::{AttentionInputs, AttentionVariant};
+use crate::kernels::elementwise::{prepare_op_with, ElementwiseVariant};
 use crate::kernels::matmul::{MatmulInputs, MatmulVariant};
 use crate::kernels::{PrepareError, Program};
 use crate::measure::criterion_glue::{measure, Measured, Sampling};
 use crate::measure::{run_and_read, DeviceTrouble, Stats, Timer};
+use crate::model::ModelPresets;
+use crate::pricing::{self, PricingOptions};
 use crate::results::{self, KernelRow, ResultSet, RunInfo, Status};
+use crate::shape::DType;
 use crate::suite::{benchmarks, Benchmark, Op, SuiteName};
 use crate::verify;
 
@@ -27,6 +35,8 @@ pub struct RunConfig {
     pub suite: SuiteName,
     /// Only benchmarks whose id matches.
     pub filter: Option<Regex>,
+    /// Only variants whose name matches (`--variant`).
+    pub variants: Option<Regex>,
     /// Explicit benchmarks (`--kernel --shape`); replaces the suite's list when non-empty.
     pub custom: Vec<Benchmark>,
     /// Adapter name substring (see [`crate::gpu::select`]).
@@ -41,6 +51,20 @@ pub struct RunConfig {
     pub timeout: Duration,
     /// Seed for the input data.
     pub seed: u64,
+    /// Models to price (`--model`); empty means the suite's defaults, or none when
+    /// `--kernel` names a single op.
+    pub models: Vec<String>,
+    /// Batch, prompt and generation lengths for `--model` (default by adapter class).
+    pub batch: Option<u32>,
+    pub prompt_len: Option<u32>,
+    pub gen_len: Option<u32>,
+    /// Storage type of the model ops; default f16 where the adapter has it, else f32.
+    pub model_dtype: Option<DType>,
+    /// User files replacing or extending the embedded data.
+    pub models_file: Option<PathBuf>,
+    pub instances_file: Option<PathBuf>,
+    pub accelerators_file: Option<PathBuf>,
+    pub pricing: PricingOptions,
 }
 
 impl Default for RunConfig {
@@ -48,6 +72,7 @@ impl Default for RunConfig {
         RunConfig {
             suite: SuiteName::Standard,
             filter: None,
+            variants: None,
             custom: Vec::new(),
             adapter: None,
             out: None,
@@ -55,6 +80,18 @@ impl Default for RunConfig {
             sampling: None,
             timeout: Duration::from_secs(60),
             seed: 42,
+            models: Vec::new(),
+            batch: None,
+            prompt_len: None,
+            gen_len: None,
+            model_dtype: None,
+            models_file: None,
+            instances_file: None,
+            accelerators_file: None,
+            pricing: PricingOptions {
+                max_age_days: 180,
+                ..PricingOptions::default()
+            },
         }
     }
 }
@@ -64,6 +101,9 @@ pub struct RunOutcome {
     pub dir: PathBuf,
     pub rows: Vec<KernelRow>,
     pub info: RunInfo,
+    pub tokens: Vec<TokensRow>,
+    pub costs: Vec<CostRow>,
+    pub notes: Vec<String>,
 }
 
 impl RunOutcome {
@@ -149,11 +189,29 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         rows = results::read_kernel_rows(&kernels_csv)?;
     }
 
+    let catalog = Catalog::from_files(
+        config.instances_file.as_deref(),
+        config.accelerators_file.as_deref(),
+        false,
+    )?;
+    let accel = catalog
+        .match_adapter(&summary.name, summary.is_cpu())
+        .cloned();
+    let model_dtype =
+        config
+            .model_dtype
+            .unwrap_or(if summary.f16 { DType::F16 } else { DType::F32 });
+    let (runs, mut notes) = model_runs_for(config, &summary, accel.as_ref(), model_dtype)?;
     let mut list = if config.custom.is_empty() {
         benchmarks(config.suite, &summary)
     } else {
         config.custom.clone()
     };
+    for b in compose::benchmarks(&runs)? {
+        if !list.contains(&b) {
+            list.push(b);
+        }
+    }
     if let Some(re) = &config.filter {
         let before: Vec<String> = list.iter().map(Benchmark::id).collect();
         list.retain(|b| re.is_match(&b.id()));
@@ -202,6 +260,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         settings: serde_json::json!({
             "suite": config.suite.to_string(),
             "filter": config.filter.as_ref().map(|r| r.to_string()),
+            "variants": config.variants.as_ref().map(|r| r.to_string()),
             "custom": config.custom.iter().map(Benchmark::id).collect::<Vec<_>>(),
             "sample_size": sampling.sample_size,
             "warm_up_s": sampling.warm_up.as_secs_f64(),
@@ -246,12 +305,34 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             run_start.elapsed().as_secs_f64()
         );
         let new_rows = run_benchmark(&mut gpu, criterion, &sampling, config, budget, bench);
+        let new_rows: Vec<KernelRow> = new_rows
+            .into_iter()
+            .map(|r| with_pct_of_peak(r, accel.as_ref()))
+            .collect();
         results::append_rows(&kernels_csv, &new_rows)?;
         for r in &new_rows {
             eprintln!("    {}", crate::report::kernel_line(r));
         }
         rows.extend(new_rows);
     }
+
+    let (tokens, compose_notes) = compose::token_rates(&runs, &rows);
+    notes.extend(compose_notes);
+    let vcpus = std::env::var("LP_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(info.cpu_threads as u32);
+    let (costs, price_notes) = pricing::price_run(
+        &catalog,
+        &summary,
+        vcpus,
+        &tokens,
+        model_dtype,
+        &config.pricing,
+    )?;
+    notes.extend(price_notes);
+    results::write_csv(&dir.join("tokens.csv"), &tokens)?;
+    results::write_csv(&dir.join("costs.csv"), &costs)?;
 
     info.finished = Some(chrono::Utc::now().to_rfc3339());
     write_json(&dir.join("run.json"), &info)?;
@@ -260,9 +341,85 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         &ResultSet {
             run: info.clone(),
             kernels: rows.clone(),
+            tokens: tokens.clone(),
+            costs: costs.clone(),
+            notes: notes.clone(),
         },
     )?;
-    Ok(RunOutcome { dir, rows, info })
+    Ok(RunOutcome {
+        dir,
+        rows,
+        info,
+        tokens,
+        costs,
+        notes,
+    })
+}
+
+/// The models this run prices, resolved against the presets, and notes on those left out.
+fn model_runs_for(
+    config: &RunConfig,
+    summary: &crate::gpu::AdapterSummary,
+    accel: Option<&Accelerator>,
+    dtype: DType,
+) -> Result<(Vec<compose::ModelRun>, Vec<String>)> {
+    let presets = ModelPresets::from_file(config.models_file.as_deref(), false)?;
+    let (batch, prompt, gen) = if summary.is_cpu() {
+        (1, 64, 32)
+    } else {
+        (1, 512, 128)
+    };
+    let specs: Vec<(String, u32, u32, u32)> = if !config.models.is_empty() {
+        config
+            .models
+            .iter()
+            .map(|m| {
+                (
+                    m.clone(),
+                    config.batch.unwrap_or(batch),
+                    config.prompt_len.unwrap_or(prompt),
+                    config.gen_len.unwrap_or(gen),
+                )
+            })
+            .collect()
+    } else if config.custom.is_empty() {
+        compose::suite_models(config.suite, summary.is_cpu())
+            .into_iter()
+            .map(|(m, b, p, g)| {
+                (
+                    m.to_string(),
+                    config.batch.unwrap_or(b),
+                    config.prompt_len.unwrap_or(p),
+                    config.gen_len.unwrap_or(g),
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let memory = if summary.is_cpu() {
+        system_memory_bytes()
+    } else {
+        accel.and_then(|a| a.memory_gb).map(|gb| (gb * 1e9) as u64)
+    };
+    compose::model_runs(&presets, &specs, dtype, memory)
+}
+
+/// Physical memory, for the does-it-fit check on software adapters.
+fn system_memory_bytes() -> Option<u64> {
+    let text = fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Fill `pct_of_peak` from the matched accelerator's spec peak for the row's dtype.
+fn with_pct_of_peak(mut row: KernelRow, accel: Option<&Accelerator>) -> KernelRow {
+    if let (Some(g), Some(peak_tflops)) = (row.gflops, accel.and_then(|a| a.peak_tflops(row.dtype)))
+    {
+        row.pct_of_peak = Some(100.0 * g / (peak_tflops * 1000.0));
+    }
+    row
 }
 
 /// Every variant of one benchmark, then the chosen mark on the fastest verified one.
@@ -279,6 +436,9 @@ fn run_benchmark(
         Op::Matmul(shape) => {
             let inputs = MatmulInputs::random(&shape, bench.dtype, config.seed);
             for variant in MatmulVariant::all() {
+                if !wanted(config, &variant.name()) {
+                    continue;
+                }
                 let blank = blank_row(gpu, bench, &variant.name());
                 let prepared = variant.prepare(gpu, &shape, bench.dtype, &inputs);
                 let row = run_variant(
@@ -291,6 +451,59 @@ fn run_benchmark(
                     blank,
                     prepared,
                     |out| verify::matmul::check(&shape, bench.dtype, &inputs, out, config.seed),
+                );
+                rows.push(row);
+            }
+        }
+        Op::Attention(shape) => {
+            let inputs = AttentionInputs::random(&shape, bench.dtype, config.seed);
+            let reference =
+                verify::attention::Reference::new(&shape, bench.dtype, &inputs, config.seed);
+            for variant in AttentionVariant::all() {
+                if !wanted(config, &variant.name()) {
+                    continue;
+                }
+                let blank = blank_row(gpu, bench, &variant.name());
+                let prepared = variant.prepare(gpu, &shape, bench.dtype, &inputs);
+                let row = run_variant(
+                    gpu,
+                    criterion,
+                    sampling,
+                    config,
+                    budget_s,
+                    bench,
+                    blank,
+                    prepared,
+                    |out| reference.check(out),
+                );
+                rows.push(row);
+            }
+        }
+        Op::Elementwise { kind, .. } => {
+            let model_op = bench.op.to_model();
+            for variant in ElementwiseVariant::all(kind) {
+                if !wanted(config, &variant.name()) {
+                    continue;
+                }
+                let blank = blank_row(gpu, bench, &variant.name());
+                let (prepared, check) =
+                    match prepare_op_with(gpu, &model_op, &variant, bench.dtype, config.seed) {
+                        Ok((program, check)) => (Ok(program), Some(check)),
+                        Err(e) => (Err(e), None),
+                    };
+                let row = run_variant(
+                    gpu,
+                    criterion,
+                    sampling,
+                    config,
+                    budget_s,
+                    bench,
+                    blank,
+                    prepared,
+                    |out| {
+                        // run_variant only checks a program that was prepared, which came with its check.
+                        check.as_ref().expect("a prepared program has a check")(out)
+                    },
                 );
                 rows.push(row);
             }
@@ -308,6 +521,14 @@ fn run_benchmark(
         best.chosen = true;
     }
     rows
+}
+
+/// Whether `--variant` selects this variant.
+fn wanted(config: &RunConfig, variant: &str) -> bool {
+    config
+        .variants
+        .as_ref()
+        .is_none_or(|re| re.is_match(variant))
 }
 
 fn blank_row(gpu: &Gpu, bench: &Benchmark, variant: &str) -> KernelRow {

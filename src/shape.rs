@@ -183,6 +183,9 @@ pub struct AttentionShape {
 }
 
 impl AttentionShape {
+    /// The head dims the attention kernels are generated for (`d` must be one of them).
+    pub const HEAD_DIMS: [u32; 5] = [64, 80, 96, 128, 256];
+
     /// 4·B·Hq·Sq·Skv·D (two matmuls: Q·Kᵀ and P·V), halved for causal when Sq = Skv: the
     /// FlashAttention benchmark convention. Causal with Sq < Skv (decode, chunked prefill)
     /// counts the unmasked pairs exactly.
@@ -222,6 +225,15 @@ impl AttentionShape {
                     "Every dimension must be at least 1.",
                 ));
             }
+        }
+        if !Self::HEAD_DIMS.contains(&self.d) {
+            return Err(Error::bad_input(
+                format!(
+                    "attention shape `{self}`: head dim d={} is not supported",
+                    self.d
+                ),
+                "Use d=64, 80, 96, 128 or 256: the head dims the attention kernels are generated for.",
+            ));
         }
         if !self.hq.is_multiple_of(self.hkv) {
             return Err(Error::bad_input(
@@ -430,6 +442,8 @@ mod tests {
             ("hq=6,hkv=4,sq=8,d=64", "not a multiple"),
             ("hq=8,sq=9,skv=8,d=64,causal=1", "sq must be at most skv"),
             ("hq=8,sq=9,d=64,causal=yes", "not a whole number"),
+            ("hq=8,sq=9,d=48", "d=48 is not supported"),
+            ("hq=8,sq=9,d=0", "d is 0"),
         ] {
             let err = spec.parse::<AttentionShape>().unwrap_err();
             assert!(err.to_string().contains(needle), "{spec}: {err}");

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::gpu::AdapterSummary;
-use crate::shape::{DType, MatmulShape};
+use crate::model::{self, ElementwiseKind};
+use crate::shape::{AttentionShape, DType, MatmulShape};
 
 /// Which list to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -67,30 +68,77 @@ impl FromStr for SuiteName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     Matmul(MatmulShape),
+    Attention(AttentionShape),
+    /// A transformer layer's elementwise or row-wise op (norms, RoPE, activations, adds) over
+    /// `rows` tokens of `cols` features.
+    Elementwise {
+        kind: ElementwiseKind,
+        rows: u32,
+        cols: u32,
+    },
 }
 
 impl Op {
+    /// The benchmark op for a model op (the op's role name does not change the kernel).
+    pub fn from_model(op: &model::Op) -> Op {
+        match *op {
+            model::Op::Matmul { shape, .. } => Op::Matmul(shape),
+            model::Op::Attention { shape, .. } => Op::Attention(shape),
+            model::Op::Elementwise {
+                kind, rows, cols, ..
+            } => Op::Elementwise { kind, rows, cols },
+        }
+    }
+
+    /// The model op an elementwise benchmark runs (named by its kind).
+    pub fn to_model(&self) -> model::Op {
+        match *self {
+            Op::Matmul(shape) => model::Op::Matmul {
+                name: "matmul",
+                shape,
+            },
+            Op::Attention(shape) => model::Op::Attention {
+                name: "attention",
+                shape,
+            },
+            Op::Elementwise { kind, rows, cols } => model::Op::Elementwise {
+                name: kind.as_str(),
+                kind,
+                rows,
+                cols,
+            },
+        }
+    }
+
     pub fn kernel(&self) -> &'static str {
         match self {
             Op::Matmul(_) => "matmul",
+            Op::Attention(_) => "attention",
+            Op::Elementwise { kind, .. } => kind.as_str(),
         }
     }
 
     pub fn shape(&self) -> String {
         match self {
             Op::Matmul(s) => s.to_string(),
+            Op::Attention(s) => s.to_string(),
+            Op::Elementwise { .. } => self.to_model().shape_text(),
         }
     }
 
     pub fn flops(&self) -> u64 {
         match self {
             Op::Matmul(s) => s.flops(),
+            Op::Attention(s) => s.flops(),
+            Op::Elementwise { .. } => self.to_model().flops(),
         }
     }
 
     pub fn bytes(&self, dtype: DType) -> u64 {
         match self {
             Op::Matmul(s) => s.bytes(dtype),
+            Op::Attention(s) => s.bytes(dtype),
+            Op::Elementwise { .. } => self.to_model().bytes(dtype),
         }
     }
 
@@ -98,9 +146,10 @@ impl Op {
     pub fn parse(kernel: &str, spec: &str) -> Result<Op> {
         match kernel.trim().to_ascii_lowercase().as_str() {
             "matmul" => Ok(Op::Matmul(spec.parse()?)),
+            "attention" => Ok(Op::Attention(spec.parse()?)),
             other => Err(Error::bad_input(
                 format!("unknown kernel `{other}`"),
-                "Use --kernel matmul (with --shape m=..,n=..,k=..).",
+                "Use --kernel matmul (with --shape m=..,n=..,k=..) or --kernel attention (with --shape b=..,hq=..,hkv=..,sq=..,skv=..,d=..,causal=0|1).",
             )),
         }
     }

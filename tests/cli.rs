@@ -10,9 +10,15 @@ fn priceperf() -> Command {
 }
 
 fn has_adapter() -> bool {
-    let out = priceperf().args(["devices", "--format", "json"]).output().unwrap();
+    let out = priceperf()
+        .args(["devices", "--format", "json"])
+        .output()
+        .unwrap();
     if !out.status.success() {
-        eprintln!("skipping: no adapter ({})", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "skipping: no adapter ({})",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     out.status.success()
 }
@@ -22,10 +28,20 @@ fn devices_lists_adapters_as_json() {
     if !has_adapter() {
         return;
     }
-    let out = priceperf().args(["devices", "--format", "json"]).output().unwrap();
+    let out = priceperf()
+        .args(["devices", "--format", "json"])
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let first = &v.as_array().unwrap()[0];
-    for key in ["name", "backend", "device_type", "timestamps", "f16", "max_storage_binding_bytes"] {
+    for key in [
+        "name",
+        "backend",
+        "device_type",
+        "timestamps",
+        "f16",
+        "max_storage_binding_bytes",
+    ] {
         assert!(first.get(key).is_some(), "missing {key}: {first}");
     }
 }
@@ -38,7 +54,15 @@ fn a_small_run_writes_the_result_folder() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("run");
     let out = priceperf()
-        .args(["run", "--kernel", "matmul", "--shape", "m=33,n=17,k=9", "--variant", "naive|texture_w8x8_t8x4"])
+        .args([
+            "run",
+            "--kernel",
+            "matmul",
+            "--shape",
+            "m=33,n=17,k=9",
+            "--variant",
+            "naive|texture_w8x8_t8x4",
+        ])
         .args(["--sample-size", "10", "--measurement-time", "0.2", "--out"])
         .arg(&out_dir)
         .output()
@@ -46,14 +70,23 @@ fn a_small_run_writes_the_result_folder() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("GFLOP/s") && stdout.contains("chosen"), "{stdout}");
+    assert!(
+        stdout.contains("GFLOP/s") && stdout.contains("chosen"),
+        "{stdout}"
+    );
 
     let rows = priceperf::results::read_kernel_rows(&out_dir.join("kernels.csv")).unwrap();
     assert_eq!(rows.len(), 2);
-    assert!(rows.iter().all(|r| r.verified && r.status == priceperf::results::Status::Ok));
+    assert!(rows
+        .iter()
+        .all(|r| r.verified && r.status == priceperf::results::Status::Ok));
     assert_eq!(rows.iter().filter(|r| r.chosen).count(), 1);
     for r in &rows {
-        let (lo, med, hi) = (r.ci_low_ns.unwrap(), r.median_ns.unwrap(), r.ci_high_ns.unwrap());
+        let (lo, med, hi) = (
+            r.ci_low_ns.unwrap(),
+            r.median_ns.unwrap(),
+            r.ci_high_ns.unwrap(),
+        );
         assert!(lo <= med && med <= hi && lo > 0.0, "{r:?}");
         assert_eq!(r.flops, 2 * 33 * 17 * 9);
         assert!((r.gflops.unwrap() - r.flops as f64 / med).abs() < 1e-9);
@@ -65,22 +98,47 @@ fn a_small_run_writes_the_result_folder() {
 
     // The same folder again without --resume is refused, and nothing is lost.
     let again = priceperf()
-        .args(["run", "--kernel", "matmul", "--shape", "m=33,n=17,k=9", "--out"])
+        .args([
+            "run",
+            "--kernel",
+            "matmul",
+            "--shape",
+            "m=33,n=17,k=9",
+            "--out",
+        ])
         .arg(&out_dir)
         .output()
         .unwrap();
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
-    assert_eq!(priceperf::results::read_kernel_rows(&out_dir.join("kernels.csv")).unwrap(), rows);
+    assert_eq!(
+        priceperf::results::read_kernel_rows(&out_dir.join("kernels.csv")).unwrap(),
+        rows
+    );
 
     // --resume runs only what is missing: here, nothing.
     let resumed = priceperf()
-        .args(["run", "--kernel", "matmul", "--shape", "m=33,n=17,k=9", "--resume", "--out"])
+        .args([
+            "run",
+            "--kernel",
+            "matmul",
+            "--shape",
+            "m=33,n=17,k=9",
+            "--resume",
+            "--out",
+        ])
         .arg(&out_dir)
         .output()
         .unwrap();
-    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
-    assert_eq!(priceperf::results::read_kernel_rows(&out_dir.join("kernels.csv")).unwrap(), rows);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(
+        priceperf::results::read_kernel_rows(&out_dir.join("kernels.csv")).unwrap(),
+        rows
+    );
 }
 
 #[test]
@@ -94,7 +152,10 @@ fn bad_input_exits_2_with_what_was_expected() {
         let out = priceperf().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "{err}"
+        );
         assert!(err.len() > 20, "{err}");
     }
 }
@@ -105,7 +166,15 @@ fn unknown_adapter_exits_3_and_lists_the_real_ones() {
         return;
     }
     let out = priceperf()
-        .args(["run", "--kernel", "matmul", "--shape", "m=1,n=1,k=1", "--adapter", "no-such-gpu-xyz"])
+        .args([
+            "run",
+            "--kernel",
+            "matmul",
+            "--shape",
+            "m=1,n=1,k=1",
+            "--adapter",
+            "no-such-gpu-xyz",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));

@@ -61,12 +61,24 @@ fn every_variant_is_exact_on_integer_inputs() {
             let verdict = verify::matmul::check_exact(&shape, &inputs, &out);
             ran += 1;
             if !verdict.passed {
-                failures.push(format!("{} {shape}: {}", v.name(), verdict.failure.unwrap_or_default()));
+                failures.push(format!(
+                    "{} {shape}: {}",
+                    v.name(),
+                    verdict.failure.unwrap_or_default()
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
-    assert!(ran >= edge_shapes().len() * 4, "too few variants ran: {ran}");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        ran >= edge_shapes().len() * 4,
+        "too few variants ran: {ran}"
+    );
 }
 
 #[test]
@@ -77,14 +89,23 @@ fn f16_storage_variants_pass_the_tolerance() {
         return;
     }
     let mut failures = Vec::new();
-    for shape in [MatmulShape::new(97, 61, 131), MatmulShape::new(32, 64, 48).transposed_b().batched(2)] {
+    for shape in [
+        MatmulShape::new(97, 61, 131),
+        MatmulShape::new(32, 64, 48).transposed_b().batched(2),
+    ] {
         let inputs = MatmulInputs::random(&shape, DType::F16, 11);
         for v in MatmulVariant::all() {
-            let Ok(program) = v.prepare(&gpu, &shape, DType::F16, &inputs) else { continue };
+            let Ok(program) = v.prepare(&gpu, &shape, DType::F16, &inputs) else {
+                continue;
+            };
             let out = run_and_read(&gpu, &program, TIMEOUT).expect("device ran");
             let verdict = verify::matmul::check(&shape, DType::F16, &inputs, &out, 1);
             if !verdict.passed {
-                failures.push(format!("{} {shape}: {}", v.name(), verdict.failure.unwrap_or_default()));
+                failures.push(format!(
+                    "{} {shape}: {}",
+                    v.name(),
+                    verdict.failure.unwrap_or_default()
+                ));
             }
         }
     }
@@ -99,7 +120,9 @@ fn a_broken_kernel_is_caught() {
     let shape = MatmulShape::new(16, 16, 16);
     let inputs = MatmulInputs::random(&shape, DType::F32, 1);
     let other = MatmulInputs::random(&shape, DType::F32, 2);
-    let program = MatmulVariant::Naive.prepare(&gpu, &shape, DType::F32, &other).unwrap();
+    let program = MatmulVariant::Naive
+        .prepare(&gpu, &shape, DType::F32, &other)
+        .unwrap();
     let out = run_and_read(&gpu, &program, TIMEOUT).unwrap();
     assert!(!verify::matmul::check(&shape, DType::F32, &inputs, &out, 0).passed);
 }
@@ -109,7 +132,9 @@ fn timer_measures_real_work() {
     let Some(gpu) = gpu() else { return };
     let shape = MatmulShape::new(64, 64, 64);
     let inputs = MatmulInputs::random(&shape, DType::F32, 3);
-    let program = MatmulVariant::Naive.prepare(&gpu, &shape, DType::F32, &inputs).unwrap();
+    let program = MatmulVariant::Naive
+        .prepare(&gpu, &shape, DType::F32, &inputs)
+        .unwrap();
     let timer = Timer::new(&gpu, TIMEOUT);
     if gpu.has_timestamps() {
         assert_eq!(timer.method(), TimingMethod::Device);
@@ -132,7 +157,10 @@ fn shapes_beyond_limits_are_skipped_with_a_reason() {
         b: priceperf::kernels::HostTensor::F32(vec![1.0; shape.b_len() as usize]),
     };
     match MatmulVariant::Naive.prepare(&gpu, &shape, DType::F32, &inputs) {
-        Err(PrepareError::Unsupported(why)) => assert!(why.contains("per dimension") || why.contains("bytes"), "{why}"),
+        Err(PrepareError::Unsupported(why)) => assert!(
+            why.contains("per dimension") || why.contains("bytes"),
+            "{why}"
+        ),
         Err(PrepareError::Failed(why)) => panic!("should be skipped, not failed: {why}"),
         Ok(_) => panic!("dispatch beyond the limit was accepted"),
     }

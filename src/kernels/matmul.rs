@@ -84,18 +84,6 @@ impl MatmulVariant {
                 tm: 4,
                 tn4: 1,
             },
-            Reg {
-                wx: 8,
-                wy: 8,
-                tm: 8,
-                tn4: 1,
-            },
-            Subgroup {
-                s: 8,
-                nsg: 8,
-                ra: 1,
-                tn4: 2,
-            },
             Subgroup {
                 s: 8,
                 nsg: 8,
@@ -113,12 +101,6 @@ impl MatmulVariant {
                 wy: 8,
                 tm: 8,
                 tn4: 2,
-            },
-            Texture {
-                wx: 8,
-                wy: 4,
-                tm: 12,
-                tn4: 1,
             },
         ]
     }

@@ -4,6 +4,8 @@
 //! Each op has its own module ([`matmul`]) that lists its variants, renders their WGSL from
 //! the files in `kernels/`, computes dispatch geometry and checks device limits.
 
+pub mod attention;
+pub mod elementwise;
 pub mod matmul;
 
 use half::f16;

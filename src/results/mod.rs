@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cost::{CostRow, TokensRow};
 use crate::error::{Error, Result};
 use crate::gpu::AdapterSummary;
 use crate::measure::TimingMethod;
@@ -355,11 +356,102 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).map_err(|e| Error::io("rename into", path, e))
 }
 
-/// Everything a run produced, as written to `results.json`.
+/// Everything a run produced, as written to `results.json`. Token and cost rows are
+/// derived from the kernel rows and the catalog, so readers recompute rather than read them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResultSet {
     pub run: RunInfo,
     pub kernels: Vec<KernelRow>,
+    #[serde(default, skip_deserializing)]
+    pub tokens: Vec<TokensRow>,
+    #[serde(default, skip_deserializing)]
+    pub costs: Vec<CostRow>,
+    /// What the composition and pricing steps noticed (unpriced models, stale prices).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+const TOKENS_HEADER: &[&str] = &[
+    "model",
+    "phase",
+    "batch",
+    "prompt_len",
+    "context_len",
+    "tokens_per_s",
+    "tokens_per_s_low",
+    "tokens_per_s_high",
+    "basis",
+];
+
+impl CsvRow for TokensRow {
+    fn header() -> &'static [&'static str] {
+        TOKENS_HEADER
+    }
+
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            Cell::Text(self.model.clone()),
+            Cell::Text(self.phase.to_string()),
+            Cell::Int(Some(self.batch.into())),
+            Cell::Int(self.prompt_len.map(u64::from)),
+            Cell::Int(self.context_len.map(u64::from)),
+            Cell::Num(Some(self.tokens_per_s)),
+            Cell::Num(self.tokens_per_s_low),
+            Cell::Num(self.tokens_per_s_high),
+            Cell::Text(self.basis.as_str().into()),
+        ]
+    }
+}
+
+const COSTS_HEADER: &[&str] = &[
+    "model",
+    "phase",
+    "accelerator",
+    "provider",
+    "instance",
+    "region",
+    "tier",
+    "usd_per_hour",
+    "accelerators_per_instance",
+    "usd_per_accelerator_hour",
+    "tokens_per_s",
+    "usd_per_mtok",
+    "usd_per_mtok_low",
+    "usd_per_mtok_high",
+    "price_as_of",
+    "basis",
+];
+
+impl CsvRow for CostRow {
+    fn header() -> &'static [&'static str] {
+        COSTS_HEADER
+    }
+
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            Cell::Text(self.model.clone()),
+            Cell::Text(self.phase.to_string()),
+            Cell::Text(self.accelerator.clone()),
+            Cell::Text(self.provider.clone()),
+            Cell::Text(self.instance.clone()),
+            Cell::Text(self.region.clone()),
+            Cell::Text(self.tier.as_str().into()),
+            Cell::Num(Some(self.usd_per_hour)),
+            Cell::Int(Some(self.accelerators_per_instance.into())),
+            Cell::Num(Some(self.usd_per_accelerator_hour)),
+            Cell::Num(Some(self.tokens_per_s)),
+            Cell::Num(Some(self.usd_per_mtok)),
+            Cell::Num(self.usd_per_mtok_low),
+            Cell::Num(self.usd_per_mtok_high),
+            Cell::Text(self.price_as_of.clone().unwrap_or_default()),
+            Cell::Text(self.basis.as_str().into()),
+        ]
+    }
+}
+
+/// Write a whole CSV file atomically (derived tables are rewritten, not appended).
+pub fn write_csv<R: CsvRow>(path: &Path, rows: &[R]) -> Result<()> {
+    write_atomic(path, csv_cells::encode(rows, true).as_bytes())
 }
 
 #[cfg(test)]

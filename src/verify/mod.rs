@@ -6,6 +6,8 @@
 //! the f32 unit round-off (2⁻²⁴) and `u_out` the output type's (f16: 2⁻¹¹). Scaling by
 //! Σ|a||b| instead of |c| keeps cancellation from failing correct kernels.
 
+pub mod attention;
+pub mod elementwise;
 pub mod matmul;
 
 /// SplitMix64: small, fast, seeded, and the same on every platform.

@@ -1,0 +1,60 @@
+// attention_naive_pv.wgsl: step 3 of the naive attention path. O = P·V over the materialised
+// probabilities, one output element per invocation.
+//
+// Memory layout: P[B, Hq, Sq, Skv] row-major f32 (from attention_naive_softmax.wgsl);
+// V[B, Hkv, Skv, D] and O[B, Hq, Sq, D] row-major in the storage type E. Query head h reads
+// KV head h / rep. Causal rows stop at key i + shift (the rest of P is 0 anyway).
+//
+// Bindings (group 0):
+//   0 uniform  Params (the same struct as attention_naive_scores.wgsl)
+//   1 storage read        s: array<f32>   (P)
+//   2 storage read        v: array<E>
+//   3 storage read_write  o: array<E>
+// Dispatch: (ceil(D / 64), Sq, B·Hq) workgroups of 64; x = column, y = query, z = batch·head.
+// Tile parameters: none.
+// Template fields: ENABLE_F16, ELEM (f32 | f16).
+{{ENABLE_F16}}
+alias E = {{ELEM}};
+
+struct Params {
+    b: u32,
+    hq: u32,
+    hkv: u32,
+    sq: u32,
+    skv: u32,
+    d: u32,
+    rep: u32,
+    causal: u32,
+    shift: i32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> s: array<f32>;
+@group(0) @binding(2) var<storage, read> v: array<E>;
+@group(0) @binding(3) var<storage, read_write> o: array<E>;
+
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    let i = gid.y;
+    let bh = gid.z;
+    if (c >= p.d) {
+        return;
+    }
+    let batch = bh / p.hq;
+    let g = (bh % p.hq) / p.rep;
+    var n = p.skv;
+    if (p.causal != 0u) {
+        n = u32(clamp(i32(i) + p.shift + 1, 0, i32(p.skv)));
+    }
+    let s0 = (bh * p.sq + i) * p.skv;
+    let v0 = (batch * p.hkv + g) * p.skv * p.d + c;
+    var acc = 0.0;
+    for (var j = 0u; j < n; j++) {
+        acc = fma(s[s0 + j], f32(v[v0 + j * p.d]), acc);
+    }
+    o[(bh * p.sq + i) * p.d + c] = E(acc);
+}

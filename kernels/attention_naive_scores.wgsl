@@ -1,0 +1,63 @@
+// attention_naive_scores.wgsl: step 1 of the naive attention path (the baseline every fused
+// kernel is compared against). S = scale · Q·Kᵀ, materialised in full: one score per
+// invocation, the plain "matmul with transposed B" with the GQA head mapping.
+//
+// Memory layout: Q[B, Hq, Sq, D], K[B, Hkv, Skv, D] row-major (storage type E); the scores
+// S[B, Hq, Sq, Skv] row-major in f32 (O(Sq·Skv) per head: the memory the fused kernels avoid).
+// Query head h reads KV head h / rep (rep = Hq / Hkv). Causal: query i sits at key position
+// i + shift (shift = Skv - Sq: queries aligned to the last keys) and sees keys 0 ..= i + shift;
+// masked scores are not computed (the softmax step never reads them).
+//
+// Bindings (group 0):
+//   0 uniform  Params (see the struct)
+//   1 storage read        q: array<E>
+//   2 storage read        k: array<E>
+//   3 storage read_write  s: array<f32>
+// Dispatch: (ceil(Skv / 16), ceil(Sq / 16), B·Hq) workgroups of 16 x 16; x = key, y = query.
+// Tile parameters: none (no workgroup memory, no register tile); D is a uniform.
+// Template fields: ENABLE_F16, ELEM (f32 | f16).
+{{ENABLE_F16}}
+alias E = {{ELEM}};
+
+struct Params {
+    b: u32,
+    hq: u32,
+    hkv: u32,
+    sq: u32,
+    skv: u32,
+    d: u32,
+    rep: u32,
+    causal: u32,
+    shift: i32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<E>;
+@group(0) @binding(2) var<storage, read> k: array<E>;
+@group(0) @binding(3) var<storage, read_write> s: array<f32>;
+
+@compute @workgroup_size(16, 16, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    let i = gid.y;
+    let bh = gid.z;
+    if (i >= p.sq || j >= p.skv) {
+        return;
+    }
+    if (p.causal != 0u && i32(j) > i32(i) + p.shift) {
+        return;
+    }
+    let batch = bh / p.hq;
+    let h = bh % p.hq;
+    let g = h / p.rep;
+    let q0 = (bh * p.sq + i) * p.d;
+    let k0 = ((batch * p.hkv + g) * p.skv + j) * p.d;
+    var acc = 0.0;
+    for (var c = 0u; c < p.d; c++) {
+        acc = fma(f32(q[q0 + c]), f32(k[k0 + c]), acc);
+    }
+    s[(bh * p.sq + i) * p.skv + j] = acc * p.scale;
+}

@@ -1,0 +1,425 @@
+//! The attention CPU reference and its check (kernel-anchors §8).
+//!
+//! The reference is softmax(scale·q·Kᵀ)·V per query row in f64 from the exact inputs the
+//! device saw (f16 inputs widen exactly). The tolerance follows FlashAttention's rule: the
+//! kernel's largest absolute error may be at most twice that of a naive implementation in
+//! the kernel's storage precision (f32 math; scores, probabilities and output rounded to the
+//! storage type), with an absolute floor of 1e-5 for f32 and 5e-3 for f16 storage, so
+//! the bound is `max(2·naive_error, floor)`. Errors are absolute: outputs are convex
+//! combinations of V rows drawn from N(0, 1). A row that sees no key must be exactly 0; any
+//! NaN or infinity fails (outputs start as NaN, so an unwritten element is caught).
+
+use crate::kernels::attention::{causal_shift, AttentionInputs};
+use crate::kernels::HostTensor;
+use crate::shape::{AttentionShape, DType};
+
+use super::{Rng, Verdict};
+
+/// Check every row when the reference costs at most this many multiply-adds; above it, check
+/// the edge rows (first and last positions, tile boundaries, first and last heads and batches)
+/// plus random rows.
+const FULL_CHECK_MACS: u64 = 1 << 24;
+const RANDOM_ROWS: u64 = 64;
+
+/// Absolute error floor by storage type.
+pub fn floor(dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 => 1e-5,
+        DType::F16 => 5e-3,
+    }
+}
+
+/// Round to the storage type (f32 math is done by the caller).
+fn round(dtype: DType, x: f32) -> f32 {
+    match dtype {
+        DType::F32 => x,
+        DType::F16 => half::f16::from_f32(x).to_f32(),
+    }
+}
+
+/// The last key query `i` sees (None: it sees none).
+fn last_key(shape: &AttentionShape, i: u32, shift: i32) -> Option<usize> {
+    let last = if shape.causal {
+        (i as i64 + shift as i64).min(shape.skv as i64 - 1)
+    } else {
+        shape.skv as i64 - 1
+    };
+    (last >= 0).then_some(last as usize)
+}
+
+fn offsets(shape: &AttentionShape, b: u32, h: u32, i: u32) -> (usize, usize) {
+    let d = shape.d as usize;
+    let g = h / (shape.hq / shape.hkv);
+    let q0 = ((b as usize * shape.hq as usize + h as usize) * shape.sq as usize + i as usize) * d;
+    let kv0 = (b as usize * shape.hkv as usize + g as usize) * shape.skv as usize * d;
+    (q0, kv0)
+}
+
+/// The f64 reference output row for batch `b`, query head `h`, query `i` (zeros when the
+/// row sees no key).
+pub fn reference_row(
+    shape: &AttentionShape,
+    inputs: &AttentionInputs,
+    b: u32,
+    h: u32,
+    i: u32,
+    shift: i32,
+) -> Vec<f64> {
+    let d = shape.d as usize;
+    let mut out = vec![0.0; d];
+    let Some(last) = last_key(shape, i, shift) else {
+        return out;
+    };
+    let (q0, kv0) = offsets(shape, b, h, i);
+    let scale = 1.0 / (d as f64).sqrt();
+    let scores: Vec<f64> = (0..=last)
+        .map(|j| {
+            let k0 = kv0 + j * d;
+            (0..d)
+                .map(|c| inputs.q.get(q0 + c) * inputs.k.get(k0 + c))
+                .sum::<f64>()
+                * scale
+        })
+        .collect();
+    let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for (j, s) in scores.iter().enumerate() {
+        let e = (s - m).exp();
+        sum += e;
+        let v0 = kv0 + j * d;
+        for (c, o) in out.iter_mut().enumerate() {
+            *o += e * inputs.v.get(v0 + c);
+        }
+    }
+    for o in &mut out {
+        *o /= sum;
+    }
+    out
+}
+
+/// The same row from a naive implementation in the storage precision: f32 arithmetic, with
+/// the scores, the probabilities and the output rounded to `dtype` (FlashAttention's
+/// `out_pt`).
+pub fn naive_row(
+    shape: &AttentionShape,
+    dtype: DType,
+    inputs: &AttentionInputs,
+    b: u32,
+    h: u32,
+    i: u32,
+    shift: i32,
+) -> Vec<f64> {
+    let d = shape.d as usize;
+    let Some(last) = last_key(shape, i, shift) else {
+        return vec![0.0; d];
+    };
+    let (q0, kv0) = offsets(shape, b, h, i);
+    let scale = 1.0 / (d as f32).sqrt();
+    let scores: Vec<f32> = (0..=last)
+        .map(|j| {
+            let k0 = kv0 + j * d;
+            let mut acc = 0.0f32;
+            for c in 0..d {
+                acc += inputs.q.get(q0 + c) as f32 * inputs.k.get(k0 + c) as f32;
+            }
+            round(dtype, acc * scale)
+        })
+        .collect();
+    let m = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = scores.iter().map(|s| (s - m).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    let mut out = vec![0.0f32; d];
+    for (j, e) in e.iter().enumerate() {
+        let p = round(dtype, e / sum);
+        let v0 = kv0 + j * d;
+        for (c, o) in out.iter_mut().enumerate() {
+            *o += p * inputs.v.get(v0 + c) as f32;
+        }
+    }
+    out.into_iter().map(|o| round(dtype, o) as f64).collect()
+}
+
+/// The (batch, head, query) rows to compare: all of them for small problems, else the edges
+/// (where tail and diagonal handling live) plus seeded random rows.
+pub fn rows_to_check(shape: &AttentionShape, seed: u64) -> Vec<(u32, u32, u32)> {
+    let (b, hq, sq) = (shape.b, shape.hq, shape.sq);
+    let macs = b as u64 * hq as u64 * sq as u64 * shape.skv as u64 * shape.d as u64;
+    let mut rows = Vec::new();
+    if macs <= FULL_CHECK_MACS {
+        for bi in 0..b {
+            for h in 0..hq {
+                rows.extend((0..sq).map(|i| (bi, h, i)));
+            }
+        }
+        return rows;
+    }
+    let rep = hq / shape.hkv;
+    let positions = [0, 1, 7, 8, 15, 16, 31, 32, 63, 64, sq / 2, sq - 2, sq - 1];
+    for bi in [0, b - 1] {
+        for h in [0, rep - 1, hq - 1] {
+            for &i in &positions {
+                if i < sq {
+                    rows.push((bi, h, i));
+                }
+            }
+        }
+    }
+    let mut rng = Rng::new(seed ^ 0xA77E_4710);
+    for _ in 0..RANDOM_ROWS {
+        rows.push((
+            rng.below(b as u64) as u32,
+            rng.below(hq as u64) as u32,
+            rng.below(sq as u64) as u32,
+        ));
+    }
+    rows.sort_unstable();
+    rows.dedup();
+    rows
+}
+
+/// The reference for the rows to check, computed once per benchmark and shared by every
+/// variant's check.
+pub struct Reference {
+    shape: AttentionShape,
+    rows: Vec<(u32, u32, u32)>,
+    /// f64 reference rows, D values each, in `rows` order.
+    want: Vec<f64>,
+    /// The tolerance: max(2 · naive error, floor).
+    pub bound: f64,
+    /// The naive storage-precision implementation's largest error on the same rows.
+    pub naive_error: f64,
+}
+
+impl Reference {
+    /// The reference for `shape` with queries aligned to the last keys.
+    pub fn new(shape: &AttentionShape, dtype: DType, inputs: &AttentionInputs, seed: u64) -> Self {
+        Self::with_shift(shape, dtype, inputs, seed, causal_shift(shape))
+    }
+
+    /// The reference for an explicit causal diagonal (see
+    /// [`AttentionVariant::prepare_with_shift`](crate::kernels::attention::AttentionVariant::prepare_with_shift)).
+    pub fn with_shift(
+        shape: &AttentionShape,
+        dtype: DType,
+        inputs: &AttentionInputs,
+        seed: u64,
+        shift: i32,
+    ) -> Self {
+        let rows = rows_to_check(shape, seed);
+        let mut want = Vec::with_capacity(rows.len() * shape.d as usize);
+        let mut naive_error = 0.0f64;
+        for &(b, h, i) in &rows {
+            let r = reference_row(shape, inputs, b, h, i, shift);
+            let n = naive_row(shape, dtype, inputs, b, h, i, shift);
+            for (x, y) in r.iter().zip(&n) {
+                naive_error = naive_error.max((x - y).abs());
+            }
+            want.extend(r);
+        }
+        Reference {
+            shape: *shape,
+            rows,
+            want,
+            bound: (2.0 * naive_error).max(floor(dtype)),
+            naive_error,
+        }
+    }
+
+    /// Compare a kernel's output with the reference.
+    pub fn check(&self, output: &HostTensor) -> Verdict {
+        let s = &self.shape;
+        let d = s.d as usize;
+        let len = s.b as u64 * s.hq as u64 * s.sq as u64 * s.d as u64;
+        let mut verdict = Verdict {
+            passed: true,
+            max_err: 0.0,
+            bound: self.bound,
+            checked: 0,
+            failure: None,
+        };
+        if output.len() as u64 != len {
+            verdict.passed = false;
+            verdict.failure = Some(format!(
+                "output has {} elements, expected {len}",
+                output.len()
+            ));
+            return verdict;
+        }
+        for (n, &(b, h, i)) in self.rows.iter().enumerate() {
+            let base = ((b as usize * s.hq as usize + h as usize) * s.sq as usize + i as usize) * d;
+            for c in 0..d {
+                let got = output.get(base + c);
+                let want = self.want[n * d + c];
+                verdict.checked += 1;
+                if !got.is_finite() {
+                    verdict.passed = false;
+                    verdict.max_err = f64::INFINITY;
+                    verdict.failure = Some(format!(
+                        "O[b={b}, h={h}, i={i}, d={c}] is {got} (expected {want:.6}); NaN means the kernel never wrote it or divided 0 by 0"
+                    ));
+                    return verdict;
+                }
+                let err = (got - want).abs();
+                verdict.max_err = verdict.max_err.max(err);
+                if err > self.bound && verdict.failure.is_none() {
+                    verdict.passed = false;
+                    verdict.failure = Some(format!(
+                        "O[b={b}, h={h}, i={i}, d={c}] = {got} but the f64 reference is {want} (error {err:.3e} > bound {:.3e} = max(2 x naive error {:.3e}, floor))",
+                        self.bound, self.naive_error
+                    ));
+                }
+            }
+        }
+        verdict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(spec: &str) -> AttentionShape {
+        spec.parse().unwrap()
+    }
+
+    /// The whole output from the f64 reference, rounded to f32.
+    fn cpu_attention(s: &AttentionShape, inputs: &AttentionInputs, shift: i32) -> HostTensor {
+        let mut out = Vec::new();
+        for b in 0..s.b {
+            for h in 0..s.hq {
+                for i in 0..s.sq {
+                    out.extend(
+                        reference_row(s, inputs, b, h, i, shift)
+                            .into_iter()
+                            .map(|x| x as f32),
+                    );
+                }
+            }
+        }
+        HostTensor::F32(out)
+    }
+
+    #[test]
+    fn reference_matches_a_hand_computed_case() {
+        // d=64 with one nonzero component: q = (2, 0, ...), k0 = (0, ...), k1 = (4, 0, ...).
+        // Scores (scale 1/8): 0 and 1; weights 1/(1+e) and e/(1+e).
+        let s = shape("b=1,hq=1,sq=1,skv=2,d=64");
+        let mut q = vec![0.0f32; 64];
+        q[0] = 2.0;
+        let mut k = vec![0.0f32; 128];
+        k[64] = 4.0;
+        let mut v = vec![0.0f32; 128];
+        v[0] = 1.0;
+        v[64] = 3.0;
+        let inputs = AttentionInputs {
+            q: HostTensor::F32(q),
+            k: HostTensor::F32(k),
+            v: HostTensor::F32(v),
+        };
+        let e = std::f64::consts::E;
+        let row = reference_row(&s, &inputs, 0, 0, 0, 1);
+        assert!((row[0] - (1.0 + 3.0 * e) / (1.0 + e)).abs() < 1e-12);
+        assert_eq!(row[1], 0.0);
+    }
+
+    #[test]
+    fn causal_rows_see_a_prefix_and_gqa_reads_the_shared_head() {
+        let s = shape("b=1,hq=4,hkv=2,sq=3,skv=5,d=64,causal=1");
+        let inputs = AttentionInputs::random(&s, DType::F32, 3);
+        // Query 0 sits at position 2: it sees keys 0..=2, so changing key 3 changes nothing.
+        let before = reference_row(&s, &inputs, 0, 1, 0, causal_shift(&s));
+        let mut changed = AttentionInputs::random(&s, DType::F32, 3);
+        let HostTensor::F32(k) = &mut changed.k else {
+            unreachable!()
+        };
+        k[3 * 64] += 5.0; // KV head 0 (query heads 0 and 1), key 3.
+        assert_eq!(
+            before,
+            reference_row(&s, &changed, 0, 1, 0, causal_shift(&s))
+        );
+        assert_ne!(
+            reference_row(&s, &inputs, 0, 1, 2, causal_shift(&s)),
+            reference_row(&s, &changed, 0, 1, 2, causal_shift(&s))
+        );
+        // Query head 2 reads KV head 1: untouched.
+        assert_eq!(
+            reference_row(&s, &inputs, 0, 2, 2, causal_shift(&s)),
+            reference_row(&s, &changed, 0, 2, 2, causal_shift(&s))
+        );
+    }
+
+    #[test]
+    fn a_correct_output_passes_and_a_wrong_one_fails() {
+        let s = shape("b=2,hq=4,hkv=2,sq=9,skv=13,d=64,causal=1");
+        let inputs = AttentionInputs::random(&s, DType::F32, 1);
+        let reference = Reference::new(&s, DType::F32, &inputs, 0);
+        let good = cpu_attention(&s, &inputs, causal_shift(&s));
+        let v = reference.check(&good);
+        assert!(v.passed, "{v:?}");
+        assert!(v.max_err < 1e-6);
+        assert_eq!(v.checked, 2 * 4 * 9 * 64);
+
+        let HostTensor::F32(mut bad) = good.clone() else {
+            unreachable!()
+        };
+        bad[(((1 * 4 + 3) * 9) + 8) * 64 + 5] += 1e-4;
+        let v = reference.check(&HostTensor::F32(bad));
+        assert!(!v.passed);
+        assert!(v.failure.unwrap().contains("b=1, h=3, i=8, d=5"));
+
+        let HostTensor::F32(mut unwritten) = good else {
+            unreachable!()
+        };
+        unwritten[0] = f32::NAN;
+        let v = reference.check(&HostTensor::F32(unwritten));
+        assert!(v.failure.unwrap().contains("never wrote"));
+    }
+
+    #[test]
+    fn fully_masked_rows_are_zero_in_the_reference() {
+        let s = shape("b=1,hq=1,sq=4,skv=4,d=64,causal=1");
+        let inputs = AttentionInputs::random(&s, DType::F32, 2);
+        // shift -2: queries 0 and 1 see no key.
+        assert!(reference_row(&s, &inputs, 0, 0, 1, -2)
+            .iter()
+            .all(|&x| x == 0.0));
+        assert!(naive_row(&s, DType::F32, &inputs, 0, 0, 1, -2)
+            .iter()
+            .all(|&x| x == 0.0));
+        assert!(reference_row(&s, &inputs, 0, 0, 2, -2)
+            .iter()
+            .any(|&x| x != 0.0));
+    }
+
+    #[test]
+    fn huge_logits_stay_finite_in_the_reference() {
+        let s = shape("b=1,hq=2,sq=8,skv=8,d=64");
+        let inputs = AttentionInputs::with_logit_scale(&s, DType::F32, 5, 1000.0);
+        let r = Reference::new(&s, DType::F32, &inputs, 0);
+        assert!(r.want.iter().all(|x| x.is_finite()));
+        assert!(r.naive_error.is_finite());
+    }
+
+    #[test]
+    fn bound_follows_the_naive_error_with_a_floor() {
+        let s = shape("b=1,hq=2,sq=16,d=64");
+        let inputs = AttentionInputs::random(&s, DType::F16, 4);
+        let r = Reference::new(&s, DType::F16, &inputs, 0);
+        assert!(r.naive_error > 0.0);
+        assert_eq!(r.bound, (2.0 * r.naive_error).max(5e-3));
+        let inputs = AttentionInputs::random(&s, DType::F32, 4);
+        let r = Reference::new(&s, DType::F32, &inputs, 0);
+        assert!(r.naive_error < 1e-5);
+        assert_eq!(r.bound, 1e-5);
+    }
+
+    #[test]
+    fn big_shapes_are_sampled_with_their_edges() {
+        let s = shape("b=2,hq=32,hkv=8,sq=4096,d=128,causal=1");
+        let rows = rows_to_check(&s, 3);
+        assert!(rows.len() < 200);
+        for r in [(0, 0, 0), (1, 31, 4095), (0, 3, 64), (1, 0, 2048)] {
+            assert!(rows.contains(&r), "{r:?}");
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! `priceperf compare` on synthetic result sets: unchanged, 20% slower, noisy but unchanged,
+//! failed verification, missing rows, malformed folders; thresholds files; exit codes and
+//! the three output formats through the binary.
+
+mod result_fixtures;
+
+use std::path::Path;
+
+use priceperf::compare::{self, Comparison, Options, Thresholds, Verdict};
+use priceperf::dataset;
+use result_fixtures::*;
+
+const VARIANTS: [&str; 3] = ["naive", "tiled", "reg"];
+
+/// A run of three variants at 256^3 with `noise` spread; `slow` scales one variant.
+fn write_side(dir: &Path, seed: u64, noise: f64, slow: Option<(&str, f64)>, keep_samples: bool) {
+    let mut rows = Vec::new();
+    let mut kept = Vec::new();
+    for (i, v) in VARIANTS.iter().enumerate() {
+        let base = 1.0e6 * (i as f64 + 1.0);
+        let factor = match slow {
+            Some((name, f)) if name == *v => f,
+            _ => 1.0,
+        };
+        let s = samples(base * factor, noise, 20, seed * 31 + i as u64);
+        rows.push(measured(256, v, LAVAPIPE, &s));
+        if keep_samples {
+            kept.push((i, s));
+        }
+    }
+    write_run(
+        dir,
+        &info(&format!("run-{seed}"), "ci", LAVAPIPE),
+        &rows,
+        &kept,
+    );
+}
+
+fn compare_dirs(base: &Path, head: &Path, opts: &Options) -> Comparison {
+    let b = dataset::load(base).unwrap();
+    let h = dataset::load(head).unwrap();
+    compare::compare("base", &b, "head", &h, opts).unwrap()
+}
+
+fn verdict_of(c: &Comparison, variant: &str) -> Verdict {
+    c.rows
+        .iter()
+        .find(|r| r.key.variant == variant)
+        .unwrap_or_else(|| panic!("no row {variant}"))
+        .verdict
+}
+
+#[test]
+fn unchanged_runs_pass() {
+    let (_t, root) = tmp();
+    write_side(&root.join("base"), 1, 0.02, None, true);
+    write_side(&root.join("head"), 2, 0.02, None, true);
+    let c = compare_dirs(&root.join("base"), &root.join("head"), &Options::default());
+    assert_eq!(c.exit_code(), 0);
+    assert_eq!(c.count(Verdict::Unchanged), 3, "{c:#?}");
+    for r in &c.rows {
+        let (lo, mid, hi) = (
+            r.change_low_pct.unwrap(),
+            r.change_pct.unwrap(),
+            r.change_high_pct.unwrap(),
+        );
+        assert!(lo <= mid && mid <= hi, "interval brackets the change");
+    }
+}
+
+#[test]
+fn twenty_percent_slower_regresses_with_its_interval() {
+    let (_t, root) = tmp();
+    write_side(&root.join("base"), 1, 0.02, None, false);
+    write_side(&root.join("head"), 2, 0.02, Some(("tiled", 1.2)), false);
+    let c = compare_dirs(&root.join("base"), &root.join("head"), &Options::default());
+    assert_eq!(c.exit_code(), 1);
+    let r = c.rows.iter().find(|r| r.key.variant == "tiled").unwrap();
+    assert_eq!(r.verdict, Verdict::Regressed);
+    let change = r.change_pct.unwrap();
+    assert!((change - 20.0).abs() < 4.0, "{change}");
+    assert!(
+        r.change_low_pct.unwrap() > 10.0,
+        "the interval clears the threshold"
+    );
+    assert!(r.reason.contains("intervals separate"), "{}", r.reason);
+    assert_eq!(
+        c.rows[0].verdict,
+        Verdict::Regressed,
+        "regressions sort first"
+    );
+    assert_eq!(verdict_of(&c, "naive"), Verdict::Unchanged);
+
+    // A per-benchmark threshold above the change lets it pass; the default still applies
+    // elsewhere.
+    let t = Thresholds::parse(Path::new("t"), "25 /tiled$\n").unwrap();
+    let opts = Options {
+        thresholds: t,
+        ..Options::default()
+    };
+    let c = compare_dirs(&root.join("base"), &root.join("head"), &opts);
+    assert_eq!(verdict_of(&c, "tiled"), Verdict::Unchanged);
+    assert_eq!(c.exit_code(), 0);
+
+    // Faster by 20% is an improvement, never a failure.
+    let c = compare_dirs(&root.join("head"), &root.join("base"), &Options::default());
+    assert_eq!(verdict_of(&c, "tiled"), Verdict::Improved);
+    assert_eq!(c.exit_code(), 0);
+}
+
+#[test]
+fn noisy_but_unchanged_is_not_a_regression() {
+    // +-45% noise: the medians differ by more than the threshold by chance, but the
+    // intervals overlap and the rank test does not reject.
+    let (_t, root) = tmp();
+    let mut found_big_change = false;
+    for seed in 0..8u64 {
+        let dir = root.join(format!("s{seed}"));
+        write_side(&dir.join("base"), 100 + seed, 0.45, None, true);
+        write_side(&dir.join("head"), 200 + seed, 0.45, None, true);
+        let c = compare_dirs(&dir.join("base"), &dir.join("head"), &Options::default());
+        assert_eq!(
+            c.exit_code(),
+            0,
+            "seed {seed}: {}",
+            compare::render_table(&c)
+        );
+        for r in &c.rows {
+            assert!(
+                matches!(r.verdict, Verdict::Unchanged | Verdict::Inconclusive),
+                "{r:?}"
+            );
+            if r.change_pct.unwrap().abs() > compare::DEFAULT_THRESHOLD_PCT {
+                found_big_change = true;
+                assert_eq!(r.verdict, Verdict::Inconclusive);
+            }
+        }
+    }
+    assert!(
+        found_big_change,
+        "the noise should push some medians past the threshold"
+    );
+}
+
+#[test]
+fn the_rank_test_on_stored_samples_decides_when_intervals_are_missing() {
+    let (_t, root) = tmp();
+    for (side, factor, seed) in [("base", 1.0, 1), ("head", 1.3, 2)] {
+        let s = samples(1.0e6 * factor, 0.05, 20, seed);
+        let mut row = measured(256, "tiled", LAVAPIPE, &s);
+        row.ci_low_ns = None;
+        row.ci_high_ns = None;
+        write_run(
+            &root.join(side),
+            &info(side, "ci", LAVAPIPE),
+            &[row],
+            &[(0, s)],
+        );
+    }
+    let c = compare_dirs(&root.join("base"), &root.join("head"), &Options::default());
+    let r = &c.rows[0];
+    assert_eq!(r.verdict, Verdict::Regressed, "{r:?}");
+    assert!(r.p_value.unwrap() < 1e-3);
+    assert!(r.reason.contains("Mann-Whitney"), "{}", r.reason);
+    assert_eq!(r.base.as_ref().unwrap().raw_samples, 20);
+}
+
+#[test]
+fn failed_verification_always_fails() {
+    let (_t, root) = tmp();
+    write_side(&root.join("base"), 1, 0.02, None, false);
+    let mut rows: Vec<_> = VARIANTS
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            measured(
+                256,
+                v,
+                LAVAPIPE,
+                &samples(1.0e6 * (i as f64 + 1.0), 0.02, 20, 9),
+            )
+        })
+        .collect();
+    rows[1] = failed(256, "tiled", LAVAPIPE);
+    // A new variant that fails is a correctness regression too.
+    rows.push(failed(256, "subgroup", LAVAPIPE));
+    write_run(&root.join("head"), &info("h", "ci", LAVAPIPE), &rows, &[]);
+    let opts = Options {
+        timing_gate: false,
+        ..Options::default()
+    };
+    let c = compare_dirs(&root.join("base"), &root.join("head"), &opts);
+    assert_eq!(verdict_of(&c, "tiled"), Verdict::Failed);
+    assert_eq!(verdict_of(&c, "subgroup"), Verdict::Failed);
+    assert_eq!(c.exit_code(), 1, "even with the timing gate off");
+
+    // The other way round it is a fix, and failing on both sides is reported, not failed.
+    let c = compare_dirs(&root.join("head"), &root.join("base"), &Options::default());
+    assert_eq!(verdict_of(&c, "tiled"), Verdict::Fixed);
+    assert_eq!(verdict_of(&c, "subgroup"), Verdict::OnlyBase);
+    assert_eq!(c.exit_code(), 0);
+    let c = compare_dirs(&root.join("head"), &root.join("head"), &Options::default());
+    assert_eq!(verdict_of(&c, "tiled"), Verdict::StillFailed);
+    assert_eq!(c.exit_code(), 0);
+}
+
+#[test]
+fn rows_on_one_side_are_listed_and_other_adapters_summarised() {
+    let (_t, root) = tmp();
+    let s = |seed| samples(1.0e6, 0.02, 20, seed);
+    let base_rows = vec![
+        measured(256, "naive", LAVAPIPE, &s(1)),
+        measured(256, "tiled", LAVAPIPE, &s(2)),
+        blank(1024, "naive", LAVAPIPE),
+    ];
+    write_run(
+        &root.join("base/lavapipe"),
+        &info("b1", "ci", LAVAPIPE),
+        &base_rows,
+        &[],
+    );
+    // The baselines folder also holds another adapter the head never ran.
+    write_run(
+        &root.join("base/a10g"),
+        &info("b2", "gpu", "NVIDIA A10G"),
+        &[measured(256, "naive", "NVIDIA A10G", &s(3))],
+        &[],
+    );
+    let head_rows = vec![
+        measured(256, "naive", LAVAPIPE, &s(4)),
+        measured(256, "reg", LAVAPIPE, &s(5)),
+        measured(1024, "naive", LAVAPIPE, &s(6)),
+    ];
+    write_run(
+        &root.join("head"),
+        &info("h", "ci", LAVAPIPE),
+        &head_rows,
+        &[],
+    );
+    let c = compare_dirs(&root.join("base"), &root.join("head"), &Options::default());
+    assert_eq!(verdict_of(&c, "tiled"), Verdict::OnlyBase);
+    assert_eq!(verdict_of(&c, "reg"), Verdict::OnlyHead);
+    let big = c
+        .rows
+        .iter()
+        .find(|r| r.key.benchmark.contains("1024"))
+        .unwrap();
+    assert_eq!(big.verdict, Verdict::NotMeasured, "skipped in base");
+    assert_eq!(c.adapters_only_in_base.len(), 1);
+    assert_eq!(c.adapters_only_in_base[0].adapter, "NVIDIA A10G");
+    assert_eq!(c.exit_code(), 0);
+    let table = compare::render_table(&c);
+    assert!(
+        table.contains("only in base, not compared: NVIDIA A10G (1 rows)"),
+        "{table}"
+    );
+    assert!(table.contains("only in head"), "{table}");
+}
+
+#[test]
+fn bad_inputs_exit_2_with_a_place_and_a_fix() {
+    let (_t, root) = tmp();
+    write_side(&root.join("good"), 1, 0.02, None, false);
+    write_side(&root.join("bad"), 2, 0.02, None, false);
+    let csv = root.join("bad/kernels.csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut cells: Vec<String> = lines[2].split(',').map(String::from).collect();
+    // The quoted shape spans cells 0-2 and 5-7 of the split; find median_ns by counting
+    // from the end instead (13 cells after it).
+    let n = cells.len();
+    cells[n - 13] = "fast".into();
+    lines[2] = cells.join(",");
+    std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
+    let (code, _, err) = priceperf(&[
+        "compare",
+        path_str(&root.join("good")),
+        path_str(&root.join("bad")),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("kernels.csv:3:11"), "{err}");
+    assert!(err.contains("median_ns"), "{err}");
+
+    let (code, _, err) = priceperf(&[
+        "compare",
+        path_str(&root.join("good")),
+        path_str(&root.join("nope")),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("does not exist"), "{err}");
+
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    let (code, _, err) = priceperf(&[
+        "compare",
+        path_str(&root.join("good")),
+        path_str(&root.join("empty")),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("holds no result folder"), "{err}");
+
+    std::fs::create_dir_all(root.join("junk")).unwrap();
+    std::fs::write(root.join("junk/run.json"), "{\"run_id\": 3").unwrap();
+    let (code, _, err) = priceperf(&[
+        "compare",
+        path_str(&root.join("good")),
+        path_str(&root.join("junk")),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("run.json:1:"), "{err}");
+
+    // Two sides with nothing in common: almost always a wrong path or a new driver.
+    write_run(
+        &root.join("gpu"),
+        &info("g", "gpu", "NVIDIA A10G"),
+        &[measured(
+            256,
+            "naive",
+            "NVIDIA A10G",
+            &samples(1e6, 0.02, 20, 1),
+        )],
+        &[],
+    );
+    let (code, _, err) = priceperf(&[
+        "compare",
+        path_str(&root.join("good")),
+        path_str(&root.join("gpu")),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("different adapters"), "{err}");
+
+    let (code, _, err) = priceperf(&[
+        "compare",
+        path_str(&root.join("good")),
+        path_str(&root.join("good")),
+        "--threshold",
+        "-3",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    let thresholds = root.join("t.txt");
+    std::fs::write(&thresholds, "# per benchmark\n12 ok\nfive matmul\n").unwrap();
+    let (code, _, err) = priceperf(&[
+        "compare",
+        path_str(&root.join("good")),
+        path_str(&root.join("good")),
+        "--thresholds",
+        path_str(&thresholds),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("t.txt:3:1"), "{err}");
+}
+
+#[test]
+fn two_runs_of_one_adapter_on_one_side_are_refused() {
+    let (_t, root) = tmp();
+    write_side(&root.join("many/a"), 1, 0.02, None, false);
+    write_side(&root.join("many/b"), 2, 0.02, None, false);
+    write_side(&root.join("head"), 3, 0.02, None, false);
+    let (code, _, err) = priceperf(&[
+        "compare",
+        path_str(&root.join("many")),
+        path_str(&root.join("head")),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("holds two rows"), "{err}");
+}
+
+#[test]
+fn the_binary_prints_table_markdown_and_json_with_exit_codes() {
+    let (_t, root) = tmp();
+    write_side(&root.join("base"), 1, 0.02, None, true);
+    write_side(&root.join("head"), 2, 0.02, Some(("reg", 1.25)), true);
+    let (base, head) = (root.join("base"), root.join("head"));
+    let (b, h) = (path_str(&base), path_str(&head));
+
+    let (code, out, _) = priceperf(&["compare", b, h]);
+    assert_eq!(code, 1);
+    assert!(out.contains("REGRESSED"), "{out}");
+    assert!(out.contains("summary: 1 regressed, 2 unchanged"), "{out}");
+
+    let (code, out, _) = priceperf(&["compare", b, h, "--format", "md"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("### priceperf compare: :x: **1 regression**"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| **REGRESSED** | matmul/f32/m=256,n=256,k=256 | reg |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("<details><summary>2 unchanged</summary>"),
+        "{out}"
+    );
+
+    let (code, out, _) = priceperf(&["compare", b, h, "--format", "json"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["counts"]["regressed"], 1);
+    assert_eq!(v["rows"][0]["verdict"], "regressed");
+    assert_eq!(v["rows"][0]["key"]["variant"], "reg");
+    assert!(v["rows"][0]["change_pct"].as_f64().unwrap() > 20.0);
+
+    let (code, out, _) = priceperf(&["compare", b, h, "--threshold", "30"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = priceperf(&["compare", b, h, "--no-timing-gate", "--format", "md"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("(informational)"), "{out}");
+    let (code, _, _) = priceperf(&["compare", b, b]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_timeout_fails_like_a_timing_regression() {
+    let (_t, root) = tmp();
+    write_side(&root.join("base"), 1, 0.02, None, false);
+    let mut rows: Vec<_> = VARIANTS
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            measured(
+                256,
+                v,
+                LAVAPIPE,
+                &samples(1.0e6 * (i as f64 + 1.0), 0.02, 20, 9),
+            )
+        })
+        .collect();
+    let mut hung = blank(256, "naive", LAVAPIPE);
+    hung.status = priceperf::results::Status::Timeout;
+    hung.note = "device: the GPU did not finish within 60 s".into();
+    rows[0] = hung;
+    write_run(&root.join("head"), &info("h", "ci", LAVAPIPE), &rows, &[]);
+    let c = compare_dirs(&root.join("base"), &root.join("head"), &Options::default());
+    assert_eq!(verdict_of(&c, "naive"), Verdict::TimedOut);
+    assert_eq!(c.exit_code(), 1);
+    let relaxed = Options {
+        timing_gate: false,
+        ..Options::default()
+    };
+    let c = compare_dirs(&root.join("base"), &root.join("head"), &relaxed);
+    assert_eq!(
+        c.exit_code(),
+        0,
+        "a slow software adapter may time out under load"
+    );
+}
+
+#[test]
+fn a_machine_wide_slowdown_is_flagged() {
+    let (_t, root) = tmp();
+    write_side(&root.join("base"), 1, 0.02, None, false);
+    let mut rows = Vec::new();
+    for (i, v) in VARIANTS.iter().enumerate() {
+        let s = samples(1.6e6 * (i as f64 + 1.0), 0.02, 20, 50 + i as u64);
+        rows.push(measured(256, v, LAVAPIPE, &s));
+    }
+    write_run(&root.join("head"), &info("h", "ci", LAVAPIPE), &rows, &[]);
+    let c = compare_dirs(&root.join("base"), &root.join("head"), &Options::default());
+    assert_eq!(c.count(Verdict::Regressed), 3);
+    let m = c.median_change_pct.unwrap();
+    assert!((m - 60.0).abs() < 5.0, "{m}");
+    assert_eq!(c.warnings.len(), 1);
+    assert!(compare::render_markdown(&c)
+        .contains("> :warning: the median change over all 3 timed rows"));
+    // Unchanged runs carry no warning.
+    let c = compare_dirs(&root.join("base"), &root.join("base"), &Options::default());
+    assert!(c.warnings.is_empty());
+}
