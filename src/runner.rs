@@ -244,7 +244,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
     let sampling = config
         .sampling
         .clone()
-        .unwrap_or_else(|| Sampling::for_adapter(summary.is_cpu()));
+        .unwrap_or_else(|| Sampling::for_run(config.suite == SuiteName::Quick, summary.is_cpu()));
     let mut info = RunInfo {
         schema_version: results::SCHEMA_VERSION,
         run_id: format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), summary.slug()),

@@ -26,6 +26,17 @@ pub struct Sampling {
 }
 
 impl Sampling {
+    /// Defaults by suite and adapter: software adapters are slow, so their samples are fewer
+    /// and shorter, and the quick suite halves the measuring time again.
+    pub fn for_run(quick: bool, is_cpu: bool) -> Sampling {
+        let mut s = Sampling::for_adapter(is_cpu);
+        if quick {
+            s.warm_up = s.warm_up / 2;
+            s.measurement = s.measurement / 2;
+        }
+        s
+    }
+
     /// Defaults by adapter: software adapters are slow, so their samples are fewer and
     /// shorter; GPUs get criterion-like settings.
     pub fn for_adapter(is_cpu: bool) -> Sampling {
