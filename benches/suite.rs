@@ -51,6 +51,7 @@ fn bench() -> priceperf::Result<i32> {
         ..RunConfig::default()
     };
     let mut criterion = Criterion::default().configure_from_args();
+    runner::install_interrupt_handler();
     let outcome = runner::run(&config, &mut criterion)?;
     println!();
     print!("{}", priceperf::report::run_summary(&outcome));

@@ -180,9 +180,10 @@ pub struct CompareArgs {
     pub thresholds: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = crate::compare::CompareFormat::Table)]
     pub format: crate::compare::CompareFormat,
-    /// Report timing regressions without failing on them (correctness regressions still exit 1).
-    #[arg(long)]
-    pub no_timing_gate: bool,
+    /// Which timing regressions fail: `auto` all but those on software adapters (lavapipe),
+    /// `on` all, `off` none (correctness regressions always fail).
+    #[arg(long, value_enum, default_value_t = crate::compare::TimingGate::Auto)]
+    pub timing_gate: crate::compare::TimingGate,
 }
 
 #[derive(Debug, clap::Args)]
@@ -380,10 +381,13 @@ pub fn execute(cli: Cli) -> Result<i32> {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("results/runs"));
             let mut criterion = criterion_for_run(out.join("criterion"));
+            runner::install_interrupt_handler();
             let outcome = runner::run(&config, &mut criterion)?;
             println!();
             print!("{}", report::run_summary(&outcome));
-            Ok(if outcome.failures() > 0 {
+            Ok(if outcome.interrupted {
+                130
+            } else if outcome.failures() > 0 {
                 EXIT_FAILED
             } else {
                 EXIT_OK

@@ -6,6 +6,7 @@
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -104,6 +105,8 @@ pub struct RunOutcome {
     pub tokens: Vec<TokensRow>,
     pub costs: Vec<CostRow>,
     pub notes: Vec<String>,
+    /// The user asked to stop (Ctrl-C) before every benchmark ran.
+    pub interrupted: bool,
 }
 
 impl RunOutcome {
@@ -114,6 +117,27 @@ impl RunOutcome {
             .filter(|r| matches!(r.status, Status::Failed | Status::Timeout))
             .count()
     }
+}
+
+/// Set by the first Ctrl-C: the run finishes the current benchmark, writes, and stops.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Whether a stop was requested.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// Install the Ctrl-C behaviour of long runs: the first press finishes the current benchmark
+/// and writes everything; a second press exits at once (the result folder stays valid,
+/// since rows are appended whole). Safe to call more than once.
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            eprintln!("\npriceperf: stopping now");
+            std::process::exit(130);
+        }
+        eprintln!("\npriceperf: finishing the current benchmark, then writing results (Ctrl-C again to stop at once)");
+    });
 }
 
 /// Removes the folder's lock file when the run ends, however it ends.
@@ -296,7 +320,18 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         None
     };
     let run_start = Instant::now();
+    let mut interrupted = false;
     for (i, bench) in todo.iter().enumerate() {
+        if stop_requested() {
+            eprintln!(
+                "priceperf: stopped after {i} of {} benchmarks; every finished row is in {}; continue with --resume --out {}",
+                todo.len(),
+                dir.display(),
+                dir.display()
+            );
+            interrupted = true;
+            break;
+        }
         eprintln!(
             "[{}/{}] {} (elapsed {:.0} s)",
             i + 1,
@@ -353,6 +388,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         tokens,
         costs,
         notes,
+        interrupted,
     })
 }
 
