@@ -8,6 +8,7 @@
 //! (many machines, one set) and [`export`] (spreadsheets and regression trackers).
 
 pub mod catalog;
+pub mod charts;
 pub mod cli;
 pub mod compare;
 pub mod compose;
@@ -15,14 +16,20 @@ pub mod cost;
 pub mod dataset;
 pub mod error;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gpu;
 pub mod history;
+pub mod html;
 pub mod kernels;
 pub mod measure;
 pub mod merge;
 pub mod model;
+pub mod native;
 pub mod pricing;
+pub mod progress;
 pub mod report;
+pub mod report_cmd;
 pub mod results;
 pub mod runner;
 pub mod shape;

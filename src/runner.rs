@@ -24,6 +24,7 @@ use crate::kernels::{PrepareError, Program};
 use crate::measure::criterion_glue::{measure, Measured, Sampling};
 use crate::measure::{run_and_read, DeviceTrouble, Stats, Timer};
 use crate::model::ModelPresets;
+use crate::native;
 use crate::pricing::{self, PricingOptions};
 use crate::results::{self, KernelRow, ResultSet, RunInfo, Status};
 use crate::shape::DType;
@@ -66,6 +67,9 @@ pub struct RunConfig {
     pub instances_file: Option<PathBuf>,
     pub accelerators_file: Option<PathBuf>,
     pub pricing: PricingOptions,
+    /// Progress output: a bar or plain lines, criterion's report only when verbose. The
+    /// default (verbose) keeps criterion's report, which `cargo bench` users expect.
+    pub verbosity: crate::progress::Verbosity,
 }
 
 impl Default for RunConfig {
@@ -93,6 +97,7 @@ impl Default for RunConfig {
                 max_age_days: 180,
                 ..PricingOptions::default()
             },
+            verbosity: crate::progress::Verbosity::default(),
         }
     }
 }
@@ -133,10 +138,10 @@ pub fn stop_requested() -> bool {
 pub fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
         if STOP.swap(true, Ordering::SeqCst) {
-            eprintln!("\npriceperf: stopping now");
+            crate::progress::notice("\npriceperf: stopping now");
             std::process::exit(130);
         }
-        eprintln!("\npriceperf: finishing the current benchmark, then writing results (Ctrl-C again to stop at once)");
+        crate::progress::notice("\npriceperf: finishing the current benchmark, then writing results (Ctrl-C again to stop at once)");
     });
 }
 
@@ -188,6 +193,23 @@ impl Drop for FolderLock {
 
 /// Run the configured benchmarks and write the result folder.
 pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> {
+    // User files are checked before the adapter opens or any folder is made, so a bad file
+    // costs nothing and leaves nothing behind.
+    Catalog::from_files(
+        config.instances_file.as_deref(),
+        config.accelerators_file.as_deref(),
+        false,
+    )?;
+    let presets = ModelPresets::from_file(config.models_file.as_deref(), false)?;
+    for m in &config.models {
+        presets.get(m)?;
+    }
+    if let Some(dir) = &config.out {
+        let kernels_csv = dir.join("kernels.csv");
+        if config.resume && kernels_csv.is_file() {
+            results::read_kernel_rows(&kernels_csv)?;
+        }
+    }
     let mut gpu = Gpu::open(config.adapter.as_deref())?;
     let summary = gpu.summary.clone();
     let started = chrono::Utc::now();
@@ -213,6 +235,12 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         rows = results::read_kernel_rows(&kernels_csv)?;
     }
 
+    native::set_threads(
+        std::env::var("LP_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    );
     let catalog = Catalog::from_files(
         config.instances_file.as_deref(),
         config.accelerators_file.as_deref(),
@@ -305,7 +333,8 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
     }
     write_json(&dir.join("run.json"), &info)?;
 
-    eprintln!(
+    let progress = crate::progress::Progress::new(config.verbosity, todo.len());
+    progress.line(&format!(
         "priceperf: {} benchmarks on {} ({}, {}), timing by {}; results in {}",
         todo.len(),
         summary.name,
@@ -313,43 +342,41 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         summary.device_type,
         Timer::new(&gpu, config.timeout).method(),
         dir.display()
-    );
+    ));
     let budget = if config.custom.is_empty() {
         config.suite.variant_budget_s()
     } else {
         None
     };
-    let run_start = Instant::now();
     let mut interrupted = false;
     for (i, bench) in todo.iter().enumerate() {
         if stop_requested() {
-            eprintln!(
+            progress.finish();
+            crate::progress::notice(&format!(
                 "priceperf: stopped after {i} of {} benchmarks; every finished row is in {}; continue with --resume --out {}",
                 todo.len(),
                 dir.display(),
                 dir.display()
-            );
+            ));
             interrupted = true;
             break;
         }
-        eprintln!(
-            "[{}/{}] {} (elapsed {:.0} s)",
-            i + 1,
-            todo.len(),
-            bench.id(),
-            run_start.elapsed().as_secs_f64()
-        );
+        progress.benchmark(i, &bench.id());
+        let quiet = progress.silence_criterion();
         let new_rows = run_benchmark(&mut gpu, criterion, &sampling, config, budget, bench);
+        drop(quiet);
         let new_rows: Vec<KernelRow> = new_rows
             .into_iter()
             .map(|r| with_pct_of_peak(r, accel.as_ref()))
             .collect();
         results::append_rows(&kernels_csv, &new_rows)?;
         for r in &new_rows {
-            eprintln!("    {}", crate::report::kernel_line(r));
+            progress.row(&crate::report::kernel_line(r));
         }
+        progress.benchmark_done();
         rows.extend(new_rows);
     }
+    progress.finish();
 
     let (tokens, compose_notes) = compose::token_rates(&runs, &rows);
     notes.extend(compose_notes);
@@ -490,6 +517,9 @@ fn run_benchmark(
                 );
                 rows.push(row);
             }
+            if gpu.summary.is_cpu() && wanted(config, native::VARIANT) {
+                rows.extend(run_native(gpu, criterion, sampling, config, budget_s, bench, &shape, &inputs));
+            }
         }
         Op::Attention(shape) => {
             let inputs = AttentionInputs::random(&shape, bench.dtype, config.seed);
@@ -547,7 +577,7 @@ fn run_benchmark(
     }
     if let Some(best) = rows
         .iter_mut()
-        .filter(|r| r.status == Status::Ok)
+        .filter(|r| r.status == Status::Ok && r.variant != native::VARIANT)
         .min_by(|a, b| {
             a.median_ns
                 .unwrap_or(f64::MAX)
@@ -559,6 +589,52 @@ fn run_benchmark(
     rows
 }
 
+/// The native CPU GEMM on the same shape (CPU adapters, f32): verified, then measured by the
+/// same criterion engine with wall-clock time. Never chosen, never priced.
+#[allow(clippy::too_many_arguments)]
+fn run_native(
+    gpu: &Gpu,
+    criterion: &mut Criterion,
+    sampling: &Sampling,
+    config: &RunConfig,
+    budget_s: Option<f64>,
+    bench: &Benchmark,
+    shape: &crate::shape::MatmulShape,
+    inputs: &MatmulInputs,
+) -> Option<KernelRow> {
+    let mut gemm = native::NativeGemm::new(shape, inputs)?;
+    let mut row = blank_row(gpu, bench, native::VARIANT);
+    row.backend = "native-cpu".into();
+    row.driver = "matrixmultiply 0.3".into();
+    let first = gemm.time(1).as_secs_f64();
+    let verdict = verify::matmul::check(shape, bench.dtype, inputs, &gemm.output(), config.seed);
+    row.max_rel_err = Some(verdict.max_err).filter(|e| e.is_finite());
+    if !verdict.passed {
+        row.status = Status::Failed;
+        row.note = format!("verification: {}", verdict.failure.unwrap_or_default());
+        return Some(row);
+    }
+    row.verified = true;
+    if budget_s.is_some_and(|b| first * (sampling.sample_size as f64 + 1.0) > b) {
+        row.note = "verified; over the suite's time budget".into();
+        return Some(row);
+    }
+    row.timing = Some(crate::measure::TimingMethod::Wall);
+    row.note = "native CPU GEMM on the same cores, for comparison; never priced".into();
+    match measure(criterion, &row.benchmark, &row.variant, bench.op.flops(), sampling, |iters| Ok(gemm.time(iters))) {
+        Measured::Samples(samples) => {
+            let stats = Stats::of(&samples)?;
+            row.samples = Some(stats.samples as u64);
+            row.status = Status::Ok;
+            Some(row.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns))
+        }
+        _ => {
+            row.note = "verified; not measured".into();
+            Some(row)
+        }
+    }
+}
+
 /// Whether `--variant` selects this variant.
 fn wanted(config: &RunConfig, variant: &str) -> bool {
     config
@@ -568,6 +644,8 @@ fn wanted(config: &RunConfig, variant: &str) -> bool {
 }
 
 fn blank_row(gpu: &Gpu, bench: &Benchmark, variant: &str) -> KernelRow {
+    // Every variant starts here, just before it is compiled.
+    crate::progress::step(variant, "compiling");
     KernelRow {
         benchmark: bench.id(),
         kernel: bench.op.kernel().into(),
@@ -623,6 +701,7 @@ fn run_variant(
             return row;
         }
     };
+    crate::progress::step(&row.variant, "verifying");
     let t0 = Instant::now();
     let output = match run_and_read(gpu, &program, config.timeout) {
         Ok(o) => o,
@@ -650,6 +729,7 @@ fn run_variant(
             return row;
         }
     }
+    crate::progress::step(&row.variant, "measuring");
     let timer = Timer::new(gpu, config.timeout);
     row.timing = Some(timer.method());
     let gpu_ref: &Gpu = gpu;
@@ -715,11 +795,15 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// Read a result folder's `run.json`.
 pub fn read_run_info(path: &Path) -> Result<RunInfo> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::BadFile {
+    parse_run_info(path, &results::read_text(path)?)
+}
+
+/// Parse the text of a `run.json`; `path` is only used in error messages.
+pub fn parse_run_info(path: &Path, text: &str) -> Result<RunInfo> {
+    serde_json::from_str(text).map_err(|e| Error::BadFile {
         path: path.to_path_buf(),
-        line: e.line() as u64,
-        column: e.column() as u64,
+        line: (e.line() as u64).max(1),
+        column: (e.column() as u64).max(1),
         what: format!("not a priceperf run.json: {e}"),
         fix: "Point at a folder written by `priceperf run` or `cargo bench`".into(),
     })
@@ -748,6 +832,16 @@ pub fn archive_folder(dir: &Path) -> Result<PathBuf> {
     let id = read_run_info(&dir.join("run.json"))
         .map(|i| i.run_id)
         .unwrap_or_else(|_| format!("archived-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")));
+    // The id comes from a file: keep it one plain folder name (no `/`, `..` or absolute path
+    // that would move the folder somewhere else).
+    let mut id: String = id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .take(120)
+        .collect();
+    if id.is_empty() || id.starts_with('.') {
+        id.insert(0, 'x');
+    }
     let parent = dir.parent().unwrap_or(Path::new("."));
     let runs = parent.join("runs");
     fs::create_dir_all(&runs).map_err(|e| Error::io("create", &runs, e))?;
