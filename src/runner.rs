@@ -191,10 +191,11 @@ impl Drop for FolderLock {
     }
 }
 
-/// Run the configured benchmarks and write the result folder.
-pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> {
-    // User files are checked before the adapter opens or any folder is made, so a bad file
-    // costs nothing and leaves nothing behind.
+/// Reads the user files a run names (catalog, accelerator specs, model presets, the
+/// kernels.csv a `--resume` continues) and the models asked for, so that a bad file is
+/// refused before the adapter opens or any folder is made: it costs nothing and leaves
+/// nothing behind. [`run`] calls it first; the CLI calls it before it sets up criterion.
+pub fn check_inputs(config: &RunConfig) -> Result<()> {
     Catalog::from_files(
         config.instances_file.as_deref(),
         config.accelerators_file.as_deref(),
@@ -210,6 +211,12 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             results::read_kernel_rows(&kernels_csv)?;
         }
     }
+    Ok(())
+}
+
+/// Run the configured benchmarks and write the result folder.
+pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> {
+    check_inputs(config)?;
     let mut gpu = Gpu::open(config.adapter.as_deref())?;
     let summary = gpu.summary.clone();
     let started = chrono::Utc::now();
@@ -363,13 +370,20 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         }
         progress.benchmark(i, &bench.id());
         let quiet = progress.silence_criterion();
-        let new_rows = run_benchmark(&mut gpu, criterion, &sampling, config, budget, bench);
+        let mut samples = Vec::new();
+        let new_rows = run_benchmark(&mut gpu, criterion, &sampling, config, budget, bench, &mut samples);
         drop(quiet);
         let new_rows: Vec<KernelRow> = new_rows
             .into_iter()
             .map(|r| with_pct_of_peak(r, accel.as_ref()))
             .collect();
         results::append_rows(&kernels_csv, &new_rows)?;
+        // Raw per-iteration samples of the measured rows, for compare's rank test.
+        let pairs: Vec<(KernelRow, Vec<f64>)> = new_rows
+            .iter()
+            .filter_map(|r| samples.iter().find(|(v, _)| *v == r.variant).map(|(_, s)| (r.clone(), s.clone())))
+            .collect();
+        crate::history::append_samples(&dir, &pairs)?;
         for r in &new_rows {
             progress.row(&crate::report::kernel_line(r));
         }
@@ -493,6 +507,7 @@ fn run_benchmark(
     config: &RunConfig,
     budget_s: Option<f64>,
     bench: &Benchmark,
+    samples_out: &mut Vec<(String, Vec<f64>)>,
 ) -> Vec<KernelRow> {
     let mut rows = Vec::new();
     match bench.op {
@@ -514,11 +529,12 @@ fn run_benchmark(
                     blank,
                     prepared,
                     |out| verify::matmul::check(&shape, bench.dtype, &inputs, out, config.seed),
+                    samples_out,
                 );
                 rows.push(row);
             }
             if gpu.summary.is_cpu() && wanted(config, native::VARIANT) {
-                rows.extend(run_native(gpu, criterion, sampling, config, budget_s, bench, &shape, &inputs));
+                rows.extend(run_native(gpu, criterion, sampling, config, budget_s, bench, &shape, &inputs, samples_out));
             }
         }
         Op::Attention(shape) => {
@@ -541,6 +557,7 @@ fn run_benchmark(
                     blank,
                     prepared,
                     |out| reference.check(out),
+                    samples_out,
                 );
                 rows.push(row);
             }
@@ -570,6 +587,7 @@ fn run_benchmark(
                         // run_variant only checks a program that was prepared, which came with its check.
                         check.as_ref().expect("a prepared program has a check")(out)
                     },
+                    samples_out,
                 );
                 rows.push(row);
             }
@@ -601,6 +619,7 @@ fn run_native(
     bench: &Benchmark,
     shape: &crate::shape::MatmulShape,
     inputs: &MatmulInputs,
+    samples_out: &mut Vec<(String, Vec<f64>)>,
 ) -> Option<KernelRow> {
     let mut gemm = native::NativeGemm::new(shape, inputs)?;
     let mut row = blank_row(gpu, bench, native::VARIANT);
@@ -624,6 +643,7 @@ fn run_native(
     match measure(criterion, &row.benchmark, &row.variant, bench.op.flops(), sampling, |iters| Ok(gemm.time(iters))) {
         Measured::Samples(samples) => {
             let stats = Stats::of(&samples)?;
+            samples_out.push((row.variant.clone(), samples.clone()));
             row.samples = Some(stats.samples as u64);
             row.status = Status::Ok;
             Some(row.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns))
@@ -687,6 +707,7 @@ fn run_variant(
     mut row: KernelRow,
     prepared: std::result::Result<Program, PrepareError>,
     check: impl Fn(&crate::kernels::HostTensor) -> verify::Verdict,
+    samples_out: &mut Vec<(String, Vec<f64>)>,
 ) -> KernelRow {
     let program = match prepared {
         Ok(p) => p,
@@ -744,6 +765,7 @@ fn run_variant(
     match measured {
         Measured::Samples(samples) => match Stats::of(&samples) {
             Some(stats) => {
+                samples_out.push((row.variant.clone(), samples.clone()));
                 row.samples = Some(stats.samples as u64);
                 row.status = Status::Ok;
                 row.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns)

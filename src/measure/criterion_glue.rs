@@ -31,8 +31,8 @@ impl Sampling {
     pub fn for_run(quick: bool, is_cpu: bool) -> Sampling {
         let mut s = Sampling::for_adapter(is_cpu);
         if quick {
-            s.warm_up = s.warm_up / 2;
-            s.measurement = s.measurement / 2;
+            s.warm_up /= 2;
+            s.measurement /= 2;
         }
         s
     }
