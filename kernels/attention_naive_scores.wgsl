@@ -10,8 +10,8 @@
 //
 // Bindings (group 0):
 //   0 uniform  Params (see the struct)
-//   1 storage read        q: array<E>
-//   2 storage read        k: array<E>
+//   1 storage read        q: array<vec4<E>>   (D % 4 == 0 for every supported head dim)
+//   2 storage read        k: array<vec4<E>>
 //   3 storage read_write  s: array<f32>
 // Dispatch: (ceil(Skv / 16), ceil(Sq / 16), B·Hq) workgroups of 16 x 16; x = key, y = query.
 // Tile parameters: none (no workgroup memory, no register tile); D is a uniform.
@@ -35,8 +35,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<E>;
-@group(0) @binding(2) var<storage, read> k: array<E>;
+@group(0) @binding(1) var<storage, read> q: array<vec4<E>>;
+@group(0) @binding(2) var<storage, read> k: array<vec4<E>>;
 @group(0) @binding(3) var<storage, read_write> s: array<f32>;
 
 @compute @workgroup_size(16, 16, 1)
@@ -53,11 +53,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let batch = bh / p.hq;
     let h = bh % p.hq;
     let g = h / p.rep;
-    let q0 = (bh * p.sq + i) * p.d;
-    let k0 = ((batch * p.hkv + g) * p.skv + j) * p.d;
+    let d4 = p.d / 4u;
+    let q0 = (bh * p.sq + i) * d4;
+    let k0 = ((batch * p.hkv + g) * p.skv + j) * d4;
     var acc = 0.0;
-    for (var c = 0u; c < p.d; c++) {
-        acc = fma(f32(q[q0 + c]), f32(k[k0 + c]), acc);
+    for (var c = 0u; c < d4; c++) {
+        acc += dot(vec4<f32>(q[q0 + c]), vec4<f32>(k[k0 + c]));
     }
     s[(bh * p.sq + i) * p.skv + j] = acc * p.scale;
 }

@@ -33,3 +33,25 @@ if ! ldconfig -p 2>/dev/null | grep -q libvulkan.so.1 && [ "$(uname -s)" = "Linu
     say "installing the Vulkan loader (libvulkan1)"
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libvulkan1 >/dev/null
 fi
+
+# Optional: headless Chromium for the HTML report's browser test (tests/report_html.rs),
+# which is skipped where no Chromium is installed. Installed only when asked for with
+# PRICEPERF_INSTALL_CHROMIUM=1 (.ci/run asks); a failed install only skips that test.
+have_chromium() {
+    command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+        || command -v google-chrome >/dev/null 2>&1 || [ -n "${PRICEPERF_CHROMIUM:-}" ]
+}
+if [ "${PRICEPERF_INSTALL_CHROMIUM:-0}" = "1" ] && ! have_chromium; then
+    if [ "$(uname -s)" = "Linux" ] && command -v apt-get >/dev/null 2>&1; then
+        sudo=""
+        if [ "$(id -u)" != "0" ]; then sudo="sudo"; fi
+        say "installing chromium for the HTML report's browser test (PRICEPERF_INSTALL_CHROMIUM=0 skips it)"
+        if ! { timeout 120 $sudo apt-get update -qq \
+                && DEBIAN_FRONTEND=noninteractive timeout 420 $sudo apt-get install -y -qq \
+                    --no-install-recommends chromium fonts-liberation >/dev/null; }; then
+            say "chromium could not be installed; the browser test will be skipped"
+        fi
+    else
+        say "no apt-get: install Chromium yourself to run the browser test (it is skipped without)"
+    fi
+fi

@@ -56,6 +56,23 @@ pub enum Command {
     Cost(CostArgs),
     /// The price catalog with its as-of dates.
     Prices(PricesArgs),
+    /// Tables and charts from result folders: terminal tables, Markdown for pull requests,
+    /// CSV/JSON, or one self-contained HTML page (provenance, ranked costs, charts, kernels).
+    Report(crate::report_cmd::ReportArgs),
+}
+
+/// Largest price, power or duration a flag may give: anything above is a typo or a unit mix-up.
+const PLAUSIBLE_MAX: f64 = 1e9;
+/// Largest token rate `cost` accepts (no accelerator makes a trillion tokens a second).
+const MAX_TOKENS_PER_S: f64 = 1e12;
+
+/// A number for a message: plain, or in exponent form when huge or tiny.
+fn show(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-6..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 /// Output format of the catalog and cost commands.
@@ -73,25 +90,25 @@ pub struct PriceArgs {
     #[arg(long)]
     pub instance: Option<String>,
     /// A private quote in $/hour for the whole machine (tier `custom`).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub price_per_hour: Option<f64>,
     /// Fraction of time the accelerator does useful work, in (0, 1]; divides $/Mtok.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub utilization: Option<f64>,
     /// Owned hardware: purchase price per accelerator in $ (with --watts; tier `owned`).
-    #[arg(long, requires = "watts")]
+    #[arg(long, requires = "watts", allow_negative_numbers = true)]
     pub capex: Option<f64>,
     /// Owned hardware: depreciation life in years.
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, allow_negative_numbers = true)]
     pub life_years: f64,
     /// Owned hardware: power per accelerator at the wall, in watts.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub watts: Option<f64>,
     /// Owned hardware: power usage effectiveness of the facility.
-    #[arg(long, default_value_t = 1.3)]
+    #[arg(long, default_value_t = 1.3, allow_negative_numbers = true)]
     pub pue: f64,
     /// Owned hardware: electricity price in $/kWh.
-    #[arg(long, default_value_t = 0.12)]
+    #[arg(long, default_value_t = 0.12, allow_negative_numbers = true)]
     pub usd_per_kwh: f64,
     /// Flag prices older than this many days.
     #[arg(long, default_value_t = 180)]
@@ -116,6 +133,24 @@ impl PriceArgs {
             }),
             _ => None,
         };
+        for (flag, value) in [
+            ("--price-per-hour", self.price_per_hour),
+            ("--capex", self.capex),
+            ("--watts", self.watts),
+            ("--life-years", Some(self.life_years)),
+            ("--pue", Some(self.pue)),
+            ("--usd-per-kwh", Some(self.usd_per_kwh)),
+        ] {
+            if let Some(v) = value.filter(|v| v.is_finite() && v.abs() > PLAUSIBLE_MAX) {
+                return Err(Error::bad_input(
+                    format!(
+                        "{flag} {} is implausibly large (above {PLAUSIBLE_MAX:e})",
+                        show(v)
+                    ),
+                    format!("Give {flag} in plain units (USD, watts, years), e.g. {flag} 2.5"),
+                ));
+            }
+        }
         if let Some(hw) = &owned {
             hw.usd_per_hour()?;
         }
@@ -140,7 +175,7 @@ impl PriceArgs {
 #[derive(Debug, clap::Args)]
 pub struct CostArgs {
     /// Throughput to price, tokens per second per accelerator.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tokens_per_second: f64,
     /// Price every instance carrying this accelerator (e.g. "H100 SXM").
     #[arg(long, conflicts_with_all = ["instance", "price_per_hour"])]
@@ -173,7 +208,7 @@ pub struct CompareArgs {
     /// The result folder to judge.
     pub head: PathBuf,
     /// Regression threshold in percent for benchmarks the thresholds file does not match.
-    #[arg(long, value_name = "PCT", default_value_t = crate::compare::DEFAULT_THRESHOLD_PCT)]
+    #[arg(long, value_name = "PCT", default_value_t = crate::compare::DEFAULT_THRESHOLD_PCT, allow_negative_numbers = true)]
     pub threshold: f64,
     /// Per-benchmark thresholds: lines of `PCT REGEX` (regex on benchmark/variant, first match wins).
     #[arg(long, value_name = "FILE")]
@@ -277,6 +312,13 @@ pub struct RunArgs {
     /// Seconds one submission may run before it is recorded as timed out.
     #[arg(long, default_value_t = 60.0)]
     pub timeout: f64,
+    /// No progress output while running (the tables at the end still print).
+    #[arg(long, short = 'q', conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Plain progress lines plus criterion's own report (statistics, outliers), instead of
+    /// the progress bar.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 impl RunArgs {
@@ -351,6 +393,7 @@ impl RunArgs {
             instances_file: self.price.catalog.clone(),
             accelerators_file: self.price.accelerators.clone(),
             pricing: self.price.options()?,
+            verbosity: crate::progress::Verbosity::from_flags(self.quiet, self.verbose),
             ..RunConfig::default()
         })
     }
@@ -376,11 +419,14 @@ pub fn execute(cli: Cli) -> Result<i32> {
         }
         Command::Run(args) => {
             let config = args.config()?;
+            runner::check_inputs(&config)?;
             let out = config
                 .out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("results/runs"));
-            let mut criterion = criterion_for_run(out.join("criterion"));
+            let mut criterion = crate::progress::quietly(config.verbosity, || {
+                criterion_for_run(out.join("criterion"))
+            });
             runner::install_interrupt_handler();
             let outcome = runner::run(&config, &mut criterion)?;
             println!();
@@ -398,11 +444,22 @@ pub fn execute(cli: Cli) -> Result<i32> {
         Command::Export(args) => crate::export::execute(&args),
         Command::Cost(args) => what_if(&args),
         Command::Prices(args) => prices(&args),
+        Command::Report(args) => crate::report_cmd::execute(&args),
     }
 }
 
 /// `priceperf cost`: one throughput priced on the chosen offerings.
 fn what_if(args: &CostArgs) -> Result<i32> {
+    let tps = args.tokens_per_second;
+    if !(tps.is_finite() && tps > 0.0 && tps <= MAX_TOKENS_PER_S) {
+        return Err(Error::bad_input(
+            format!(
+                "--tokens-per-second {} is not a token rate: it must be a finite number above 0 and at most {MAX_TOKENS_PER_S:e}",
+                show(tps)
+            ),
+            "Give the measured throughput per accelerator, e.g. --tokens-per-second 1800 (a failed or unmeasured benchmark has no cost)",
+        ));
+    }
     let catalog = args.price.catalog()?;
     let opts = args.price.options()?;
     let mut offerings = if let Some(p) = opts.price_per_hour {

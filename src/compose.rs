@@ -45,7 +45,7 @@ impl ModelRun {
     }
 
     pub fn decode_context(&self) -> u32 {
-        self.prompt_len + (self.gen_len / 2).max(1)
+        self.prompt_len.saturating_add((self.gen_len / 2).max(1))
     }
 
     /// The label used in tables: model and batch.
@@ -55,13 +55,12 @@ impl ModelRun {
 
     /// Bytes the model needs resident: weights plus the KV cache at the end of generation.
     pub fn memory_bytes(&self) -> u64 {
-        weight_bytes(&self.preset, self.dtype)
-            + kv_cache_bytes(
-                &self.preset,
-                self.batch,
-                self.prompt_len + self.gen_len,
-                self.dtype,
-            )
+        weight_bytes(&self.preset, self.dtype).saturating_add(kv_cache_bytes(
+            &self.preset,
+            self.batch,
+            self.prompt_len.saturating_add(self.gen_len),
+            self.dtype,
+        ))
     }
 }
 
@@ -261,7 +260,7 @@ pub fn token_rates(runs: &[ModelRun], rows: &[KernelRow]) -> (Vec<TokensRow>, Ve
             tokens.push(row(
                 PhaseKind::Workload,
                 Some(run.prompt_len),
-                Some(run.prompt_len + run.gen_len),
+                Some(run.prompt_len.saturating_add(run.gen_len)),
                 n,
                 request,
             ));

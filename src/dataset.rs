@@ -94,7 +94,7 @@ pub struct TableRow {
 impl Table {
     /// Read a CSV file with a header row; every row must have the header's cell count.
     pub fn read(path: &Path) -> Result<Table> {
-        let text = fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+        let text = results::read_text(path)?;
         Table::parse(path, text.trim_start_matches('\u{feff}'))
     }
 
@@ -116,10 +116,10 @@ impl Table {
         let mut rows = Vec::new();
         for record in reader.records() {
             let record = record.map_err(|e| {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(1, |p| p.line());
                 bad_file(path, line, 1, format!("malformed CSV: {e}"))
             })?;
-            let line = record.position().map_or(0, |p| p.line());
+            let line = record.position().map_or(1, |p| p.line());
             if record.len() != header.len() {
                 return Err(bad_file(
                     path,

@@ -32,7 +32,7 @@ pub enum Error {
     },
 
     /// Reading or writing a file failed.
-    #[error("cannot {action} {path}: {source}. Check that the path exists and is writable.", path = .path.display())]
+    #[error("cannot {action} {path}: {source}. {fix}", path = .path.display(), fix = io_fix(action))]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -46,6 +46,15 @@ pub enum Error {
     /// The device failed in a way that is not the user's input (device lost, out of memory).
     #[error("GPU error: {0}")]
     Gpu(String),
+}
+
+/// What to do about a failed file operation, by what was being done.
+fn io_fix(action: &str) -> &'static str {
+    if action.starts_with("read") || action.starts_with("list") {
+        "Check that the path exists, is a file (or the folder asked for) and is readable."
+    } else {
+        "Check that the folder exists and is writable, and that the disk has room."
+    }
 }
 
 impl Error {
@@ -76,6 +85,40 @@ impl Error {
     }
 }
 
+/// Longest message [`Error::paragraph`] prints in full; longer ones (a huge cell echoed back)
+/// keep their start (what and where) and end (the fix) around an ellipsis.
+pub const MAX_MESSAGE_CHARS: usize = 1500;
+
+impl Error {
+    /// The message as the one paragraph a terminal shows: control characters (newlines,
+    /// escape sequences) and bidirectional-text overrides that a hostile file could carry in
+    /// an echoed cell are written as escapes (`\n`, `\u{1b}`), and an overlong message is
+    /// shortened in the middle.
+    pub fn paragraph(&self) -> String {
+        one_paragraph(&self.to_string())
+    }
+}
+
+/// See [`Error::paragraph`].
+pub fn one_paragraph(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    let n = out.chars().count();
+    if n <= MAX_MESSAGE_CHARS {
+        return out;
+    }
+    let keep = MAX_MESSAGE_CHARS / 2 - 2;
+    let head: String = out.chars().take(keep).collect();
+    let tail: String = out.chars().skip(n - keep).collect();
+    format!("{head} … {tail}")
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
@@ -96,6 +139,17 @@ mod tests {
             "data/x.csv:3:7: price is negative. Use a price of 0 or more"
         );
         assert_eq!(e.exit_code(), EXIT_BAD_INPUT);
+    }
+
+    #[test]
+    fn paragraphs_escape_control_characters_and_stay_short() {
+        let e = Error::bad_input("cell `a\nb\u{1b}[31m\u{202e}x` is odd", "Fix it");
+        let p = e.paragraph();
+        assert_eq!(p, "cell `a\\nb\\u{1b}[31m\\u{202e}x` is odd. Fix it");
+        let long = Error::bad_input("x".repeat(10_000), "Do this");
+        let p = long.paragraph();
+        assert!(p.chars().count() <= MAX_MESSAGE_CHARS + 3, "{}", p.len());
+        assert!(p.ends_with("Do this"));
     }
 
     #[test]

@@ -583,7 +583,7 @@ pub fn jsonl(runs: &[Run]) -> String {
 // Markdown
 
 /// Markdown: which runs, then the kernel table, and token and cost tables when present.
-pub fn markdown(runs: &[Run]) -> Result<String> {
+pub fn markdown(runs: &[Run]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "## priceperf results\n");
     for r in runs {
@@ -649,29 +649,12 @@ pub fn markdown(runs: &[Run]) -> Result<String> {
             md_row(&mut out, &cells);
         }
     }
-    for (title, sheet, required) in [
-        (
-            "Token rates",
-            tokens_sheet(runs),
-            tokens_required as fn(&Table) -> Result<()>,
-        ),
-        ("Costs", costs_sheet(runs), costs_required),
+    for (title, sheet) in [
+        ("Token rates", tokens_sheet(runs)),
+        ("Costs", costs_sheet(runs)),
     ] {
         if sheet.rows.is_empty() {
             continue;
-        }
-        let tables: Vec<&Table> = runs
-            .iter()
-            .filter_map(|r| {
-                if title == "Costs" {
-                    r.costs.as_ref()
-                } else {
-                    r.tokens.as_ref()
-                }
-            })
-            .collect();
-        for t in tables {
-            required(t)?;
         }
         let _ = writeln!(out, "\n### {title}\n");
         let skip: &[&str] = if many {
@@ -698,7 +681,7 @@ pub fn markdown(runs: &[Run]) -> Result<String> {
             md_row(&mut out, &cells);
         }
     }
-    Ok(out)
+    out
 }
 
 fn sig_md(v: f64) -> String {
@@ -740,7 +723,7 @@ pub fn export(runs: &[Run], req: &ExportRequest) -> Result<(String, Vec<std::pat
         ExportFormat::Bmf => pretty(&bmf(runs)?),
         ExportFormat::Json => pretty(&json_document(runs)),
         ExportFormat::Jsonl => jsonl(runs),
-        ExportFormat::Md => markdown(runs)?,
+        ExportFormat::Md => markdown(runs),
         ExportFormat::Gab => {
             let dir = req.out.ok_or_else(|| {
                 Error::bad_input(
@@ -824,11 +807,23 @@ pub fn execute(args: &crate::cli::ExportArgs) -> Result<i32> {
             bom: args.bom,
         },
     )?;
-    print!("{text}");
+    write_stdout(&text)?;
     for f in files {
         eprintln!("priceperf: wrote {}", f.display());
     }
     Ok(crate::error::EXIT_OK)
+}
+
+/// Print to stdout; a reader that stops early (`| head`) is not an error.
+pub fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("write to", "standard output", e))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn create_dir(dir: &Path) -> Result<()> {

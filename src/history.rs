@@ -10,7 +10,7 @@
 //! Committed baselines (`results/baselines/<adapter slug>/`) are ordinary run folders
 //! copied there, samples included; see [`baseline_dir`].
 
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -84,7 +84,7 @@ pub fn append_sample_lines(path: &Path, lines: &[SampleLine]) -> Result<()> {
 /// run re-measures); an unterminated last line (a run killed mid-write) is ignored; any
 /// other malformed line is an error naming its line and column.
 pub fn read_samples(path: &Path) -> Result<Vec<SampleLine>> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+    let text = crate::results::read_text(path)?;
     let mut out: Vec<SampleLine> = Vec::new();
     let complete = text.ends_with('\n');
     let lines: Vec<&str> = text.lines().collect();
@@ -105,7 +105,7 @@ pub fn read_samples(path: &Path) -> Result<Vec<SampleLine>> {
                 return Err(Error::BadFile {
                     path: path.to_path_buf(),
                     line: i as u64 + 1,
-                    column: e.column() as u64,
+                    column: (e.column() as u64).max(1),
                     what: format!("not a samples line: {e}"),
                     fix: "Each line is written by priceperf as one JSON object with the natural key and `samples_ns`; delete the broken line (compare then falls back to the intervals in kernels.csv)".into(),
                 });
@@ -126,6 +126,7 @@ mod tests {
     use super::*;
     use crate::results::Status;
     use crate::shape::DType;
+    use std::fs;
 
     fn row(variant: &str) -> KernelRow {
         KernelRow {

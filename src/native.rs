@@ -47,7 +47,11 @@ impl NativeGemm {
         let s = self.shape;
         let (m, n, k) = (s.m as usize, s.n as usize, s.k as usize);
         // Row-major A [m, k]; B [k, n] or Bᵀ stored [n, k] (read through swapped strides).
-        let (rsb, csb) = if s.transpose_b { (1, k as isize) } else { (n as isize, 1) };
+        let (rsb, csb) = if s.transpose_b {
+            (1, k as isize)
+        } else {
+            (n as isize, 1)
+        };
         for batch in 0..s.batch as usize {
             let a = &self.a[batch * m * k..];
             let b = &self.b[batch * k * n..];
@@ -56,7 +60,20 @@ impl NativeGemm {
             // strides address exactly those row-major (or transposed) layouts.
             unsafe {
                 matrixmultiply::sgemm(
-                    m, k, n, 1.0, a.as_ptr(), k as isize, 1, b.as_ptr(), rsb, csb, 0.0, c.as_mut_ptr(), n as isize, 1,
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    a.as_ptr(),
+                    k as isize,
+                    1,
+                    b.as_ptr(),
+                    rsb,
+                    csb,
+                    0.0,
+                    c.as_mut_ptr(),
+                    n as isize,
+                    1,
                 );
             }
         }
@@ -83,7 +100,10 @@ mod tests {
 
     #[test]
     fn native_gemm_matches_the_reference_exactly_on_integers() {
-        for shape in [MatmulShape::new(13, 7, 9).batched(2), MatmulShape::new(5, 6, 7).transposed_b()] {
+        for shape in [
+            MatmulShape::new(13, 7, 9).batched(2),
+            MatmulShape::new(5, 6, 7).transposed_b(),
+        ] {
             let inputs = MatmulInputs::exact(&shape, DType::F32, 3);
             let mut g = NativeGemm::new(&shape, &inputs).unwrap();
             g.run();

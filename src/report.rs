@@ -1,4 +1,5 @@
-//! Terminal output: the per-row progress line and the end-of-run tables.
+//! Terminal output: the per-row progress line and the end-of-run tables, wrapped to the
+//! terminal's width when stdout is one.
 
 use crate::catalog::PriceRow;
 use crate::cost::{CostRow, TokensRow};
@@ -289,8 +290,83 @@ fn bytes(b: u64) -> String {
     }
 }
 
-/// Left-aligned columns separated by two spaces.
+/// Left-aligned columns separated by two spaces. When stdout is a terminal narrower than
+/// the table, the cells wrap to fit its width ([`fitted_table`]); pipes and files always get
+/// the unwrapped layout, one line per row, for grep and diff.
 pub fn table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String {
+    let plain = plain_table(headers, rows);
+    match terminal_width() {
+        Some(width) if plain.lines().any(|l| l.chars().count() > width as usize) => {
+            fitted_table(headers, rows, width)
+        }
+        _ => plain,
+    }
+}
+
+/// Cells at most this wide are never wrapped by [`fitted_table`].
+const SHORT_CELL: usize = 14;
+
+/// The width of the terminal stdout writes to, if it is one.
+pub fn terminal_width() -> Option<u16> {
+    use std::io::IsTerminal as _;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    console::Term::stdout()
+        .size_checked()
+        .map(|(_rows, cols)| cols)
+        .filter(|c| *c >= 20)
+}
+
+/// The table wrapped to `width` columns by comfy-table: the same look (two-space gaps, a
+/// dashed rule under the header), long cells wrapped onto more lines.
+pub fn fitted_table<const N: usize>(
+    headers: &[&str; N],
+    rows: &[[String; N]],
+    width: u16,
+) -> String {
+    use comfy_table::ColumnConstraint;
+    use comfy_table::{ContentArrangement, Table};
+    // Numbers, dates and other short cells are never wrapped; only long text (instance
+    // names, benchmark ids, notes) is. When the short columns alone do not fit, wrapping
+    // would only shred them: keep the plain layout and let the terminal fold the lines.
+    let widest: Vec<usize> = (0..N)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([headers[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let short = |w: usize| w <= SHORT_CELL;
+    let fixed: usize = widest.iter().filter(|w| short(**w)).map(|w| w + 2).sum();
+    let wrapped = widest.iter().filter(|w| !short(**w)).count();
+    if fixed + wrapped * (SHORT_CELL + 2) > width as usize {
+        return plain_table(headers, rows);
+    }
+    let mut t = Table::new();
+    // Only the header rule: left, right, top, bottom borders and verticals blank.
+    t.load_preset("     -             ")
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(width)
+        .set_header(headers.iter().copied());
+    for r in rows {
+        t.add_row(r.iter().map(String::as_str));
+    }
+    for (c, w) in t.column_iter_mut().zip(&widest) {
+        c.set_padding((0, 2));
+        if short(*w) {
+            c.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
+    let mut out = t.trim_fmt();
+    out.push('\n');
+    out
+}
+
+/// Left-aligned columns separated by two spaces, never wrapped.
+pub fn plain_table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -334,6 +410,32 @@ mod tests {
     fn table_aligns_columns() {
         let t = table(&["a", "bb"], &[["xxx".into(), "y".into()]]);
         assert_eq!(t, "a    bb\n---  --\nxxx  y\n");
+    }
+
+    #[test]
+    fn fitted_tables_wrap_to_the_width() {
+        let long = "a-rather-long-instance-name-that-does-not-fit".to_string();
+        let rows = [[long.clone(), "1.25".to_string()], ["b".into(), "2".into()]];
+        let t = fitted_table(&["instance", "$/Mtok"], &rows, 30);
+        assert!(t.lines().all(|l| l.chars().count() <= 30), "{t}");
+        assert!(
+            t.contains("$/Mtok") && t.contains("1.25") && t.contains("---"),
+            "{t}"
+        );
+        // Too narrow for the short columns: the plain layout, unwrapped.
+        let many = [[
+            long.clone(),
+            "0.0093".into(),
+            "2026-07-30".into(),
+            "measured".into(),
+        ]];
+        let t = fitted_table(&["instance", "$/acc-h", "as of", "basis"], &many, 30);
+        assert!(t.contains(&long), "{t}");
+        // Without a terminal, the plain layout.
+        assert_eq!(
+            table(&["instance", "$/Mtok"], &rows),
+            plain_table(&["instance", "$/Mtok"], &rows)
+        );
     }
 
     #[test]

@@ -371,7 +371,15 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         progress.benchmark(i, &bench.id());
         let quiet = progress.silence_criterion();
         let mut samples = Vec::new();
-        let new_rows = run_benchmark(&mut gpu, criterion, &sampling, config, budget, bench, &mut samples);
+        let new_rows = run_benchmark(
+            &mut gpu,
+            criterion,
+            &sampling,
+            config,
+            budget,
+            bench,
+            &mut samples,
+        );
         drop(quiet);
         let new_rows: Vec<KernelRow> = new_rows
             .into_iter()
@@ -381,7 +389,12 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         // Raw per-iteration samples of the measured rows, for compare's rank test.
         let pairs: Vec<(KernelRow, Vec<f64>)> = new_rows
             .iter()
-            .filter_map(|r| samples.iter().find(|(v, _)| *v == r.variant).map(|(_, s)| (r.clone(), s.clone())))
+            .filter_map(|r| {
+                samples
+                    .iter()
+                    .find(|(v, _)| *v == r.variant)
+                    .map(|(_, s)| (r.clone(), s.clone()))
+            })
             .collect();
         crate::history::append_samples(&dir, &pairs)?;
         for r in &new_rows {
@@ -534,7 +547,17 @@ fn run_benchmark(
                 rows.push(row);
             }
             if gpu.summary.is_cpu() && wanted(config, native::VARIANT) {
-                rows.extend(run_native(gpu, criterion, sampling, config, budget_s, bench, &shape, &inputs, samples_out));
+                rows.extend(run_native(
+                    gpu,
+                    criterion,
+                    sampling,
+                    config,
+                    budget_s,
+                    bench,
+                    &shape,
+                    &inputs,
+                    samples_out,
+                ));
             }
         }
         Op::Attention(shape) => {
@@ -640,7 +663,14 @@ fn run_native(
     }
     row.timing = Some(crate::measure::TimingMethod::Wall);
     row.note = "native CPU GEMM on the same cores, for comparison; never priced".into();
-    match measure(criterion, &row.benchmark, &row.variant, bench.op.flops(), sampling, |iters| Ok(gemm.time(iters))) {
+    match measure(
+        criterion,
+        &row.benchmark,
+        &row.variant,
+        bench.op.flops(),
+        sampling,
+        |iters| Ok(gemm.time(iters)),
+    ) {
         Measured::Samples(samples) => {
             let stats = Stats::of(&samples)?;
             samples_out.push((row.variant.clone(), samples.clone()));
@@ -858,7 +888,13 @@ pub fn archive_folder(dir: &Path) -> Result<PathBuf> {
     // that would move the folder somewhere else).
     let mut id: String = id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(120)
         .collect();
     if id.is_empty() || id.starts_with('.') {

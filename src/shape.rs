@@ -118,6 +118,12 @@ impl MatmulShape {
         (self.a_len() + self.b_len() + self.c_len()) * dtype.size()
     }
 
+    /// Every dimension at least 1 and every buffer within u32 indexing: what parsing checks,
+    /// for shapes built in code (a model's layer at a user's batch and prompt).
+    pub fn validate(&self) -> Result<()> {
+        self.check()
+    }
+
     fn check(&self) -> Result<()> {
         for (name, v) in [
             ("batch", self.batch),
@@ -132,10 +138,14 @@ impl MatmulShape {
                 ));
             }
         }
-        check_u32_indexable(
-            &self.to_string(),
-            self.a_len().max(self.b_len()).max(self.c_len()),
-        )
+        // u128: three u32 factors can overflow u64 (and panic in a debug build).
+        let (b, m, n, k) = (
+            u128::from(self.batch),
+            u128::from(self.m),
+            u128::from(self.n),
+            u128::from(self.k),
+        );
+        check_u32_indexable(&self.to_string(), (b * m * k).max(b * k * n).max(b * m * n))
     }
 }
 
@@ -253,9 +263,11 @@ impl AttentionShape {
                 "Causal attention aligns queries to the last keys, so sq must be at most skv.",
             ));
         }
-        let q = self.b as u64 * self.hq as u64 * self.sq as u64 * self.d as u64;
-        let kv = self.b as u64 * self.hkv as u64 * self.skv as u64 * self.d as u64;
-        let scores = self.b as u64 * self.hq as u64 * self.sq as u64 * self.skv as u64;
+        // u128: four u32 factors can overflow u64 (and panic in a debug build).
+        let w = |x: u32| u128::from(x);
+        let q = w(self.b) * w(self.hq) * w(self.sq) * w(self.d);
+        let kv = w(self.b) * w(self.hkv) * w(self.skv) * w(self.d);
+        let scores = w(self.b) * w(self.hq) * w(self.sq) * w(self.skv);
         check_u32_indexable(&self.to_string(), q.max(kv).max(scores))
     }
 }
@@ -296,8 +308,8 @@ impl FromStr for AttentionShape {
 }
 
 /// Kernels index with u32; refuse anything whose largest buffer has more elements.
-fn check_u32_indexable(spec: &str, elements: u64) -> Result<()> {
-    if elements > u32::MAX as u64 {
+fn check_u32_indexable(spec: &str, elements: u128) -> Result<()> {
+    if elements > u128::from(u32::MAX) {
         return Err(Error::bad_input(
             format!("shape `{spec}` needs {elements} elements in one buffer, more than the 2^32 that u32 indexing reaches"),
             "Use smaller dimensions (split the batch across runs).",

@@ -245,6 +245,82 @@ pub fn benchmarks(suite: SuiteName, adapter: &AdapterSummary) -> Vec<Benchmark> 
             );
         }
     }
+    for (op, dtypes) in attention_benchmarks(suite, cpu) {
+        add(op, dtypes);
+    }
+    list
+}
+
+fn attention(b: u32, hq: u32, hkv: u32, sq: u32, skv: u32, d: u32, causal: bool) -> Op {
+    Op::Attention(AttentionShape {
+        b,
+        hq,
+        hkv,
+        sq,
+        skv,
+        d,
+        causal,
+    })
+}
+
+/// Attention: prefill at Llama-3-8B's heads (b=1, hq=32, hkv=8, d=128), causal and not, and
+/// decode (Sq = 1) over growing KV caches; CPU adapters get the short end of each range plus
+/// the b=1, hq=8, d=64, s=1024 comparison shape, and quick keeps one of each.
+fn attention_benchmarks(suite: SuiteName, cpu: bool) -> Vec<(Op, &'static [DType])> {
+    use DType::{F16, F32};
+    let prefill = |s: u32, causal: bool| attention(1, 32, 8, s, s, 128, causal);
+    let decode = |skv: u32| attention(1, 32, 8, 1, skv, 128, true);
+    let mut list: Vec<(Op, &'static [DType])> = Vec::new();
+    match (suite, cpu) {
+        (SuiteName::Quick, true) => {
+            list.push((prefill(256, true), &[F32]));
+            list.push((decode(1024), &[F32]));
+        }
+        (SuiteName::Quick, false) => {
+            list.push((prefill(1024, true), &[F32]));
+            list.push((decode(8192), &[F32]));
+        }
+        (SuiteName::Standard, true) => {
+            list.push((attention(1, 8, 8, 1024, 1024, 64, true), &[F32]));
+            list.push((attention(1, 8, 8, 1024, 1024, 64, false), &[F32]));
+            list.push((prefill(512, true), &[F32, F16]));
+            list.push((prefill(512, false), &[F32]));
+            for skv in [1024, 8192] {
+                list.push((decode(skv), &[F32]));
+            }
+            list.push((decode(8192), &[F16]));
+        }
+        (SuiteName::Standard, false) => {
+            for s in [512, 1024, 2048, 4096] {
+                list.push((prefill(s, true), &[F32, F16]));
+                list.push((prefill(s, false), &[F32, F16]));
+            }
+            for skv in [1024, 4096, 8192, 16384, 32768] {
+                list.push((decode(skv), &[F32, F16]));
+            }
+        }
+        (SuiteName::Full, _) => {
+            let (sizes, decode_sizes): (&[u32], &[u32]) = if cpu {
+                (&[512, 1024], &[1024, 8192, 32768])
+            } else {
+                (&[512, 1024, 2048, 4096], &[1024, 4096, 8192, 16384, 32768])
+            };
+            for &s in sizes {
+                list.push((prefill(s, true), &[F32, F16]));
+                list.push((prefill(s, false), &[F32, F16]));
+            }
+            for &skv in decode_sizes {
+                list.push((decode(skv), &[F32, F16]));
+            }
+            list.push((attention(1, 8, 8, 1024, 1024, 64, true), &[F32, F16]));
+            list.push((attention(1, 8, 8, 1024, 1024, 64, false), &[F32]));
+            // Every head dim, a tail length, batch > 1.
+            for d in [64, 80, 96, 256] {
+                list.push((attention(1, 32, 8, 1000, 1000, d, true), &[F32]));
+            }
+            list.push((attention(4, 32, 8, 512, 512, 128, true), &[F32]));
+        }
+    }
     list
 }
 
@@ -293,6 +369,38 @@ mod tests {
                 assert!(b.op.flops() <= 2 * 2048u64.pow(3), "{}", b.id());
             }
         }
+    }
+
+    #[test]
+    fn attention_is_in_every_suite_with_prefill_and_decode() {
+        for suite in [SuiteName::Quick, SuiteName::Standard, SuiteName::Full] {
+            for cpu in [true, false] {
+                let shapes: Vec<AttentionShape> = benchmarks(suite, &adapter(cpu))
+                    .into_iter()
+                    .filter_map(|b| match b.op {
+                        Op::Attention(s) => Some(s),
+                        _ => None,
+                    })
+                    .collect();
+                assert!(shapes.iter().any(|s| s.sq > 1), "{suite} cpu={cpu}");
+                assert!(shapes.iter().any(|s| s.sq == 1), "{suite} cpu={cpu}");
+                for s in shapes {
+                    // Every suite shape parses back from its own spec (the shape column).
+                    assert_eq!(s.to_string().parse::<AttentionShape>().unwrap(), s);
+                }
+            }
+        }
+        let op = Op::parse(
+            "attention",
+            "b=1,hq=32,hkv=8,sq=1000,skv=1000,d=128,causal=1",
+        )
+        .unwrap();
+        assert_eq!(op.kernel(), "attention");
+        assert_eq!(op.flops(), 4 * 32 * 1000 * 1000 * 128 / 2);
+        assert!(Op::parse("attention", "b=1,hq=32,sq=10,d=100")
+            .unwrap_err()
+            .to_string()
+            .contains("d=100"));
     }
 
     #[test]

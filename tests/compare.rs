@@ -6,7 +6,7 @@ mod result_fixtures;
 
 use std::path::Path;
 
-use priceperf::compare::{self, Comparison, Options, Thresholds, Verdict};
+use priceperf::compare::{self, Comparison, Options, Thresholds, TimingGate, Verdict};
 use priceperf::dataset;
 use result_fixtures::*;
 
@@ -23,17 +23,12 @@ fn write_side(dir: &Path, seed: u64, noise: f64, slow: Option<(&str, f64)>, keep
             _ => 1.0,
         };
         let s = samples(base * factor, noise, 20, seed * 31 + i as u64);
-        rows.push(measured(256, v, LAVAPIPE, &s));
+        rows.push(measured(256, v, GPU, &s));
         if keep_samples {
             kept.push((i, s));
         }
     }
-    write_run(
-        dir,
-        &info(&format!("run-{seed}"), "ci", LAVAPIPE),
-        &rows,
-        &kept,
-    );
+    write_run(dir, &info(&format!("run-{seed}"), "ci", GPU), &rows, &kept);
 }
 
 fn compare_dirs(base: &Path, head: &Path, opts: &Options) -> Comparison {
@@ -147,15 +142,10 @@ fn the_rank_test_on_stored_samples_decides_when_intervals_are_missing() {
     let (_t, root) = tmp();
     for (side, factor, seed) in [("base", 1.0, 1), ("head", 1.3, 2)] {
         let s = samples(1.0e6 * factor, 0.05, 20, seed);
-        let mut row = measured(256, "tiled", LAVAPIPE, &s);
+        let mut row = measured(256, "tiled", GPU, &s);
         row.ci_low_ns = None;
         row.ci_high_ns = None;
-        write_run(
-            &root.join(side),
-            &info(side, "ci", LAVAPIPE),
-            &[row],
-            &[(0, s)],
-        );
+        write_run(&root.join(side), &info(side, "ci", GPU), &[row], &[(0, s)]);
     }
     let c = compare_dirs(&root.join("base"), &root.join("head"), &Options::default());
     let r = &c.rows[0];
@@ -172,21 +162,14 @@ fn failed_verification_always_fails() {
     let mut rows: Vec<_> = VARIANTS
         .iter()
         .enumerate()
-        .map(|(i, v)| {
-            measured(
-                256,
-                v,
-                LAVAPIPE,
-                &samples(1.0e6 * (i as f64 + 1.0), 0.02, 20, 9),
-            )
-        })
+        .map(|(i, v)| measured(256, v, GPU, &samples(1.0e6 * (i as f64 + 1.0), 0.02, 20, 9)))
         .collect();
-    rows[1] = failed(256, "tiled", LAVAPIPE);
+    rows[1] = failed(256, "tiled", GPU);
     // A new variant that fails is a correctness regression too.
-    rows.push(failed(256, "subgroup", LAVAPIPE));
-    write_run(&root.join("head"), &info("h", "ci", LAVAPIPE), &rows, &[]);
+    rows.push(failed(256, "subgroup", GPU));
+    write_run(&root.join("head"), &info("h", "ci", GPU), &rows, &[]);
     let opts = Options {
-        timing_gate: false,
+        timing_gate: TimingGate::Off,
         ..Options::default()
     };
     let c = compare_dirs(&root.join("base"), &root.join("head"), &opts);
@@ -209,13 +192,13 @@ fn rows_on_one_side_are_listed_and_other_adapters_summarised() {
     let (_t, root) = tmp();
     let s = |seed| samples(1.0e6, 0.02, 20, seed);
     let base_rows = vec![
-        measured(256, "naive", LAVAPIPE, &s(1)),
-        measured(256, "tiled", LAVAPIPE, &s(2)),
-        blank(1024, "naive", LAVAPIPE),
+        measured(256, "naive", GPU, &s(1)),
+        measured(256, "tiled", GPU, &s(2)),
+        blank(1024, "naive", GPU),
     ];
     write_run(
         &root.join("base/lavapipe"),
-        &info("b1", "ci", LAVAPIPE),
+        &info("b1", "ci", GPU),
         &base_rows,
         &[],
     );
@@ -227,16 +210,11 @@ fn rows_on_one_side_are_listed_and_other_adapters_summarised() {
         &[],
     );
     let head_rows = vec![
-        measured(256, "naive", LAVAPIPE, &s(4)),
-        measured(256, "reg", LAVAPIPE, &s(5)),
-        measured(1024, "naive", LAVAPIPE, &s(6)),
+        measured(256, "naive", GPU, &s(4)),
+        measured(256, "reg", GPU, &s(5)),
+        measured(1024, "naive", GPU, &s(6)),
     ];
-    write_run(
-        &root.join("head"),
-        &info("h", "ci", LAVAPIPE),
-        &head_rows,
-        &[],
-    );
+    write_run(&root.join("head"), &info("h", "ci", GPU), &head_rows, &[]);
     let c = compare_dirs(&root.join("base"), &root.join("head"), &Options::default());
     assert_eq!(verdict_of(&c, "tiled"), Verdict::OnlyBase);
     assert_eq!(verdict_of(&c, "reg"), Verdict::OnlyHead);
@@ -402,9 +380,9 @@ fn the_binary_prints_table_markdown_and_json_with_exit_codes() {
 
     let (code, out, _) = priceperf(&["compare", b, h, "--threshold", "30"]);
     assert_eq!(code, 0, "{out}");
-    let (code, out, _) = priceperf(&["compare", b, h, "--no-timing-gate", "--format", "md"]);
+    let (code, out, _) = priceperf(&["compare", b, h, "--timing-gate", "off", "--format", "md"]);
     assert_eq!(code, 0);
-    assert!(out.contains("(informational)"), "{out}");
+    assert!(out.contains("(informational, not gated)"), "{out}");
     let (code, _, _) = priceperf(&["compare", b, b]);
     assert_eq!(code, 0);
 }
@@ -416,25 +394,18 @@ fn a_timeout_fails_like_a_timing_regression() {
     let mut rows: Vec<_> = VARIANTS
         .iter()
         .enumerate()
-        .map(|(i, v)| {
-            measured(
-                256,
-                v,
-                LAVAPIPE,
-                &samples(1.0e6 * (i as f64 + 1.0), 0.02, 20, 9),
-            )
-        })
+        .map(|(i, v)| measured(256, v, GPU, &samples(1.0e6 * (i as f64 + 1.0), 0.02, 20, 9)))
         .collect();
-    let mut hung = blank(256, "naive", LAVAPIPE);
+    let mut hung = blank(256, "naive", GPU);
     hung.status = priceperf::results::Status::Timeout;
     hung.note = "device: the GPU did not finish within 60 s".into();
     rows[0] = hung;
-    write_run(&root.join("head"), &info("h", "ci", LAVAPIPE), &rows, &[]);
+    write_run(&root.join("head"), &info("h", "ci", GPU), &rows, &[]);
     let c = compare_dirs(&root.join("base"), &root.join("head"), &Options::default());
     assert_eq!(verdict_of(&c, "naive"), Verdict::TimedOut);
     assert_eq!(c.exit_code(), 1);
     let relaxed = Options {
-        timing_gate: false,
+        timing_gate: TimingGate::Off,
         ..Options::default()
     };
     let c = compare_dirs(&root.join("base"), &root.join("head"), &relaxed);
@@ -452,9 +423,9 @@ fn a_machine_wide_slowdown_is_flagged() {
     let mut rows = Vec::new();
     for (i, v) in VARIANTS.iter().enumerate() {
         let s = samples(1.6e6 * (i as f64 + 1.0), 0.02, 20, 50 + i as u64);
-        rows.push(measured(256, v, LAVAPIPE, &s));
+        rows.push(measured(256, v, GPU, &s));
     }
-    write_run(&root.join("head"), &info("h", "ci", LAVAPIPE), &rows, &[]);
+    write_run(&root.join("head"), &info("h", "ci", GPU), &rows, &[]);
     let c = compare_dirs(&root.join("base"), &root.join("head"), &Options::default());
     assert_eq!(c.count(Verdict::Regressed), 3);
     let m = c.median_change_pct.unwrap();
@@ -465,4 +436,66 @@ fn a_machine_wide_slowdown_is_flagged() {
     // Unchanged runs carry no warning.
     let c = compare_dirs(&root.join("base"), &root.join("base"), &Options::default());
     assert!(c.warnings.is_empty());
+}
+
+#[test]
+fn software_adapters_report_timing_but_gate_only_correctness_by_default() {
+    // Back-to-back runs on a loaded lavapipe machine: everything 40% slower, one row hung.
+    let (_t, root) = tmp();
+    let rows = |factor: f64, seed: u64| -> Vec<_> {
+        VARIANTS
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let s = samples(1.0e6 * factor * (i as f64 + 1.0), 0.02, 20, seed + i as u64);
+                measured(256, v, LAVAPIPE, &s)
+            })
+            .collect()
+    };
+    write_run(
+        &root.join("base"),
+        &info("b", "ci", LAVAPIPE),
+        &rows(1.0, 1),
+        &[],
+    );
+    let mut head = rows(1.4, 10);
+    head[0].status = priceperf::results::Status::Timeout;
+    head[0].median_ns = None;
+    write_run(&root.join("head"), &info("h", "ci", LAVAPIPE), &head, &[]);
+    let c = compare_dirs(&root.join("base"), &root.join("head"), &Options::default());
+    assert_eq!(c.count(Verdict::Regressed), 2);
+    assert_eq!(c.count(Verdict::TimedOut), 1);
+    assert!(c.rows.iter().all(|r| !r.timing_gated));
+    assert_eq!(c.exit_code(), 0);
+    let md = compare::render_markdown(&c);
+    assert!(
+        md.contains(":warning: **3 timing regressions** (informational, not gated)"),
+        "{md}"
+    );
+    assert!(md.contains("informational: software adapter"), "{md}");
+    let on = Options {
+        timing_gate: TimingGate::On,
+        ..Options::default()
+    };
+    assert_eq!(
+        compare_dirs(&root.join("base"), &root.join("head"), &on).exit_code(),
+        1
+    );
+
+    // A wrong result still fails on a software adapter.
+    let mut broken = rows(1.0, 20);
+    broken[1] = failed(256, "tiled", LAVAPIPE);
+    write_run(
+        &root.join("broken"),
+        &info("x", "ci", LAVAPIPE),
+        &broken,
+        &[],
+    );
+    let c = compare_dirs(
+        &root.join("base"),
+        &root.join("broken"),
+        &Options::default(),
+    );
+    assert_eq!(verdict_of(&c, "tiled"), Verdict::Failed);
+    assert_eq!(c.exit_code(), 1);
 }

@@ -29,7 +29,10 @@ fn priceperf() -> Command {
 }
 
 fn has_adapter() -> bool {
-    let ok = priceperf().args(["devices"]).output().is_ok_and(|o| o.status.success());
+    let ok = priceperf()
+        .args(["devices"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("skipping: no adapter");
     }
@@ -54,7 +57,10 @@ fn wait_for_rows(child: &mut Child, csv: &Path) -> bool {
 }
 
 fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(ok.success());
 }
 
@@ -66,7 +72,14 @@ fn killed_run_resumes_without_losing_or_duplicating_rows() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let csv = out.join("kernels.csv");
-    let mut child = priceperf().args(ARGS).arg("--out").arg(&out).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = priceperf()
+        .args(ARGS)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let saw_rows = wait_for_rows(&mut child, &csv);
     signal(&child, "-KILL");
     let _ = child.wait();
@@ -74,19 +87,36 @@ fn killed_run_resumes_without_losing_or_duplicating_rows() {
     let before = read_kernel_rows(&csv).expect("a killed run leaves a readable kernels.csv");
     assert!(out.join(".lock").exists(), "SIGKILL leaves the lock behind");
 
-    let resumed = priceperf().args(ARGS).arg("--resume").arg("--out").arg(&out).output().unwrap();
-    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let resumed = priceperf()
+        .args(ARGS)
+        .arg("--resume")
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
     let after = read_kernel_rows(&csv).unwrap();
     // Everything from before is still there, unchanged, and in front.
     assert_eq!(&after[..before.len()], &before[..]);
-    let mut keys: Vec<(String, String)> = after.iter().map(|r| (r.benchmark.clone(), r.variant.clone())).collect();
+    let mut keys: Vec<(String, String)> = after
+        .iter()
+        .map(|r| (r.benchmark.clone(), r.variant.clone()))
+        .collect();
     let n = keys.len();
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), n, "duplicate rows after resume");
-    let benchmarks: std::collections::BTreeSet<&str> = after.iter().map(|r| r.benchmark.as_str()).collect();
+    let benchmarks: std::collections::BTreeSet<&str> =
+        after.iter().map(|r| r.benchmark.as_str()).collect();
     assert_eq!(benchmarks.len(), 2, "{benchmarks:?}");
-    assert!(!out.join(".lock").exists(), "the resumed run released the lock");
+    assert!(
+        !out.join(".lock").exists(),
+        "the resumed run released the lock"
+    );
     assert!(out.join("results.json").exists());
 }
 
@@ -98,12 +128,22 @@ fn first_interrupt_finishes_the_benchmark_and_writes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let csv = out.join("kernels.csv");
-    let mut child = priceperf().args(ARGS).arg("--out").arg(&out).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = priceperf()
+        .args(ARGS)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
@@ -143,7 +183,12 @@ fn a_second_run_into_a_locked_folder_is_refused() {
     std::fs::create_dir_all(&out).unwrap();
     // A live process holds the lock: this test's own.
     std::fs::write(out.join(".lock"), std::process::id().to_string()).unwrap();
-    let second = priceperf().args(ARGS).arg("--out").arg(&out).output().unwrap();
+    let second = priceperf()
+        .args(ARGS)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert_eq!(second.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&second.stderr).contains("another run"));
     assert!(!out.join("kernels.csv").exists());

@@ -28,6 +28,10 @@ pub(crate) struct Schema {
     pub what: &'static str,
 }
 
+/// The largest number a price, peak or size cell may hold: anything above is a typo or a
+/// unit mix-up (no instance costs a billion dollars an hour, no chip has a billion TFLOPS).
+pub(crate) const PLAUSIBLE_MAX: f64 = 1e9;
+
 /// One data row with its position.
 pub(crate) struct Record<'a> {
     path: &'a Path,
@@ -120,7 +124,7 @@ pub(crate) fn read<'a>(src: Source<'a>, schema: &Schema) -> Result<Vec<Record<'a
     let mut out = Vec::new();
     for rec in records {
         let rec = rec.map_err(|e| csv_error(src.path, e))?;
-        let line = rec.position().map_or(0, |p| p.line());
+        let line = rec.position().map_or(1, |p| p.line());
         if rec.len() == 1 && rec.get(0).is_some_and(str::is_empty) {
             continue; // a line of whitespace only
         }
@@ -135,6 +139,25 @@ pub(crate) fn read<'a>(src: Source<'a>, schema: &Schema) -> Result<Vec<Record<'a
                     columns.len()
                 ),
                 "Give every row one cell per header column; quote cells that contain commas",
+            ));
+        }
+        // Control characters (newlines, terminal escape sequences) have no place in a
+        // catalog cell and would reach tables and terminals as they are.
+        if let Some((i, c)) = rec
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| v.chars().find(|c| c.is_control()).map(|c| (i, c)))
+        {
+            return Err(bad(
+                src.path,
+                line,
+                i as u64 + 1,
+                format!(
+                    "cell {} holds the control character U+{:04X}",
+                    i + 1,
+                    u32::from(c)
+                ),
+                "Remove line breaks, tabs and escape sequences from the cell",
             ));
         }
         let cells = columns
@@ -155,9 +178,9 @@ pub(crate) fn read<'a>(src: Source<'a>, schema: &Schema) -> Result<Vec<Record<'a
 fn csv_error(path: &Path, e: csv::Error) -> Error {
     let (line, column) = match e.kind() {
         csv::ErrorKind::Utf8 { pos, err } => {
-            (pos.as_ref().map_or(0, |p| p.line()), err.field() as u64 + 1)
+            (pos.as_ref().map_or(1, |p| p.line()), err.field() as u64 + 1)
         }
-        _ => (e.position().map_or(0, |p| p.line()), 1),
+        _ => (e.position().map_or(1, |p| p.line()), 1),
     };
     bad(
         path,
@@ -244,6 +267,13 @@ impl Record<'_> {
         if x <= 0.0 {
             return Err(self.error(col, format!("`{col}` = `{v}` is not above 0"), fix));
         }
+        if x > PLAUSIBLE_MAX {
+            return Err(self.error(
+                col,
+                format!("`{col}` = `{v}` is implausibly large (above {PLAUSIBLE_MAX:e})"),
+                format!("Expected {expected}; a number this large is a typo or a unit mix-up"),
+            ));
+        }
         Ok(Some(x))
     }
 
@@ -255,11 +285,12 @@ impl Record<'_> {
         }
         let fix = format!("Expected {expected}: a whole number of at least {min}");
         let x: u32 = v.parse().map_err(|_| {
-            self.error(
-                col,
-                format!("`{col}` = `{v}` is not a whole number"),
-                fix.clone(),
-            )
+            let what = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+                format!("`{col}` = `{v}` is too large (at most {})", u32::MAX)
+            } else {
+                format!("`{col}` = `{v}` is not a whole number")
+            };
+            self.error(col, what, fix.clone())
         })?;
         if x < min {
             return Err(self.error(col, format!("`{col}` = `{v}` is below {min}"), fix));

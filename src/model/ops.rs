@@ -175,10 +175,13 @@ fn dim(value: u64, what: &str) -> Result<u32> {
 
 /// `x · Wᵀ` with W stored [out, in].
 fn linear(name: &'static str, tokens: u32, out: u64, inp: u64) -> Result<Op> {
-    Ok(Op::Matmul {
-        name,
-        shape: MatmulShape::new(tokens, dim(out, name)?, dim(inp, name)?).transposed_b(),
-    })
+    let shape = MatmulShape::new(tokens, dim(out, name)?, dim(inp, name)?).transposed_b();
+    // Activations, weights and outputs within the kernels' u32 indexing.
+    shape.validate().map_err(|e| match e {
+        Error::BadInput { what, fix } => Error::bad_input(format!("{name}: {what}"), fix),
+        other => other,
+    })?;
+    Ok(Op::Matmul { name, shape })
 }
 
 fn elementwise(name: &'static str, kind: ElementwiseKind, rows: u32, cols: u64) -> Result<Op> {
@@ -303,7 +306,10 @@ pub fn head_ops(preset: &ModelPreset, phase: Phase) -> Result<Vec<Op>> {
 pub fn pass_flops(preset: &ModelPreset, phase: Phase) -> Result<u64> {
     let layer: u64 = layer_ops(preset, phase)?.iter().map(Op::flops).sum();
     let head: u64 = head_ops(preset, phase)?.iter().map(Op::flops).sum();
-    Ok(u64::from(preset.num_layers) * layer + head)
+    // Saturating: a user preset's layer count times huge shapes must not overflow (or panic).
+    Ok(u64::from(preset.num_layers)
+        .saturating_mul(layer)
+        .saturating_add(head))
 }
 
 /// Compulsory bytes of one forward pass at `dtype`: layers x (one layer) + head.
@@ -316,13 +322,15 @@ pub fn pass_bytes(preset: &ModelPreset, phase: Phase, dtype: DType) -> Result<u6
         .iter()
         .map(|o| o.bytes(dtype))
         .sum();
-    Ok(u64::from(preset.num_layers) * layer + head)
+    Ok(u64::from(preset.num_layers)
+        .saturating_mul(layer)
+        .saturating_add(head))
 }
 
 /// Bytes of all weights at `dtype` ([`ModelPreset::total_params`]), for the "does the model
 /// fit in this adapter's memory" check.
 pub fn weight_bytes(preset: &ModelPreset, dtype: DType) -> u64 {
-    preset.total_params() * dtype.size()
+    preset.total_params().saturating_mul(dtype.size())
 }
 
 /// Bytes of the K and V cache for `batch` sequences of `context_len` tokens at `dtype`
@@ -331,9 +339,13 @@ pub fn kv_cache_bytes(preset: &ModelPreset, batch: u32, context_len: u32, dtype:
     let cached = preset
         .sliding_window
         .map_or(context_len, |w| context_len.min(w));
-    2 * u64::from(preset.num_layers)
-        * u64::from(batch)
-        * u64::from(cached)
-        * preset.kv_dim()
-        * dtype.size()
+    [
+        u64::from(preset.num_layers),
+        u64::from(batch),
+        u64::from(cached),
+        preset.kv_dim(),
+        dtype.size(),
+    ]
+    .into_iter()
+    .fold(2u64, u64::saturating_mul)
 }

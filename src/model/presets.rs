@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::catalog::names;
 use crate::catalog::table::{self, Schema, Source};
 use crate::error::{Error, Result};
+use crate::shape::AttentionShape;
 
 /// The embedded default presets.
 pub const DEFAULT_MODELS_CSV: &str = include_str!("../../data/models.csv");
@@ -303,8 +304,66 @@ pub(crate) fn parse(src: Source<'_>) -> Result<Vec<ModelPreset>> {
                 "Grouped-query attention needs the query heads to divide evenly among the KV heads",
             ));
         }
+        check_sizes(&rec, &m)?;
         lines.push(rec.line());
         out.push(m);
     }
     Ok(out)
+}
+
+/// More layers than this is a typo: published models have at most a few hundred.
+pub const MAX_LAYERS: u32 = 10_000;
+
+/// Sizes the kernels can run: a head dim the attention kernels are generated for, every
+/// weight matrix within the u32 indexing of the kernels, a layer count that is not a typo.
+fn check_sizes(rec: &table::Record<'_>, m: &ModelPreset) -> Result<()> {
+    if !AttentionShape::HEAD_DIMS.contains(&m.head_dim) {
+        return Err(rec.error(
+            "head_dim",
+            format!(
+                "head_dim {} is not one the attention kernels are generated for",
+                m.head_dim
+            ),
+            "Use a head_dim of 64, 80, 96, 128 or 256 (hidden_size need not equal heads x head_dim)",
+        ));
+    }
+    if m.num_layers > MAX_LAYERS {
+        return Err(rec.error(
+            "num_layers",
+            format!("num_layers {} is implausibly large", m.num_layers),
+            format!("Give the transformer's layer count, at most {MAX_LAYERS}"),
+        ));
+    }
+    let h = u64::from(m.hidden_size);
+    for (col, name, other) in [
+        ("num_attention_heads", "the query projection", m.q_dim()),
+        ("num_kv_heads", "the key/value projections", m.kv_dim()),
+        (
+            "intermediate_size",
+            "the MLP projections",
+            u64::from(m.intermediate_size),
+        ),
+        ("vocab_size", "the LM head", u64::from(m.vocab_size)),
+        (
+            "max_context",
+            "the learned position table",
+            match m.position_embedding {
+                PositionEmbedding::Learned => u64::from(m.max_context),
+                PositionEmbedding::Rope => 0,
+            },
+        ),
+    ] {
+        let elements = u128::from(h) * u128::from(other);
+        if elements > u128::from(u32::MAX) {
+            let col = if h > other { "hidden_size" } else { col };
+            return Err(rec.error(
+                col,
+                format!(
+                    "{name} would be a {h} x {other} weight matrix, {elements} elements: more than the 2^32 that the kernels' u32 indexing reaches"
+                ),
+                "Check hidden_size, the head counts, head_dim, intermediate_size and vocab_size for a typo",
+            ));
+        }
+    }
+    Ok(())
 }

@@ -420,7 +420,7 @@ fn phases_are_checked() {
 }
 
 const HEADER: &str = "model,family,hidden_size,num_layers,num_attention_heads,num_kv_heads,head_dim,intermediate_size,mlp,norm,position_embedding,max_context,sliding_window,vocab_size,tied_embeddings,params_billion,source\n";
-const TINY: &str = "tiny,llama,64,2,4,2,16,128,swiglu,rmsnorm,rope,512,,1000,true,,test\n";
+const TINY: &str = "tiny,llama,64,2,4,2,64,128,swiglu,rmsnorm,rope,512,,1000,true,,test\n";
 
 fn parse_user(text: &str, replace: bool) -> crate::error::Result<ModelPresets> {
     ModelPresets::from_sources(

@@ -34,23 +34,36 @@ fn format_number(v: f64) -> String {
     }
 }
 
-/// Neutralise formula triggers in a text cell.
+/// A formula trigger: text starting with one of these is escaped.
+fn is_trigger(c: char) -> bool {
+    matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r')
+}
+
+/// True for `'`* followed by a trigger: the texts escaping changes (with no `'`: a formula
+/// trigger; with some: text that would otherwise lose a `'` when read back).
+fn quote_run_then_trigger(s: &str) -> bool {
+    s.trim_start_matches('\'')
+        .chars()
+        .next()
+        .is_some_and(is_trigger)
+}
+
+/// Neutralise formula triggers in a text cell. Text that already starts with `'` before a
+/// trigger gets one more, so that [`unescape_text`] gives back exactly what was written.
 pub fn escape_text(s: &str) -> String {
-    match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
-        _ => s.to_string(),
+    if quote_run_then_trigger(s) {
+        format!("'{s}")
+    } else {
+        s.to_string()
     }
 }
 
 /// Undo [`escape_text`] when reading our own files back.
 pub fn unescape_text(s: &str) -> String {
-    let mut chars = s.chars();
-    if chars.next() == Some('\'') {
-        if let Some('=' | '+' | '-' | '@' | '\t' | '\r') = chars.next() {
-            return s[1..].to_string();
-        }
+    match s.strip_prefix('\'') {
+        Some(rest) if quote_run_then_trigger(rest) => rest.to_string(),
+        _ => s.to_string(),
     }
-    s.to_string()
 }
 
 /// A row type with a fixed header.
@@ -88,6 +101,11 @@ mod tests {
         }
         assert_eq!(escape_text("llvmpipe"), "llvmpipe");
         assert_eq!(unescape_text("'plain"), "'plain");
+        // Text that starts with quotes before a trigger survives the round trip.
+        for s in ["'=x", "''+1", "'plain", "'", "''", "'-"] {
+            assert_eq!(unescape_text(&escape_text(s)), s, "{s:?}");
+            assert!(!escape_text(s).starts_with(is_trigger));
+        }
     }
 
     #[test]

@@ -166,9 +166,36 @@ impl CsvRow for KernelRow {
     }
 }
 
+/// Read a text file the user pointed at. Bytes that are not UTF-8 are a bad file (exit 2)
+/// named by line and column, not an I/O error.
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+        let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count() as u64
+            + 1;
+        Error::BadFile {
+            path: path.to_path_buf(),
+            line,
+            column,
+            what: "the file is not UTF-8 text".into(),
+            fix: "Save it as UTF-8 (CSV and JSON files written by priceperf always are)".into(),
+        }
+    })
+}
+
 /// Read a `kernels.csv`, checking every cell; errors name file, line and column.
 pub fn read_kernel_rows(path: &Path) -> Result<Vec<KernelRow>> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+    parse_kernel_rows(path, &read_text(path)?)
+}
+
+/// Parse the text of a `kernels.csv`; `path` is only used in error messages. Numbers must be
+/// finite; times above 0, the other measures 0 or more.
+pub fn parse_kernel_rows(path: &Path, text: &str) -> Result<Vec<KernelRow>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(text.as_bytes());
@@ -183,7 +210,10 @@ pub fn read_kernel_rows(path: &Path) -> Result<Vec<KernelRow>> {
     };
     let header = reader
         .headers()
-        .map_err(|e| bad(1, 0, format!("unreadable header: {e}")))?
+        .map_err(|e| {
+            let line = e.position().map_or(1, |p| p.line());
+            bad(line, 0, format!("unreadable header: {e}"))
+        })?
         .clone();
     for (i, name) in KERNEL_HEADER.iter().enumerate() {
         if header.get(i) != Some(name) {
@@ -200,27 +230,41 @@ pub fn read_kernel_rows(path: &Path) -> Result<Vec<KernelRow>> {
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
+            let line = e.position().map_or(1, |p| p.line());
             bad(line, 0, format!("malformed CSV: {e}"))
         })?;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(1, |p| p.line());
         let text = |i: usize| csv_cells::unescape_text(record.get(i).unwrap_or(""));
         let num = |i: usize| -> Result<Option<f64>> {
             let s = record.get(i).unwrap_or("");
             if s.is_empty() {
                 return Ok(None);
             }
-            s.parse::<f64>()
+            let v = s
+                .parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite())
-                .map(Some)
                 .ok_or_else(|| {
                     bad(
                         line,
                         i,
                         format!("`{s}` in column `{}` is not a number", KERNEL_HEADER[i]),
                     )
-                })
+                })?;
+            // Columns 10-12 are times: a time of 0 or less would price a token at nothing.
+            let least = if (10..=12).contains(&i) {
+                "above 0"
+            } else {
+                "0 or more"
+            };
+            if v < 0.0 || ((10..=12).contains(&i) && v == 0.0) {
+                return Err(bad(
+                    line,
+                    i,
+                    format!("`{s}` in column `{}` is not {least}", KERNEL_HEADER[i]),
+                ));
+            }
+            Ok(Some(v))
         };
         let int = |i: usize| -> Result<Option<u64>> {
             let s = record.get(i).unwrap_or("");

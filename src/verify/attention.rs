@@ -362,7 +362,8 @@ mod tests {
         let HostTensor::F32(mut bad) = good.clone() else {
             unreachable!()
         };
-        bad[(((1 * 4 + 3) * 9) + 8) * 64 + 5] += 1e-4;
+        let (b, h, i, c) = (1, 3, 8, 5);
+        bad[((b * 4 + h) * 9 + i) * 64 + c] += 1e-4;
         let v = reference.check(&HostTensor::F32(bad));
         assert!(!v.passed);
         assert!(v.failure.unwrap().contains("b=1, h=3, i=8, d=5"));

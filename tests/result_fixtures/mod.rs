@@ -14,12 +14,19 @@ use priceperf::results::{self, KernelRow, RunInfo, Status};
 use priceperf::shape::DType;
 
 pub const LAVAPIPE: &str = "llvmpipe (LLVM 15.0.6, 256 bits)";
+/// A GPU adapter: its timing is gated by default (lavapipe's is not).
+pub const GPU: &str = "NVIDIA L4";
 
 pub fn adapter(name: &str) -> AdapterSummary {
     AdapterSummary {
         name: name.into(),
         backend: "vulkan".into(),
-        device_type: "cpu".into(),
+        device_type: if name.contains("llvmpipe") {
+            "cpu"
+        } else {
+            "discrete"
+        }
+        .into(),
         driver: "llvmpipe".into(),
         driver_info: "Mesa 22.3.6 (LLVM 15.0.6)".into(),
         vendor_id: 0x10005,

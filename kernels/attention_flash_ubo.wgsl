@@ -1,0 +1,116 @@
+// attention_flash_ubo.wgsl: fused attention (FlashAttention-2 online softmax, f32 statistics
+// and accumulators) that reads K and V through uniform-buffer windows: the lavapipe design.
+//
+// Why: on lavapipe (Mesa 22.x) every storage-buffer or workgroup-memory load is a scalar loop
+// over the 8 SIMD lanes with a bounds check per element, about 15x the cost of a uniform-
+// buffer load, which is one vector gather (or a scalar load and a broadcast). The K and V
+// buffers stay where they are, in the [B, Hkv, Skv, D] layout; the host binds a window of
+// at most max_uniform_buffer_binding_size bytes (64 KiB) of each as a uniform buffer, one
+// dispatch per window, and the softmax state (m, l, o) of each query row is carried from one
+// window to the next in a state buffer (O(rows·D) memory, never O(Sq·Skv)).
+//
+// Memory layout: Q[B, Hq, Sq, D], K and V [B, Hkv, Skv, D], O[B, Hq, Sq, D], row-major in the
+// storage type E; f16 K/V windows are read as vec4<u32> (8 halves, unpack2x16float), since
+// uniform arrays need a 16-byte stride. state[B·Hq·Sq, D/4 + 1] vec4<f32>: o, then (m, l).
+// Rows: as attention_flash_row.wgsl, the rep = Hq / Hkv query heads of KV head g are packed
+// (packed row pr = pos·rep + hi), and each invocation owns TQ packed rows pr0 + r·BR + li.
+// Window: keys k0 .. k0 + nkeys of KV head (batch, g); key k0 starts kv_off vec4s into the
+// bound window (binding offsets are aligned down to min_uniform_buffer_offset_alignment). The
+// buffers are padded so a whole window is always in bounds; keys past the window's end are
+// masked (they read finite values of the next head or zero padding, times p = 0).
+// Per row and window: a row is active if it sees key k0; it starts from the state (or from
+// m = -inf, l = 0, o = 0 in the first window), runs the window's tiles with its causal mask,
+// and then either saves the state or, in the window that holds its last visible key, writes
+// O = o / l (0 when l = 0: a row that sees no key writes 0 in the first window, never NaN).
+// The tile loop stops at the last key any row of the workgroup sees (causal skips tiles).
+//
+// Split mode (decode): the window's keys are further cut into NSUB sub-chunks of CHUNK keys
+// along grid x (x = sub + NSUB·row_block), so a window fills more than one core even with
+// few query rows; each workgroup writes the raw (o, m, l) of its rows for split index
+// split0 + sub (split0 = window·NSUB) to part_o / part_ml, and attention_flash_merge.wgsl
+// combines them (no state buffer).
+//
+// Bindings (group 0):
+//   0 uniform  Params (as attention_flash_row.wgsl)
+//   1 uniform  Window { batch, g, k0, nkeys, kv_off, first, split0, _ } (one slot per dispatch)
+//   2 storage read        q: array<vec4<E>>
+//   3 uniform             kw: array<vec4<KW>, NV>   (KW = f32, or u32 for f16 pairs)
+//   4 uniform             vw: array<vec4<KW>, NV>
+//   5 storage read_write  state: array<vec4<f32>>      (no split)
+//   6 storage read_write  out: array<vec4<E>>          (no split)
+//   5 storage read_write  part_o: array<vec4<f32>>     (split)
+//   6 storage read_write  part_ml: array<vec2<f32>>    (split)
+// Dispatch: one per (batch, KV head, window), in key order; each (ceil(rep·Sq / (BR·TQ))·NSUB,
+// 1, 1) workgroups of BR invocations.
+// Tile parameters (text-substituted):
+//   BR  invocations per workgroup (a multiple of the 8-lane SIMD width keeps lanes full).
+//   TQ  rows per invocation: each K/V vec4 loaded feeds TQ rows; private state TQ·(2·D + BC).
+//   BC  keys per tile; a window holds a multiple of BC keys.
+//   D4  = D / 4, fully unrolled.  NV = window bytes / 16 <= 4096 (64 KiB).
+// Template fields: ENABLE_F16 ELEM KW NV KV_ROW BR TQ BC D4 OUT_BINDINGS ROWS TILE STORE.
+{{ENABLE_F16}}
+alias E = {{ELEM}};
+
+struct Params {
+    b: u32,
+    hq: u32,
+    hkv: u32,
+    sq: u32,
+    skv: u32,
+    rep: u32,
+    causal: u32,
+    nsplit: u32,
+    shift: i32,
+    chunk: u32,
+    scale_log2e: f32,
+    _pad: u32,
+}
+
+struct Window {
+    batch: u32,
+    g: u32,
+    k0: u32,
+    nkeys: u32,
+    kv_off: u32,
+    first: u32,
+    split0: u32,
+    nsub: u32,
+}
+
+const BR: u32 = {{BR}}u;
+const TQ: u32 = {{TQ}}u;
+const BC: u32 = {{BC}}u;
+const D4: u32 = {{D4}}u;
+// "Minus infinity" for max and masks: finite, so no inf - inf can make a NaN.
+const NEG: f32 = -3.0e38;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> w: Window;
+@group(0) @binding(2) var<storage, read> q: array<vec4<E>>;
+@group(0) @binding(3) var<uniform> kw: array<vec4<{{KW}}>, {{NV}}>;
+@group(0) @binding(4) var<uniform> vw: array<vec4<{{KW}}>, {{NV}}>;
+{{OUT_BINDINGS}}
+
+@compute @workgroup_size({{BR}}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let batch = w.batch;
+    let g = w.g;
+    let sub = wid.x % w.nsub;
+    let rows = p.rep * p.sq;
+    let pr0 = (wid.x / w.nsub) * (BR * TQ);
+    let skv = i32(p.skv);
+    // Without split CHUNK >= the window's keys and NSUB = 1.
+    let k_begin = i32(w.k0 + sub * p.chunk);
+    let k_end = min(i32(w.k0 + w.nkeys), k_begin + i32(p.chunk));
+    var any_see = k_end;
+    if (p.causal != 0u) {
+        let pos_last = i32(min(pr0 + BR * TQ - 1u, rows - 1u) / p.rep);
+        any_see = clamp(pos_last + p.shift + 1, k_begin, k_end);
+    }
+{{ROWS}}
+    for (var t = k_begin; t < any_see; t += i32(BC)) {
+        let kb = w.kv_off + u32(t - i32(w.k0)) * {{KV_ROW}}u;
+{{TILE}}
+    }
+{{STORE}}
+}

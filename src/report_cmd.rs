@@ -1,0 +1,1252 @@
+//! `priceperf report DIR... [--format table|md|csv|json|html] [--out PATH]`: the result
+//! folders read back ([`crate::dataset`]) and shown for people: terminal tables, Markdown
+//! for pull-request comments, the ranked costs as CSV or JSON, or one self-contained HTML
+//! page with the charts ([`crate::html`], [`crate::charts`]).
+//!
+//! Costs are ranked within each model and phase (cheapest first): a prefill $/Mtok and a
+//! decode $/Mtok price different work and are never ranked against each other. An offering
+//! is on the Pareto front of its group when no other offering of the group gives more
+//! tokens/s per instance for fewer dollars per million tokens.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::charts::{self, BarGroup, ChangeBar, KernelPoint, OfferingPoint, Roofs, TrendSeries};
+use crate::compare::{self, Comparison};
+use crate::cost::{Basis, CostRow, Tier, TokensRow};
+use crate::dataset::{self, Run, Table};
+use crate::error::{Error, Result, EXIT_OK};
+use crate::export::Sheet;
+use crate::model::PhaseKind;
+use crate::report;
+use crate::results::csv_cells::Cell;
+use crate::results::{KernelRow, RunInfo, Status};
+
+/// Output format of `priceperf report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Terminal tables.
+    Table,
+    /// Markdown, for pull-request comments.
+    Md,
+    /// The ranked cost rows, spreadsheet-safe.
+    Csv,
+    /// Everything, for programs.
+    Json,
+    /// One self-contained page: provenance, ranked costs, charts, kernels.
+    Html,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Result folders (runs, folders of runs, merges); several make comparison and trend
+    /// charts, exactly two also a `compare` chart (first = base).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+    /// Write here instead of stdout (e.g. report.html).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Cost rows shown per model and phase in table, md and html (csv and json have all).
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+}
+
+/// `priceperf report`.
+pub fn execute(args: &ReportArgs) -> Result<i32> {
+    let rep = Report::load(&args.dirs)?;
+    let link_base = match &args.out {
+        Some(out) => out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+        None => PathBuf::from("."),
+    };
+    let text = match args.format {
+        ReportFormat::Table => rep.terminal(args.top),
+        ReportFormat::Md => rep.markdown(args.top),
+        ReportFormat::Csv => rep.costs_sheet().to_csv(false),
+        ReportFormat::Json => {
+            serde_json::to_string_pretty(&rep.json()).expect("report serialises") + "\n"
+        }
+        ReportFormat::Html => crate::html::page(&rep, args.top, &link_base),
+    };
+    match &args.out {
+        Some(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+            }
+            crate::results::write_atomic(path, text.as_bytes())?;
+            eprintln!("priceperf: wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(EXIT_OK)
+}
+
+/// One run as the report shows it.
+#[derive(Debug, Clone)]
+pub struct RunView {
+    pub dir: PathBuf,
+    pub info: RunInfo,
+    /// The notes of `results.json` (matching, skipped models, stale prices).
+    pub notes: Vec<String>,
+    /// Oldest and newest `price_as_of` of the run's cost rows.
+    pub prices_as_of: Option<(String, String)>,
+    /// Cost rows without a price date (owned, custom, undated catalog rows).
+    pub undated_prices: usize,
+    /// criterion's own HTML report, when the run has one (`cargo bench` writes it).
+    pub criterion_report: Option<PathBuf>,
+}
+
+impl RunView {
+    /// A short name for legends: adapter and start time.
+    pub fn label(&self) -> String {
+        let when = self.info.started.get(..16).unwrap_or(&self.info.started);
+        format!(
+            "{} · {}",
+            short_adapter(&self.info.adapter.name),
+            when.replace('T', " ")
+        )
+    }
+}
+
+/// A cost row with its place in its model and phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct RankedCost {
+    /// Index into [`Report::runs`].
+    #[serde(skip)]
+    pub run: usize,
+    pub run_id: String,
+    /// 1 = cheapest of its model and phase.
+    pub rank: usize,
+    /// No offering of the group is faster per instance and cheaper per token.
+    pub pareto_front: bool,
+    /// tokens/s × accelerators per instance (independent replicas, one per accelerator).
+    pub instance_tokens_per_s: f64,
+    #[serde(flatten)]
+    pub row: CostRow,
+}
+
+/// A token-rate row with its run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunTokens {
+    #[serde(skip)]
+    pub run: usize,
+    pub run_id: String,
+    #[serde(flatten)]
+    pub row: TokensRow,
+}
+
+/// A kernel row with its run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunKernel {
+    #[serde(skip)]
+    pub run: usize,
+    pub run_id: String,
+    #[serde(flatten)]
+    pub row: KernelRow,
+}
+
+/// Everything a report shows, read from the result folders.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub dirs: Vec<PathBuf>,
+    pub runs: Vec<RunView>,
+    pub kernels: Vec<RunKernel>,
+    pub tokens: Vec<RunTokens>,
+    /// Grouped by model (first seen) and phase (workload, prefill, decode), cheapest first.
+    pub costs: Vec<RankedCost>,
+    /// `compare` of the first folder against the second, when exactly two were given.
+    pub comparison: Option<Comparison>,
+}
+
+/// A chart ready for a page: an anchor id, a title, the SVG and what to read from it.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    pub id: String,
+    pub title: String,
+    pub svg: String,
+    pub caption: String,
+}
+
+impl Report {
+    /// Read the folders (see [`dataset::load`] for what a folder may be).
+    pub fn load(dirs: &[PathBuf]) -> Result<Report> {
+        let mut per_dir: Vec<Vec<Run>> = Vec::new();
+        for d in dirs {
+            per_dir.push(dataset::load(d)?);
+        }
+        let comparison = match per_dir.as_slice() {
+            [base, head] => compare::compare(
+                &dirs[0].display().to_string(),
+                base,
+                &dirs[1].display().to_string(),
+                head,
+                &compare::Options::default(),
+            )
+            .ok(),
+            _ => None,
+        };
+        let runs: Vec<Run> = per_dir.into_iter().flatten().collect();
+        Report::from_runs(dirs.to_vec(), &runs, comparison)
+    }
+
+    /// Build from runs already read.
+    pub fn from_runs(
+        dirs: Vec<PathBuf>,
+        runs: &[Run],
+        comparison: Option<Comparison>,
+    ) -> Result<Report> {
+        let mut views = Vec::new();
+        let mut kernels = Vec::new();
+        let mut tokens = Vec::new();
+        let mut costs = Vec::new();
+        for (i, run) in runs.iter().enumerate() {
+            let run_id = run.info.run_id.clone();
+            let run_costs = match &run.costs {
+                Some(t) => parse_costs(t)?,
+                None => Vec::new(),
+            };
+            let dates: Vec<&String> = run_costs
+                .iter()
+                .filter_map(|c| c.price_as_of.as_ref())
+                .collect();
+            let prices_as_of = match (dates.iter().min(), dates.iter().max()) {
+                (Some(a), Some(b)) => Some(((*a).clone(), (*b).clone())),
+                _ => None,
+            };
+            let criterion = run.dir.join("criterion").join("report").join("index.html");
+            views.push(RunView {
+                dir: run.dir.clone(),
+                info: run.info.clone(),
+                notes: read_notes(&run.dir),
+                prices_as_of,
+                undated_prices: run_costs.len() - dates.len(),
+                criterion_report: criterion.is_file().then_some(criterion),
+            });
+            kernels.extend(run.kernels.iter().map(|k| RunKernel {
+                run: i,
+                run_id: run_id.clone(),
+                row: k.clone(),
+            }));
+            if let Some(t) = &run.tokens {
+                tokens.extend(parse_tokens(t)?.into_iter().map(|row| RunTokens {
+                    run: i,
+                    run_id: run_id.clone(),
+                    row,
+                }));
+            }
+            costs.extend(run_costs.into_iter().map(|row| RankedCost {
+                run: i,
+                run_id: run_id.clone(),
+                rank: 0,
+                pareto_front: false,
+                instance_tokens_per_s: row.tokens_per_s
+                    * row.accelerators_per_instance.max(1) as f64,
+                row,
+            }));
+        }
+        Ok(Report {
+            dirs,
+            runs: views,
+            kernels,
+            tokens,
+            costs: rank(costs),
+            comparison,
+        })
+    }
+
+    /// The cost groups in order: (model, phase, rows cheapest first).
+    pub fn cost_groups(&self) -> Vec<(String, PhaseKind, Vec<&RankedCost>)> {
+        let mut out: Vec<(String, PhaseKind, Vec<&RankedCost>)> = Vec::new();
+        for c in &self.costs {
+            match out.last_mut() {
+                Some((m, p, rows)) if *m == c.row.model && *p == c.row.phase => rows.push(c),
+                _ => out.push((c.row.model.clone(), c.row.phase, vec![c])),
+            }
+        }
+        out
+    }
+
+    /// Chosen variants and rows that did not pass, the kernel rows a reader looks at first.
+    pub fn headline_kernels(&self) -> Vec<&RunKernel> {
+        self.kernels
+            .iter()
+            .filter(|k| k.row.chosen || k.row.status != Status::Ok)
+            .collect()
+    }
+
+    /// Counts of kernel rows by status, verified.
+    pub fn kernel_counts(&self) -> (usize, usize, usize, usize) {
+        let n = |s: Status| self.kernels.iter().filter(|k| k.row.status == s).count();
+        (
+            n(Status::Ok),
+            n(Status::Failed) + n(Status::Timeout),
+            n(Status::Skipped),
+            self.kernels.iter().filter(|k| k.row.verified).count(),
+        )
+    }
+
+    /// The charts of the HTML page, in page order.
+    pub fn figures(&self) -> Vec<Figure> {
+        let mut figs = Vec::new();
+        // Price/performance: one per model, its workload phase (the blend a request pays),
+        // else the first phase it has.
+        let groups = self.cost_groups();
+        let mut models: Vec<&str> = Vec::new();
+        for (m, _, _) in &groups {
+            if !models.contains(&m.as_str()) {
+                models.push(m);
+            }
+        }
+        for model in models {
+            let Some((_, phase, rows)) = groups
+                .iter()
+                .filter(|(m, _, _)| m == model)
+                .min_by_key(|(_, p, _)| phase_order(*p))
+            else {
+                continue;
+            };
+            let points: Vec<OfferingPoint> = rows
+                .iter()
+                .map(|c| OfferingPoint {
+                    label: format!("{} {}", c.row.instance, tier_short(c.row.tier)),
+                    provider: c.row.provider.clone(),
+                    tokens_per_s: c.instance_tokens_per_s,
+                    usd_per_mtok: c.row.usd_per_mtok,
+                })
+                .collect();
+            let title = format!("Price/performance: {model}, {phase}");
+            let on_front = rows.iter().filter(|c| c.pareto_front).count();
+            figs.push(Figure {
+                id: format!("price-performance-{}", slug(&format!("{model}-{phase}"))),
+                svg: charts::price_performance(
+                    &title,
+                    "tokens/s per instance (per-accelerator rate × accelerators)",
+                    &points,
+                ),
+                title,
+                caption: format!(
+                    "{} offerings, one colour per provider, both axes logarithmic. Ringed and joined: the Pareto front, {on_front} offering(s) that no other beats on both tokens/s per instance and price per token. Instance throughput assumes one independent replica per accelerator.{}",
+                    points.len(),
+                    if phase_order(*phase) == 0 {
+                        " The workload phase blends input and output tokens with the prompt:generate weights of tokens.csv."
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
+        // Roofline: one per adapter.
+        let mut adapters: Vec<String> = Vec::new();
+        for k in &self.kernels {
+            if !adapters.contains(&k.row.adapter) {
+                adapters.push(k.row.adapter.clone());
+            }
+        }
+        let catalog = Catalog::load_default().ok();
+        for adapter in &adapters {
+            let rows: Vec<&KernelRow> = self
+                .kernels
+                .iter()
+                .map(|k| &k.row)
+                .filter(|r| &r.adapter == adapter && r.status == Status::Ok)
+                .filter(|r| r.flops > 0 && r.bytes > 0)
+                .collect();
+            let points: Vec<KernelPoint> = rows
+                .iter()
+                .filter_map(|r| {
+                    Some(KernelPoint {
+                        kernel: r.kernel.clone(),
+                        label: format!("{} {}", r.benchmark, r.variant),
+                        intensity: r.flops as f64 / r.bytes as f64,
+                        gflops: r.gflops?,
+                        chosen: r.chosen,
+                    })
+                })
+                .collect();
+            let is_cpu = self
+                .runs
+                .iter()
+                .find(|v| &v.info.adapter.name == adapter)
+                .is_some_and(|v| v.info.adapter.is_cpu());
+            let roofs = spec_roofs(catalog.as_ref(), adapter, is_cpu, &rows).or_else(|| {
+                Roofs::practical(
+                    &rows
+                        .iter()
+                        .map(|r| (r.gflops.unwrap_or(0.0), r.gbps.unwrap_or(0.0)))
+                        .collect::<Vec<_>>(),
+                )
+            });
+            let Some(roofs) = roofs else { continue };
+            let title = format!("Roofline: {}", short_adapter(adapter));
+            figs.push(Figure {
+                id: format!("roofline-{}", slug(adapter)),
+                svg: charts::roofline(&title, &points, &roofs),
+                title,
+                caption: format!(
+                    "{} measured rows of {adapter}: GFLOP/s against FLOP per byte of compulsory traffic, log-log. {}. A point far under its roof leaves performance on the table; a point on the slanted roof is bandwidth-bound.",
+                    points.len(),
+                    capitalise(&roofs.source)
+                ),
+            });
+        }
+        // Several runs: tokens/s side by side, and the trend over the folders.
+        if self.runs.len() >= 2 {
+            let series: Vec<String> = self.runs.iter().map(RunView::label).collect();
+            let keys = self.token_keys();
+            if !keys.is_empty() {
+                let groups: Vec<BarGroup> = keys
+                    .iter()
+                    .map(|(m, p)| BarGroup {
+                        label: format!("{m} {p}"),
+                        values: (0..self.runs.len())
+                            .map(|i| self.tokens_of(i, m, *p))
+                            .collect(),
+                    })
+                    .collect();
+                figs.push(Figure {
+                    id: "comparison-tokens".into(),
+                    title: "Tokens/s per accelerator, run by run".into(),
+                    svg: charts::grouped_bars(
+                        "Tokens/s per accelerator, run by run",
+                        "tokens/s",
+                        &series,
+                        &groups,
+                    ),
+                    caption: "Each bar a result folder (adapter and start time); higher is better."
+                        .into(),
+                });
+                let trend: Vec<TrendSeries> = keys
+                    .iter()
+                    .map(|(m, p)| TrendSeries {
+                        name: format!("{m} {p}"),
+                        values: (0..self.runs.len())
+                            .map(|i| self.tokens_of(i, m, *p))
+                            .collect(),
+                    })
+                    .collect();
+                let labels: Vec<String> = self.runs.iter().map(|r| run_date(&r.info)).collect();
+                figs.push(Figure {
+                    id: "trend-tokens".into(),
+                    title: "Trend: tokens/s over the result folders".into(),
+                    svg: charts::trend(
+                        "Trend: tokens/s over the result folders",
+                        "tokens/s",
+                        &labels,
+                        &trend,
+                    ),
+                    caption: "The folders in the order given (a folder of runs in path order, which is time order for results/runs/).".into(),
+                });
+            } else {
+                let benches = self.chosen_benchmarks();
+                let trend: Vec<TrendSeries> = benches
+                    .iter()
+                    .take(10)
+                    .map(|b| TrendSeries {
+                        name: b.clone(),
+                        values: (0..self.runs.len())
+                            .map(|i| self.chosen_gflops(i, b))
+                            .collect(),
+                    })
+                    .collect();
+                let labels: Vec<String> = self.runs.iter().map(|r| run_date(&r.info)).collect();
+                figs.push(Figure {
+                    id: "trend-kernels".into(),
+                    title: "Trend: chosen variants' GFLOP/s".into(),
+                    svg: charts::trend("Trend: chosen variants' GFLOP/s", "GFLOP/s", &labels, &trend),
+                    caption: "The fastest verified variant of each benchmark (up to 10), folder by folder.".into(),
+                });
+            }
+        }
+        if let Some(c) = &self.comparison {
+            let mut bars: Vec<ChangeBar> = c
+                .rows
+                .iter()
+                .filter_map(|r| {
+                    Some(ChangeBar {
+                        label: r.key.id(),
+                        change_pct: r.change_pct?,
+                        verdict: r.verdict.as_str().to_string(),
+                    })
+                })
+                .collect();
+            bars.sort_by(|a, b| b.change_pct.abs().total_cmp(&a.change_pct.abs()));
+            bars.truncate(40);
+            figs.push(Figure {
+                id: "compare".into(),
+                title: "compare: base against head".into(),
+                svg: charts::change_bars(
+                    &format!("{} → {}", c.base.path, c.head.path),
+                    &bars,
+                    c.default_threshold_pct,
+                ),
+                caption: format!(
+                    "priceperf compare {} {}: change of each row's median time (up to 40 largest); red regressed, green improved; dashed: the ±{}% threshold.",
+                    c.base.path, c.head.path, c.default_threshold_pct
+                ),
+            });
+        }
+        figs
+    }
+
+    /// (model, phase) pairs of the token rows, in order.
+    fn token_keys(&self) -> Vec<(String, PhaseKind)> {
+        let mut keys: Vec<(String, PhaseKind)> = Vec::new();
+        for t in &self.tokens {
+            let k = (t.row.model.clone(), t.row.phase);
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        keys.sort_by_key(|(m, p)| (keys_first(&self.tokens, m), phase_order(*p)));
+        keys
+    }
+
+    fn tokens_of(&self, run: usize, model: &str, phase: PhaseKind) -> Option<f64> {
+        self.tokens
+            .iter()
+            .find(|t| {
+                t.run == run
+                    && t.row.model == model
+                    && t.row.phase == phase
+                    && t.row.basis == Basis::Measured
+            })
+            .map(|t| t.row.tokens_per_s)
+    }
+
+    fn chosen_benchmarks(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for k in self.kernels.iter().filter(|k| k.row.chosen) {
+            if !out.contains(&k.row.benchmark) {
+                out.push(k.row.benchmark.clone());
+            }
+        }
+        out
+    }
+
+    fn chosen_gflops(&self, run: usize, benchmark: &str) -> Option<f64> {
+        self.kernels
+            .iter()
+            .find(|k| k.run == run && k.row.chosen && k.row.benchmark == benchmark)
+            .and_then(|k| k.row.gflops)
+    }
+
+    /// The ranked costs as a sheet (csv): run id, rank and front first, then costs.csv's
+    /// columns.
+    pub fn costs_sheet(&self) -> Sheet {
+        let mut header: Vec<String> = ["run_id", "rank", "pareto_front", "instance_tokens_per_s"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        header.extend(COST_COLUMNS.iter().map(|s| s.to_string()));
+        let rows = self
+            .costs
+            .iter()
+            .map(|c| {
+                let r = &c.row;
+                vec![
+                    Cell::Text(c.run_id.clone()),
+                    Cell::Int(Some(c.rank as u64)),
+                    Cell::Bool(c.pareto_front),
+                    Cell::Num(Some(c.instance_tokens_per_s)),
+                    Cell::Text(r.model.clone()),
+                    Cell::Text(r.phase.as_str().into()),
+                    Cell::Text(r.accelerator.clone()),
+                    Cell::Text(r.provider.clone()),
+                    Cell::Text(r.instance.clone()),
+                    Cell::Text(r.region.clone()),
+                    Cell::Text(r.tier.as_str().into()),
+                    Cell::Num(Some(r.usd_per_hour)),
+                    Cell::Int(Some(r.accelerators_per_instance as u64)),
+                    Cell::Num(Some(r.usd_per_accelerator_hour)),
+                    Cell::Num(Some(r.tokens_per_s)),
+                    Cell::Num(Some(r.usd_per_mtok)),
+                    Cell::Num(r.usd_per_mtok_low),
+                    Cell::Num(r.usd_per_mtok_high),
+                    Cell::Text(r.price_as_of.clone().unwrap_or_default()),
+                    Cell::Text(r.basis.as_str().into()),
+                ]
+            })
+            .collect();
+        Sheet { header, rows }
+    }
+
+    /// The JSON document of `--format json`.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "schema_version": crate::results::SCHEMA_VERSION,
+            "runs": self.runs.iter().map(|r| serde_json::json!({
+                "dir": r.dir.display().to_string(),
+                "run": r.info,
+                "notes": r.notes,
+                "prices_as_of": r.prices_as_of.as_ref().map(|(a, b)| [a, b]),
+                "undated_prices": r.undated_prices,
+                "criterion_report": r.criterion_report.as_ref().map(|p| p.display().to_string()),
+            })).collect::<Vec<_>>(),
+            "costs": self.costs,
+            "tokens": self.tokens,
+            "kernels": self.kernels,
+            "comparison": self.comparison,
+        })
+    }
+
+    /// `--format table`: provenance, then the terminal tables.
+    pub fn terminal(&self, top: usize) -> String {
+        let mut out = String::new();
+        for r in &self.runs {
+            out.push_str(&format!("run {}\n", r.info.run_id));
+            for (k, v) in provenance(r) {
+                out.push_str(&format!("  {k:<12} {v}\n"));
+            }
+        }
+        let groups = self.cost_groups();
+        for (model, phase, rows) in &groups {
+            out.push_str(&format!(
+                "\nCost per million tokens: {model} {phase}, cheapest first ({} of {}; * on the Pareto front)\n",
+                top.min(rows.len()),
+                rows.len()
+            ));
+            let multi = self.runs.len() > 1;
+            let cells: Vec<[String; 11]> = rows
+                .iter()
+                .take(top)
+                .map(|c| {
+                    let r = &c.row;
+                    [
+                        format!("{}{}", c.rank, if c.pareto_front { "*" } else { "" }),
+                        if multi {
+                            format!("{} ({})", r.accelerator, self.runs[c.run].label())
+                        } else {
+                            r.accelerator.clone()
+                        },
+                        r.provider.clone(),
+                        r.instance.clone(),
+                        r.region.clone(),
+                        r.tier.as_str().into(),
+                        format!("{:.4}", r.usd_per_accelerator_hour),
+                        format!("{:.2}", r.tokens_per_s),
+                        money(r.usd_per_mtok),
+                        ci(r),
+                        r.price_as_of.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            out.push_str(&report::table(
+                &[
+                    "#",
+                    "accelerator",
+                    "provider",
+                    "instance",
+                    "region",
+                    "tier",
+                    "$/acc-h",
+                    "tokens/s",
+                    "$/Mtok",
+                    "95% CI",
+                    "as of",
+                ],
+                &cells,
+            ));
+        }
+        if !self.tokens.is_empty() {
+            out.push_str("\nToken rates (per accelerator)\n");
+            let rows: Vec<TokensRow> = self.tokens.iter().map(|t| t.row.clone()).collect();
+            out.push_str(&report::tokens_table(&rows));
+        }
+        out.push_str("\nKernels\n");
+        let rows: Vec<KernelRow> = self.kernels.iter().map(|k| k.row.clone()).collect();
+        out.push_str(&report::kernel_table(&rows));
+        for r in &self.runs {
+            for n in &r.notes {
+                out.push_str(&format!("note: {n}\n"));
+            }
+        }
+        out
+    }
+
+    /// `--format md`: for a pull-request comment.
+    pub fn markdown(&self, top: usize) -> String {
+        let md = compare::md_text;
+        let mut out = String::from("## priceperf report\n\n");
+        out.push_str("| run | adapter | driver | commit | started | prices as of |\n|---|---|---|---|---|---|\n");
+        for r in &self.runs {
+            let a = &r.info.adapter;
+            out.push_str(&format!(
+                "| `{}` | {} ({}, {}) | {} | {} | {} | {} |\n",
+                md(&r.info.run_id),
+                md(&a.name),
+                md(&a.backend),
+                md(&a.device_type),
+                md(format!("{} {}", a.driver, a.driver_info).trim()),
+                r.info.git_commit.as_deref().map_or("-".into(), md),
+                md(&r.info.started),
+                prices_as_of_text(r),
+            ));
+        }
+        let (ok, failed, skipped, verified) = self.kernel_counts();
+        out.push_str(&format!(
+            "\nKernel rows: {ok} measured, {verified} verified, {failed} failed, {skipped} skipped.\n"
+        ));
+        for (model, phase, rows) in self.cost_groups() {
+            out.push_str(&format!(
+                "\n### {} {}: cost per million tokens, cheapest {} of {}\n\n",
+                md(&model),
+                phase,
+                top.min(rows.len()),
+                rows.len()
+            ));
+            out.push_str("| # | provider | instance | region | tier | $/acc-h | tokens/s | $/Mtok | 95% CI | price as of | front |\n|---:|---|---|---|---|---:|---:|---:|---|---|---|\n");
+            for c in rows.iter().take(top) {
+                let r = &c.row;
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {:.4} | {:.2} | {} | {} | {} | {} |\n",
+                    c.rank,
+                    md(&r.provider),
+                    md(&r.instance),
+                    md(&r.region),
+                    r.tier.as_str(),
+                    r.usd_per_accelerator_hour,
+                    r.tokens_per_s,
+                    money(r.usd_per_mtok),
+                    ci(r),
+                    r.price_as_of.as_deref().map_or("-".into(), md),
+                    if c.pareto_front { "★" } else { "" },
+                ));
+            }
+        }
+        if !self.tokens.is_empty() {
+            out.push_str("\n### Token rates (per accelerator)\n\n| model | phase | batch | prompt | context | tokens/s | 95% CI | basis |\n|---|---|---:|---:|---:|---:|---|---|\n");
+            for t in &self.tokens {
+                let r = &t.row;
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {:.2} | {} | {} |\n",
+                    md(&r.model),
+                    r.phase,
+                    r.batch,
+                    r.prompt_len.map_or("-".into(), |v| v.to_string()),
+                    r.context_len.map_or("-".into(), |v| v.to_string()),
+                    r.tokens_per_s,
+                    match (r.tokens_per_s_low, r.tokens_per_s_high) {
+                        (Some(l), Some(h)) => format!("{l:.2}..{h:.2}"),
+                        _ => "-".into(),
+                    },
+                    r.basis.as_str()
+                ));
+            }
+        }
+        let headline = self.headline_kernels();
+        out.push_str("\n### Kernels: chosen variants and rows that did not pass\n\n");
+        out.push_str(&md_kernel_table(&headline));
+        out.push_str(&format!(
+            "\n<details><summary>All {} kernel rows</summary>\n\n",
+            self.kernels.len()
+        ));
+        out.push_str(&md_kernel_table(&self.kernels.iter().collect::<Vec<_>>()));
+        out.push_str("\n</details>\n");
+        let notes: Vec<&String> = self.runs.iter().flat_map(|r| &r.notes).collect();
+        if !notes.is_empty() {
+            out.push('\n');
+            for n in notes {
+                out.push_str(&format!("- note: {}\n", md(n)));
+            }
+        }
+        out.push_str(
+            "\n<sub>Charts: `priceperf report DIR --format html --out report.html`.</sub>\n",
+        );
+        out
+    }
+}
+
+/// costs.csv's columns, in order.
+const COST_COLUMNS: [&str; 16] = [
+    "model",
+    "phase",
+    "accelerator",
+    "provider",
+    "instance",
+    "region",
+    "tier",
+    "usd_per_hour",
+    "accelerators_per_instance",
+    "usd_per_accelerator_hour",
+    "tokens_per_s",
+    "usd_per_mtok",
+    "usd_per_mtok_low",
+    "usd_per_mtok_high",
+    "price_as_of",
+    "basis",
+];
+
+fn md_kernel_table(rows: &[&RunKernel]) -> String {
+    let md = compare::md_text;
+    let mut out = String::from("| benchmark | variant | status | verified | max rel err | median | GFLOP/s | GB/s | % peak | chosen | note |\n|---|---|---|---|---:|---:|---:|---:|---:|---|---|\n");
+    for k in rows {
+        let r = &k.row;
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            md(&r.benchmark),
+            md(&r.variant),
+            r.status.as_str(),
+            if r.verified { "yes" } else { "no" },
+            r.max_rel_err.map_or("-".into(), |e| format!("{e:.1e}")),
+            r.median_ns.map_or("-".into(), compare::fmt_ns),
+            r.gflops.map_or("-".into(), |g| format!("{g:.2}")),
+            r.gbps.map_or("-".into(), |g| format!("{g:.2}")),
+            r.pct_of_peak.map_or("-".into(), |p| format!("{p:.1}")),
+            if r.chosen { "✓" } else { "" },
+            md(&r.note),
+        ));
+    }
+    out
+}
+
+/// Rank within (model, phase), mark each group's Pareto front, and order the groups: models
+/// as first seen, then workload, prefill, decode.
+fn rank(mut costs: Vec<RankedCost>) -> Vec<RankedCost> {
+    let mut model_order: BTreeMap<String, usize> = BTreeMap::new();
+    for c in &costs {
+        let n = model_order.len();
+        model_order.entry(c.row.model.clone()).or_insert(n);
+    }
+    costs.sort_by(|a, b| {
+        (model_order[&a.row.model], phase_order(a.row.phase))
+            .cmp(&(model_order[&b.row.model], phase_order(b.row.phase)))
+            .then(a.row.usd_per_mtok.total_cmp(&b.row.usd_per_mtok))
+            .then(b.instance_tokens_per_s.total_cmp(&a.instance_tokens_per_s))
+    });
+    let mut start = 0;
+    while start < costs.len() {
+        let key = (costs[start].row.model.clone(), costs[start].row.phase);
+        let end = costs[start..]
+            .iter()
+            .position(|c| (c.row.model.clone(), c.row.phase) != key)
+            .map_or(costs.len(), |p| start + p);
+        let points: Vec<OfferingPoint> = costs[start..end]
+            .iter()
+            .map(|c| OfferingPoint {
+                label: String::new(),
+                provider: String::new(),
+                tokens_per_s: c.instance_tokens_per_s,
+                usd_per_mtok: c.row.usd_per_mtok,
+            })
+            .collect();
+        let front = charts::pareto_front(&points);
+        for (i, c) in costs[start..end].iter_mut().enumerate() {
+            c.rank = i + 1;
+            // Equal points: all of them are on the front, not only the one the chart rings.
+            c.pareto_front = front.iter().any(|&f| {
+                points[f].tokens_per_s == c.instance_tokens_per_s
+                    && points[f].usd_per_mtok == c.row.usd_per_mtok
+            });
+        }
+        start = end;
+    }
+    costs
+}
+
+/// Workload (what a request pays) first, then prefill, then decode.
+fn phase_order(p: PhaseKind) -> u8 {
+    match p {
+        PhaseKind::Workload => 0,
+        PhaseKind::Prefill => 1,
+        PhaseKind::Decode => 2,
+    }
+}
+
+fn keys_first(tokens: &[RunTokens], model: &str) -> usize {
+    tokens
+        .iter()
+        .position(|t| t.row.model == model)
+        .unwrap_or(usize::MAX)
+}
+
+/// The provenance lines of a run: (label, value).
+pub fn provenance(r: &RunView) -> Vec<(&'static str, String)> {
+    let i = &r.info;
+    let a = &i.adapter;
+    let mut v = vec![
+        ("folder", r.dir.display().to_string()),
+        (
+            "adapter",
+            format!("{} ({}, {})", a.name, a.backend, a.device_type),
+        ),
+        (
+            "driver",
+            format!("{} {}", a.driver, a.driver_info).trim().to_string(),
+        ),
+        (
+            "commit",
+            i.git_commit.clone().unwrap_or_else(|| "unknown".into()),
+        ),
+        (
+            "date",
+            format!(
+                "{} → {}",
+                i.started,
+                i.finished.as_deref().unwrap_or("unfinished")
+            ),
+        ),
+        (
+            "host",
+            format!("{} ({}, {} threads)", i.host, i.os, i.cpu_threads),
+        ),
+        (
+            "versions",
+            format!("priceperf {}, wgpu {}", i.priceperf_version, i.wgpu_version),
+        ),
+        ("prices", prices_as_of_text(r)),
+    ];
+    if let Some(s) = settings_text(&i.settings) {
+        v.push(("settings", s));
+    }
+    v
+}
+
+fn settings_text(settings: &serde_json::Value) -> Option<String> {
+    let obj = settings.as_object()?;
+    let mut parts = Vec::new();
+    for key in [
+        "suite",
+        "filter",
+        "variants",
+        "sample_size",
+        "measurement_s",
+        "LP_NUM_THREADS",
+    ] {
+        match obj.get(key) {
+            Some(serde_json::Value::Null) | None => {}
+            Some(serde_json::Value::String(s)) => parts.push(format!("{key}={s}")),
+            Some(v) => parts.push(format!("{key}={v}")),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// "as of 2026-07-20 to 2026-07-30 (12 undated)".
+pub fn prices_as_of_text(r: &RunView) -> String {
+    let dated = match &r.prices_as_of {
+        Some((a, b)) if a == b => format!("as of {a}"),
+        Some((a, b)) => format!("as of {a} to {b}"),
+        None => "no dated prices".into(),
+    };
+    if r.undated_prices > 0 {
+        format!("{dated} ({} rows undated)", r.undated_prices)
+    } else {
+        dated
+    }
+}
+
+fn run_date(i: &RunInfo) -> String {
+    i.started.get(..16).unwrap_or(&i.started).replace('T', " ")
+}
+
+/// `llvmpipe (LLVM 15.0.6, 256 bits)` -> `llvmpipe`.
+fn short_adapter(name: &str) -> String {
+    name.split(" (").next().unwrap_or(name).trim().to_string()
+}
+
+fn tier_short(t: Tier) -> &'static str {
+    match t {
+        Tier::OnDemand => "",
+        Tier::Spot => "spot",
+        Tier::Owned => "owned",
+        Tier::Custom => "custom",
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+/// A name safe for an HTML id.
+pub fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// Dollars with enough digits to compare cheap and dear rows.
+pub fn money(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// The $/Mtok interval as text.
+pub fn ci(r: &CostRow) -> String {
+    match (r.usd_per_mtok_low, r.usd_per_mtok_high) {
+        (Some(l), Some(h)) => format!("{}..{}", money(l), money(h)),
+        _ => "-".into(),
+    }
+}
+
+/// The spec-sheet roofs of the accelerator matching `adapter`, when the catalog knows its
+/// peaks: the highest compute peak among the dtypes the rows use, and memory bandwidth.
+fn spec_roofs(
+    catalog: Option<&Catalog>,
+    adapter: &str,
+    is_cpu: bool,
+    rows: &[&KernelRow],
+) -> Option<Roofs> {
+    let acc = catalog?.match_adapter(adapter, is_cpu)?;
+    let bw = acc.memory_bandwidth_gbs?;
+    let mut best: Option<(f64, String)> = None;
+    for r in rows {
+        if let Some(t) = acc.peak_tflops(r.dtype) {
+            if best.as_ref().is_none_or(|(b, _)| t > *b) {
+                best = Some((t, r.dtype.to_string()));
+            }
+        }
+    }
+    let (tflops, dtype) = best?;
+    Some(Roofs {
+        compute_gflops: tflops * 1000.0,
+        bandwidth_gbs: bw,
+        source: format!(
+            "spec-sheet roofs of {}: {dtype} peak {tflops} TFLOP/s, memory bandwidth {bw} GB/s",
+            acc.name
+        ),
+    })
+}
+
+/// `notes` of the run's results.json, if it has one.
+fn read_notes(dir: &Path) -> Vec<String> {
+    let Ok(text) = fs::read_to_string(dir.join(dataset::RESULTS_JSON)) else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Vec::new();
+    };
+    v.get("notes")
+        .and_then(|n| n.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn required(t: &Table, row: &dataset::TableRow, name: &str) -> Result<f64> {
+    t.number(row, name)?.ok_or_else(|| {
+        dataset::bad_file(
+            &t.path,
+            row.line,
+            t.column(name).map_or(1, |c| c as u64 + 1),
+            format!("column `{name}` is empty"),
+        )
+    })
+}
+
+fn text_enum<T>(
+    t: &Table,
+    row: &dataset::TableRow,
+    name: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T> {
+    let s = t.text(row, name);
+    parse(s).ok_or_else(|| {
+        dataset::bad_file(
+            &t.path,
+            row.line,
+            t.column(name).map_or(1, |c| c as u64 + 1),
+            format!("`{s}` is not a valid `{name}`"),
+        )
+    })
+}
+
+fn parse_phase(s: &str) -> Option<PhaseKind> {
+    s.parse().ok()
+}
+
+fn parse_basis(s: &str) -> Option<Basis> {
+    match s {
+        "measured" | "" => Some(Basis::Measured),
+        "projected" => Some(Basis::Projected),
+        _ => None,
+    }
+}
+
+fn parse_tier(s: &str) -> Option<Tier> {
+    match s {
+        "on_demand" => Some(Tier::OnDemand),
+        "spot" => Some(Tier::Spot),
+        "owned" => Some(Tier::Owned),
+        "custom" => Some(Tier::Custom),
+        _ => None,
+    }
+}
+
+/// costs.csv rows, typed.
+fn parse_costs(t: &Table) -> Result<Vec<CostRow>> {
+    t.require(&["model", "phase", "tokens_per_s", "usd_per_mtok"])?;
+    let mut out = Vec::new();
+    for row in &t.rows {
+        let as_of = t.text(row, "price_as_of");
+        out.push(CostRow {
+            model: t.text(row, "model").to_string(),
+            phase: text_enum(t, row, "phase", parse_phase)?,
+            accelerator: t.text(row, "accelerator").to_string(),
+            provider: t.text(row, "provider").to_string(),
+            instance: t.text(row, "instance").to_string(),
+            region: t.text(row, "region").to_string(),
+            tier: text_enum(t, row, "tier", parse_tier)?,
+            usd_per_hour: t.number(row, "usd_per_hour")?.unwrap_or(f64::NAN),
+            accelerators_per_instance: t
+                .number(row, "accelerators_per_instance")?
+                .map_or(1, |v| v.max(1.0) as u32),
+            usd_per_accelerator_hour: t
+                .number(row, "usd_per_accelerator_hour")?
+                .unwrap_or(f64::NAN),
+            tokens_per_s: required(t, row, "tokens_per_s")?,
+            usd_per_mtok: required(t, row, "usd_per_mtok")?,
+            usd_per_mtok_low: t.number(row, "usd_per_mtok_low")?,
+            usd_per_mtok_high: t.number(row, "usd_per_mtok_high")?,
+            price_as_of: Some(as_of.to_string()).filter(|s| !s.is_empty()),
+            basis: text_enum(t, row, "basis", parse_basis)?,
+        });
+    }
+    Ok(out)
+}
+
+/// tokens.csv rows, typed.
+fn parse_tokens(t: &Table) -> Result<Vec<TokensRow>> {
+    t.require(&["model", "phase", "tokens_per_s"])?;
+    let mut out = Vec::new();
+    for row in &t.rows {
+        let int =
+            |name: &str| -> Result<Option<u32>> { Ok(t.number(row, name)?.map(|v| v as u32)) };
+        out.push(TokensRow {
+            model: t.text(row, "model").to_string(),
+            phase: text_enum(t, row, "phase", parse_phase)?,
+            batch: int("batch")?.unwrap_or(1),
+            prompt_len: int("prompt_len")?,
+            context_len: int("context_len")?,
+            tokens_per_s: required(t, row, "tokens_per_s")?,
+            tokens_per_s_low: t.number(row, "tokens_per_s_low")?,
+            tokens_per_s_high: t.number(row, "tokens_per_s_high")?,
+            basis: text_enum(t, row, "basis", parse_basis)?,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cost(
+        model: &str,
+        phase: PhaseKind,
+        instance: &str,
+        acc: u32,
+        tps: f64,
+        usd: f64,
+    ) -> RankedCost {
+        RankedCost {
+            run: 0,
+            run_id: "r".into(),
+            rank: 0,
+            pareto_front: false,
+            instance_tokens_per_s: tps * acc as f64,
+            row: CostRow {
+                model: model.into(),
+                phase,
+                accelerator: "X".into(),
+                provider: "P".into(),
+                instance: instance.into(),
+                region: "r".into(),
+                tier: Tier::OnDemand,
+                usd_per_hour: 1.0,
+                accelerators_per_instance: acc,
+                usd_per_accelerator_hour: 1.0,
+                tokens_per_s: tps,
+                usd_per_mtok: usd,
+                usd_per_mtok_low: None,
+                usd_per_mtok_high: None,
+                price_as_of: None,
+                basis: Basis::Measured,
+            },
+        }
+    }
+
+    #[test]
+    fn costs_rank_within_model_and_phase_and_mark_the_front() {
+        let ranked = rank(vec![
+            cost("m", PhaseKind::Prefill, "a", 1, 10.0, 1.0),
+            cost("m", PhaseKind::Workload, "b", 1, 10.0, 3.0),
+            cost("m", PhaseKind::Workload, "c", 8, 10.0, 4.0),
+            cost("m", PhaseKind::Workload, "d", 1, 10.0, 5.0),
+        ]);
+        let order: Vec<(&str, usize, bool)> = ranked
+            .iter()
+            .map(|c| (c.row.instance.as_str(), c.rank, c.pareto_front))
+            .collect();
+        // Workload first; `c` is dearer per token but 8x the throughput: on the front;
+        // `d` is slower and dearer than `b`: not.
+        assert_eq!(
+            order,
+            [
+                ("b", 1, true),
+                ("c", 2, true),
+                ("d", 3, false),
+                ("a", 1, true)
+            ]
+        );
+    }
+
+    #[test]
+    fn tables_parse_back_into_rows() {
+        let t = Table::parse(
+            Path::new("costs.csv"),
+            "model,phase,accelerator,provider,instance,region,tier,usd_per_hour,accelerators_per_instance,usd_per_accelerator_hour,tokens_per_s,usd_per_mtok,usd_per_mtok_low,usd_per_mtok_high,price_as_of,basis\n\
+             gpt2,decode,CPU,AWS,c7g.large,us-east-1,spot,0.03,1,0.03,2,4.1,,,2026-07-20,measured\n",
+        )
+        .unwrap();
+        let rows = parse_costs(&t).unwrap();
+        assert_eq!(rows[0].tier, Tier::Spot);
+        assert_eq!(rows[0].phase, PhaseKind::Decode);
+        assert_eq!(rows[0].price_as_of.as_deref(), Some("2026-07-20"));
+        let bad = Table::parse(
+            Path::new("costs.csv"),
+            "model,phase,tokens_per_s,usd_per_mtok,tier\ngpt2,lunch,1,1,spot\n",
+        )
+        .unwrap();
+        let err = parse_costs(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("costs.csv:2:2") && err.contains("lunch"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn slugs_are_ids() {
+        assert_eq!(
+            slug("llvmpipe (LLVM 15.0.6, 256 bits)"),
+            "llvmpipe-llvm-15-0-6-256-bits"
+        );
+    }
+}
