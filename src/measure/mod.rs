@@ -180,7 +180,9 @@ impl Timer {
         self.method
     }
 
-    /// Total time of `iters` executions, in submissions of at most `MAX_ITERS_PER_SUBMIT`.
+    /// Total time of `iters` executions, in submissions sized to about half a second each
+    /// (at most `MAX_ITERS_PER_SUBMIT` dispatches), so slow adapters never queue more work in
+    /// one submission than the hang timeout allows.
     pub fn time(
         &self,
         gpu: &Gpu,
@@ -189,10 +191,14 @@ impl Timer {
     ) -> Result<Duration, DeviceTrouble> {
         let mut total = Duration::ZERO;
         let mut left = iters.max(1);
+        let mut chunk = left.min(8);
         while left > 0 {
-            let n = left.min(MAX_ITERS_PER_SUBMIT);
-            total += self.time_chunk(gpu, program, n)?;
+            let n = left.min(chunk);
+            let t = self.time_chunk(gpu, program, n)?;
+            total += t;
             left -= n;
+            let per_iter = t.as_secs_f64() / n as f64;
+            chunk = ((0.5 / per_iter.max(1e-9)) as u64).clamp(1, MAX_ITERS_PER_SUBMIT);
         }
         Ok(total)
     }
