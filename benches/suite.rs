@@ -15,7 +15,7 @@ fn main() {
     let code = match bench() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("priceperf bench: error: {e}");
+            eprintln!("priceperf bench: error: {}", e.paragraph());
             e.exit_code()
         }
     };

@@ -8,6 +8,14 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args[1] == "copy" {
+        copy();
+        return;
+    }
+    if args[1] == "dispatch" {
+        dispatch_overhead();
+        return;
+    }
     let shape: AttentionShape = args[1].parse().unwrap();
     let dtype: DType = args.get(2).map_or("f32", |s| s).parse().unwrap();
     let filter = args.get(3).cloned().unwrap_or_default();
@@ -20,6 +28,13 @@ fn main() {
             .skip(1)
             .map(|x| x.parse().unwrap())
             .collect();
+        if spec.starts_with("dec") {
+            variants.push(AttentionVariant::Decode {
+                tk: f[0],
+                subs: f[1],
+            });
+            continue;
+        }
         let kv = match spec.split(':').next().unwrap() {
             "ubo" => KvAccess::Uniform,
             "row" => KvAccess::Direct,
@@ -84,4 +99,73 @@ fn cpu_seconds() -> f64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 (1-based) of the whole line: 12 and 13 here.
     (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
+fn copy() {
+    use priceperf::kernels::{bind, compile, storage_buffer, Dispatch, Program};
+    let gpu = Gpu::open(None).unwrap();
+    let n: u32 = 1 << 22; // vec4s: 64 MiB
+    let src = "@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;\n@group(0) @binding(1) var<storage, read_write> b: array<vec4<f32>>;\n@compute @workgroup_size(64)\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n let i = gid.y * nwg.x * 64u + gid.x;\n b[i] = a[i];\n}\n";
+    let pipeline = compile(&gpu, "copy", src, "main").unwrap();
+    let a = storage_buffer(&gpu, "a", &vec![0u8; n as usize * 16], false);
+    let b = storage_buffer(&gpu, "b", &vec![0u8; n as usize * 16], true);
+    let bind_group = bind(&gpu, &pipeline, &[&a, &b]);
+    let program = Program {
+        dispatches: vec![Dispatch {
+            pipeline,
+            bind_group,
+            workgroups: [16384, n / 64 / 16384, 1],
+        }],
+        output: b,
+        output_dtype: DType::F32,
+        output_len: 4,
+        _keep: vec![a],
+    };
+    let timer = Timer::new(&gpu, Duration::from_secs(600));
+    let c0 = cpu_seconds();
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        best = best.min(timer.time(&gpu, &program, 1).unwrap().as_secs_f64());
+    }
+    let cpu = (cpu_seconds() - c0) / 3.0;
+    let bytes = 2.0 * n as f64 * 16.0;
+    println!(
+        "ssbo copy: {:.1} ms, {:.3} GB/s (cpu-based x2: {:.3} GB/s)",
+        best * 1e3,
+        bytes / best / 1e9,
+        2.0 * bytes / cpu / 1e9
+    );
+}
+
+fn dispatch_overhead() {
+    use priceperf::kernels::{bind, compile, storage_buffer, Dispatch, Program};
+    let gpu = Gpu::open(None).unwrap();
+    let src = "@group(0) @binding(0) var<storage, read_write> b: array<f32>;\n@compute @workgroup_size(8)\nfn main(@builtin(global_invocation_id) gid: vec3<u32>) {\n b[gid.x] = 1.0;\n}\n";
+    let pipeline = compile(&gpu, "empty", src, "main").unwrap();
+    let b = storage_buffer(&gpu, "b", &vec![0u8; 4096], true);
+    let mut dispatches = vec![];
+    for _ in 0..1000 {
+        dispatches.push(Dispatch {
+            pipeline: pipeline.clone(),
+            bind_group: bind(&gpu, &pipeline, &[&b]),
+            workgroups: [2, 1, 1],
+        });
+    }
+    let program = Program {
+        dispatches,
+        output: b,
+        output_dtype: DType::F32,
+        output_len: 4,
+        _keep: vec![],
+    };
+    let timer = Timer::new(&gpu, Duration::from_secs(600));
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        best = best.min(timer.time(&gpu, &program, 1).unwrap().as_secs_f64());
+    }
+    println!(
+        "1000 dispatches: {:.1} ms -> {:.1} us each",
+        best * 1e3,
+        best * 1e3
+    );
 }

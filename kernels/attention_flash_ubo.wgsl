@@ -22,26 +22,22 @@
 // m = -inf, l = 0, o = 0 in the first window), runs the window's tiles with its causal mask,
 // and then either saves the state or, in the window that holds its last visible key, writes
 // O = o / l (0 when l = 0: a row that sees no key writes 0 in the first window, never NaN).
-// The tile loop stops at the last key any row of the workgroup sees (causal skips tiles).
+// The tile loop stops at the last key any row of the workgroup sees (causal skips tiles), and
+// a workgroup none of whose rows sees the window returns at once. Row blocks run last-first.
 //
-// Split mode (decode): the window's keys are further cut into NSUB sub-chunks of CHUNK keys
-// along grid x (x = sub + NSUB·row_block), so a window fills more than one core even with
-// few query rows; each workgroup writes the raw (o, m, l) of its rows for split index
-// split0 + sub (split0 = window·NSUB) to part_o / part_ml, and attention_flash_merge.wgsl
-// combines them (no state buffer).
+// Decode (Sq = 1) has its own kernel, attention_decode_ubo.wgsl: with one row per KV head
+// this one would leave all but one SIMD lane idle.
 //
 // Bindings (group 0):
 //   0 uniform  Params (as attention_flash_row.wgsl)
-//   1 uniform  Window { batch, g, k0, nkeys, kv_off, first, split0, _ } (one slot per dispatch)
+//   1 uniform  Window { batch, g, k0, nkeys, kv_off, first, _, _ } (one slot per dispatch)
 //   2 storage read        q: array<vec4<E>>
 //   3 uniform             kw: array<vec4<KW>, NV>   (KW = f32, or u32 for f16 pairs)
 //   4 uniform             vw: array<vec4<KW>, NV>
-//   5 storage read_write  state: array<vec4<f32>>      (no split)
-//   6 storage read_write  out: array<vec4<E>>          (no split)
-//   5 storage read_write  part_o: array<vec4<f32>>     (split)
-//   6 storage read_write  part_ml: array<vec2<f32>>    (split)
-// Dispatch: one per (batch, KV head, window), in key order; each (ceil(rep·Sq / (BR·TQ))·NSUB,
-// 1, 1) workgroups of BR invocations.
+//   5 storage read_write  state: array<vec4<f32>>
+//   6 storage read_write  out: array<vec4<E>>
+// Dispatch: one per (batch, KV head, window), in key order (each window continues the state
+// the previous one left); each (ceil(rep·Sq / (BR·TQ)), 1, 1) workgroups of BR invocations.
 // Tile parameters (text-substituted):
 //   BR  invocations per workgroup (a multiple of the 8-lane SIMD width keeps lanes full).
 //   TQ  rows per invocation: each K/V vec4 loaded feeds TQ rows; private state TQ·(2·D + BC).
@@ -73,8 +69,8 @@ struct Window {
     nkeys: u32,
     kv_off: u32,
     first: u32,
-    split0: u32,
-    nsub: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 const BR: u32 = {{BR}}u;
@@ -92,20 +88,29 @@ const NEG: f32 = -3.0e38;
 {{OUT_BINDINGS}}
 
 @compute @workgroup_size({{BR}}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
     let batch = w.batch;
     let g = w.g;
-    let sub = wid.x % w.nsub;
     let rows = p.rep * p.sq;
-    let pr0 = (wid.x / w.nsub) * (BR * TQ);
+    // Last row block first: with causal masking the late rows have the most keys, and
+    // lavapipe hands out workgroups in index order, so the longest ones start first.
+    let pr0 = (nwg.x - 1u - wid.x) * (BR * TQ);
     let skv = i32(p.skv);
-    // Without split CHUNK >= the window's keys and NSUB = 1.
-    let k_begin = i32(w.k0 + sub * p.chunk);
-    let k_end = min(i32(w.k0 + w.nkeys), k_begin + i32(p.chunk));
+    let k_begin = i32(w.k0);
+    let k_end = i32(w.k0 + w.nkeys);
     var any_see = k_end;
     if (p.causal != 0u) {
         let pos_last = i32(min(pr0 + BR * TQ - 1u, rows - 1u) / p.rep);
         any_see = clamp(pos_last + p.shift + 1, k_begin, k_end);
+    }
+    // No row of this workgroup sees a key of this window: they all finished earlier (after
+    // the first window, which must still write the rows that see no key at all).
+    if (any_see <= k_begin && w.first == 0u) {
+        return;
     }
 {{ROWS}}
     for (var t = k_begin; t < any_see; t += i32(BC)) {

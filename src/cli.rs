@@ -353,12 +353,16 @@ impl RunArgs {
                 custom.push(Benchmark::new(op, d.parse::<DType>()?));
             }
         }
+        // A number of seconds above 0 and at most a day (Duration would panic on a huge one).
         let positive = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
+            if v.is_finite() && v > 0.0 && v <= 86_400.0 {
                 Ok(v)
             } else {
                 Err(Error::bad_input(
-                    format!("{name} {v} is not a positive number of seconds"),
+                    format!(
+                        "{name} {} is not a number of seconds above 0 and at most 86400 (a day)",
+                        show(v)
+                    ),
                     format!("Pass e.g. {name} 2."),
                 ))
             }

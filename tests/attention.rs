@@ -154,10 +154,15 @@ fn f16_storage_verifies() {
 #[test]
 fn extreme_logits_stay_finite_and_correct() {
     let Some(gpu) = gpu() else { return };
-    let s = shape("b=1,hq=4,hkv=2,sq=40,skv=70,d=64,causal=1");
     // x300: scores of several hundred (e^300 overflows f32 without the running max);
-    // x1e-4: scores near 0, an almost uniform softmax.
-    for factor in [300.0, 30.0, 1e-4] {
+    // x1e-4: scores near 0, an almost uniform softmax. Prefill and decode.
+    for (spec, factor) in [
+        ("b=1,hq=4,hkv=2,sq=40,skv=70,d=64,causal=1", 300.0),
+        ("b=1,hq=4,hkv=2,sq=40,skv=70,d=64,causal=1", 30.0),
+        ("b=1,hq=4,hkv=2,sq=40,skv=70,d=64,causal=1", 1e-4),
+        ("b=1,hq=4,hkv=2,sq=1,skv=70,d=64,causal=1", 300.0),
+    ] {
+        let s = shape(spec);
         for dtype in [DType::F32, DType::F16] {
             if dtype == DType::F16 && !gpu.has_f16() {
                 continue;
@@ -176,14 +181,18 @@ fn fully_masked_rows_give_zero_not_nan() {
     // Shift -5: causal query i sees keys 0 ..= i - 5, so queries 0..=4 see nothing. The
     // shapes `prepare` builds never have such rows (queries are aligned to the last keys and
     // causal with Sq > Skv is refused); this drives each kernel's guard directly.
-    for spec in [
-        "b=1,hq=4,hkv=2,sq=20,skv=20,d=64,causal=1",
-        "b=1,hq=4,hkv=2,sq=3,skv=600,d=64,causal=1",
+    for (spec, shift) in [
+        ("b=1,hq=4,hkv=2,sq=20,skv=20,d=64,causal=1", -5),
+        ("b=1,hq=4,hkv=2,sq=3,skv=600,d=64,causal=1", -5),
+        // Decode: the one query sees nothing, or only the first 101 of 300 keys (the split
+        // chunks past them are skipped by the merge).
+        ("b=1,hq=4,hkv=2,sq=1,skv=300,d=64,causal=1", -5),
+        ("b=1,hq=4,hkv=2,sq=1,skv=300,d=64,causal=1", 100),
     ] {
         let s = shape(spec);
         let inputs = AttentionInputs::random(&s, DType::F32, 3);
         for v in AttentionVariant::all() {
-            check(&gpu, &v, &s, DType::F32, &inputs, -5);
+            check(&gpu, &v, &s, DType::F32, &inputs, shift);
         }
     }
 }

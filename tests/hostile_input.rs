@@ -375,6 +375,28 @@ fn absurd_numbers_on_the_command_line_are_refused() {
         "0.5",
     ]);
     assert!(msg.contains("PUE 0.5"), "{msg}");
+    // Seconds that Duration cannot hold used to panic.
+    for (flag, v) in [
+        ("--timeout", "1e300"),
+        ("--timeout", "0"),
+        ("--timeout", "NaN"),
+        ("--measurement-time", "1e300"),
+        ("--measurement-time", "inf"),
+    ] {
+        let msg = refused(&[
+            "run",
+            flag,
+            v,
+            "--kernel",
+            "matmul",
+            "--shape",
+            "m=1,n=1,k=1",
+        ]);
+        assert!(
+            msg.contains(flag) && msg.contains("seconds above 0"),
+            "{msg}"
+        );
+    }
     // A value clap cannot parse is still exit 2 (clap's own message).
     let (code, _, err) = fx::priceperf(&["cost", "--tokens-per-second", "fast"]);
     assert_eq!(code, 2, "{err}");
@@ -597,6 +619,40 @@ fn result_folders_are_refused_at_the_bad_cell_and_left_as_they_are() {
             merged.display()
         );
     }
+}
+
+/// `run --resume` over a damaged kernels.csv refuses before it opens an adapter, takes a
+/// lock or writes anything.
+#[test]
+fn resume_refuses_a_damaged_folder_and_leaves_it_alone() {
+    let (_t, root) = fx::tmp();
+    let dir = root.join("run");
+    good_run(&dir);
+    let kernels = dir.join("kernels.csv");
+    let text = fs::read_to_string(&kernels).unwrap();
+    fs::write(&kernels, format!("{text}matmul/f32/m=1,n=1,k=1,matmul\n")).unwrap();
+    let before = snapshot(&dir);
+    let d = dir.to_str().unwrap();
+    let k = kernels.to_str().unwrap();
+    refused_at(
+        &[
+            "run",
+            "--resume",
+            "--out",
+            d,
+            "--kernel",
+            "matmul",
+            "--shape",
+            "m=4,n=4,k=4",
+        ],
+        &format!("{k}:4:1"),
+        "malformed CSV",
+    );
+    assert_eq!(
+        snapshot(&dir),
+        before,
+        "the refused resume changed the folder"
+    );
 }
 
 #[test]

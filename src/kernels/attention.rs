@@ -21,13 +21,19 @@
 //!   state carried between windows in an O(rows·D) buffer; several query rows per
 //!   invocation. The lavapipe design: there a storage or workgroup load is a scalar loop
 //!   over the SIMD lanes (~15x a uniform-buffer load), so K/V must come through uniforms.
-//! - `flash_split_*` and `flash_ubo_split_*`: flash-decoding for decode (Sq = 1) and other
-//!   shapes with few query rows per KV head: the keys are cut into chunks across workgroups,
-//!   each writes its max, sum and partial output, and a second pass merges them. Extra memory
-//!   O(Sq·chunks·D). Only offered up to [`SPLIT_MAX_ROWS`] query rows per KV head.
+//! - `flash_split_*`: flash-decoding for decode (Sq = 1) and other shapes with few query rows
+//!   per KV head: the keys are cut into chunks across workgroups, each writes its max, sum
+//!   and partial output, and a second pass merges them. Extra memory O(Sq·chunks·D). Only
+//!   offered up to [`SPLIT_MAX_ROWS`] query rows per KV head. Portable (no barriers, no
+//!   optional features).
+//! - `decode_ubo_*`: decode (Sq = 1) for lavapipe: flash-decoding over uniform windows with
+//!   one key per SIMD lane (so every gather brings 8 different rows), the rep = Hq / Hkv
+//!   query heads of a KV head handled together (K/V read once for all of them), the 8 lanes
+//!   combined with subgroup reductions, then the same merge pass. Needs SUBGROUP.
 //!
 //! Variant names: `r` invocations per workgroup, `q` query rows per invocation (at d=64; see
-//! [`rows_per_invocation`]), `c` keys per tile, `k` keys per split chunk.
+//! [`rows_per_invocation`]), `c` keys per tile, `k` keys per split chunk; for `decode_ubo`,
+//! `l8` lanes, `t` keys per lane per step, `s` workgroups per window.
 
 use std::fmt::Write as _;
 
@@ -46,6 +52,7 @@ const NAIVE_PV: &str = include_str!("../../kernels/attention_naive_pv.wgsl");
 const FLASH_ROW: &str = include_str!("../../kernels/attention_flash_row.wgsl");
 const FLASH_MERGE: &str = include_str!("../../kernels/attention_flash_merge.wgsl");
 const FLASH_UBO: &str = include_str!("../../kernels/attention_flash_ubo.wgsl");
+const DECODE_UBO: &str = include_str!("../../kernels/attention_decode_ubo.wgsl");
 
 /// log2(e): scores are kept in log2 units so the kernels can use exp2.
 const LOG2_E: f64 = std::f64::consts::LOG2_E;
@@ -70,7 +77,16 @@ pub enum AttentionVariant {
         /// Keys per tile.
         bc: u32,
         /// Flash-decoding: keys per workgroup chunk (plus a merge pass); `None`: no split.
+        /// Not offered with uniform windows (decode there is [`AttentionVariant::Decode`]).
         chunk: Option<u32>,
+    },
+    /// Decode (Sq = 1) over uniform windows with one key per SIMD lane, 8 lanes combined by
+    /// subgroup reductions, then a merge pass (flash-decoding): the lavapipe decode design.
+    Decode {
+        /// Keys per lane per step.
+        tk: u32,
+        /// Workgroups (key sub-chunks) per window.
+        subs: u32,
     },
 }
 
@@ -159,13 +175,7 @@ impl AttentionVariant {
                 bc: 8,
                 chunk: Some(256),
             },
-            Flash {
-                kv: KvAccess::Uniform,
-                br: 8,
-                tq: 1,
-                bc: 8,
-                chunk: Some(32),
-            },
+            AttentionVariant::Decode { tk: 2, subs: 2 },
         ]
     }
 
@@ -173,6 +183,7 @@ impl AttentionVariant {
     pub fn name(&self) -> String {
         match *self {
             AttentionVariant::Naive => "naive".into(),
+            AttentionVariant::Decode { tk, subs } => format!("decode_ubo_l8_t{tk}_s{subs}"),
             AttentionVariant::Flash {
                 kv,
                 br,
@@ -186,6 +197,7 @@ impl AttentionVariant {
                     (KvAccess::Staged, false) => "flash_wg",
                     (KvAccess::Staged, true) => "flash_split_wg",
                     (KvAccess::Uniform, false) => "flash_ubo",
+                    // Not offered (prepare refuses it): decode is `Decode`.
                     (KvAccess::Uniform, true) => "flash_ubo_split",
                 };
                 let mut s = format!("{family}_r{br}_q{tq}_c{bc}");
@@ -207,14 +219,10 @@ impl AttentionVariant {
             ],
             AttentionVariant::Flash {
                 kv: KvAccess::Uniform,
-                chunk: None,
                 ..
             } => &["kernels/attention_flash_ubo.wgsl"],
-            AttentionVariant::Flash {
-                kv: KvAccess::Uniform,
-                ..
-            } => &[
-                "kernels/attention_flash_ubo.wgsl",
+            AttentionVariant::Decode { .. } => &[
+                "kernels/attention_decode_ubo.wgsl",
                 "kernels/attention_flash_merge.wgsl",
             ],
             AttentionVariant::Flash { chunk: None, .. } => &["kernels/attention_flash_row.wgsl"],
@@ -230,6 +238,7 @@ impl AttentionVariant {
         match *self {
             AttentionVariant::Naive => 256,
             AttentionVariant::Flash { br, .. } => br,
+            AttentionVariant::Decode { .. } => 8,
         }
     }
 
@@ -255,19 +264,20 @@ impl AttentionVariant {
         max_binding: u64,
         align: u64,
     ) -> Option<WindowPlan> {
-        let AttentionVariant::Flash {
-            kv: KvAccess::Uniform,
-            bc,
-            chunk,
-            ..
-        } = *self
-        else {
-            return None;
+        let (unit, subs) = match *self {
+            AttentionVariant::Flash {
+                kv: KvAccess::Uniform,
+                bc,
+                chunk: None,
+                ..
+            } => (bc as u64, 1),
+            // Each sub-chunk a multiple of the 8 lanes.
+            AttentionVariant::Decode { subs, .. } => (8 * subs as u64, subs),
+            _ => return None,
         };
         let window_bytes = max_binding.min(1 << 16) / 16 * 16;
         let align = align.max(16);
         let row_bytes = shape.d as u64 * dtype.size();
-        let unit = chunk.unwrap_or(bc).max(bc) as u64;
         // Binding offsets are aligned down, so a window may start up to align - 16 bytes
         // before its first key.
         let raw = window_bytes.saturating_sub(align - 16) / row_bytes;
@@ -280,7 +290,7 @@ impl AttentionVariant {
             align,
             keys,
             windows: shape.skv.div_ceil(keys),
-            subs: chunk.map_or(1, |k| keys / k),
+            subs,
         })
     }
 
@@ -288,11 +298,7 @@ impl AttentionVariant {
     /// variants assume 64 KiB windows at 256-byte alignment here (the adapter decides).
     pub fn splits(&self, shape: &AttentionShape, dtype: DType) -> u32 {
         match *self {
-            AttentionVariant::Flash {
-                kv: KvAccess::Uniform,
-                chunk: Some(_),
-                ..
-            } => self
+            AttentionVariant::Decode { .. } => self
                 .window_plan(shape, dtype, 1 << 16, 256)
                 .map_or(1, |p| p.windows * p.subs),
             AttentionVariant::Flash { chunk: Some(k), .. } => shape.skv.div_ceil(k),
@@ -314,7 +320,7 @@ impl AttentionVariant {
                 ..
             } => rows * (shape.d as u64 + 4) * 4,
             AttentionVariant::Flash { chunk: None, .. } => 0,
-            AttentionVariant::Flash { .. } => {
+            AttentionVariant::Flash { .. } | AttentionVariant::Decode { .. } => {
                 rows * self.splits(shape, dtype) as u64 * (shape.d as u64 + 2) * 4
             }
         }
@@ -328,13 +334,14 @@ impl AttentionVariant {
                 shape.sq.div_ceil(16),
                 shape.b * shape.hq,
             ],
+            AttentionVariant::Decode { .. } => [subs, 1, 1],
             AttentionVariant::Flash {
                 kv, br, tq, chunk, ..
             } => {
                 let rep = shape.hq / shape.hkv;
                 let blocks = (rep * shape.sq).div_ceil(br * rows_per_invocation(tq, shape.d));
                 if kv == KvAccess::Uniform {
-                    [blocks * subs, 1, 1]
+                    [blocks, 1, 1]
                 } else {
                     let splits = chunk.map_or(1, |k| shape.skv.div_ceil(k));
                     [blocks, shape.hkv, shape.b * splits]
@@ -356,6 +363,9 @@ impl AttentionVariant {
         else {
             return None;
         };
+        if kv == KvAccess::Uniform && chunk.is_some() {
+            return None;
+        }
         let d4 = d / 4;
         let gen = Gen {
             br,
@@ -494,6 +504,9 @@ impl AttentionVariant {
         let rep = shape.hq / shape.hkv;
         let scale = 1.0 / (shape.d as f64).sqrt();
         let rows = shape.b as u64 * shape.hq as u64 * shape.sq as u64;
+        if let AttentionVariant::Decode { tk, subs } = *self {
+            return prepare_decode(gpu, shape, dtype, inputs, shift, tk, subs, &label);
+        }
         let q = storage_buffer(gpu, "Q", inputs.q.bytes(), false);
         let out = storage_buffer(gpu, "O", HostTensor::nan(dtype, q_len).bytes(), true);
         let program = |dispatches: Vec<Dispatch>, keep: Vec<wgpu::Buffer>, out: wgpu::Buffer| {
@@ -558,6 +571,12 @@ impl AttentionVariant {
         };
 
         // Fused variants.
+        if kv == KvAccess::Uniform && chunk.is_some() {
+            return Err(PrepareError::Unsupported(
+                "uniform windows are offered without split; decode uses the decode_ubo kernel"
+                    .into(),
+            ));
+        }
         let limits = gpu.limits();
         let plan = if kv == KvAccess::Uniform {
             Some(
@@ -779,6 +798,352 @@ pub fn rows_per_invocation(tq: u32, d: u32) -> u32 {
 /// Split variants apply to shapes with at most this many query rows per KV head (decode,
 /// short chunks); above it the unsplit kernels already fill the device.
 pub const SPLIT_MAX_ROWS: u32 = 256;
+
+/// The WGSL of the decode kernel for `rep` query heads per KV head, head dim `d`, `tk` keys
+/// per lane per step, and uniform windows of `q_vec4s` (Q) and `kv_vec4s` (K, V) vec4s.
+pub fn decode_source(
+    d: u32,
+    dtype: DType,
+    rep: u32,
+    tk: u32,
+    q_vec4s: u32,
+    kv_vec4s: u32,
+) -> String {
+    let d4 = d / 4;
+    let f16 = dtype == DType::F16;
+    let row = if f16 { d4 / 2 } else { d4 };
+    let group = if f16 { 2 } else { 1 };
+    // Statements loading vec4s c0 .. c0 + group of window row `base` (+ `off` vec4s) into
+    // `{name}0`, `{name}1`.
+    let load = |buf: &str, base: &str, off: u32, name: &str| -> String {
+        if f16 {
+            format!(
+                "let {name}u = {buf}[{base} + {}u]; let {name}0 = vec4<f32>(unpack2x16float({name}u.x), unpack2x16float({name}u.y)); let {name}1 = vec4<f32>(unpack2x16float({name}u.z), unpack2x16float({name}u.w));",
+                off / 2
+            )
+        } else {
+            format!("let {name}0 = {buf}[{base} + {off}u];")
+        }
+    };
+    let mut load_q = String::new();
+    let mut init = String::new();
+    for h in 0..rep {
+        for c0 in (0..d4).step_by(group as usize) {
+            let _ = writeln!(
+                load_q,
+                "    {{ {} ",
+                load("qw", "w.q_off", h * row * group + c0, "x")
+            );
+            for gi in 0..group {
+                let _ = writeln!(load_q, "        q{h}_{} = x{gi} * p.scale_log2e;", c0 + gi);
+            }
+            let _ = writeln!(load_q, "    }}");
+        }
+        let _ = writeln!(init, "    var m{h} = NEG;");
+        let _ = writeln!(init, "    var l{h} = 0.0;");
+        for c in 0..d4 {
+            let _ = writeln!(init, "    var o{h}_{c} = vec4<f32>(0.0);");
+        }
+    }
+    let mut q_decl = String::new();
+    for h in 0..rep {
+        for c in 0..d4 {
+            let _ = writeln!(q_decl, "    var q{h}_{c}: vec4<f32>;");
+        }
+    }
+    let load_q = format!("{q_decl}{load_q}");
+    let mut step = String::new();
+    for t in 0..tk {
+        let _ = writeln!(step, "{IND}let key{t} = t0 + {} + i32(li);", 8 * t);
+        let _ = writeln!(step, "{IND}let msk{t} = key{t} >= see_end;");
+        // Masked keys read the chunk's last key (in bounds) and add 0.
+        let _ = writeln!(
+            step,
+            "{IND}let kb{t} = w.kv_off + u32(min(key{t}, k_end - 1) - i32(w.k0)) * {row}u;"
+        );
+        for h in 0..rep {
+            let _ = writeln!(step, "{IND}var s{h}_{t} = 0.0;");
+        }
+    }
+    for c0 in (0..d4).step_by(group as usize) {
+        for t in 0..tk {
+            let _ = writeln!(step, "{IND}{{ {}", load("kw", &format!("kb{t}"), c0, "x"));
+            for gi in 0..group {
+                let c = c0 + gi;
+                for h in 0..rep {
+                    let _ = writeln!(
+                        step,
+                        "{IND}    s{h}_{t} = fma(q{h}_{c}.w, x{gi}.w, fma(q{h}_{c}.z, x{gi}.z, fma(q{h}_{c}.y, x{gi}.y, fma(q{h}_{c}.x, x{gi}.x, s{h}_{t}))));"
+                    );
+                }
+            }
+            let _ = writeln!(step, "{IND}}}");
+        }
+    }
+    for h in 0..rep {
+        let names: Vec<String> = (0..tk).map(|t| format!("s{h}_{t}")).collect();
+        for t in 0..tk {
+            let _ = writeln!(step, "{IND}s{h}_{t} = select(s{h}_{t}, NEG, msk{t});");
+        }
+        let _ = writeln!(step, "{IND}let mn{h} = max(m{h}, {});", tree(&names, "max"));
+        let _ = writeln!(step, "{IND}let alpha{h} = exp2(m{h} - mn{h});");
+        for t in 0..tk {
+            let _ = writeln!(
+                step,
+                "{IND}let p{h}_{t} = select(exp2(s{h}_{t} - mn{h}), 0.0, msk{t});"
+            );
+        }
+        let ps: Vec<String> = (0..tk).map(|t| format!("p{h}_{t}")).collect();
+        let _ = writeln!(step, "{IND}l{h} = fma(l{h}, alpha{h}, {});", tree(&ps, "+"));
+        let _ = writeln!(step, "{IND}m{h} = mn{h};");
+    }
+    for c0 in (0..d4).step_by(group as usize) {
+        for gi in 0..group {
+            for h in 0..rep {
+                let c = c0 + gi;
+                let _ = writeln!(step, "{IND}o{h}_{c} = o{h}_{c} * alpha{h};");
+            }
+        }
+        for t in 0..tk {
+            let _ = writeln!(step, "{IND}{{ {}", load("vw", &format!("kb{t}"), c0, "y"));
+            for gi in 0..group {
+                let c = c0 + gi;
+                for h in 0..rep {
+                    let _ = writeln!(
+                        step,
+                        "{IND}    o{h}_{c} = fma(vec4<f32>(p{h}_{t}), y{gi}, o{h}_{c});"
+                    );
+                }
+            }
+            let _ = writeln!(step, "{IND}}}");
+        }
+    }
+    let mut reduce = String::new();
+    for h in 0..rep {
+        let _ = writeln!(reduce, "    {{");
+        let _ = writeln!(reduce, "        let mx = subgroupMax(m{h});");
+        // A lane that saw no key has m = NEG: its weight is 0 (or 1 with l = 0, o = 0).
+        let _ = writeln!(reduce, "        let sc = exp2(m{h} - mx);");
+        let _ = writeln!(reduce, "        let lt = subgroupAdd(l{h} * sc);");
+        let _ = writeln!(
+            reduce,
+            "        let pb = ((w.batch * p.hq + w.g * p.rep + {h}u) * p.sq) * p.nsplit + w.split0 + sub;"
+        );
+        for c in 0..d4 {
+            let _ = writeln!(reduce, "        let o{c} = subgroupAdd(o{h}_{c} * sc);");
+        }
+        let _ = writeln!(reduce, "        if (li == 0u) {{");
+        for c in 0..d4 {
+            let _ = writeln!(reduce, "            part_o[pb * D4 + {c}u] = o{c};");
+        }
+        let _ = writeln!(reduce, "            part_ml[pb] = vec2<f32>(mx, lt);");
+        let _ = writeln!(reduce, "        }}");
+        let _ = writeln!(reduce, "    }}");
+    }
+    render(
+        DECODE_UBO,
+        &[
+            ("ENABLE_F16", enable_line(dtype)),
+            ("ELEM", dtype.wgsl().into()),
+            ("KW", if f16 { "u32" } else { "f32" }.into()),
+            ("QV", q_vec4s.to_string()),
+            ("NV", kv_vec4s.to_string()),
+            ("KV_ROW", row.to_string()),
+            ("D4", d4.to_string()),
+            ("TK", tk.to_string()),
+            ("LOAD_Q", load_q.trim_end().to_string()),
+            ("INIT", init.trim_end().to_string()),
+            ("STEP", step.trim_end().to_string()),
+            ("REDUCE", reduce.trim_end().to_string()),
+        ],
+    )
+}
+
+/// The most query heads per KV head times head dim the decode kernel unrolls (private
+/// state per lane: q and o, 2·rep·d floats).
+pub const DECODE_MAX_REP_D: u32 = 1024;
+
+/// The Q window of the decode kernel: vec4s needed for `rep` rows plus the alignment slack.
+fn decode_q_vec4s(shape: &AttentionShape, dtype: DType, align: u64) -> u64 {
+    let rep = (shape.hq / shape.hkv) as u64;
+    (align.max(16) - 16 + rep * shape.d as u64 * dtype.size()).div_ceil(16)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prepare_decode(
+    gpu: &Gpu,
+    shape: &AttentionShape,
+    dtype: DType,
+    inputs: &AttentionInputs,
+    shift: i32,
+    tk: u32,
+    subs: u32,
+    label: &str,
+) -> Result<Program, PrepareError> {
+    let variant = AttentionVariant::Decode { tk, subs };
+    let rep = shape.hq / shape.hkv;
+    if shape.sq != 1 {
+        return Err(PrepareError::Unsupported(format!(
+            "the decode kernel is for sq=1 (this shape has sq={})",
+            shape.sq
+        )));
+    }
+    if rep * shape.d > DECODE_MAX_REP_D {
+        return Err(PrepareError::Unsupported(format!(
+            "{rep} query heads per KV head at d={} exceed the decode kernel's rep·d <= {DECODE_MAX_REP_D}",
+            shape.d
+        )));
+    }
+    let s = &gpu.summary;
+    if !gpu.device.features().contains(wgpu::Features::SUBGROUP) || s.subgroup_min_size < 8 {
+        return Err(PrepareError::Unsupported(format!(
+            "needs subgroups of at least 8 invocations (adapter: {}, sizes {}..{})",
+            if s.subgroups {
+                "SUBGROUP"
+            } else {
+                "no SUBGROUP"
+            },
+            s.subgroup_min_size,
+            s.subgroup_max_size
+        )));
+    }
+    let limits = gpu.limits();
+    let align = (limits.min_uniform_buffer_offset_alignment as u64).max(16);
+    let plan = variant
+        .window_plan(shape, dtype, limits.max_uniform_buffer_binding_size, align)
+        .ok_or_else(|| {
+            PrepareError::Unsupported(format!(
+                "a {}-byte uniform window cannot hold a chunk of d={} keys",
+                limits.max_uniform_buffer_binding_size, shape.d
+            ))
+        })?;
+    let q_vec4s = decode_q_vec4s(shape, dtype, align);
+    if q_vec4s * 16 > plan.window_bytes {
+        return Err(PrepareError::Unsupported(format!(
+            "{rep} query rows of d={} do not fit one uniform window",
+            shape.d
+        )));
+    }
+    let nsplit = plan.windows * plan.subs;
+    let chunk = plan.keys / plan.subs;
+    let rows = shape.b as u64 * shape.hq as u64;
+    let q_len = rows * shape.d as u64;
+    let workgroups = variant.workgroups(shape, plan.subs);
+    check_workgroups(gpu, workgroups)?;
+    let part_o_bytes = rows * nsplit as u64 * shape.d as u64 * 4;
+    check_buffer(gpu, "the partial outputs", part_o_bytes)?;
+    let merge_groups = grid_1d(q_len / 4);
+    check_workgroups(gpu, merge_groups)?;
+
+    let params = FlashParams {
+        b: shape.b,
+        hq: shape.hq,
+        hkv: shape.hkv,
+        sq: 1,
+        skv: shape.skv,
+        rep,
+        causal: shape.causal as u32,
+        nsplit,
+        shift,
+        chunk,
+        scale_log2e: ((1.0 / (shape.d as f64).sqrt()) * LOG2_E) as f32,
+        _pad: 0,
+    };
+    let source = decode_source(
+        shape.d,
+        dtype,
+        rep,
+        tk,
+        q_vec4s as u32,
+        (plan.window_bytes / 16) as u32,
+    );
+    let main = compile(gpu, label, &source, "main")?;
+    let merge = compile(
+        gpu,
+        &format!("{label} merge"),
+        &merge_source(shape.d, dtype),
+        "main",
+    )?;
+    // Uniform-readable inputs, padded so a whole window past the last row stays in bounds.
+    let padded = |data: &HostTensor, label: &str, pad: u64| {
+        let mut bytes = data.bytes().to_vec();
+        bytes.resize((bytes.len() as u64 + pad).next_multiple_of(16) as usize, 0);
+        gpu.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: &bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+            })
+    };
+    let q = padded(&inputs.q, "Q", q_vec4s * 16);
+    let k = padded(&inputs.k, "K", plan.window_bytes);
+    let v = padded(&inputs.v, "V", plan.window_bytes);
+    let out = storage_buffer(gpu, "O", HostTensor::nan(dtype, q_len).bytes(), true);
+    let uniforms = uniform_buffer(gpu, "attention params", bytemuck::bytes_of(&params));
+    let part_o = scratch(gpu, "attention partial o", part_o_bytes);
+    let part_ml = scratch(gpu, "attention partial m, l", rows * nsplit as u64 * 8);
+
+    let slot = 32u64.next_multiple_of(align);
+    let row_bytes = shape.d as u64 * dtype.size();
+    let mut slots = Vec::new();
+    let mut ranges = Vec::new();
+    for batch in 0..shape.b {
+        for g in 0..shape.hkv {
+            let q_first = (batch as u64 * shape.hq as u64 + (g * rep) as u64) * row_bytes;
+            let q_start = q_first / align * align;
+            for wi in 0..plan.windows {
+                let k0 = wi * plan.keys;
+                let first = ((batch as u64 * shape.hkv as u64 + g as u64) * shape.skv as u64
+                    + k0 as u64)
+                    * row_bytes;
+                let start = first / align * align;
+                let window: [u32; 8] = [
+                    batch,
+                    g,
+                    k0,
+                    plan.keys.min(shape.skv - k0),
+                    ((first - start) / 16) as u32,
+                    ((q_first - q_start) / 16) as u32,
+                    wi * plan.subs,
+                    plan.subs,
+                ];
+                ranges.push((slots.len() as u64, q_start, start));
+                slots.extend_from_slice(bytemuck::bytes_of(&window));
+                slots.resize((slots.len() as u64).next_multiple_of(slot) as usize, 0);
+            }
+        }
+    }
+    let windows = uniform_buffer(gpu, "attention windows", &slots);
+    let mut dispatches = Vec::with_capacity(ranges.len() + 1);
+    for (slot_at, q_start, start) in ranges {
+        let entries = [
+            whole(&uniforms),
+            range(&windows, slot_at, 32),
+            range(&q, q_start, q_vec4s * 16),
+            range(&k, start, plan.window_bytes),
+            range(&v, start, plan.window_bytes),
+            whole(&part_o),
+            whole(&part_ml),
+        ];
+        dispatches.push(Dispatch {
+            bind_group: bind_entries(gpu, &main, &entries),
+            pipeline: main.clone(),
+            workgroups,
+        });
+    }
+    dispatches.push(Dispatch {
+        bind_group: bind(gpu, &merge, &[&uniforms, &part_o, &part_ml, &out]),
+        pipeline: merge,
+        workgroups: merge_groups,
+    });
+    Ok(Program {
+        dispatches,
+        output: out,
+        output_dtype: dtype,
+        output_len: q_len,
+        _keep: vec![uniforms, windows, q, k, v, part_o, part_ml],
+    })
+}
 
 /// A device-only f32 scratch buffer.
 fn scratch(gpu: &Gpu, label: &str, bytes: u64) -> wgpu::Buffer {
@@ -1116,13 +1481,8 @@ impl Gen {
                 }
                 let _ = writeln!(s, "    }}");
             } else {
-                let split = if self.kv == KvAccess::Uniform {
-                    "w.split0 + sub"
-                } else {
-                    "split"
-                };
                 let _ = writeln!(s, "    if (valid{r}) {{");
-                let _ = writeln!(s, "        let pb = row{r} * p.nsplit + {split};");
+                let _ = writeln!(s, "        let pb = row{r} * p.nsplit + split;");
                 for c in 0..self.d4 {
                     let _ = writeln!(s, "        part_o[pb * D4 + {c}u] = o{r}_{c};");
                 }
@@ -1215,6 +1575,12 @@ mod tests {
                         validate(&format!("{} d={d} {dtype}", v.name()), &src);
                     }
                 }
+                for rep in [1, 4] {
+                    if rep * d <= DECODE_MAX_REP_D {
+                        let src = decode_source(d, dtype, rep, 2, 64, 4096);
+                        validate(&format!("decode rep={rep} d={d} {dtype}"), &src);
+                    }
+                }
             }
         }
     }
@@ -1228,15 +1594,15 @@ mod tests {
                 AttentionVariant::Naive => {
                     assert!(x * 16 >= s.skv && y * 16 >= s.sq && z == s.b * s.hq)
                 }
+                AttentionVariant::Decode { .. } => assert_eq!([x, y, z], [3, 1, 1]),
                 AttentionVariant::Flash {
                     kv, br, tq, chunk, ..
                 } => {
                     let rows = 3 * s.sq;
                     let per_group = br * rows_per_invocation(tq, s.d);
                     let blocks = if kv == KvAccess::Uniform {
-                        assert_eq!(x % 3, 0);
                         assert_eq!((y, z), (1, 1));
-                        x / 3
+                        x
                     } else {
                         assert_eq!(y, s.hkv);
                         let splits = chunk.map_or(1, |k| s.skv.div_ceil(k));
@@ -1282,22 +1648,17 @@ mod tests {
                 assert_eq!(p.subs, 1);
             }
         }
-        let split = AttentionVariant::Flash {
-            kv: KvAccess::Uniform,
-            br: 8,
-            tq: 1,
-            bc: 8,
-            chunk: Some(32),
-        };
+        let decode = AttentionVariant::Decode { tk: 2, subs: 2 };
         let s = shape("b=1,hq=32,hkv=8,sq=1,skv=8192,d=128");
-        let p = split.window_plan(&s, DType::F32, 1 << 16, 256).unwrap();
-        assert_eq!((p.keys, p.subs), (96, 3));
-        assert_eq!(split.splits(&s, DType::F32), 86 * 3);
+        let p = decode.window_plan(&s, DType::F32, 1 << 16, 256).unwrap();
+        // (65536 - 240) / 512 = 127 keys, rounded down to whole 8-lane sub-chunks.
+        assert_eq!((p.keys, p.subs, p.windows), (112, 2, 74));
+        assert_eq!(decode.splits(&s, DType::F32), 74 * 2);
         // Not a uniform variant, or a window too small for a tile.
         assert!(AttentionVariant::Naive
             .window_plan(&s, DType::F32, 1 << 16, 256)
             .is_none());
-        assert!(split.window_plan(&s, DType::F32, 4096, 256).is_none());
+        assert!(decode.window_plan(&s, DType::F32, 256, 256).is_none());
     }
 
     #[test]
