@@ -36,8 +36,9 @@
 // workgroup is one subgroup.
 // Tile parameters (text-substituted): REP query heads per KV head (unrolled; the host
 // refuses REP·D > 1024 to bound private state), TK keys per lane per step (8·TK keys per
-// workgroup step), D4 = D / 4 (unrolled), KV_ROW vec4s per K/V row, QV and NV window sizes.
-// Template fields: ENABLE_F16 ELEM KW QV NV KV_ROW D4 TK LOAD_Q INIT STEP REDUCE.
+// workgroup step), D4 = D / 4 (unrolled), QV and NV window sizes; the vec4s per K/V row
+// are a literal in the generated STEP code.
+// Template fields: ENABLE_F16 ELEM KW QV NV D4 TK LOAD_Q INIT STEP REDUCE.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 

@@ -1,11 +1,12 @@
 // matmul_texture_common.wgsl: operand access for matmul kernels that read A and B from
 // textures instead of storage buffers. Not a kernel on its own: src/kernels/matmul.rs
-// prepends it to a kernel body (matmul_regblock.wgsl), whose load_a/load_b/store_c calls
-// it serves.
+// prepends it to a kernel body (matmul_regblock.wgsl or matmul_subgroup.wgsl), whose
+// load_a/load_b/store_c calls it serves.
 //
 // Why: on lavapipe a storage-buffer load whose address differs per lane is compiled to a
 // scalar loop over the SIMD lanes, while a texel fetch is vectorised (the rasteriser's own
-// sampling path). On GPUs the texture cache serves the same reuse as L1.
+// sampling path), and a read-only storage-texture load skips the sampler machinery and is
+// cheaper still. On GPUs the texture cache serves the same reuse as L1.
 //
 // Layout (staged once by the host before timing, zero-padded, rgba32float or rgba16float
 // texels of 4 consecutive elements):
@@ -16,10 +17,11 @@
 //   add nothing.
 // Bindings (group 0):
 //   0 uniform Params { m, n, k, batch, kp, np }
-//   1 texture_2d<f32> A
-//   2 texture_2d<f32> B
+//   1 A, 2 B: texture_2d<f32> (sampled; textureLoad with level 0) or
+//         texture_storage_2d<rgba32float|rgba16float, read> (read-only storage texture)
 //   3 storage rw C[batch, m, n] row-major, as array<vec4<E>> when n % 4 == 0, else array<E>
 // Limits: texture width and height must fit max_texture_dimension_2d.
+// Template fields: ENABLE_F16 ELEM ARRAY TEX_TYPE LEVEL LOAD_B STORE_C.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
@@ -33,13 +35,13 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var a_tex: texture_2d<f32>;
-@group(0) @binding(2) var b_tex: texture_2d<f32>;
+@group(0) @binding(1) var a_tex: {{TEX_TYPE}};
+@group(0) @binding(2) var b_tex: {{TEX_TYPE}};
 @group(0) @binding(3) var<storage, read_write> c: array<{{ARRAY}}>;
 
 // A[batch, row, k .. k+4]; row < m, k % 4 == 0, k < kp.
 fn load_a(batch: u32, row: u32, k: u32) -> vec4<f32> {
-    return textureLoad(a_tex, vec2<u32>(k >> 2u, batch * p.m + row), 0);
+    return textureLoad(a_tex, vec2<u32>(k >> 2u, batch * p.m + row){{LEVEL}});
 }
 
 // Row-major: B[batch, k, col .. col+4]. Transposed: Bᵀ[batch, col, k .. k+4].

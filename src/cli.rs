@@ -598,7 +598,7 @@ mod tests {
                 "unknown dtype",
             ),
             (&["run", "--filter", "("], "not a regular expression"),
-            (&["run", "--timeout", "0"], "positive"),
+            (&["run", "--timeout", "0"], "seconds above 0"),
         ] {
             let Command::Run(a) = parse(args).unwrap().command else {
                 panic!()

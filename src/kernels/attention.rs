@@ -948,7 +948,6 @@ pub fn decode_source(
             ("KW", if f16 { "u32" } else { "f32" }.into()),
             ("QV", q_vec4s.to_string()),
             ("NV", kv_vec4s.to_string()),
-            ("KV_ROW", row.to_string()),
             ("D4", d4.to_string()),
             ("TK", tk.to_string()),
             ("LOAD_Q", load_q.trim_end().to_string()),

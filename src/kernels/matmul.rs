@@ -4,7 +4,14 @@
 //! Variants (all f32 accumulation; f16 storage where the adapter has `SHADER_F16`):
 //! - `naive`: one output per invocation; the correctness baseline.
 //! - `tiled_*`: workgroup-memory tiles plus a register tile; the GPU workhorse.
-//! - `reg_*`: register tile without workgroup memory or barriers; the fast one on lavapipe.
+//! - `reg_*`: register tile without workgroup memory or barriers.
+//! - `texture_*`: the same register tile reading A and B from sampled textures.
+//! - `subgroup*`: outer products within a subgroup (each lane loads rows nobody else loads
+//!   and shares them with subgroupBroadcast), from buffers, sampled textures (`_tex`) or
+//!   read-only storage textures (`_stex`); `subgroup_stex` is the fast one on lavapipe.
+//!
+//! Texture operands are staged (zero-padded) before timing, like a BLAS packing step; for
+//! inference the weights (B) are staged once at load time.
 
 use std::fmt::Write as _;
 
@@ -48,6 +55,7 @@ pub enum MatmulVariant {
         nsg: u32,
         ra: u32,
         tn4: u32,
+        operands: Operands,
     },
     /// The register-tile kernel reading A and B from textures staged before timing.
     Texture {
@@ -56,6 +64,26 @@ pub enum MatmulVariant {
         tm: u32,
         tn4: u32,
     },
+}
+
+/// Where a kernel reads A and B from. On lavapipe the choice decides speed: a storage-buffer
+/// load whose address differs per lane is a scalar loop over the SIMD lanes, a sampled
+/// texel fetch is vectorised, and a read-only storage-texture load is cheaper still
+/// (1024^3 f32, subgroup kernel t16x4: 4.4, 19.7 and 28.8 GFLOP/s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operands {
+    /// Storage buffers (`matmul_common.wgsl`).
+    Buffers,
+    /// Sampled textures, `texture_2d<f32>` (`matmul_texture_common.wgsl`).
+    Textures,
+    /// Read-only storage textures, `texture_storage_2d<rgba32float|rgba16float, read>`.
+    StorageTextures,
+}
+
+impl Operands {
+    fn textured(self) -> bool {
+        self != Operands::Buffers
+    }
 }
 
 impl MatmulVariant {
@@ -89,12 +117,42 @@ impl MatmulVariant {
                 nsg: 8,
                 ra: 2,
                 tn4: 1,
+                operands: Operands::Buffers,
             },
-            Texture {
-                wx: 8,
-                wy: 8,
-                tm: 8,
+            Subgroup {
+                s: 8,
+                nsg: 8,
+                ra: 2,
                 tn4: 1,
+                operands: Operands::Textures,
+            },
+            Subgroup {
+                s: 8,
+                nsg: 8,
+                ra: 1,
+                tn4: 2,
+                operands: Operands::StorageTextures,
+            },
+            Subgroup {
+                s: 8,
+                nsg: 8,
+                ra: 2,
+                tn4: 1,
+                operands: Operands::StorageTextures,
+            },
+            Subgroup {
+                s: 8,
+                nsg: 8,
+                ra: 1,
+                tn4: 3,
+                operands: Operands::StorageTextures,
+            },
+            Subgroup {
+                s: 8,
+                nsg: 8,
+                ra: 1,
+                tn4: 1,
+                operands: Operands::StorageTextures,
             },
             Texture {
                 wx: 8,
@@ -119,8 +177,19 @@ impl MatmulVariant {
             } => {
                 format!("tiled_{bm}x{bn}x{bk}_t{tm}x{}", 4 * tn4)
             }
-            MatmulVariant::Subgroup { s, nsg, ra, tn4 } => {
-                format!("subgroup{s}_x{nsg}_t{}x{}", s * ra, 4 * tn4)
+            MatmulVariant::Subgroup {
+                s,
+                nsg,
+                ra,
+                tn4,
+                operands,
+            } => {
+                let family = match operands {
+                    Operands::Buffers => "subgroup",
+                    Operands::Textures => "subgroup_tex",
+                    Operands::StorageTextures => "subgroup_stex",
+                };
+                format!("{family}{s}_x{nsg}_t{}x{}", s * ra, 4 * tn4)
             }
             MatmulVariant::Texture { wx, wy, tm, tn4 } => {
                 format!("texture_w{wx}x{wy}_t{tm}x{}", 4 * tn4)
@@ -136,6 +205,15 @@ impl MatmulVariant {
             MatmulVariant::Tiled { .. } => "kernels/matmul_tiled.wgsl",
             MatmulVariant::Subgroup { .. } => "kernels/matmul_subgroup.wgsl",
             MatmulVariant::Texture { .. } => "kernels/matmul_texture_common.wgsl",
+        }
+    }
+
+    /// How the operands are bound, for the variants that read them from textures.
+    fn texture_operands(&self) -> Option<Operands> {
+        match *self {
+            MatmulVariant::Texture { .. } => Some(Operands::Textures),
+            MatmulVariant::Subgroup { operands, .. } if operands.textured() => Some(operands),
+            _ => None,
         }
     }
 
@@ -168,7 +246,9 @@ impl MatmulVariant {
                 (wy * tm, wx * 4 * tn4)
             }
             MatmulVariant::Tiled { bm, bn, .. } => (bm, bn),
-            MatmulVariant::Subgroup { s, nsg, ra, tn4 } => (nsg * s * ra, s * 4 * tn4),
+            MatmulVariant::Subgroup {
+                s, nsg, ra, tn4, ..
+            } => (nsg * s * ra, s * 4 * tn4),
         };
         [shape.n.div_ceil(cols), shape.m.div_ceil(rows), shape.batch]
     }
@@ -226,9 +306,18 @@ impl MatmulVariant {
             }
             MatmulVariant::Texture { wx, wy, tm, tn4 } => {
                 let body = reg_body(wx, wy, tm, tn4, shape.transpose_b);
-                format!("{}\n{body}", texture_common(shape, dtype))
+                format!(
+                    "{}\n{body}",
+                    texture_common(shape, dtype, Operands::Textures)
+                )
             }
-            MatmulVariant::Subgroup { s, nsg, ra, tn4 } => {
+            MatmulVariant::Subgroup {
+                s,
+                nsg,
+                ra,
+                tn4,
+                operands,
+            } => {
                 let body = render(
                     SUBGROUP,
                     &[
@@ -241,7 +330,12 @@ impl MatmulVariant {
                         ("STORE", subgroup_store(s, ra, tn4)),
                     ],
                 );
-                format!("{}\n{body}", common(shape, dtype))
+                let access = if operands.textured() {
+                    texture_common(shape, dtype, operands)
+                } else {
+                    common(shape, dtype)
+                };
+                format!("{access}\n{body}")
             }
         }
     }
@@ -291,7 +385,7 @@ impl MatmulVariant {
         check_workgroups(gpu, workgroups)?;
 
         let label = format!("matmul {} {shape} {dtype}", self.name());
-        if let MatmulVariant::Texture { .. } = self {
+        if self.texture_operands().is_some() {
             return self.prepare_textured(gpu, shape, dtype, inputs, &label, workgroups);
         }
         let pipeline = compile(gpu, &label, &self.source(shape, dtype), "main")?;
@@ -332,15 +426,32 @@ impl MatmulVariant {
         label: &str,
         workgroups: [u32; 3],
     ) -> Result<Program, PrepareError> {
+        let operands = self.texture_operands().unwrap_or(Operands::Textures);
         let (kp, np) = (shape.k.next_multiple_of(4), shape.n.next_multiple_of(4));
         let a_bytes = pad_matrix(&inputs.a, shape.batch, shape.m, shape.k, shape.m, kp);
-        let a = operand_texture(gpu, "A", dtype, kp / 4, shape.batch * shape.m, &a_bytes)?;
+        let a = operand_texture(
+            gpu,
+            "A",
+            dtype,
+            operands,
+            kp / 4,
+            shape.batch * shape.m,
+            &a_bytes,
+        )?;
         let b = if shape.transpose_b {
             let bytes = pad_matrix(&inputs.b, shape.batch, shape.n, shape.k, shape.n, kp);
-            operand_texture(gpu, "B", dtype, kp / 4, shape.batch * shape.n, &bytes)?
+            operand_texture(
+                gpu,
+                "B",
+                dtype,
+                operands,
+                kp / 4,
+                shape.batch * shape.n,
+                &bytes,
+            )?
         } else {
             let bytes = pad_matrix(&inputs.b, shape.batch, shape.k, shape.n, kp, np);
-            operand_texture(gpu, "B", dtype, np / 4, shape.batch * kp, &bytes)?
+            operand_texture(gpu, "B", dtype, operands, np / 4, shape.batch * kp, &bytes)?
         };
         let pipeline = compile(gpu, label, &self.source(shape, dtype), "main")?;
         let params: [u32; 8] = [shape.m, shape.n, shape.k, shape.batch, kp, np, 0, 0];
@@ -452,11 +563,18 @@ fn store_c_body(n_aligned: bool) -> (&'static str, String) {
 }
 
 /// The texture operand access (see matmul_texture_common.wgsl).
-fn texture_common(shape: &MatmulShape, dtype: DType) -> String {
+fn texture_common(shape: &MatmulShape, dtype: DType, operands: Operands) -> String {
+    let (tex_type, level) = match operands {
+        Operands::StorageTextures => (
+            format!("texture_storage_2d<{}, read>", texture_format_name(dtype)),
+            "",
+        ),
+        _ => ("texture_2d<f32>".to_string(), ", 0"),
+    };
     let load_b = if shape.transpose_b {
-        "    return textureLoad(b_tex, vec2<u32>(k >> 2u, batch * p.n + min(col, p.n - 1u)), 0);"
+        format!("    return textureLoad(b_tex, vec2<u32>(k >> 2u, batch * p.n + min(col, p.n - 1u)){level});")
     } else {
-        "    return textureLoad(b_tex, vec2<u32>(min(col, p.np - 4u) >> 2u, batch * p.kp + k), 0);"
+        format!("    return textureLoad(b_tex, vec2<u32>(min(col, p.np - 4u) >> 2u, batch * p.kp + k){level});")
     };
     let (array, store) = store_c_body(shape.n.is_multiple_of(4));
     render(
@@ -465,10 +583,28 @@ fn texture_common(shape: &MatmulShape, dtype: DType) -> String {
             ("ENABLE_F16", enable_line(dtype)),
             ("ELEM", dtype.wgsl().into()),
             ("ARRAY", array.into()),
-            ("LOAD_B", load_b.into()),
+            ("TEX_TYPE", tex_type),
+            ("LEVEL", level.into()),
+            ("LOAD_B", load_b),
             ("STORE_C", store),
         ],
     )
+}
+
+/// The texel format of an operand texture: four elements of the storage type.
+fn texture_format(dtype: DType) -> wgpu::TextureFormat {
+    match dtype {
+        DType::F32 => wgpu::TextureFormat::Rgba32Float,
+        DType::F16 => wgpu::TextureFormat::Rgba16Float,
+    }
+}
+
+/// [`texture_format`] as WGSL spells it.
+fn texture_format_name(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F32 => "rgba32float",
+        DType::F16 => "rgba16float",
+    }
 }
 
 /// Copy a row-major [batch, rows, cols] tensor into a zero-padded [batch, rows_p, cols_p]
@@ -518,6 +654,7 @@ fn operand_texture(
     gpu: &Gpu,
     label: &str,
     dtype: DType,
+    operands: Operands,
     width: u32,
     height: u32,
     bytes: &[u8],
@@ -528,10 +665,7 @@ fn operand_texture(
             "{label} needs a {width}x{height} texture, over the adapter's max texture dimension {max}"
         )));
     }
-    let format = match dtype {
-        DType::F32 => wgpu::TextureFormat::Rgba32Float,
-        DType::F16 => wgpu::TextureFormat::Rgba16Float,
-    };
+    let format = texture_format(dtype);
     let size = wgpu::Extent3d {
         width,
         height,
@@ -544,7 +678,10 @@ fn operand_texture(
         sample_count: 1,
         dimension: wgpu::TextureDimension::D2,
         format,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        usage: match operands {
+            Operands::StorageTextures => wgpu::TextureUsages::STORAGE_BINDING,
+            _ => wgpu::TextureUsages::TEXTURE_BINDING,
+        } | wgpu::TextureUsages::COPY_DST,
         view_formats: &[],
     });
     gpu.queue.write_texture(
@@ -922,7 +1059,9 @@ mod tests {
                 MatmulVariant::Reg { wx, wy, tm, tn4 }
                 | MatmulVariant::Texture { wx, wy, tm, tn4 } => (wy * tm, wx * 4 * tn4),
                 MatmulVariant::Tiled { bm, bn, .. } => (bm, bn),
-                MatmulVariant::Subgroup { s, nsg, ra, tn4 } => (nsg * s * ra, s * 4 * tn4),
+                MatmulVariant::Subgroup {
+                    s, nsg, ra, tn4, ..
+                } => (nsg * s * ra, s * 4 * tn4),
             };
             assert!(x * cols >= 61 && (x - 1) * cols < 61, "{}", v.name());
             assert!(y * rows >= 97 && (y - 1) * rows < 97, "{}", v.name());

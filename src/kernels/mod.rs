@@ -29,10 +29,10 @@ pub fn render(template: &str, fields: &[(&str, String)]) -> String {
     let mut out = template.to_string();
     for (name, value) in fields {
         let key = format!("{{{{{name}}}}}");
-        debug_assert!(out.contains(&key), "template has no field {key}");
+        assert!(out.contains(&key), "template has no field {key}");
         out = out.replace(&key, value);
     }
-    debug_assert!(!out.contains("{{"), "unfilled template field in:\n{out}");
+    assert!(!out.contains("{{"), "unfilled template field in:\n{out}");
     out
 }
 
