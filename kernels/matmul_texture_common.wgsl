@@ -8,8 +8,9 @@
 // sampling path), and a read-only storage-texture load skips the sampler machinery and is
 // cheaper still. On GPUs the texture cache serves the same reuse as L1.
 //
-// Layout (staged once by the host before timing, zero-padded, rgba32float or rgba16float
-// texels of 4 consecutive elements):
+// Layout (zero-padded, rgba32float or rgba16float texels of 4 consecutive elements; B is
+// staged once by the host before timing, A is written by matmul_pack.wgsl inside the timed
+// program):
 //   A  texture width kp/4, height batch·m:   texel (k/4, batch·m + row)
 //   B  row-major: width np/4, height batch·kp: texel (col/4, batch·kp + k)
 //      transposed (Bᵀ stored [n, k]): width kp/4, height batch·n: texel (k/4, batch·n + col)

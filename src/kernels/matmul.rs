@@ -28,6 +28,7 @@ const REGBLOCK: &str = include_str!("../../kernels/matmul_regblock.wgsl");
 const TILED: &str = include_str!("../../kernels/matmul_tiled.wgsl");
 const SUBGROUP: &str = include_str!("../../kernels/matmul_subgroup.wgsl");
 const TEXTURE_COMMON: &str = include_str!("../../kernels/matmul_texture_common.wgsl");
+const PACK: &str = include_str!("../../kernels/matmul_pack.wgsl");
 
 /// A matmul kernel and its tile parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -428,7 +429,7 @@ impl MatmulVariant {
     ) -> Result<Program, PrepareError> {
         let operands = self.texture_operands().unwrap_or(Operands::Textures);
         let (kp, np) = (shape.k.next_multiple_of(4), shape.n.next_multiple_of(4));
-        let a_bytes = pad_matrix(&inputs.a, shape.batch, shape.m, shape.k, shape.m, kp);
+        // A is written by the pack dispatch inside the timed program.
         let a = operand_texture(
             gpu,
             "A",
@@ -436,7 +437,7 @@ impl MatmulVariant {
             operands,
             kp / 4,
             shape.batch * shape.m,
-            &a_bytes,
+            None,
         )?;
         let b = if shape.transpose_b {
             let bytes = pad_matrix(&inputs.b, shape.batch, shape.n, shape.k, shape.n, kp);
@@ -447,11 +448,19 @@ impl MatmulVariant {
                 operands,
                 kp / 4,
                 shape.batch * shape.n,
-                &bytes,
+                Some(&bytes),
             )?
         } else {
             let bytes = pad_matrix(&inputs.b, shape.batch, shape.k, shape.n, kp, np);
-            operand_texture(gpu, "B", dtype, operands, np / 4, shape.batch * kp, &bytes)?
+            operand_texture(
+                gpu,
+                "B",
+                dtype,
+                operands,
+                np / 4,
+                shape.batch * kp,
+                Some(&bytes),
+            )?
         };
         let pipeline = compile(gpu, label, &self.source(shape, dtype), "main")?;
         let params: [u32; 8] = [shape.m, shape.n, shape.k, shape.batch, kp, np, 0, 0];
@@ -466,6 +475,54 @@ impl MatmulVariant {
             a.create_view(&Default::default()),
             b.create_view(&Default::default()),
         );
+        let (pack_array, pack_load) = if shape.k.is_multiple_of(4) {
+            ("vec4<E>", "    let v = vec4<f32>(a[base >> 2u]);")
+        } else {
+            (
+                "E",
+                "    var v = vec4<f32>(0.0);\n    for (var i = 0u; i < 4u; i++) {\n        if (k0 + i < p.k) {\n            v[i] = f32(a[base + i]);\n        }\n    }",
+            )
+        };
+        let pack_pipeline = compile(
+            gpu,
+            &format!("{label} pack A"),
+            &render(
+                PACK,
+                &[
+                    ("ENABLE_F16", enable_line(dtype)),
+                    ("ELEM", dtype.wgsl().into()),
+                    ("FORMAT", texture_format_name(dtype).into()),
+                    ("ARRAY", pack_array.into()),
+                    ("LOAD", pack_load.into()),
+                ],
+            ),
+            "main",
+        )?;
+        let pack_groups = [kp.div_ceil(4 * 64), shape.batch * shape.m, 1];
+        check_workgroups(gpu, pack_groups)?;
+        let a_buffer = storage_buffer(gpu, "A", inputs.a.bytes(), false);
+        let pack = Dispatch {
+            bind_group: gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("pack A"),
+                layout: &pack_pipeline.get_bind_group_layout(0),
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: uniforms.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: a_buffer.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: wgpu::BindingResource::TextureView(&a_view),
+                    },
+                ],
+            }),
+            pipeline: pack_pipeline,
+            workgroups: pack_groups,
+        };
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(label),
             layout: &pipeline.get_bind_group_layout(0),
@@ -489,15 +546,18 @@ impl MatmulVariant {
             ],
         });
         Ok(Program {
-            dispatches: vec![Dispatch {
-                pipeline,
-                bind_group,
-                workgroups,
-            }],
+            dispatches: vec![
+                pack,
+                Dispatch {
+                    pipeline,
+                    bind_group,
+                    workgroups,
+                },
+            ],
             output: c,
             output_dtype: dtype,
             output_len: shape.c_len(),
-            _keep: vec![uniforms],
+            _keep: vec![uniforms, a_buffer],
         })
     }
 }
@@ -657,7 +717,7 @@ fn operand_texture(
     operands: Operands,
     width: u32,
     height: u32,
-    bytes: &[u8],
+    bytes: Option<&[u8]>,
 ) -> Result<wgpu::Texture, PrepareError> {
     let max = gpu.limits().max_texture_dimension_2d;
     if width > max || height > max {
@@ -681,9 +741,17 @@ fn operand_texture(
         usage: match operands {
             Operands::StorageTextures => wgpu::TextureUsages::STORAGE_BINDING,
             _ => wgpu::TextureUsages::TEXTURE_BINDING,
-        } | wgpu::TextureUsages::COPY_DST,
+        } | if bytes.is_some() {
+            wgpu::TextureUsages::COPY_DST
+        } else {
+            // Written by a compute dispatch.
+            wgpu::TextureUsages::STORAGE_BINDING
+        },
         view_formats: &[],
     });
+    let Some(bytes) = bytes else {
+        return Ok(texture);
+    };
     gpu.queue.write_texture(
         wgpu::TexelCopyTextureInfo {
             texture: &texture,
