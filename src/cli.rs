@@ -282,6 +282,11 @@ pub struct RunArgs {
     /// Continue the run in --out, running only benchmarks without rows.
     #[arg(long, requires = "out")]
     pub resume: bool,
+    /// Search every kernel variant again and re-measure the adapter's peaks instead of using
+    /// the cached tuning choices and peaks (kept per adapter and driver in
+    /// $PRICEPERF_CACHE_DIR, default ~/.cache/priceperf).
+    #[arg(long)]
+    pub retune: bool,
     /// Samples per variant (at least 10).
     #[arg(long, value_parser = clap::value_parser!(u32).range(10..=10_000))]
     pub sample_size: Option<u32>,
@@ -386,6 +391,7 @@ impl RunArgs {
             adapter: self.adapter.clone(),
             out: self.out.clone(),
             resume: self.resume,
+            retune: self.retune,
             sampling,
             timeout: Duration::from_secs_f64(positive("--timeout", self.timeout)?),
             models: self.models.clone(),

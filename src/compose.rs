@@ -310,6 +310,8 @@ mod tests {
             status: Status::Ok,
             chosen: true,
             note: String::new(),
+            pct_of_measured_flops: None,
+            pct_of_measured_bw: None,
         }
         .with_time(ns, ns * 0.9, ns * 1.1)
     }

@@ -153,6 +153,8 @@ mod tests {
             status: Status::Ok,
             chosen: false,
             note: String::new(),
+            pct_of_measured_flops: None,
+            pct_of_measured_bw: None,
         }
         .with_time(2.0, 1.0, 3.0)
     }

@@ -7,6 +7,7 @@
 //! [`dataset`] (raw samples: [`history`]) for [`compare`] (CI regression gate), [`merge`]
 //! (many machines, one set) and [`export`] (spreadsheets and regression trackers).
 
+pub mod cache;
 pub mod catalog;
 pub mod charts;
 pub mod cli;
@@ -34,6 +35,7 @@ pub mod results;
 pub mod runner;
 pub mod shape;
 pub mod suite;
+pub mod tuning;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -29,6 +29,12 @@ pub fn run_summary(outcome: &RunOutcome) -> String {
     for n in &outcome.notes {
         out.push_str(&format!("note: {n}\n"));
     }
+    if let Some(p) = &outcome.info.peaks {
+        out.push_str(&format!("{}\n", p.describe(true)));
+    }
+    if let Some(t) = &outcome.info.time {
+        out.push_str(&format!("{}\n", t.describe()));
+    }
     out.push_str(&format!("\nresults: {}\n", outcome.dir.display()));
     out
 }

@@ -70,6 +70,8 @@ pub struct RunConfig {
     /// Progress output: a bar or plain lines, criterion's report only when verbose. The
     /// default (verbose) keeps criterion's report, which `cargo bench` users expect.
     pub verbosity: crate::progress::Verbosity,
+    /// Search every variant again and measure the peaks again, ignoring the cache.
+    pub retune: bool,
 }
 
 impl Default for RunConfig {
@@ -98,6 +100,7 @@ impl Default for RunConfig {
                 ..PricingOptions::default()
             },
             verbosity: crate::progress::Verbosity::default(),
+            retune: false,
         }
     }
 }
@@ -216,6 +219,7 @@ pub fn check_inputs(config: &RunConfig) -> Result<()> {
 
 /// Run the configured benchmarks and write the result folder.
 pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> {
+    let run_started = Instant::now();
     check_inputs(config)?;
     let mut gpu = Gpu::open(config.adapter.as_deref())?;
     let summary = gpu.summary.clone();
@@ -330,6 +334,8 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             "LP_NUM_THREADS": std::env::var("LP_NUM_THREADS").ok(),
             "LP_NATIVE_VECTOR_WIDTH": std::env::var("LP_NATIVE_VECTOR_WIDTH").ok(),
         }),
+        peaks: None,
+        time: None,
     };
     if config.resume && dir.join("run.json").exists() {
         // Keep the original run's identity and start time.
@@ -350,6 +356,26 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         Timer::new(&gpu, config.timeout).method(),
         dir.display()
     ));
+    let mut time = results::RunTime::default();
+    let peaks = if todo.is_empty() || std::env::var("PRICEPERF_PEAKS").is_ok_and(|v| v == "skip") {
+        None
+    } else {
+        let t = Instant::now();
+        let (peaks, cached) =
+            crate::measure::peaks::cached_or_measured(&gpu, config.retune, config.timeout);
+        if !cached {
+            time.peaks_s = t.elapsed().as_secs_f64();
+        }
+        progress.line(&peaks.describe(cached));
+        info.peaks = Some(peaks.clone());
+        write_json(&dir.join("run.json"), &info)?;
+        Some(peaks)
+    };
+    // `--variant` picks variants by hand: no cached choice applies, none is recorded.
+    let mut tuning = config
+        .variants
+        .is_none()
+        .then(|| crate::tuning::Tuning::load(&summary));
     let budget = if config.custom.is_empty() {
         config.suite.variant_budget_s()
     } else {
@@ -370,20 +396,91 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         }
         progress.benchmark(i, &bench.id());
         let quiet = progress.silence_criterion();
-        let mut samples = Vec::new();
-        let new_rows = run_benchmark(
+        // A cached tuning choice measures one variant; a search measures them all.
+        let cached = tuning
+            .as_ref()
+            .filter(|_| !config.retune)
+            .and_then(|t| t.cached(bench))
+            .cloned();
+        let search_started = Instant::now();
+        let mut collected = Collected::default();
+        let mut new_rows = run_benchmark(
             &mut gpu,
             criterion,
             &sampling,
             config,
             budget,
             bench,
-            &mut samples,
+            cached.as_ref().map(|c| c.variant.as_str()),
+            &mut collected,
         );
+        let cache_held = cached
+            .as_ref()
+            .is_some_and(|c| new_rows.iter().any(|r| r.chosen && r.variant == c.variant));
+        if cached.is_some() && !cache_held {
+            crate::progress::notice(&format!(
+                "priceperf: the cached choice {} for {} did not verify or run; searching every variant again",
+                cached.as_ref().map_or("", |c| c.variant.as_str()),
+                bench.id()
+            ));
+            new_rows = run_benchmark(
+                &mut gpu,
+                criterion,
+                &sampling,
+                config,
+                budget,
+                bench,
+                None,
+                &mut collected,
+            );
+        }
         drop(quiet);
+        let searched = !cache_held;
+        let chosen = new_rows
+            .iter()
+            .find(|r| r.chosen)
+            .map(|r| r.variant.clone());
+        for (variant, secs) in &collected.measure_s {
+            if searched && chosen.as_ref() != Some(variant) {
+                time.measure_search_s += secs;
+            } else {
+                time.measure_chosen_s += secs;
+            }
+        }
+        time.compile_s += collected.compile_s;
+        time.verify_s += collected.verify_s;
+        time.native_s += collected.native_s;
+        let tried = new_rows
+            .iter()
+            .filter(|r| r.variant != native::VARIANT)
+            .count() as u32;
+        let tuning_note = if let (true, Some(c)) = (cache_held, cached.as_ref()) {
+            time.cached += 1;
+            format!(
+                "tuning: cached choice of a {:.0} s search over {} variants on {} (--retune searches again)",
+                c.search_seconds, c.variants_tried, c.searched_at
+            )
+        } else {
+            time.searched += 1;
+            let secs = search_started.elapsed().as_secs_f64() - collected.native_s;
+            if let (Some(t), Some(v)) = (tuning.as_mut(), chosen.as_ref()) {
+                t.record(bench, v, secs, tried);
+            }
+            format!("tuning: chosen by a {secs:.0} s search over {tried} variants")
+        };
+        let samples = collected.samples;
         let new_rows: Vec<KernelRow> = new_rows
             .into_iter()
-            .map(|r| with_pct_of_peak(r, accel.as_ref()))
+            .map(|mut r| {
+                if r.chosen && config.variants.is_none() {
+                    r.note = if r.note.is_empty() {
+                        tuning_note.clone()
+                    } else {
+                        format!("{}; {tuning_note}", r.note)
+                    };
+                }
+                with_pct_of_peak(r, accel.as_ref(), peaks.as_ref())
+            })
             .collect();
         results::append_rows(&kernels_csv, &new_rows)?;
         // Raw per-iteration samples of the measured rows, for compare's rank test.
@@ -424,6 +521,16 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
     results::write_csv(&dir.join("costs.csv"), &costs)?;
 
     info.finished = Some(chrono::Utc::now().to_rfc3339());
+    time.total_s = run_started.elapsed().as_secs_f64();
+    time.setup_s = (time.total_s
+        - time.peaks_s
+        - time.compile_s
+        - time.verify_s
+        - time.measure_chosen_s
+        - time.measure_search_s
+        - time.native_s)
+        .max(0.0);
+    info.time = Some(time.clone());
     write_json(&dir.join("run.json"), &info)?;
     write_json(
         &dir.join("results.json"),
@@ -503,16 +610,32 @@ fn system_memory_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Fill `pct_of_peak` from the matched accelerator's spec peak for the row's dtype.
-fn with_pct_of_peak(mut row: KernelRow, accel: Option<&Accelerator>) -> KernelRow {
+/// Fill `pct_of_peak` from the matched accelerator's spec peak for the row's dtype, and the
+/// `pct_of_measured_*` columns from the adapter's measured peaks (not for the native CPU
+/// GEMM, which does not run on the adapter).
+fn with_pct_of_peak(
+    mut row: KernelRow,
+    accel: Option<&Accelerator>,
+    peaks: Option<&crate::measure::peaks::Peaks>,
+) -> KernelRow {
     if let (Some(g), Some(peak_tflops)) = (row.gflops, accel.and_then(|a| a.peak_tflops(row.dtype)))
     {
         row.pct_of_peak = Some(100.0 * g / (peak_tflops * 1000.0));
     }
+    if let Some(p) = peaks.filter(|_| row.variant != native::VARIANT) {
+        if let (Some(g), Some(peak)) = (row.gflops, p.gflops(row.dtype)) {
+            row.pct_of_measured_flops = Some(100.0 * g / peak);
+        }
+        if let (Some(g), Some(peak)) = (row.gbps, p.copy_gbps) {
+            row.pct_of_measured_bw = Some(100.0 * g / peak);
+        }
+    }
     row
 }
 
-/// Every variant of one benchmark, then the chosen mark on the fastest verified one.
+/// Every variant of one benchmark (or `only` the cached tuning choice), then the chosen mark
+/// on the fastest verified one.
+#[allow(clippy::too_many_arguments)]
 fn run_benchmark(
     gpu: &mut Gpu,
     criterion: &mut Criterion,
@@ -520,18 +643,21 @@ fn run_benchmark(
     config: &RunConfig,
     budget_s: Option<f64>,
     bench: &Benchmark,
-    samples_out: &mut Vec<(String, Vec<f64>)>,
+    only: Option<&str>,
+    out: &mut Collected,
 ) -> Vec<KernelRow> {
     let mut rows = Vec::new();
     match bench.op {
         Op::Matmul(shape) => {
             let inputs = MatmulInputs::random(&shape, bench.dtype, config.seed);
             for variant in MatmulVariant::all() {
-                if !wanted(config, &variant.name()) {
+                if !wanted(config, &variant.name()) || only.is_some_and(|o| o != variant.name()) {
                     continue;
                 }
                 let blank = blank_row(gpu, bench, &variant.name());
+                let t = Instant::now();
                 let prepared = variant.prepare(gpu, &shape, bench.dtype, &inputs);
+                out.compile_s += t.elapsed().as_secs_f64();
                 let row = run_variant(
                     gpu,
                     criterion,
@@ -542,22 +668,16 @@ fn run_benchmark(
                     blank,
                     prepared,
                     |out| verify::matmul::check(&shape, bench.dtype, &inputs, out, config.seed),
-                    samples_out,
+                    out,
                 );
                 rows.push(row);
             }
             if gpu.summary.is_cpu() && wanted(config, native::VARIANT) {
+                let t = Instant::now();
                 rows.extend(run_native(
-                    gpu,
-                    criterion,
-                    sampling,
-                    config,
-                    budget_s,
-                    bench,
-                    &shape,
-                    &inputs,
-                    samples_out,
+                    gpu, criterion, sampling, config, budget_s, bench, &shape, &inputs, out,
                 ));
+                out.native_s += t.elapsed().as_secs_f64();
             }
         }
         Op::Attention(shape) => {
@@ -565,11 +685,13 @@ fn run_benchmark(
             let reference =
                 verify::attention::Reference::new(&shape, bench.dtype, &inputs, config.seed);
             for variant in AttentionVariant::all() {
-                if !wanted(config, &variant.name()) {
+                if !wanted(config, &variant.name()) || only.is_some_and(|o| o != variant.name()) {
                     continue;
                 }
                 let blank = blank_row(gpu, bench, &variant.name());
+                let t = Instant::now();
                 let prepared = variant.prepare(gpu, &shape, bench.dtype, &inputs);
+                out.compile_s += t.elapsed().as_secs_f64();
                 let row = run_variant(
                     gpu,
                     criterion,
@@ -580,7 +702,7 @@ fn run_benchmark(
                     blank,
                     prepared,
                     |out| reference.check(out),
-                    samples_out,
+                    out,
                 );
                 rows.push(row);
             }
@@ -588,15 +710,17 @@ fn run_benchmark(
         Op::Elementwise { kind, .. } => {
             let model_op = bench.op.to_model();
             for variant in ElementwiseVariant::all(kind) {
-                if !wanted(config, &variant.name()) {
+                if !wanted(config, &variant.name()) || only.is_some_and(|o| o != variant.name()) {
                     continue;
                 }
                 let blank = blank_row(gpu, bench, &variant.name());
+                let t = Instant::now();
                 let (prepared, check) =
                     match prepare_op_with(gpu, &model_op, &variant, bench.dtype, config.seed) {
                         Ok((program, check)) => (Ok(program), Some(check)),
                         Err(e) => (Err(e), None),
                     };
+                out.compile_s += t.elapsed().as_secs_f64();
                 let row = run_variant(
                     gpu,
                     criterion,
@@ -610,7 +734,7 @@ fn run_benchmark(
                         // run_variant only checks a program that was prepared, which came with its check.
                         check.as_ref().expect("a prepared program has a check")(out)
                     },
-                    samples_out,
+                    out,
                 );
                 rows.push(row);
             }
@@ -642,7 +766,7 @@ fn run_native(
     bench: &Benchmark,
     shape: &crate::shape::MatmulShape,
     inputs: &MatmulInputs,
-    samples_out: &mut Vec<(String, Vec<f64>)>,
+    out: &mut Collected,
 ) -> Option<KernelRow> {
     let mut gemm = native::NativeGemm::new(shape, inputs)?;
     let mut row = blank_row(gpu, bench, native::VARIANT);
@@ -673,7 +797,7 @@ fn run_native(
     ) {
         Measured::Samples(samples) => {
             let stats = Stats::of(&samples)?;
-            samples_out.push((row.variant.clone(), samples.clone()));
+            out.samples.push((row.variant.clone(), samples.clone()));
             row.samples = Some(stats.samples as u64);
             row.status = Status::Ok;
             Some(row.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns))
@@ -683,6 +807,18 @@ fn run_native(
             Some(row)
         }
     }
+}
+
+/// What measuring one benchmark collects besides its rows: the raw samples (for compare's
+/// rank test) and where the time went.
+#[derive(Default)]
+struct Collected {
+    samples: Vec<(String, Vec<f64>)>,
+    compile_s: f64,
+    verify_s: f64,
+    /// Seconds measuring each variant (criterion's warm-up included).
+    measure_s: Vec<(String, f64)>,
+    native_s: f64,
 }
 
 /// Whether `--variant` selects this variant.
@@ -722,6 +858,8 @@ fn blank_row(gpu: &Gpu, bench: &Benchmark, variant: &str) -> KernelRow {
         status: Status::Skipped,
         chosen: false,
         note: String::new(),
+        pct_of_measured_flops: None,
+        pct_of_measured_bw: None,
     }
 }
 
@@ -737,7 +875,7 @@ fn run_variant(
     mut row: KernelRow,
     prepared: std::result::Result<Program, PrepareError>,
     check: impl Fn(&crate::kernels::HostTensor) -> verify::Verdict,
-    samples_out: &mut Vec<(String, Vec<f64>)>,
+    out: &mut Collected,
 ) -> KernelRow {
     let program = match prepared {
         Ok(p) => p,
@@ -760,6 +898,7 @@ fn run_variant(
     };
     let first_run_s = t0.elapsed().as_secs_f64();
     let verdict = check(&output);
+    out.verify_s += t0.elapsed().as_secs_f64();
     row.max_rel_err = Some(verdict.max_err).filter(|e| e.is_finite());
     if !verdict.passed {
         row.status = Status::Failed;
@@ -784,6 +923,7 @@ fn run_variant(
     let timer = Timer::new(gpu, config.timeout);
     row.timing = Some(timer.method());
     let gpu_ref: &Gpu = gpu;
+    let t = Instant::now();
     let measured = measure(
         criterion,
         &row.benchmark,
@@ -792,10 +932,12 @@ fn run_variant(
         sampling,
         |iters| timer.time(gpu_ref, &program, iters),
     );
+    out.measure_s
+        .push((row.variant.clone(), t.elapsed().as_secs_f64()));
     match measured {
         Measured::Samples(samples) => match Stats::of(&samples) {
             Some(stats) => {
-                samples_out.push((row.variant.clone(), samples.clone()));
+                out.samples.push((row.variant.clone(), samples.clone()));
                 row.samples = Some(stats.samples as u64);
                 row.status = Status::Ok;
                 row.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns)

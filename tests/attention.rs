@@ -4,6 +4,7 @@
 //!
 //! Tests that need an adapter print a message and pass when none exists.
 
+mod result_fixtures;
 use std::process::Command;
 use std::time::Duration;
 
@@ -208,7 +209,7 @@ fn naive_scores_are_quadratic_and_fused_state_linear() {
 }
 
 fn priceperf(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_priceperf"))
+    result_fixtures::isolated(&mut Command::new(env!("CARGO_BIN_EXE_priceperf")))
         .args(args)
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .output()

@@ -1,10 +1,12 @@
 //! The `priceperf` binary end to end: a tiny run writes a readable result folder; bad input
 //! exits 2 with a readable paragraph; an unmatched adapter exits 3.
 
+mod result_fixtures;
 use std::process::Command;
 
 fn priceperf() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_priceperf"));
+    result_fixtures::isolated(&mut c);
     c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
     c
 }
@@ -61,7 +63,7 @@ fn a_small_run_writes_the_result_folder() {
             "--shape",
             "m=33,n=17,k=9",
             "--variant",
-            "naive|texture_w8x8_t8x4",
+            "naive|texture_w8x8_t8x8",
         ])
         .args(["--sample-size", "10", "--measurement-time", "0.2", "--out"])
         .arg(&out_dir)
@@ -179,4 +181,65 @@ fn unknown_adapter_exits_3_and_lists_the_real_ones() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("available:"));
+}
+
+/// The tuning cache: a first run searches every variant and caches the winner; a second run
+/// measures only that winner and says so; `--retune` searches again. The peak probes run
+/// once, fill the measured-peak columns and are reused from the cache.
+#[test]
+fn tuning_choices_and_peaks_are_cached_and_retune_searches_again() {
+    if !has_adapter() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let run = |name: &str, extra: &[&str]| {
+        let out_dir = dir.path().join(name);
+        let out = priceperf()
+            .env("PRICEPERF_CACHE_DIR", &cache)
+            .env_remove("PRICEPERF_PEAKS")
+            .args(["run", "--kernel", "matmul", "--shape", "m=40,n=24,k=16"])
+            .args(["--sample-size", "10", "--measurement-time", "0.1", "--out"])
+            .arg(&out_dir)
+            .args(extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let rows = priceperf::results::read_kernel_rows(&out_dir.join("kernels.csv")).unwrap();
+        let info = priceperf::runner::read_run_info(&out_dir.join("run.json")).unwrap();
+        (rows, info)
+    };
+    let gpu_rows = |rows: &[priceperf::results::KernelRow]| {
+        rows.iter()
+            .filter(|r| r.variant != "native_cpu_matrixmultiply")
+            .count()
+    };
+
+    let (first, info) = run("first", &[]);
+    assert!(gpu_rows(&first) > 3, "a search tries every variant");
+    let chosen = first.iter().find(|r| r.chosen).expect("a chosen row");
+    assert!(chosen.note.contains("search over"), "{}", chosen.note);
+    assert!(cache.join("tuning.json").exists() && cache.join("peaks.json").exists());
+    let peaks = info.peaks.expect("peaks in run.json");
+    assert!(peaks.fma_f32_gflops.is_some_and(|g| g > 0.0), "{peaks:?}");
+    assert!(chosen.pct_of_measured_flops.is_some_and(|p| p > 0.0));
+    let time = info.time.expect("time in run.json");
+    assert!(
+        time.searched == 1 && time.cached == 0 && time.peaks_s > 0.0,
+        "{time:?}"
+    );
+
+    let (second, info) = run("second", &[]);
+    assert_eq!(gpu_rows(&second), 1, "{second:?}");
+    let again = second.iter().find(|r| r.chosen).unwrap();
+    assert_eq!(again.variant, chosen.variant);
+    assert!(again.note.contains("cached choice"), "{}", again.note);
+    let time = info.time.unwrap();
+    assert!(time.cached == 1 && time.peaks_s == 0.0, "{time:?}");
+    assert_eq!(info.peaks.unwrap().measured_at, peaks.measured_at);
+
+    let (third, info) = run("third", &["--retune"]);
+    assert_eq!(gpu_rows(&third), gpu_rows(&first));
+    assert_ne!(info.peaks.unwrap().measured_at, peaks.measured_at);
 }

@@ -2,6 +2,7 @@
 //! that `--resume` completes without duplicate rows; a first SIGINT finishes the current
 //! benchmark and writes everything.
 
+mod result_fixtures;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ const ARGS: &[&str] = &[
     "--filter",
     "^matmul/f32/m=(256|97)",
     "--variant",
-    "^(naive|texture_w8x8_t8x4)$",
+    "^(naive|texture_w8x8_t8x8)$",
     "--sample-size",
     "10",
     "--measurement-time",
@@ -24,6 +25,7 @@ const ARGS: &[&str] = &[
 
 fn priceperf() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_priceperf"));
+    result_fixtures::isolated(&mut c);
     c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
     c
 }

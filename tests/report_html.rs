@@ -12,6 +12,7 @@
 //! The result folders are synthetic (no GPU needed): two runs of an NVIDIA L4, priced with
 //! the embedded catalog through priceperf's own cost formulas.
 
+mod result_fixtures;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -85,6 +86,8 @@ fn row(
         status,
         chosen,
         note: String::new(),
+        pct_of_measured_flops: None,
+        pct_of_measured_bw: None,
     };
     match status {
         Status::Ok => {
@@ -240,6 +243,8 @@ fn write_run(dir: &Path, run_id: &str, started: &str, speed: f64) {
         wgpu_version: "30".into(),
         adapter: adapter(),
         settings: serde_json::json!({ "suite": "standard", "sample_size": 20 }),
+        peaks: None,
+        time: None,
     };
     let kernels = kernel_rows(speed);
     let tokens: Vec<TokensRow> = [
@@ -314,7 +319,7 @@ fn fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
 }
 
 fn priceperf(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_priceperf"))
+    let out = result_fixtures::isolated(&mut Command::new(env!("CARGO_BIN_EXE_priceperf")))
         .args(args)
         .output()
         .expect("run priceperf");

@@ -4,6 +4,7 @@
 //! [`criterion_glue`].
 
 pub mod criterion_glue;
+pub mod peaks;
 
 use std::fmt;
 use std::time::{Duration, Instant};

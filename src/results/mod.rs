@@ -92,6 +92,13 @@ pub struct KernelRow {
     /// The fastest verified variant of its benchmark on this adapter.
     pub chosen: bool,
     pub note: String,
+    /// Achieved FLOP/s over this adapter's measured FMA peak for the dtype, in percent
+    /// (`measure::peaks`).
+    #[serde(default)]
+    pub pct_of_measured_flops: Option<f64>,
+    /// Achieved GB/s over this adapter's measured streaming-copy bandwidth, in percent.
+    #[serde(default)]
+    pub pct_of_measured_bw: Option<f64>,
 }
 
 impl KernelRow {
@@ -130,7 +137,13 @@ const KERNEL_HEADER: &[&str] = &[
     "status",
     "chosen",
     "note",
+    "pct_of_measured_flops",
+    "pct_of_measured_bw",
 ];
+
+/// Columns of the first schema, before the measured-peak columns were appended; such files
+/// still read (the new columns empty).
+const KERNEL_HEADER_V1_LEN: usize = 23;
 
 impl CsvRow for KernelRow {
     fn header() -> &'static [&'static str] {
@@ -162,6 +175,8 @@ impl CsvRow for KernelRow {
             Cell::Text(self.status.to_string()),
             Cell::Bool(self.chosen),
             Cell::Text(self.note.clone()),
+            Cell::Num(self.pct_of_measured_flops),
+            Cell::Num(self.pct_of_measured_bw),
         ]
     }
 }
@@ -215,7 +230,12 @@ pub fn parse_kernel_rows(path: &Path, text: &str) -> Result<Vec<KernelRow>> {
             bad(line, 0, format!("unreadable header: {e}"))
         })?
         .clone();
-    for (i, name) in KERNEL_HEADER.iter().enumerate() {
+    let columns = if header.len() == KERNEL_HEADER_V1_LEN {
+        KERNEL_HEADER_V1_LEN
+    } else {
+        KERNEL_HEADER.len()
+    };
+    for (i, name) in KERNEL_HEADER[..columns].iter().enumerate() {
         if header.get(i) != Some(name) {
             return Err(bad(
                 1,
@@ -296,11 +316,11 @@ pub fn parse_kernel_rows(path: &Path, text: &str) -> Result<Vec<KernelRow>> {
                 )),
             }
         };
-        if record.len() != KERNEL_HEADER.len() {
+        if record.len() != columns {
             return Err(bad(
                 line,
-                record.len().min(KERNEL_HEADER.len()),
-                format!("{} cells, expected {}", record.len(), KERNEL_HEADER.len()),
+                record.len().min(columns),
+                format!("{} cells, expected {columns}", record.len()),
             ));
         }
         let dtype: DType = text(3)
@@ -346,9 +366,63 @@ pub fn parse_kernel_rows(path: &Path, text: &str) -> Result<Vec<KernelRow>> {
             status,
             chosen: boolean(21)?,
             note: text(22),
+            pct_of_measured_flops: if columns > 23 { num(23)? } else { None },
+            pct_of_measured_bw: if columns > 24 { num(24)? } else { None },
         });
     }
     Ok(rows)
+}
+
+/// Where a run's wall time went, in seconds (this invocation only when resumed). "Overhead"
+/// is everything but measuring the chosen variants and the native yardstick.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunTime {
+    pub total_s: f64,
+    /// Opening the adapter, reading the catalog and models, writing files.
+    pub setup_s: f64,
+    /// Peak probes (0 when the cached peaks were used).
+    pub peaks_s: f64,
+    /// Shader compilation and input upload.
+    pub compile_s: f64,
+    /// First run and comparison with the CPU reference.
+    pub verify_s: f64,
+    /// Measuring the variants that were chosen (criterion's warm-up included).
+    pub measure_chosen_s: f64,
+    /// Measuring variants a search did not choose: the cost of tuning.
+    pub measure_search_s: f64,
+    /// Verifying and measuring the native CPU GEMM yardstick.
+    pub native_s: f64,
+    /// Benchmarks whose variants were searched, and those that used a cached choice.
+    pub searched: u32,
+    pub cached: u32,
+}
+
+impl RunTime {
+    /// Seconds outside measured kernels (setup, peaks, compilation, verification, search).
+    pub fn overhead_s(&self) -> f64 {
+        (self.total_s - self.measure_chosen_s - self.native_s).max(0.0)
+    }
+
+    /// One line for the terminal.
+    pub fn describe(&self) -> String {
+        let pct = |v: f64| 100.0 * v / self.total_s.max(1e-9);
+        format!(
+            "time: {:.0} s in all; measuring chosen kernels {:.0} s ({:.0}%), native yardstick {:.0} s; overhead {:.0} s ({:.0}%): setup {:.0}, peaks {:.0}, compile {:.0}, verify {:.0}, tuning search {:.0} ({} benchmarks searched, {} from the tuning cache)",
+            self.total_s,
+            self.measure_chosen_s,
+            pct(self.measure_chosen_s),
+            self.native_s,
+            self.overhead_s(),
+            pct(self.overhead_s()),
+            self.setup_s,
+            self.peaks_s,
+            self.compile_s,
+            self.verify_s,
+            self.measure_search_s,
+            self.searched,
+            self.cached
+        )
+    }
 }
 
 /// Provenance of a run: `run.json`.
@@ -366,6 +440,12 @@ pub struct RunInfo {
     pub wgpu_version: String,
     pub adapter: AdapterSummary,
     pub settings: serde_json::Value,
+    /// The adapter's measured peaks used for the rows' `pct_of_measured_*` columns.
+    #[serde(default)]
+    pub peaks: Option<crate::measure::peaks::Peaks>,
+    /// Where the time went; written when the run finishes.
+    #[serde(default)]
+    pub time: Option<RunTime>,
 }
 
 /// Append CSV rows to a file, writing the header first when the file is new or empty. Each
@@ -527,6 +607,8 @@ mod tests {
             status,
             chosen: false,
             note: "a, \"quoted\"\nnote".into(),
+            pct_of_measured_flops: None,
+            pct_of_measured_bw: None,
         }
         .with_time(1000.0, 900.0, 1100.0)
     }

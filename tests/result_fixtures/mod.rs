@@ -1,6 +1,7 @@
 //! Synthetic result folders for the compare, merge and export tests: run.json, kernels.csv,
 //! samples.jsonl and (optionally) tokens.csv and costs.csv, written through priceperf's
-//! own writers so they look exactly like a real run's.
+//! own writers so they look exactly like a real run's. Also the spawn helper every test that
+//! runs the binary uses ([`isolated`]).
 
 #![allow(dead_code)]
 
@@ -58,6 +59,8 @@ pub fn info(run_id: &str, host: &str, adapter_name: &str) -> RunInfo {
         wgpu_version: "30".into(),
         adapter: adapter(adapter_name),
         settings: serde_json::json!({ "suite": "quick" }),
+        peaks: None,
+        time: None,
     }
 }
 
@@ -126,6 +129,8 @@ pub fn blank(m: u32, variant: &str, adapter_name: &str) -> KernelRow {
         status: Status::Skipped,
         chosen: false,
         note: String::new(),
+        pct_of_measured_flops: None,
+        pct_of_measured_bw: None,
     }
 }
 
@@ -174,7 +179,7 @@ pub fn add_token_and_cost_tables(dir: &Path) {
 
 /// Run the priceperf binary; returns (exit code, stdout, stderr).
 pub fn priceperf(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_priceperf"))
+    let out = isolated(&mut Command::new(env!("CARGO_BIN_EXE_priceperf")))
         .args(args)
         .output()
         .expect("run priceperf");
@@ -193,4 +198,17 @@ pub fn tmp() -> (tempfile::TempDir, PathBuf) {
     let t = tempfile::tempdir().unwrap();
     let p = t.path().to_path_buf();
     (t, p)
+}
+
+/// A cache folder of its own for every spawned run, so no run sees another's tuning choices
+/// (tests/tuning in cli.rs tests the cache on purpose), and no peak probes (seconds each).
+pub fn isolated(c: &mut Command) -> &mut Command {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    c.env(
+        "PRICEPERF_CACHE_DIR",
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cache-{}-{n}", std::process::id())),
+    )
+    .env("PRICEPERF_PEAKS", "skip")
 }

@@ -1,0 +1,100 @@
+//! What priceperf keeps between runs on one machine: measured peaks and tuning choices, one
+//! JSON file each in the cache folder, keyed by adapter and driver so another adapter or a
+//! driver update never reuses them.
+//!
+//! The folder is `$PRICEPERF_CACHE_DIR`, else `$XDG_CACHE_HOME/priceperf`, else
+//! `~/.cache/priceperf`. Writes are atomic. A cache file that cannot be read or parsed is
+//! ignored with a warning and rewritten: the cache only saves time, it never decides a
+//! result.
+
+use std::path::{Path, PathBuf};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::error::Result;
+use crate::gpu::AdapterSummary;
+
+/// The cache folder (not created until something is written).
+pub fn dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("PRICEPERF_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("priceperf");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".cache").join("priceperf"),
+        None => std::env::temp_dir().join("priceperf-cache"),
+    }
+}
+
+/// The identity cached entries are keyed by: the adapter and its driver, exactly.
+pub fn adapter_key(a: &AdapterSummary) -> String {
+    format!(
+        "{} | {} | {} | {}",
+        a.name, a.backend, a.driver, a.driver_info
+    )
+}
+
+/// Read a cache file's entries; a missing file is empty, an unreadable one is empty with a
+/// warning on stderr.
+pub fn load<T: DeserializeOwned>(path: &Path) -> Vec<T> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            crate::progress::notice(&format!(
+                "priceperf: warning: ignoring the cache file {} ({e}); it will be rewritten",
+                path.display()
+            ));
+            return Vec::new();
+        }
+    };
+    match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            crate::progress::notice(&format!(
+                "priceperf: warning: ignoring the cache file {} (not valid: {e}); it will be rewritten",
+                path.display()
+            ));
+            Vec::new()
+        }
+    }
+}
+
+/// Write a cache file's entries atomically, creating the folder.
+pub fn store<T: Serialize>(path: &Path, entries: &[T]) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| crate::error::Error::io("create", parent, e))?;
+    }
+    let text = serde_json::to_vec_pretty(entries)
+        .map_err(|e| crate::error::Error::Gpu(format!("serialising {}: {e}", path.display())))?;
+    crate::results::write_atomic(path, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Entry {
+        key: String,
+        value: f64,
+    }
+
+    #[test]
+    fn entries_round_trip_and_bad_files_read_as_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("sub").join("c.json");
+        assert!(load::<Entry>(&path).is_empty());
+        let entries = vec![Entry {
+            key: "a".into(),
+            value: 1.5,
+        }];
+        store(&path, &entries).unwrap();
+        assert_eq!(load::<Entry>(&path), entries);
+        std::fs::write(&path, "{ not json").unwrap();
+        assert!(load::<Entry>(&path).is_empty());
+    }
+}

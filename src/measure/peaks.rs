@@ -1,0 +1,484 @@
+//! The adapter's practical peaks, measured by probe kernels: FMA throughput per storage type
+//! (`kernels/peak_fma.wgsl`) and streaming-copy bandwidth (`kernels/peak_copy.wgsl`). Every
+//! kernel row reports its % of these next to its % of the spec-sheet peak: the spec says what
+//! was bought, the probe what this adapter and driver can actually deliver.
+//!
+//! Peaks are cached per adapter, driver and probe version (`cache.rs`), so a run measures
+//! them once per machine; `--retune` measures them again.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::gpu::Gpu;
+use crate::kernels::{compile, enable_line, render, storage_buffer, Dispatch, HostTensor, Program};
+use crate::measure::{run_and_read, DeviceTrouble, Timer};
+use crate::shape::DType;
+
+const FMA: &str = include_str!("../../kernels/peak_fma.wgsl");
+const COPY: &str = include_str!("../../kernels/peak_copy.wgsl");
+const COPY_TEXTURE: &str = include_str!("../../kernels/peak_copy_texture.wgsl");
+
+/// Bump when a probe changes what it measures, so cached peaks are measured again.
+pub const PROBE_VERSION: u32 = 1;
+
+/// Loop iterations, unroll and chains of the FMA probe: 512 · 4 · 4 · 8 FLOPs per
+/// invocation. Measured on lavapipe (2 cores, AVX2): unroll 4 reaches 95 GFLOP/s, unroll 1
+/// 51-62, unroll 32 35 (code size); 2 or 4 chains the same.
+const FMA_ITERS: u32 = 512;
+const FMA_UNROLL: u32 = 4;
+const FMA_CHAINS: u32 = 4;
+/// Workgroups of the FMA probe: 262 144 invocations fill the largest GPUs.
+const FMA_GROUPS: u32 = 4096;
+/// Bytes each copy buffer holds where the limits allow: past any last-level cache.
+const COPY_BYTES: u64 = 256 << 20;
+/// Timed samples per probe (the median is kept) and the time each aims for.
+const SAMPLES: usize = 5;
+const SAMPLE_TARGET: Duration = Duration::from_millis(50);
+
+/// Measured peaks of one adapter and driver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Peaks {
+    /// `cache::adapter_key` of the adapter measured.
+    pub adapter: String,
+    pub probe_version: u32,
+    /// RFC 3339 time of the measurement.
+    pub measured_at: String,
+    pub fma_f32_gflops: Option<f64>,
+    /// `None` where the adapter lacks `SHADER_F16`.
+    pub fma_f16_gflops: Option<f64>,
+    pub copy_gbps: Option<f64>,
+    /// Which copy probe gave `copy_gbps`: `buffers` or `textures`.
+    #[serde(default)]
+    pub copy_via: String,
+    /// Wall time the probes took, compilation included.
+    pub probe_seconds: f64,
+}
+
+impl Peaks {
+    /// The measured FMA peak for kernels storing `dtype` (f16 kernels accumulate in f32, but
+    /// their arithmetic ceiling is still the f16 one where it is higher).
+    pub fn gflops(&self, dtype: DType) -> Option<f64> {
+        match dtype {
+            DType::F32 => self.fma_f32_gflops,
+            DType::F16 => self.fma_f16_gflops.or(self.fma_f32_gflops),
+        }
+    }
+
+    /// One line for the terminal.
+    pub fn describe(&self, cached: bool) -> String {
+        let show = |v: Option<f64>, unit: &str| {
+            v.map_or("not measured".to_string(), |v| format!("{v:.1} {unit}"))
+        };
+        format!(
+            "measured peaks: FMA f32 {}, f16 {}, copy {} via {} ({})",
+            show(self.fma_f32_gflops, "GFLOP/s"),
+            show(self.fma_f16_gflops, "GFLOP/s"),
+            show(self.copy_gbps, "GB/s"),
+            if self.copy_via.is_empty() {
+                "-"
+            } else {
+                &self.copy_via
+            },
+            if cached {
+                format!("cached from {}", self.measured_at)
+            } else {
+                format!("probes took {:.1} s", self.probe_seconds)
+            }
+        )
+    }
+}
+
+/// The cached peaks of `gpu`'s adapter, or freshly measured ones (then cached) when there are
+/// none or `remeasure` is set. Returns the peaks and whether they came from the cache.
+pub fn cached_or_measured(gpu: &Gpu, remeasure: bool, timeout: Duration) -> (Peaks, bool) {
+    let key = crate::cache::adapter_key(&gpu.summary);
+    let path = crate::cache::dir().join("peaks.json");
+    let mut entries: Vec<Peaks> = crate::cache::load(&path);
+    if !remeasure {
+        if let Some(p) = entries
+            .iter()
+            .find(|p| p.adapter == key && p.probe_version == PROBE_VERSION)
+        {
+            return (p.clone(), true);
+        }
+    }
+    let peaks = measure(gpu, timeout);
+    entries.retain(|p| p.adapter != key);
+    entries.push(peaks.clone());
+    if let Err(e) = crate::cache::store(&path, &entries) {
+        crate::progress::notice(&format!(
+            "priceperf: warning: measured peaks not cached ({e})"
+        ));
+    }
+    (peaks, false)
+}
+
+/// Run every probe. A probe that fails (compile, verification, device trouble) leaves its
+/// peak `None` with a warning; the run goes on without that percentage.
+pub fn measure(gpu: &Gpu, timeout: Duration) -> Peaks {
+    let t0 = Instant::now();
+    let warn = |what: &str, e: String| {
+        crate::progress::notice(&format!("priceperf: warning: {what} probe: {e}"));
+        None
+    };
+    let fma = |dtype: DType| match fma_gflops(gpu, dtype, timeout) {
+        Ok(v) => Some(v),
+        Err(e) => warn(&format!("FMA {dtype}"), e),
+    };
+    let fma_f32_gflops = fma(DType::F32);
+    let fma_f16_gflops = if gpu.has_f16() { fma(DType::F16) } else { None };
+    let (copy_gbps, copy_via) = match copy_gbps(gpu, timeout) {
+        Ok((v, via)) => (Some(v), via.to_string()),
+        Err(e) => (warn("copy", e), String::new()),
+    };
+    Peaks {
+        adapter: crate::cache::adapter_key(&gpu.summary),
+        probe_version: PROBE_VERSION,
+        measured_at: chrono::Utc::now().to_rfc3339(),
+        fma_f32_gflops,
+        fma_f16_gflops,
+        copy_gbps,
+        copy_via,
+        probe_seconds: t0.elapsed().as_secs_f64(),
+    }
+}
+
+/// The FMA probe's WGSL for `dtype`.
+pub fn fma_source(dtype: DType) -> String {
+    let chains = fma_chains();
+    let mut declare = String::new();
+    let mut body = String::new();
+    for a in 0..chains {
+        declare.push_str(&format!(
+            "    var a{a} = vec4<E>(s, E(0.1), E(0.2), E(0.3)) + vec4<E>(E({}));\n",
+            a as f32 * 0.01
+        ));
+    }
+    for _ in 0..FMA_UNROLL {
+        for a in 0..chains {
+            body.push_str(&format!("        a{a} = fma(a{a}, m, c);\n"));
+        }
+    }
+    let sum = (0..chains)
+        .map(|a| format!("a{a}"))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    render(
+        FMA,
+        &[
+            ("ENABLE_F16", enable_line(dtype)),
+            ("ELEM", dtype.wgsl().into()),
+            ("DECLARE", declare.trim_end().to_string()),
+            ("ITERS", FMA_ITERS.to_string()),
+            ("BODY", body.trim_end().to_string()),
+            ("SUM", sum),
+        ],
+    )
+}
+
+/// Independent vec4 chains per invocation (see peak_fma.wgsl).
+fn fma_chains() -> u32 {
+    FMA_CHAINS
+}
+
+fn fma_gflops(gpu: &Gpu, dtype: DType, timeout: Duration) -> Result<f64, String> {
+    let pipeline = compile(
+        gpu,
+        &format!("peak fma {dtype}"),
+        &fma_source(dtype),
+        "main",
+    )
+    .map_err(|e| format!("{e:?}"))?;
+    let max_invocations = FMA_GROUPS as u64 * 64;
+    let out = storage_buffer(
+        gpu,
+        "peak fma out",
+        HostTensor::nan(DType::F32, max_invocations * 4).bytes(),
+        true,
+    );
+    let bind_group = crate::kernels::bind(gpu, &pipeline, &[&out]);
+    let program = |groups: u32| Program {
+        dispatches: vec![Dispatch {
+            pipeline: pipeline.clone(),
+            bind_group: bind_group.clone(),
+            workgroups: [groups, 1, 1],
+        }],
+        output: out.clone(),
+        output_dtype: DType::F32,
+        output_len: groups as u64 * 64 * 4,
+        _keep: vec![],
+    };
+    // Verified like every kernel: all chains ran and stayed finite (they converge to 1).
+    let t = Instant::now();
+    let got = run_and_read(gpu, &program(FMA_GROUPS), timeout).map_err(trouble)?;
+    let full_s = t.elapsed().as_secs_f64();
+    if let Some(i) = (0..got.len()).find(|&i| !(got.get(i).is_finite() && got.get(i) > 1.0)) {
+        return Err(format!(
+            "output {i} is {} where the chains sum to about {}; not counted",
+            got.get(i),
+            fma_chains()
+        ));
+    }
+    // Fewer workgroups where the full dispatch is slow (CPU adapters): the rate is the same
+    // once every core is busy, and the probe stays short.
+    let groups = scaled_groups(FMA_GROUPS, full_s);
+    let flops = groups as f64 * 64.0 * (FMA_ITERS * FMA_UNROLL * fma_chains()) as f64 * 8.0;
+    let seconds = median_seconds(gpu, &program(groups), timeout)?;
+    Ok(flops / seconds / 1e9)
+}
+
+/// `full` workgroups scaled down so one execution takes about [`SAMPLE_TARGET`] when
+/// `full_s` seconds is longer, keeping a multiple of 64 workgroups.
+fn scaled_groups(full: u32, full_s: f64) -> u32 {
+    let target = SAMPLE_TARGET.as_secs_f64();
+    if full_s <= target {
+        return full;
+    }
+    (((full as f64 * target / full_s) as u32) / 64 * 64).clamp(64, full)
+}
+
+/// The streaming-copy bandwidth: the better of a storage-buffer copy and a storage-texture
+/// copy (on lavapipe a per-lane buffer access is a scalar loop while texel access is
+/// vectorised, so the two differ several times; on GPUs they are close).
+fn copy_gbps(gpu: &Gpu, timeout: Duration) -> Result<(f64, &'static str), String> {
+    let buffer = buffer_copy_gbps(gpu, timeout).map(|v| (v, "buffers"));
+    let texture = texture_copy_gbps(gpu, timeout).map(|v| (v, "textures"));
+    match (buffer, texture) {
+        (Ok(a), Ok(b)) => Ok(if a.0 >= b.0 { a } else { b }),
+        (Ok(a), Err(e)) | (Err(e), Ok(a)) => {
+            crate::progress::notice(&format!("priceperf: note: one copy probe failed: {e}"));
+            Ok(a)
+        }
+        (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+    }
+}
+
+/// Bytes per copy buffer for this adapter: [`COPY_BYTES`] on GPUs, a quarter of it on CPU
+/// adapters (still past their last-level cache, and four times quicker to probe), within
+/// the binding limits.
+fn copy_bytes(gpu: &Gpu) -> u64 {
+    let s = &gpu.summary;
+    let want = if s.is_cpu() {
+        COPY_BYTES / 4
+    } else {
+        COPY_BYTES
+    };
+    want.min(s.max_storage_binding_bytes)
+        .min(s.max_buffer_bytes)
+        / (256 * 16)
+        * (256 * 16)
+}
+
+fn buffer_copy_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
+    let bytes = copy_bytes(gpu);
+    if bytes == 0 {
+        return Err("the adapter's storage binding limit is below 4 KiB".into());
+    }
+    let n = bytes / 16;
+    let pipeline = compile(gpu, "peak copy", COPY, "main").map_err(|e| format!("{e:?}"))?;
+    // Distinct values (the index as f32 bits) so a wrong index shows.
+    let src_data: Vec<u32> = (0..n * 4).map(|i| i as u32).collect();
+    let src = storage_buffer(gpu, "peak copy src", bytemuck::cast_slice(&src_data), false);
+    let dst = storage_buffer(gpu, "peak copy dst", &vec![0u8; bytes as usize], true);
+    let bind_group = crate::kernels::bind(gpu, &pipeline, &[&src, &dst]);
+    let groups = n.div_ceil(256) as u32;
+    let x = groups.min(32768);
+    let program = Program {
+        dispatches: vec![Dispatch {
+            pipeline,
+            bind_group,
+            workgroups: [x, groups.div_ceil(x), 1],
+        }],
+        output: dst,
+        output_dtype: DType::F32,
+        output_len: n * 4,
+        _keep: vec![src],
+    };
+    run_and_read(gpu, &program, timeout).map_err(trouble)?;
+    check_copy(gpu, &program, bytemuck::cast_slice(&src_data), timeout)
+        .map_err(|e| format!("buffer copy: {e}"))?;
+    let seconds = median_seconds(gpu, &program, timeout)?;
+    Ok(2.0 * bytes as f64 / seconds / 1e9)
+}
+
+/// The copy as texel loads from a read-only storage texture and stores to a write-only one,
+/// then a buffer copy of the result for verification (outside the timing).
+fn texture_copy_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
+    let bytes = copy_bytes(gpu);
+    let width = 2048u32.min(gpu.limits().max_texture_dimension_2d);
+    let height = (bytes / (16 * width as u64)) as u32;
+    if height == 0 || height > gpu.limits().max_texture_dimension_2d {
+        return Err(format!(
+            "a {} MiB texture does not fit the adapter's texture limits",
+            bytes >> 20
+        ));
+    }
+    let bytes = 16 * width as u64 * height as u64;
+    let src_data: Vec<u32> = (0..bytes / 4).map(|i| i as u32).collect();
+    let size = wgpu::Extent3d {
+        width,
+        height,
+        depth_or_array_layers: 1,
+    };
+    let texture = |label: &str, usage: wgpu::TextureUsages| {
+        gpu.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some(label),
+            size,
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Uint,
+            usage,
+            view_formats: &[],
+        })
+    };
+    let src = texture(
+        "peak copy src texture",
+        wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+    );
+    let dst = texture(
+        "peak copy dst texture",
+        wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_SRC,
+    );
+    gpu.queue.write_texture(
+        src.as_image_copy(),
+        bytemuck::cast_slice(&src_data),
+        wgpu::TexelCopyBufferLayout {
+            offset: 0,
+            bytes_per_row: Some(16 * width),
+            rows_per_image: Some(height),
+        },
+        size,
+    );
+    let pipeline =
+        compile(gpu, "peak texture copy", COPY_TEXTURE, "main").map_err(|e| format!("{e:?}"))?;
+    let (src_view, dst_view) = (
+        src.create_view(&Default::default()),
+        dst.create_view(&Default::default()),
+    );
+    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("peak texture copy"),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::TextureView(&src_view),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: wgpu::BindingResource::TextureView(&dst_view),
+            },
+        ],
+    });
+    let readback = storage_buffer(gpu, "peak copy readback", &vec![0u8; bytes as usize], true);
+    let program = Program {
+        dispatches: vec![Dispatch {
+            pipeline,
+            bind_group,
+            workgroups: [width / 64, height, 1],
+        }],
+        output: readback.clone(),
+        output_dtype: DType::F32,
+        output_len: bytes / 4,
+        _keep: vec![],
+    };
+    // Run once, then bring the texture into the buffer to check it.
+    run_and_read(gpu, &program, timeout).map_err(trouble)?;
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    encoder.copy_texture_to_buffer(
+        dst.as_image_copy(),
+        wgpu::TexelCopyBufferInfo {
+            buffer: &readback,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(16 * width),
+                rows_per_image: Some(height),
+            },
+        },
+        size,
+    );
+    crate::measure::submit_wait(gpu, encoder, timeout).map_err(trouble)?;
+    check_copy(gpu, &program, bytemuck::cast_slice(&src_data), timeout)
+        .map_err(|e| format!("texture copy: {e}"))?;
+    let seconds = median_seconds(gpu, &program, timeout)?;
+    Ok(2.0 * bytes as f64 / seconds / 1e9)
+}
+
+/// Read the program's output buffer (the program has run) and compare it with the source at
+/// spread-out bytes.
+fn check_copy(gpu: &Gpu, program: &Program, want: &[u8], timeout: Duration) -> Result<(), String> {
+    let got = crate::measure::read_buffer(gpu, &program.output, want.len() as u64, timeout)
+        .map_err(trouble)?;
+    if let Some(i) = (0..want.len())
+        .step_by(4093)
+        .find(|&i| got.get(i) != Some(&want[i]))
+    {
+        return Err(format!(
+            "byte {i} of the copy is {:?}, the source's is {}; not counted",
+            got.get(i),
+            want[i]
+        ));
+    }
+    Ok(())
+}
+
+/// Median seconds per execution over [`SAMPLES`] samples, each of enough executions to last
+/// about [`SAMPLE_TARGET`], after one warm-up sample.
+fn median_seconds(gpu: &Gpu, program: &Program, timeout: Duration) -> Result<f64, String> {
+    let timer = Timer::new(gpu, timeout);
+    let one = timer.time(gpu, program, 1).map_err(trouble)?.as_secs_f64();
+    let iters = ((SAMPLE_TARGET.as_secs_f64() / one.max(1e-9)).ceil() as u64).clamp(1, 10_000);
+    timer.time(gpu, program, iters).map_err(trouble)?;
+    let mut per_iter: Vec<f64> = (0..SAMPLES)
+        .map(|_| {
+            timer
+                .time(gpu, program, iters)
+                .map(|d| d.as_secs_f64() / iters as f64)
+                .map_err(trouble)
+        })
+        .collect::<Result<_, _>>()?;
+    per_iter.sort_by(f64::total_cmp);
+    let median = per_iter[SAMPLES / 2];
+    if median > 0.0 && median.is_finite() {
+        Ok(median)
+    } else {
+        Err(format!("the timer measured {median} s per execution"))
+    }
+}
+
+fn trouble(t: DeviceTrouble) -> String {
+    format!("{t:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fma_probe_source_has_every_chain_unrolled() {
+        let src = fma_source(DType::F32);
+        assert_eq!(
+            src.matches("= fma(").count() as u32,
+            FMA_CHAINS * FMA_UNROLL,
+            "the FLOP count assumes CHAINS x UNROLL fma per iteration"
+        );
+        assert!(fma_source(DType::F16).contains("\nenable f16;"));
+    }
+
+    #[test]
+    fn f16_falls_back_to_the_f32_peak() {
+        let p = Peaks {
+            adapter: "x".into(),
+            probe_version: PROBE_VERSION,
+            measured_at: String::new(),
+            fma_f32_gflops: Some(10.0),
+            fma_f16_gflops: None,
+            copy_gbps: Some(5.0),
+            copy_via: "buffers".into(),
+            probe_seconds: 1.0,
+        };
+        assert_eq!(p.gflops(DType::F16), Some(10.0));
+        assert!(p.describe(true).contains("cached"));
+    }
+}

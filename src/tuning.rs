@@ -1,0 +1,143 @@
+//! Tuning: which variants a benchmark measures. With nothing cached, every variant (each a
+//! kernel family with its tile parameters) is verified and measured and the fastest verified
+//! one is chosen: that is the search. The choice is cached per adapter and driver, kernel
+//! version (a hash of the kernel sources, from build.rs) and shape class, and later runs
+//! measure only the cached choice, which keeps a quick run's time on kernels rather than on
+//! searching. `--retune` searches again; `--variant` picks variants by hand and bypasses the
+//! cache. A cached variant that no longer verifies or runs triggers a full search.
+
+use serde::{Deserialize, Serialize};
+
+use crate::gpu::AdapterSummary;
+use crate::suite::Benchmark;
+
+/// The kernels these choices were made with: a hash of kernels/ and src/kernels/.
+pub const KERNEL_VERSION: &str = env!("PRICEPERF_KERNELS_HASH");
+
+/// One cached choice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    /// `cache::adapter_key`.
+    pub adapter: String,
+    pub kernel_version: String,
+    /// [`class`] of the benchmarks it serves.
+    pub class: String,
+    pub variant: String,
+    /// RFC 3339 time of the search.
+    pub searched_at: String,
+    /// Wall time of the search (compile, verify, measure every variant).
+    pub search_seconds: f64,
+    pub variants_tried: u32,
+}
+
+/// The shape class of a benchmark: its id with the sizes that only scale the work (m, n, k,
+/// sq, skv, rows, cols) rounded up to powers of two. What changes the kernel's code or its
+/// parallelism shape (head dim, heads, causal, transposition, batch, Sq = 1 decode) stays
+/// exact.
+pub fn class(bench: &Benchmark) -> String {
+    let id = bench.id();
+    let Some((head, spec)) = id.rsplit_once('/') else {
+        return id;
+    };
+    let spec: Vec<String> = spec
+        .split(',')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if ["m", "n", "k", "sq", "skv", "rows", "cols"].contains(&k) => {
+                match v.parse::<u64>() {
+                    Ok(n) => format!("{k}<={}", n.max(1).next_power_of_two()),
+                    Err(_) => kv.to_string(),
+                }
+            }
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{head}/{}", spec.join(","))
+}
+
+/// The tuning cache of one adapter, loaded once per run.
+pub struct Tuning {
+    path: std::path::PathBuf,
+    adapter: String,
+    entries: Vec<Choice>,
+}
+
+impl Tuning {
+    pub fn load(adapter: &AdapterSummary) -> Tuning {
+        let path = crate::cache::dir().join("tuning.json");
+        Tuning {
+            entries: crate::cache::load(&path),
+            adapter: crate::cache::adapter_key(adapter),
+            path,
+        }
+    }
+
+    /// The cached choice for `bench` on this adapter with these kernels.
+    pub fn cached(&self, bench: &Benchmark) -> Option<&Choice> {
+        let class = class(bench);
+        self.entries.iter().find(|c| {
+            c.adapter == self.adapter && c.kernel_version == KERNEL_VERSION && c.class == class
+        })
+    }
+
+    /// Remember the winner of a search over `tried` variants that took `seconds`, replacing
+    /// any earlier choice for the class, and write the cache (a failure to write is a
+    /// warning: the cache only saves time).
+    pub fn record(&mut self, bench: &Benchmark, variant: &str, seconds: f64, tried: u32) {
+        let class = class(bench);
+        self.entries
+            .retain(|c| !(c.adapter == self.adapter && c.class == class));
+        self.entries.push(Choice {
+            adapter: self.adapter.clone(),
+            kernel_version: KERNEL_VERSION.into(),
+            class,
+            variant: variant.into(),
+            searched_at: chrono::Utc::now().to_rfc3339(),
+            search_seconds: seconds,
+            variants_tried: tried,
+        });
+        if let Err(e) = crate::cache::store(&self.path, &self.entries) {
+            crate::progress::notice(&format!(
+                "priceperf: warning: tuning choice not cached ({e})"
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::DType;
+    use crate::suite::Op;
+
+    fn bench(kernel: &str, spec: &str) -> Benchmark {
+        Benchmark::new(Op::parse(kernel, spec).unwrap(), DType::F32)
+    }
+
+    #[test]
+    fn classes_round_sizes_and_keep_what_changes_the_kernel() {
+        let a = class(&bench("matmul", "m=1000,n=1024,k=700"));
+        assert_eq!(a, class(&bench("matmul", "m=1024,n=600,k=1024")));
+        assert!(a.contains("m<=1024") && a.contains("k<=1024"), "{a}");
+        assert_ne!(a, class(&bench("matmul", "m=1025,n=1024,k=1024")));
+        assert_ne!(
+            a,
+            class(&bench("matmul", "m=1000,n=1024,k=700,transpose_b=1"))
+        );
+        let prefill = class(&bench(
+            "attention",
+            "b=1,hq=8,hkv=8,sq=1000,skv=1000,d=64,causal=1",
+        ));
+        let decode = class(&bench(
+            "attention",
+            "b=1,hq=8,hkv=8,sq=1,skv=1000,d=64,causal=1",
+        ));
+        let d128 = class(&bench(
+            "attention",
+            "b=1,hq=8,hkv=8,sq=1000,skv=1000,d=128,causal=1",
+        ));
+        assert!(
+            prefill != decode && prefill != d128,
+            "{prefill} {decode} {d128}"
+        );
+    }
+}
