@@ -245,9 +245,9 @@ fn bad_inputs_exit_2_with_a_place_and_a_fix() {
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     let mut cells: Vec<String> = lines[2].split(',').map(String::from).collect();
     // The quoted shape spans cells 0-2 and 5-7 of the split; find median_ns by counting
-    // from the end instead (13 cells after it).
+    // from the end instead (15 cells after it).
     let n = cells.len();
-    cells[n - 13] = "fast".into();
+    cells[n - 15] = "fast".into();
     lines[2] = cells.join(",");
     std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
     let (code, _, err) = priceperf(&[

@@ -31,7 +31,41 @@ fn refused(args: &[&str]) -> String {
         !msg.chars().any(char::is_control),
         "control character: {msg:?}"
     );
+    record(args, msg);
     msg.to_string()
+}
+
+/// With `PRICEPERF_BAD_INPUT_LOG=FILE`, append each refused input and its message as a
+/// Markdown table row: the list of bad inputs tried, from the tests themselves
+/// (`scripts/bad-inputs.sh` renders it to docs/bad-inputs.md).
+fn record(args: &[&str], msg: &str) {
+    let Some(path) = std::env::var_os("PRICEPERF_BAD_INPUT_LOG") else {
+        return;
+    };
+    // Temporary folders differ per run; show them as TMP.
+    let tmp = std::env::temp_dir().to_string_lossy().into_owned();
+    let clean = |s: &str| {
+        let s = s.replace('|', "\\|");
+        match s.find(&tmp) {
+            Some(_) => regex::Regex::new(&format!("{}/[^/ ]+", regex::escape(&tmp)))
+                .unwrap()
+                .replace_all(&s, "TMP")
+                .into_owned(),
+            None => s,
+        }
+    };
+    let line = format!(
+        "| `priceperf {}` | {} |\n",
+        clean(&args.join(" ")),
+        clean(msg.trim_start_matches("priceperf: error: "))
+    );
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(line.as_bytes()).unwrap();
 }
 
 /// `refused`, and the message names `place` (`file:line:column`) and contains `needle`.
