@@ -144,9 +144,18 @@ pub struct Timer {
 
 impl Timer {
     /// Device timestamps where available (unless `PRICEPERF_TIMING=wall`), else wall clock.
+    /// CPU adapters always use the wall clock: their "device" clock is the same host clock,
+    /// so timestamps add nothing, and lavapipe's were seen to bracket a fraction of the work
+    /// (0.1 ms for a 140 ms dispatch after other workloads) where the wall clock was right.
+    /// `PRICEPERF_TIMING=device` forces timestamps anyway.
     pub fn new(gpu: &Gpu, timeout: Duration) -> Timer {
-        let wall_forced = std::env::var("PRICEPERF_TIMING").is_ok_and(|v| v == "wall");
-        if wall_forced || !gpu.has_timestamps() {
+        let forced = std::env::var("PRICEPERF_TIMING").ok();
+        let wall = match forced.as_deref() {
+            Some("wall") => true,
+            Some("device") => false,
+            _ => gpu.summary.is_cpu(),
+        };
+        if wall || !gpu.has_timestamps() {
             return Timer {
                 method: TimingMethod::Wall,
                 queries: None,
@@ -230,7 +239,9 @@ impl Timer {
         };
         encoder.resolve_query_set(set, 0..2, resolve, 0);
         encoder.copy_buffer_to_buffer(resolve, 0, read, 0, 16);
+        let wall_start = Instant::now();
         submit_wait(gpu, encoder, self.timeout)?;
+        let wall = wall_start.elapsed();
         let slice = read.slice(..);
         slice.map_async(wgpu::MapMode::Read, |_| {});
         gpu.device
@@ -255,7 +266,18 @@ impl Timer {
                 ticks[0], ticks[1]
             )));
         }
-        Ok(Duration::from_nanos((delta as f64 * period).round() as u64))
+        let device = Duration::from_nanos((delta as f64 * period).round() as u64);
+        // The timestamps must bracket the work: a chunk that kept the host waiting 20 ms or
+        // more cannot have taken under a quarter of that on the device (submission overhead
+        // is far below 15 ms). Otherwise the row would report an impossible speed.
+        if wall >= Duration::from_millis(20) && device < wall / 4 {
+            return Err(DeviceTrouble::Lost(format!(
+                "device timestamps say {:.3} ms for work the host waited {:.3} ms for; they do not bracket the work on this adapter: rerun with PRICEPERF_TIMING=wall",
+                device.as_secs_f64() * 1e3,
+                wall.as_secs_f64() * 1e3
+            )));
+        }
+        Ok(device)
     }
 }
 
