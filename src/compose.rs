@@ -15,7 +15,7 @@ use crate::model::{
     PhaseKind,
 };
 use crate::results::{KernelRow, Status};
-use crate::shape::DType;
+use crate::shape::{DType, MatmulShape};
 use crate::suite::{self, Benchmark, SuiteName};
 
 /// One model to price: a preset at a batch, prompt length and generation length.
@@ -26,6 +26,9 @@ pub struct ModelRun {
     pub prompt_len: u32,
     pub gen_len: u32,
     pub dtype: DType,
+    /// The adapter's largest storage binding in bytes: a matmul operand beyond it is
+    /// measured in column slices (see [`measured`]).
+    pub max_binding_bytes: u64,
 }
 
 impl ModelRun {
@@ -124,6 +127,7 @@ pub fn model_runs(
             prompt_len: *prompt_len,
             gen_len: *gen_len,
             dtype,
+            max_binding_bytes: u64::MAX,
         };
         for phase in run.phases() {
             phase.check(&run.preset)?;
@@ -152,6 +156,32 @@ fn pass_ops(run: &ModelRun, phase: Phase) -> Result<(Vec<Op>, Vec<Op>)> {
     ))
 }
 
+/// The op as it is measured, and how many times its time counts. A matmul whose B or C is
+/// larger than the adapter's largest storage binding (a 128k-vocabulary LM head is 525 MB
+/// in f16; lavapipe binds at most 128 MiB) is measured as one of `c` column slices of
+/// ceil(n / c) columns, which run one after another on a real device and together do at
+/// least the whole op's work (a slight overestimate when c does not divide n). Everything
+/// else is measured as it is, once.
+pub fn measured(op: &Op, run: &ModelRun) -> (Op, u32) {
+    if let Op::Matmul { name, shape } = *op {
+        let bytes = |s: &MatmulShape| s.b_len().max(s.c_len()) * run.dtype.size();
+        if bytes(&shape) > run.max_binding_bytes {
+            let mut c = bytes(&shape).div_ceil(run.max_binding_bytes.max(1)).max(2);
+            loop {
+                let slice = MatmulShape {
+                    n: shape.n.div_ceil(c as u32),
+                    ..shape
+                };
+                if bytes(&slice) <= run.max_binding_bytes || slice.n == 1 {
+                    return (Op::Matmul { name, shape: slice }, c as u32);
+                }
+                c += 1;
+            }
+        }
+    }
+    (*op, 1)
+}
+
 /// The benchmarks these models need, each shape once, in first-use order.
 pub fn benchmarks(runs: &[ModelRun]) -> Result<Vec<Benchmark>> {
     let mut out: Vec<Benchmark> = Vec::new();
@@ -159,7 +189,8 @@ pub fn benchmarks(runs: &[ModelRun]) -> Result<Vec<Benchmark>> {
         for phase in run.phases() {
             let (layer, head) = pass_ops(run, phase)?;
             for op in layer.iter().chain(&head) {
-                let b = Benchmark::new(suite::Op::from_model(op), run.dtype);
+                let (op, _) = measured(op, run);
+                let b = Benchmark::new(suite::Op::from_model(&op), run.dtype);
                 if !out.contains(&b) {
                     out.push(b);
                 }
@@ -179,14 +210,16 @@ fn pass_seconds(
     let sum = |ops: &[Op]| -> std::result::Result<(f64, f64, f64), String> {
         let mut t = (0.0, 0.0, 0.0);
         for op in ops {
-            let id = Benchmark::new(suite::Op::from_model(op), run.dtype).id();
+            let (op, times) = measured(op, run);
+            let id = Benchmark::new(suite::Op::from_model(&op), run.dtype).id();
             let row = chosen
                 .get(&id)
                 .ok_or_else(|| format!("no verified measurement of {} ({id})", op.name()))?;
             let med = row.median_ns.ok_or_else(|| format!("{id} has no time"))?;
-            t.0 += med;
-            t.1 += row.ci_low_ns.unwrap_or(med);
-            t.2 += row.ci_high_ns.unwrap_or(med);
+            let n = times as f64;
+            t.0 += n * med;
+            t.1 += n * row.ci_low_ns.unwrap_or(med);
+            t.2 += n * row.ci_high_ns.unwrap_or(med);
         }
         Ok(t)
     };
@@ -282,7 +315,34 @@ mod tests {
             prompt_len: 8,
             gen_len: 4,
             dtype: DType::F32,
+            max_binding_bytes: u64::MAX,
         }
+    }
+
+    #[test]
+    fn an_lm_head_beyond_the_binding_limit_is_measured_in_column_slices() {
+        let mut r = run("llama-3.2-1b");
+        r.dtype = DType::F16;
+        r.max_binding_bytes = 128 << 20;
+        let head = head_ops(&r.preset, r.phases()[1]).unwrap();
+        let lm = head.iter().find(|o| o.name() == "lm_head").unwrap();
+        let (slice, c) = measured(lm, &r);
+        let (Op::Matmul { shape: whole, .. }, Op::Matmul { shape: part, .. }) = (lm, slice) else {
+            panic!("a matmul stays a matmul")
+        };
+        assert!(
+            c >= 4,
+            "525 MB of f16 weights need at least 4 slices of 128 MiB: {c}"
+        );
+        assert!(part.b_len() * 2 <= 128 << 20, "{part:?}");
+        assert!(
+            c as u64 * part.n as u64 >= whole.n as u64,
+            "the slices cover every column"
+        );
+        assert_eq!((part.m, part.k), (whole.m, whole.k));
+        // Everything that fits is measured as it is.
+        let norm = head.iter().find(|o| o.name() == "final_norm").unwrap();
+        assert_eq!(measured(norm, &r), (*norm, 1));
     }
 
     fn chosen_row(b: &Benchmark, ns: f64) -> KernelRow {

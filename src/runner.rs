@@ -599,7 +599,11 @@ fn model_runs_for(
     } else {
         accel.and_then(|a| a.memory_gb).map(|gb| (gb * 1e9) as u64)
     };
-    compose::model_runs(&presets, &specs, dtype, memory)
+    let (mut runs, notes) = compose::model_runs(&presets, &specs, dtype, memory)?;
+    for r in &mut runs {
+        r.max_binding_bytes = summary.max_storage_binding_bytes;
+    }
+    Ok((runs, notes))
 }
 
 /// Physical memory, for the does-it-fit check on software adapters.

@@ -56,12 +56,16 @@ pub struct Peaks {
 }
 
 impl Peaks {
-    /// The measured FMA peak for kernels storing `dtype` (f16 kernels accumulate in f32, but
-    /// their arithmetic ceiling is still the f16 one where it is higher).
+    /// The arithmetic ceiling for kernels storing `dtype`. f16 kernels accumulate in f32, so
+    /// theirs is the higher of the f32 and f16 peaks (on lavapipe f16 arithmetic is emulated
+    /// and slower than f32; on GPUs it is usually faster).
     pub fn gflops(&self, dtype: DType) -> Option<f64> {
         match dtype {
             DType::F32 => self.fma_f32_gflops,
-            DType::F16 => self.fma_f16_gflops.or(self.fma_f32_gflops),
+            DType::F16 => match (self.fma_f16_gflops, self.fma_f32_gflops) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            },
         }
     }
 
@@ -479,6 +483,15 @@ mod tests {
             probe_seconds: 1.0,
         };
         assert_eq!(p.gflops(DType::F16), Some(10.0));
+        let slow_f16 = Peaks {
+            fma_f16_gflops: Some(2.0),
+            ..p.clone()
+        };
+        assert_eq!(
+            slow_f16.gflops(DType::F16),
+            Some(10.0),
+            "f16 kernels accumulate in f32"
+        );
         assert!(p.describe(true).contains("cached"));
     }
 }
