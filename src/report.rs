@@ -203,7 +203,8 @@ pub fn kernel_line(r: &KernelRow) -> String {
 }
 
 /// The kernel table printed at the end of a run: benchmark, variant, GFLOP/s, % of spec
-/// peak where the accelerator is known, verified.
+/// peak where the accelerator is known, % of the measured FMA peak and copy bandwidth,
+/// verified.
 pub fn kernel_table(rows: &[KernelRow]) -> String {
     let headers = [
         "benchmark",
@@ -211,18 +212,23 @@ pub fn kernel_table(rows: &[KernelRow]) -> String {
         "GFLOP/s",
         "GB/s",
         "% peak",
+        "% meas. FLOP/s",
+        "% meas. GB/s",
         "verified",
         "status",
         "",
     ];
-    let mut cells: Vec<[String; 8]> = Vec::new();
+    let pct = |p: Option<f64>| p.map_or("-".into(), |p| format!("{p:.1}"));
+    let mut cells: Vec<[String; 10]> = Vec::new();
     for r in rows {
         cells.push([
             r.benchmark.clone(),
             r.variant.clone(),
             r.gflops.map_or("-".into(), |g| format!("{g:.2}")),
             r.gbps.map_or("-".into(), |g| format!("{g:.2}")),
-            r.pct_of_peak.map_or("-".into(), |p| format!("{p:.1}")),
+            pct(r.pct_of_peak),
+            pct(r.pct_of_measured_flops),
+            pct(r.pct_of_measured_bw),
             if r.verified { "yes" } else { "no" }.into(),
             r.status.to_string(),
             if r.chosen {
