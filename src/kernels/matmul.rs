@@ -386,8 +386,8 @@ impl MatmulVariant {
         check_workgroups(gpu, workgroups)?;
 
         let label = format!("matmul {} {shape} {dtype}", self.name());
-        if self.texture_operands().is_some() {
-            return self.prepare_textured(gpu, shape, dtype, inputs, &label, workgroups);
+        if let Some(operands) = self.texture_operands() {
+            return self.prepare_textured(gpu, shape, dtype, inputs, workgroups, operands);
         }
         let pipeline = compile(gpu, &label, &self.source(shape, dtype), "main")?;
         let params: [u32; 4] = [shape.m, shape.n, shape.k, shape.batch];
@@ -424,10 +424,10 @@ impl MatmulVariant {
         shape: &MatmulShape,
         dtype: DType,
         inputs: &MatmulInputs,
-        label: &str,
         workgroups: [u32; 3],
+        operands: Operands,
     ) -> Result<Program, PrepareError> {
-        let operands = self.texture_operands().unwrap_or(Operands::Textures);
+        let label = &format!("matmul {} {shape} {dtype}", self.name());
         let (kp, np) = (shape.k.next_multiple_of(4), shape.n.next_multiple_of(4));
         // A is written by the pack dispatch inside the timed program.
         let a = operand_texture(

@@ -150,7 +150,7 @@ pub fn measure(gpu: &Gpu, timeout: Duration) -> Peaks {
 
 /// The FMA probe's WGSL for `dtype`.
 pub fn fma_source(dtype: DType) -> String {
-    let chains = fma_chains();
+    let chains = FMA_CHAINS;
     let mut declare = String::new();
     let mut body = String::new();
     for a in 0..chains {
@@ -179,11 +179,6 @@ pub fn fma_source(dtype: DType) -> String {
             ("SUM", sum),
         ],
     )
-}
-
-/// Independent vec4 chains per invocation (see peak_fma.wgsl).
-fn fma_chains() -> u32 {
-    FMA_CHAINS
 }
 
 fn fma_gflops(gpu: &Gpu, dtype: DType, timeout: Duration) -> Result<f64, String> {
@@ -221,13 +216,13 @@ fn fma_gflops(gpu: &Gpu, dtype: DType, timeout: Duration) -> Result<f64, String>
         return Err(format!(
             "output {i} is {} where the chains sum to about {}; not counted",
             got.get(i),
-            fma_chains()
+            FMA_CHAINS
         ));
     }
     // Fewer workgroups where the full dispatch is slow (CPU adapters): the rate is the same
     // once every core is busy, and the probe stays short.
     let groups = scaled_groups(FMA_GROUPS, full_s);
-    let flops = groups as f64 * 64.0 * (FMA_ITERS * FMA_UNROLL * fma_chains()) as f64 * 8.0;
+    let flops = groups as f64 * 64.0 * (FMA_ITERS * FMA_UNROLL * FMA_CHAINS) as f64 * 8.0;
     let seconds = median_seconds(gpu, &program(groups), timeout)?;
     Ok(flops / seconds / 1e9)
 }
