@@ -13,7 +13,9 @@
 // a uniform-buffer load one vector gather. With one key per lane every gather brings 8
 // different K (or V) rows' worth of useful bytes, so decode runs at memory speed instead of
 // load-instruction speed. The K/V buffers stay in their [B, Hkv, Skv, D] layout; the host
-// binds windows of them (<= 64 KiB) as uniform buffers, one dispatch per (b, g, window).
+// binds windows of them (<= 64 KiB) as uniform buffers, NW window pairs per dispatch: a
+// lavapipe dispatch costs about 25 us of host work, a third of a 64 KiB window's time, so
+// one window per dispatch left decode well short of memory speed.
 //
 // Memory layout: Q[B, Hq, 1, D], K and V [B, Hkv, Skv, D] row-major in the storage type E;
 // f16 windows are read as vec4<u32> (8 halves, unpack2x16float). part_o[B, Hq, 1, NSPLIT, D]
@@ -25,20 +27,22 @@
 //
 // Bindings (group 0):
 //   0 uniform  Params (as attention_flash_row.wgsl)
-//   1 uniform  Window { batch, g, k0, nkeys, kv_off, q_off, split0, nsub }
+//   1 uniform  Windows { batch, g, q_off, nwin, slot[NW] = (k0, nkeys, kv_off, split0) }
 //   2 uniform  qw: array<vec4<KW>, QV>  (the REP query rows, starting q_off vec4s in)
-//   3 uniform  kw: array<vec4<KW>, NV>  (K window; key k0 starts kv_off vec4s in)
-//   4 uniform  vw: array<vec4<KW>, NV>
-//   5 storage read_write  part_o: array<vec4<f32>>
-//   6 storage read_write  part_ml: array<vec2<f32>>
-// Dispatch: one per (b, g, window) in any order, each NSUB workgroups of 8 invocations
-// (x = sub-chunk). Needs SUBGROUP and subgroups of at least 8 invocations, so that the
-// workgroup is one subgroup.
+//   3 + 2i, 4 + 2i uniform  kw{i}, vw{i}: array<vec4<KW>, NV>  (K and V windows of slot i;
+//              key k0 starts kv_off vec4s in; unused slots repeat a used window)
+//   3 + 2·NW   storage read_write  part_o: array<vec4<f32>>
+//   4 + 2·NW   storage read_write  part_ml: array<vec2<f32>>
+// Dispatch: one per (b, g, NW consecutive windows) in any order, NSUB x nwin workgroups of
+// 8 invocations (x = sub-chunk, y = window slot). Needs SUBGROUP and subgroups of at least
+// 8 invocations, so that the workgroup is one subgroup.
 // Tile parameters (text-substituted): REP query heads per KV head (unrolled; the host
 // refuses REP·D > 1024 to bound private state), TK keys per lane per step (8·TK keys per
-// workgroup step), D4 = D / 4 (unrolled), QV and NV window sizes; the vec4s per K/V row
-// are a literal in the generated STEP code.
-// Template fields: ENABLE_F16 ELEM KW QV NV D4 TK LOAD_Q INIT STEP REDUCE.
+// workgroup step), D4 = D / 4 (unrolled), QV and NV (the K/V bindings) window sizes, NW window pairs per
+// dispatch (3 + 2·NW uniform bindings must fit the adapter's per-stage limit: NW <= 6 at
+// lavapipe's 15, 4 at WebGPU's default 12); the vec4s per K/V row are a literal in the
+// generated STEP code.
+// Template fields: ENABLE_F16 ELEM KW QV NW D4 TK KV_BINDINGS LOAD_Q INIT WINDOWS REDUCE.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
@@ -57,15 +61,13 @@ struct Params {
     _pad: u32,
 }
 
-struct Window {
+struct Windows {
     batch: u32,
     g: u32,
-    k0: u32,
-    nkeys: u32,
-    kv_off: u32,
     q_off: u32,
-    split0: u32,
-    nsub: u32,
+    nwin: u32,
+    // Per slot: first key, keys, vec4 offset of the first key in the window, first split.
+    slot: array<vec4<u32>, {{NW}}>,
 }
 
 const D4: u32 = {{D4}}u;
@@ -74,18 +76,19 @@ const TK: u32 = {{TK}}u;
 const NEG: f32 = -3.0e38;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> w: Window;
+@group(0) @binding(1) var<uniform> w: Windows;
 @group(0) @binding(2) var<uniform> qw: array<vec4<{{KW}}>, {{QV}}>;
-@group(0) @binding(3) var<uniform> kw: array<vec4<{{KW}}>, {{NV}}>;
-@group(0) @binding(4) var<uniform> vw: array<vec4<{{KW}}>, {{NV}}>;
-@group(0) @binding(5) var<storage, read_write> part_o: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read_write> part_ml: array<vec2<f32>>;
+{{KV_BINDINGS}}
 
 @compute @workgroup_size(8, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let sub = wid.x;
-    let k_begin = i32(w.k0 + sub * p.chunk);
-    let k_end = min(i32(w.k0 + w.nkeys), k_begin + i32(p.chunk));
+    let slot = w.slot[wid.y];
+    let k0 = slot.x;
+    let kv_off = slot.z;
+    let split0 = slot.w;
+    let k_begin = i32(k0 + sub * p.chunk);
+    let k_end = min(i32(k0 + slot.y), k_begin + i32(p.chunk));
     var lim = i32(p.skv) - 1;
     if (p.causal != 0u) {
         lim = min(p.shift, lim);
@@ -93,8 +96,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let see_end = min(k_end, lim + 1);
 {{LOAD_Q}}
 {{INIT}}
-    for (var t0 = k_begin; t0 < see_end; t0 += i32(8u * TK)) {
-{{STEP}}
-    }
+    // One loop per window slot: WGSL cannot index bindings, so the step is repeated with
+    // each slot's K and V names.
+{{WINDOWS}}
 {{REDUCE}}
 }

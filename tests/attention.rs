@@ -105,6 +105,9 @@ fn every_variant_verifies_on_awkward_shapes() {
             "b=1,hq=2,hkv=1,sq=5,skv=1,d=64,causal=0",
             // Decode over several uniform windows and split chunks, with a tail.
             "b=2,hq=8,hkv=2,sq=1,skv=777,d=64,causal=1",
+            // Decode over more windows than one dispatch binds (9 of 240 keys: a full and a
+            // partly used dispatch per KV head).
+            "b=1,hq=4,hkv=2,sq=1,skv=2000,d=64,causal=1",
             // Chunked prefill: a few queries over several windows.
             "b=1,hq=4,hkv=4,sq=3,skv=600,d=64,causal=1",
         ],

@@ -175,6 +175,10 @@ impl AttentionVariant {
                 bc: 8,
                 chunk: Some(256),
             },
+            // One key per lane keeps the per-lane state smallest (fewest spills on
+            // lavapipe); two keys per lane and two sub-chunks suit wider machines.
+            AttentionVariant::Decode { tk: 1, subs: 1 },
+            AttentionVariant::Decode { tk: 1, subs: 2 },
             AttentionVariant::Decode { tk: 2, subs: 2 },
         ]
     }
@@ -800,7 +804,8 @@ pub fn rows_per_invocation(tq: u32, d: u32) -> u32 {
 pub const SPLIT_MAX_ROWS: u32 = 256;
 
 /// The WGSL of the decode kernel for `rep` query heads per KV head, head dim `d`, `tk` keys
-/// per lane per step, and uniform windows of `q_vec4s` (Q) and `kv_vec4s` (K, V) vec4s.
+/// per lane per step, uniform windows of `q_vec4s` (Q) and `kv_vec4s` (K, V) vec4s, and
+/// `nw` K/V window pairs per dispatch.
 pub fn decode_source(
     d: u32,
     dtype: DType,
@@ -808,6 +813,7 @@ pub fn decode_source(
     tk: u32,
     q_vec4s: u32,
     kv_vec4s: u32,
+    nw: u32,
 ) -> String {
     let d4 = d / 4;
     let f16 = dtype == DType::F16;
@@ -852,6 +858,7 @@ pub fn decode_source(
         }
     }
     let load_q = format!("{q_decl}{load_q}");
+    // The loop body, with the slot's K and V bindings written as `@K` and `@V`.
     let mut step = String::new();
     for t in 0..tk {
         let _ = writeln!(step, "{IND}let key{t} = t0 + {} + i32(li);", 8 * t);
@@ -859,7 +866,7 @@ pub fn decode_source(
         // Masked keys read the chunk's last key (in bounds) and add 0.
         let _ = writeln!(
             step,
-            "{IND}let kb{t} = w.kv_off + u32(min(key{t}, k_end - 1) - i32(w.k0)) * {row}u;"
+            "{IND}let kb{t} = kv_off + u32(min(key{t}, k_end - 1) - i32(k0)) * {row}u;"
         );
         for h in 0..rep {
             let _ = writeln!(step, "{IND}var s{h}_{t} = 0.0;");
@@ -867,7 +874,7 @@ pub fn decode_source(
     }
     for c0 in (0..d4).step_by(group as usize) {
         for t in 0..tk {
-            let _ = writeln!(step, "{IND}{{ {}", load("kw", &format!("kb{t}"), c0, "x"));
+            let _ = writeln!(step, "{IND}{{ {}", load("@K", &format!("kb{t}"), c0, "x"));
             for gi in 0..group {
                 let c = c0 + gi;
                 for h in 0..rep {
@@ -905,7 +912,7 @@ pub fn decode_source(
             }
         }
         for t in 0..tk {
-            let _ = writeln!(step, "{IND}{{ {}", load("vw", &format!("kb{t}"), c0, "y"));
+            let _ = writeln!(step, "{IND}{{ {}", load("@V", &format!("kb{t}"), c0, "y"));
             for gi in 0..group {
                 let c = c0 + gi;
                 for h in 0..rep {
@@ -927,7 +934,7 @@ pub fn decode_source(
         let _ = writeln!(reduce, "        let lt = subgroupAdd(l{h} * sc);");
         let _ = writeln!(
             reduce,
-            "        let pb = ((w.batch * p.hq + w.g * p.rep + {h}u) * p.sq) * p.nsplit + w.split0 + sub;"
+            "        let pb = ((w.batch * p.hq + w.g * p.rep + {h}u) * p.sq) * p.nsplit + split0 + sub;"
         );
         for c in 0..d4 {
             let _ = writeln!(reduce, "        let o{c} = subgroupAdd(o{h}_{c} * sc);");
@@ -940,19 +947,57 @@ pub fn decode_source(
         let _ = writeln!(reduce, "        }}");
         let _ = writeln!(reduce, "    }}");
     }
+    let kw = if f16 { "u32" } else { "f32" };
+    let mut bindings = String::new();
+    let mut windows = String::from("    switch wid.y {\n");
+    for i in 0..nw {
+        for (j, name) in ["kw", "vw"].iter().enumerate() {
+            let _ = writeln!(
+                bindings,
+                "@group(0) @binding({}) var<uniform> {name}{i}: array<vec4<{kw}>, {kv_vec4s}>;",
+                3 + 2 * i + j as u32
+            );
+        }
+        // The last slot is the default, so every path assigns the state.
+        let case = if i + 1 == nw {
+            "default".to_string()
+        } else {
+            format!("case {i}u")
+        };
+        let body = step
+            .replace("@K", &format!("kw{i}"))
+            .replace("@V", &format!("vw{i}"));
+        let _ = write!(
+            windows,
+            "        {case}: {{\n            for (var t0 = k_begin; t0 < see_end; t0 += i32(8u * TK)) {{\n{}\n            }}\n        }}\n",
+            body.trim_end()
+        );
+    }
+    windows.push_str("    }");
+    for (j, (name, ty)) in [("part_o", "vec4<f32>"), ("part_ml", "vec2<f32>")]
+        .into_iter()
+        .enumerate()
+    {
+        let _ = writeln!(
+            bindings,
+            "@group(0) @binding({}) var<storage, read_write> {name}: array<{ty}>;",
+            3 + 2 * nw + j as u32
+        );
+    }
     render(
         DECODE_UBO,
         &[
             ("ENABLE_F16", enable_line(dtype)),
             ("ELEM", dtype.wgsl().into()),
-            ("KW", if f16 { "u32" } else { "f32" }.into()),
+            ("KW", kw.into()),
             ("QV", q_vec4s.to_string()),
-            ("NV", kv_vec4s.to_string()),
+            ("NW", nw.to_string()),
             ("D4", d4.to_string()),
             ("TK", tk.to_string()),
+            ("KV_BINDINGS", bindings.trim_end().to_string()),
             ("LOAD_Q", load_q.trim_end().to_string()),
             ("INIT", init.trim_end().to_string()),
-            ("STEP", step.trim_end().to_string()),
+            ("WINDOWS", windows),
             ("REDUCE", reduce.trim_end().to_string()),
         ],
     )
@@ -961,6 +1006,10 @@ pub fn decode_source(
 /// The most query heads per KV head times head dim the decode kernel unrolls (private
 /// state per lane: q and o, 2·rep·d floats).
 pub const DECODE_MAX_REP_D: u32 = 1024;
+
+/// The most K/V window pairs one decode dispatch binds (lavapipe allows 6: 15 uniform
+/// bindings per stage).
+pub const DECODE_MAX_WINDOWS: u32 = 6;
 
 /// The Q window of the decode kernel: vec4s needed for `rep` rows plus the alignment slack.
 fn decode_q_vec4s(shape: &AttentionShape, dtype: DType, align: u64) -> u64 {
@@ -1048,6 +1097,20 @@ fn prepare_decode(
         scale_log2e: ((1.0 / (shape.d as f64).sqrt()) * LOG2_E) as f32,
         _pad: 0,
     };
+    // Window pairs per dispatch: as many as the per-stage uniform limit allows beside
+    // Params, the window table and Q, at most DECODE_MAX_WINDOWS.
+    let nw = ((limits
+        .max_uniform_buffers_per_shader_stage
+        .saturating_sub(3))
+        / 2)
+    .min(DECODE_MAX_WINDOWS)
+    .min(plan.windows);
+    if nw == 0 {
+        return Err(PrepareError::Unsupported(format!(
+            "needs 5 uniform buffers per shader stage (adapter: {})",
+            limits.max_uniform_buffers_per_shader_stage
+        )));
+    }
     let source = decode_source(
         shape.d,
         dtype,
@@ -1055,6 +1118,7 @@ fn prepare_decode(
         tk,
         q_vec4s as u32,
         (plan.window_bytes / 16) as u32,
+        nw,
     );
     let main = compile(gpu, label, &source, "main")?;
     let merge = compile(
@@ -1082,52 +1146,67 @@ fn prepare_decode(
     let part_o = scratch(gpu, "attention partial o", part_o_bytes);
     let part_ml = scratch(gpu, "attention partial m, l", rows * nsplit as u64 * 8);
 
-    let slot = 32u64.next_multiple_of(align);
+    // One table entry per dispatch: a 16-byte header and nw 16-byte slots.
+    let table_bytes = 16 + 16 * nw as u64;
+    let entry = table_bytes.next_multiple_of(align);
     let row_bytes = shape.d as u64 * dtype.size();
-    let mut slots = Vec::new();
-    let mut ranges = Vec::new();
+    let mut table: Vec<u8> = Vec::new();
+    // Per dispatch: table offset, Q window start, K/V window starts of the used slots.
+    let mut plans: Vec<(u64, u64, Vec<u64>)> = Vec::new();
     for batch in 0..shape.b {
         for g in 0..shape.hkv {
             let q_first = (batch as u64 * shape.hq as u64 + (g * rep) as u64) * row_bytes;
             let q_start = q_first / align * align;
-            for wi in 0..plan.windows {
-                let k0 = wi * plan.keys;
-                let first = ((batch as u64 * shape.hkv as u64 + g as u64) * shape.skv as u64
-                    + k0 as u64)
-                    * row_bytes;
-                let start = first / align * align;
-                let window: [u32; 8] = [
+            let all: Vec<u32> = (0..plan.windows).collect();
+            for group in all.chunks(nw as usize) {
+                let mut words: Vec<u32> = vec![
                     batch,
                     g,
-                    k0,
-                    plan.keys.min(shape.skv - k0),
-                    ((first - start) / 16) as u32,
                     ((q_first - q_start) / 16) as u32,
-                    wi * plan.subs,
-                    plan.subs,
+                    group.len() as u32,
                 ];
-                ranges.push((slots.len() as u64, q_start, start));
-                slots.extend_from_slice(bytemuck::bytes_of(&window));
-                slots.resize((slots.len() as u64).next_multiple_of(slot) as usize, 0);
+                let mut starts = Vec::with_capacity(group.len());
+                for &wi in group {
+                    let k0 = wi * plan.keys;
+                    let first = ((batch as u64 * shape.hkv as u64 + g as u64) * shape.skv as u64
+                        + k0 as u64)
+                        * row_bytes;
+                    let start = first / align * align;
+                    words.extend_from_slice(&[
+                        k0,
+                        plan.keys.min(shape.skv - k0),
+                        ((first - start) / 16) as u32,
+                        wi * plan.subs,
+                    ]);
+                    starts.push(start);
+                }
+                words.resize(table_bytes as usize / 4, 0);
+                plans.push((table.len() as u64, q_start, starts));
+                table.extend_from_slice(bytemuck::cast_slice(&words));
+                table.resize((table.len() as u64).next_multiple_of(entry) as usize, 0);
             }
         }
     }
-    let windows = uniform_buffer(gpu, "attention windows", &slots);
-    let mut dispatches = Vec::with_capacity(ranges.len() + 1);
-    for (slot_at, q_start, start) in ranges {
-        let entries = [
+    let windows = uniform_buffer(gpu, "attention windows", &table);
+    let mut dispatches = Vec::with_capacity(plans.len() + 1);
+    for (table_at, q_start, starts) in plans {
+        let mut entries = vec![
             whole(&uniforms),
-            range(&windows, slot_at, 32),
+            range(&windows, table_at, table_bytes),
             range(&q, q_start, q_vec4s * 16),
-            range(&k, start, plan.window_bytes),
-            range(&v, start, plan.window_bytes),
-            whole(&part_o),
-            whole(&part_ml),
         ];
+        for i in 0..nw as usize {
+            // Unused slots repeat the first window; no workgroup reads them.
+            let start = starts.get(i).copied().unwrap_or(starts[0]);
+            entries.push(range(&k, start, plan.window_bytes));
+            entries.push(range(&v, start, plan.window_bytes));
+        }
+        entries.push(whole(&part_o));
+        entries.push(whole(&part_ml));
         dispatches.push(Dispatch {
             bind_group: bind_entries(gpu, &main, &entries),
             pipeline: main.clone(),
-            workgroups,
+            workgroups: [workgroups[0], starts.len() as u32, 1],
         });
     }
     dispatches.push(Dispatch {
@@ -1576,7 +1655,7 @@ mod tests {
                 }
                 for rep in [1, 4] {
                     if rep * d <= DECODE_MAX_REP_D {
-                        let src = decode_source(d, dtype, rep, 2, 64, 4096);
+                        let src = decode_source(d, dtype, rep, 2, 64, 4096, 4);
                         validate(&format!("decode rep={rep} d={d} {dtype}"), &src);
                     }
                 }
