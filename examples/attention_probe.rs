@@ -37,6 +37,7 @@ fn main() {
         }
         let kv = match spec.split(':').next().unwrap() {
             "ubo" => KvAccess::Uniform,
+            "ubs" => KvAccess::UniformShared,
             "row" => KvAccess::Direct,
             _ => KvAccess::Staged,
         };

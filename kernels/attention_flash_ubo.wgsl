@@ -23,21 +23,23 @@
 // and then either saves the state or, in the window that holds its last visible key, writes
 // O = o / l (0 when l = 0: a row that sees no key writes 0 in the first window, never NaN).
 // The tile loop stops at the last key any row of the workgroup sees (causal skips tiles), and
-// a workgroup none of whose rows sees the window returns at once. Row blocks run last-first.
+// a workgroup none of whose rows sees the window returns at once. Row blocks run in
+// bit-reversed order (see main).
 //
 // Decode (Sq = 1) has its own kernel, attention_decode_ubo.wgsl: with one row per KV head
 // this one would leave all but one SIMD lane idle.
 //
 // Bindings (group 0):
 //   0 uniform  Params (as attention_flash_row.wgsl)
-//   1 uniform  Window { batch, g, k0, nkeys, kv_off, first, _, _ } (one slot per dispatch)
+//   1 uniform  Window { batch, g, k0, nkeys, kv_off, first, blocks, _ } (one slot per dispatch)
 //   2 storage read        q: array<vec4<E>>
 //   3 uniform             kw: array<vec4<KW>, NV>   (KW = f32, or u32 for f16 pairs)
 //   4 uniform             vw: array<vec4<KW>, NV>
 //   5 storage read_write  state: array<vec4<f32>>
 //   6 storage read_write  out: array<vec4<E>>
 // Dispatch: one per (batch, KV head, window), in key order (each window continues the state
-// the previous one left); each (ceil(rep·Sq / (BR·TQ)), 1, 1) workgroups of BR invocations.
+// the previous one left); each (blocks rounded up to a power of two, 1, 1) workgroups of BR
+// invocations, blocks = ceil(rep·Sq / (BR·TQ)).
 // Tile parameters (text-substituted):
 //   BR  invocations per workgroup (a multiple of the 8-lane SIMD width keeps lanes full).
 //   TQ  rows per invocation: each K/V vec4 loaded feeds TQ rows; private state TQ·(2·D + BC).
@@ -69,8 +71,8 @@ struct Window {
     nkeys: u32,
     kv_off: u32,
     first: u32,
-    _pad0: u32,
-    _pad1: u32,
+    blocks: u32,
+    _pad: u32,
 }
 
 const BR: u32 = {{BR}}u;
@@ -96,9 +98,19 @@ fn main(
     let batch = w.batch;
     let g = w.g;
     let rows = p.rep * p.sq;
-    // Last row block first: with causal masking the late rows have the most keys, and
-    // lavapipe hands out workgroups in index order, so the longest ones start first.
-    let pr0 = (nwg.x - 1u - wid.x) * (BR * TQ);
+    // Row blocks in bit-reversed order. Lavapipe splits a dispatch's workgroups into one
+    // contiguous run per thread (T threads, N/T each), and with causal masking a window's
+    // work per block grows with the block index; bit reversal gives every run of N/T
+    // workgroups (T a power of two) an even share of early and late blocks. The host
+    // dispatches N = the block count rounded up to a power of two; the extra ones return.
+    var block = 0u;
+    if (nwg.x > 1u) {
+        block = reverseBits(wid.x) >> (32u - countTrailingZeros(nwg.x));
+    }
+    if (block >= w.blocks) {
+        return;
+    }
+    let pr0 = block * (BR * TQ);
     let skv = i32(p.skv);
     let k_begin = i32(w.k0);
     let k_end = i32(w.k0 + w.nkeys);

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use priceperf::gpu::Gpu;
-use priceperf::kernels::attention::{causal_shift, AttentionInputs, AttentionVariant, KvAccess};
+use priceperf::kernels::attention::{causal_shift, AttentionInputs, AttentionVariant};
 use priceperf::kernels::PrepareError;
 use priceperf::measure::run_and_read;
 use priceperf::shape::{AttentionShape, DType};
@@ -71,21 +71,13 @@ fn run_all(gpu: &Gpu, specs: &[&str], dtype: DType, variants: &[AttentionVariant
     }
 }
 
-/// The lavapipe variant: the one every head dim and dtype must reach.
-fn ubo() -> AttentionVariant {
+/// The lavapipe variants (uniform windows, with and without shared lane loads): the ones
+/// every head dim and dtype must reach.
+fn ubo() -> Vec<AttentionVariant> {
     AttentionVariant::all()
         .into_iter()
-        .find(|v| {
-            matches!(
-                v,
-                AttentionVariant::Flash {
-                    kv: KvAccess::Uniform,
-                    chunk: None,
-                    ..
-                }
-            )
-        })
-        .unwrap()
+        .filter(|v| matches!(v, AttentionVariant::Flash { kv, chunk: None, .. } if kv.uniform()))
+        .collect()
 }
 
 #[test]
@@ -119,7 +111,8 @@ fn every_variant_verifies_on_awkward_shapes() {
 #[test]
 fn every_head_dim_verifies() {
     let Some(gpu) = gpu() else { return };
-    let variants = [AttentionVariant::Naive, ubo()];
+    let mut variants = ubo();
+    variants.push(AttentionVariant::Naive);
     for d in [80, 96, 128, 256] {
         // Odd lengths: window starts are not aligned to the binding alignment.
         run_all(
@@ -151,7 +144,7 @@ fn f16_storage_verifies() {
         &gpu,
         &["b=1,hq=4,hkv=2,sq=33,skv=301,d=128,causal=0"],
         DType::F16,
-        &[ubo()],
+        &ubo(),
     );
 }
 
@@ -208,7 +201,9 @@ fn naive_scores_are_quadratic_and_fused_state_linear() {
         AttentionVariant::Naive.scratch_bytes(&s, DType::F32),
         32 << 20
     );
-    assert_eq!(ubo().scratch_bytes(&s, DType::F32), 8 * 1024 * 68 * 4);
+    for v in ubo() {
+        assert_eq!(v.scratch_bytes(&s, DType::F32), 8 * 1024 * 68 * 4);
+    }
 }
 
 fn priceperf(args: &[&str]) -> std::process::Output {

@@ -169,6 +169,20 @@ impl AttentionVariant {
                 chunk: None,
             },
             Flash {
+                kv: KvAccess::UniformShared,
+                br: 8,
+                tq: 4,
+                bc: 4,
+                chunk: None,
+            },
+            Flash {
+                kv: KvAccess::UniformShared,
+                br: 8,
+                tq: 2,
+                bc: 4,
+                chunk: None,
+            },
+            Flash {
                 kv: KvAccess::Direct,
                 br: 8,
                 tq: 1,
@@ -203,6 +217,8 @@ impl AttentionVariant {
                     (KvAccess::Uniform, false) => "flash_ubo",
                     // Not offered (prepare refuses it): decode is `Decode`.
                     (KvAccess::Uniform, true) => "flash_ubo_split",
+                    (KvAccess::UniformShared, false) => "flash_ubs",
+                    (KvAccess::UniformShared, true) => "flash_ubs_split",
                 };
                 let mut s = format!("{family}_r{br}_q{tq}_c{bc}");
                 if let Some(k) = chunk {
@@ -222,7 +238,7 @@ impl AttentionVariant {
                 "kernels/attention_naive_pv.wgsl",
             ],
             AttentionVariant::Flash {
-                kv: KvAccess::Uniform,
+                kv: KvAccess::Uniform | KvAccess::UniformShared,
                 ..
             } => &["kernels/attention_flash_ubo.wgsl"],
             AttentionVariant::Decode { .. } => &[
@@ -270,7 +286,7 @@ impl AttentionVariant {
     ) -> Option<WindowPlan> {
         let (unit, subs) = match *self {
             AttentionVariant::Flash {
-                kv: KvAccess::Uniform,
+                kv: KvAccess::Uniform | KvAccess::UniformShared,
                 bc,
                 chunk: None,
                 ..
@@ -319,7 +335,7 @@ impl AttentionVariant {
         match *self {
             AttentionVariant::Naive => rows * shape.skv as u64 * 4,
             AttentionVariant::Flash {
-                kv: KvAccess::Uniform,
+                kv: KvAccess::Uniform | KvAccess::UniformShared,
                 chunk: None,
                 ..
             } => rows * (shape.d as u64 + 4) * 4,
@@ -344,8 +360,9 @@ impl AttentionVariant {
             } => {
                 let rep = shape.hq / shape.hkv;
                 let blocks = (rep * shape.sq).div_ceil(br * rows_per_invocation(tq, shape.d));
-                if kv == KvAccess::Uniform {
-                    [blocks, 1, 1]
+                if kv.uniform() {
+                    // Bit-reversed block order needs a power of two (see the kernel).
+                    [blocks.next_power_of_two(), 1, 1]
                 } else {
                     let splits = chunk.map_or(1, |k| shape.skv.div_ceil(k));
                     [blocks, shape.hkv, shape.b * splits]
@@ -367,7 +384,7 @@ impl AttentionVariant {
         else {
             return None;
         };
-        if kv == KvAccess::Uniform && chunk.is_some() {
+        if kv.uniform() && chunk.is_some() {
             return None;
         }
         let d4 = d / 4;
@@ -380,13 +397,13 @@ impl AttentionVariant {
             f16: dtype == DType::F16,
             split: chunk.is_some(),
         };
-        let first = if kv == KvAccess::Uniform { 5 } else { 4 };
+        let first = if kv.uniform() { 5 } else { 4 };
         let out_bindings = if gen.split {
             format!(
                 "@group(0) @binding({first}) var<storage, read_write> part_o: array<vec4<f32>>;\n@group(0) @binding({}) var<storage, read_write> part_ml: array<vec2<f32>>;",
                 first + 1
             )
-        } else if kv == KvAccess::Uniform {
+        } else if kv.uniform() {
             "@group(0) @binding(5) var<storage, read_write> state: array<vec4<f32>>;\n@group(0) @binding(6) var<storage, read_write> out: array<vec4<E>>;".into()
         } else {
             "@group(0) @binding(4) var<storage, read_write> out: array<vec4<E>>;".into()
@@ -404,7 +421,7 @@ impl AttentionVariant {
             ("STORE", gen.store()),
         ];
         let mut fields: Vec<(&str, String)> = common.to_vec();
-        if kv == KvAccess::Uniform {
+        if kv.uniform() {
             let (elem, row) = if dtype == DType::F16 {
                 ("u32", d4 / 2)
             } else {
@@ -575,14 +592,34 @@ impl AttentionVariant {
         };
 
         // Fused variants.
-        if kv == KvAccess::Uniform && chunk.is_some() {
+        if kv == KvAccess::UniformShared {
+            let AttentionVariant::Flash { br, .. } = *self else {
+                unreachable!("fused variants only")
+            };
+            let s = &gpu.summary;
+            if !gpu.device.features().contains(wgpu::Features::SUBGROUP) || s.subgroup_min_size < br
+            {
+                return Err(PrepareError::Unsupported(format!(
+                    "shares K/V loads across a {br}-lane subgroup; the adapter has {}",
+                    if s.subgroups {
+                        format!(
+                            "subgroups of {}..{}",
+                            s.subgroup_min_size, s.subgroup_max_size
+                        )
+                    } else {
+                        "no subgroups".into()
+                    }
+                )));
+            }
+        }
+        if kv.uniform() && chunk.is_some() {
             return Err(PrepareError::Unsupported(
                 "uniform windows are offered without split; decode uses the decode_ubo kernel"
                     .into(),
             ));
         }
         let limits = gpu.limits();
-        let plan = if kv == KvAccess::Uniform {
+        let plan = if kv.uniform() {
             Some(
                 self.window_plan(
                     shape,
@@ -673,6 +710,11 @@ impl AttentionVariant {
             } else {
                 None
             };
+            let rep_rows = rep * shape.sq;
+            let AttentionVariant::Flash { br, tq, .. } = *self else {
+                unreachable!("fused variants only")
+            };
+            let blocks = rep_rows.div_ceil(br * rows_per_invocation(tq, shape.d));
             let slot = 32u64.next_multiple_of(plan.align);
             let count = shape.b as u64 * shape.hkv as u64 * plan.windows as u64;
             let mut slots = vec![0u8; (count * slot) as usize];
@@ -695,8 +737,9 @@ impl AttentionVariant {
                             plan.keys.min(shape.skv - k0),
                             ((first_byte - start) / 16) as u32,
                             (wi == 0) as u32,
-                            wi * plan.subs,
-                            plan.subs,
+                            // Row blocks: the kernel dispatches a power of two of them.
+                            blocks,
+                            0,
                         ];
                         let at = (i * slot) as usize;
                         slots[at..at + 32].copy_from_slice(bytemuck::bytes_of(&window));
@@ -1323,6 +1366,26 @@ pub enum KvAccess {
     /// Through uniform-buffer windows of the K/V buffers, one dispatch per window (the
     /// lavapipe design: uniform loads are vector gathers there, storage loads scalar loops).
     Uniform,
+    /// As `Uniform`, but each lane of the 8-lane subgroup loads its own share of a key row
+    /// and `subgroupBroadcast` hands the vec4s to every lane: on lavapipe a load at a
+    /// workgroup-uniform address is still an 8-lane gather, so this gathers 8 different
+    /// vec4s where `Uniform` gathers one 8 times. Needs subgroups of at least BR lanes.
+    UniformShared,
+}
+
+impl KvAccess {
+    /// Whether K and V come through uniform-buffer windows.
+    pub fn uniform(self) -> bool {
+        matches!(self, KvAccess::Uniform | KvAccess::UniformShared)
+    }
+}
+
+/// WGSL statements unpacking `{name}u` (a vec4<u32> of 8 halves) into vec4<f32>s
+/// `{name}0` and `{name}1`.
+fn unpack_halves(name: &str) -> String {
+    format!(
+        "let {name}0 = vec4<f32>(unpack2x16float({name}u.x), unpack2x16float({name}u.y)); let {name}1 = vec4<f32>(unpack2x16float({name}u.z), unpack2x16float({name}u.w));"
+    )
 }
 
 /// Text generation for the fused kernels: everything unrolled over TQ rows, D4 vec4 columns
@@ -1370,7 +1433,7 @@ impl Gen {
             }
             let _ = writeln!(s, "    var m{r} = NEG;");
             let _ = writeln!(s, "    var l{r} = 0.0;");
-            if self.kv == KvAccess::Uniform && !self.split {
+            if self.kv.uniform() && !self.split {
                 let _ = writeln!(s, "    let sb{r} = row{r} * (D4 + 1u);");
                 let _ = writeln!(s, "    if (w.first == 0u && lim{r} >= i32(w.k0)) {{");
                 for c in 0..self.d4 {
@@ -1387,7 +1450,7 @@ impl Gen {
 
     /// Columns loaded together: f16 uniform windows pack 8 halves in one vec4<u32>.
     fn group(&self) -> u32 {
-        if self.kv == KvAccess::Uniform && self.f16 {
+        if self.kv.uniform() && self.f16 {
             2
         } else {
             1
@@ -1405,17 +1468,52 @@ impl Gen {
             KvAccess::Staged => {
                 format!("let {name}0 = vec4<f32>({buf}s[{}u]);", j * d4 + c0)
             }
+            // The lane loads of `lane_loads` hold vec4 c of key j in lane c % 8 of
+            // `{buf}l{j}_{c / 8}` (f16: packed vec4 c / 2).
+            KvAccess::UniformShared if !self.f16 => format!(
+                "let {name}0 = subgroupBroadcast({buf}l{j}_{}, {}u);",
+                c0 / 8,
+                c0 % 8
+            ),
+            KvAccess::UniformShared => format!(
+                "let {name}u = subgroupBroadcast({buf}l{j}_{}, {}u); {}",
+                c0 / 16,
+                (c0 / 2) % 8,
+                unpack_halves(name)
+            ),
             KvAccess::Uniform if !self.f16 => {
                 format!("let {name}0 = {buf}w[kb + {}u];", j * d4 + c0)
             }
-            KvAccess::Uniform => {
-                let d8 = d4 / 2;
-                format!(
-                    "let {name}u = {buf}w[kb + {}u]; let {name}0 = vec4<f32>(unpack2x16float({name}u.x), unpack2x16float({name}u.y)); let {name}1 = vec4<f32>(unpack2x16float({name}u.z), unpack2x16float({name}u.w));",
-                    j * d8 + c0 / 2
-                )
+            KvAccess::Uniform => format!(
+                "let {name}u = {buf}w[kb + {}u]; {}",
+                j * (d4 / 2) + c0 / 2,
+                unpack_halves(name)
+            ),
+        }
+    }
+
+    /// For `UniformShared`: each lane's share of the tile's BC key rows of `buf` (k or v),
+    /// window vec4 u·8 + lane of row j in `{buf}l{j}_{u}` (clamped to the row's last vec4
+    /// when the row is not a multiple of 8 vec4s); empty for the other accesses.
+    fn lane_loads(&self, buf: &str) -> String {
+        let mut s = String::new();
+        if self.kv != KvAccess::UniformShared {
+            return s;
+        }
+        // Window vec4s per key row: f16 rows pack 8 halves per vec4<u32>.
+        let row = if self.f16 { self.d4 / 2 } else { self.d4 };
+        for j in 0..self.bc {
+            for u in 0..row.div_ceil(8) {
+                let _ = writeln!(
+                    s,
+                    "{IND}let {buf}l{j}_{u} = {buf}w[kb + {}u + min({}u + li, {}u)];",
+                    j * row,
+                    u * 8,
+                    row - 1
+                );
             }
         }
+        s
     }
 
     /// One tile of BC keys starting at key `t`, masked per row.
@@ -1458,7 +1556,7 @@ impl Gen {
                     );
                 }
             }
-            KvAccess::Uniform => {}
+            KvAccess::Uniform | KvAccess::UniformShared => {}
         }
         // Scores s_r_j = q_r · k_j.
         for r in 0..tq {
@@ -1467,6 +1565,7 @@ impl Gen {
             }
         }
         let group = self.group();
+        s.push_str(&self.lane_loads("k"));
         for c0 in (0..d4).step_by(group as usize) {
             for j in 0..bc {
                 let _ = writeln!(s, "{IND}{{");
@@ -1504,6 +1603,7 @@ impl Gen {
             let _ = writeln!(s, "{IND}m{r} = mn{r};");
         }
         // o_r = alpha_r·o_r + Σ_j p_r_j·v_j.
+        s.push_str(&self.lane_loads("v"));
         for c0 in (0..d4).step_by(group as usize) {
             for gi in 0..group {
                 for r in 0..tq {
@@ -1534,7 +1634,7 @@ impl Gen {
         for r in 0..self.tq {
             let final_cond = match (self.kv, self.split) {
                 (_, true) => None,
-                (KvAccess::Uniform, false) => Some(format!(
+                (KvAccess::Uniform | KvAccess::UniformShared, false) => Some(format!(
                     "valid{r} && lim{r} < i32(w.k0 + w.nkeys) && (lim{r} >= i32(w.k0) || w.first != 0u)"
                 )),
                 _ => Some(format!("valid{r}")),
@@ -1546,7 +1646,7 @@ impl Gen {
                 for c in 0..self.d4 {
                     let _ = writeln!(s, "        out[qb{r} + {c}u] = vec4<E>(o{r}_{c} * inv);");
                 }
-                if self.kv == KvAccess::Uniform {
+                if self.kv.uniform() {
                     // Not final in this window: carry the state to the next one.
                     let _ = writeln!(s, "    }} else if (valid{r} && lim{r} >= i32(w.k0)) {{");
                     for c in 0..self.d4 {
@@ -1678,9 +1778,13 @@ mod tests {
                 } => {
                     let rows = 3 * s.sq;
                     let per_group = br * rows_per_invocation(tq, s.d);
-                    let blocks = if kv == KvAccess::Uniform {
+                    let blocks = if kv.uniform() {
                         assert_eq!((y, z), (1, 1));
-                        x
+                        // A power of two of workgroups, the blocks past the last return.
+                        assert!(x.is_power_of_two(), "{}", v.name());
+                        let blocks = rows.div_ceil(per_group);
+                        assert_eq!(x, blocks.next_power_of_two(), "{}", v.name());
+                        blocks
                     } else {
                         assert_eq!(y, s.hkv);
                         let splits = chunk.map_or(1, |k| s.skv.div_ceil(k));
