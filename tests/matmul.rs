@@ -35,6 +35,10 @@ fn edge_shapes() -> Vec<MatmulShape> {
         MatmulShape::new(97, 61, 131).transposed_b(),
         MatmulShape::new(40, 36, 20).transposed_b().batched(2),
         MatmulShape::new(3, 5, 2).transposed_b(),
+        // Decode shapes for gemv_ubo: 33 windows of 31 rows (three dispatches, the last
+        // partly used), and a 4-row A with a tail.
+        MatmulShape::new(1, 1000, 512).transposed_b(),
+        MatmulShape::new(4, 37, 36).transposed_b(),
     ]
 }
 
@@ -92,6 +96,9 @@ fn f16_storage_variants_pass_the_tolerance() {
     for shape in [
         MatmulShape::new(97, 61, 131),
         MatmulShape::new(32, 64, 48).transposed_b().batched(2),
+        // gemv_ubo in f16: 23 windows of 31 rows over two dispatches; 3 rows of A.
+        MatmulShape::new(1, 700, 1024).transposed_b(),
+        MatmulShape::new(3, 19, 24).transposed_b(),
     ] {
         let inputs = MatmulInputs::random(&shape, DType::F16, 11);
         for v in MatmulVariant::all() {

@@ -9,6 +9,8 @@
 //! - `subgroup*`: outer products within a subgroup (each lane loads rows nobody else loads
 //!   and shares them with subgroupBroadcast), from buffers, sampled textures (`_tex`) or
 //!   read-only storage textures (`_stex`); `subgroup_stex` is the fast one on lavapipe.
+//! - `gemv_ubo_*`: matrix-vector products for decode (A of at most 4 rows, B stored [n, k])
+//!   streaming B through uniform windows; in [`super::gemv`].
 //!
 //! Texture operands are staged (zero-padded) before timing, like a BLAS packing step; for
 //! inference the weights (B) are staged once at load time.
@@ -16,7 +18,7 @@
 use std::fmt::Write as _;
 
 use super::{
-    bind, check_buffer, check_workgroups, compile, enable_line, render, storage_buffer,
+    bind, check_buffer, check_workgroups, compile, enable_line, gemv, render, storage_buffer,
     uniform_buffer, Dispatch, HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
@@ -64,6 +66,11 @@ pub enum MatmulVariant {
         wy: u32,
         tm: u32,
         tn4: u32,
+    },
+    /// Matrix-vector product over uniform windows of B, `tr` B rows per 8-lane workgroup
+    /// (decode shapes only; see [`super::gemv`]).
+    Gemv {
+        tr: u32,
     },
 }
 
@@ -161,6 +168,8 @@ impl MatmulVariant {
                 tm: 8,
                 tn4: 2,
             },
+            MatmulVariant::Gemv { tr: 4 },
+            MatmulVariant::Gemv { tr: 8 },
         ]
     }
 
@@ -195,6 +204,7 @@ impl MatmulVariant {
             MatmulVariant::Texture { wx, wy, tm, tn4 } => {
                 format!("texture_w{wx}x{wy}_t{tm}x{}", 4 * tn4)
             }
+            MatmulVariant::Gemv { tr } => format!("gemv_ubo_r{tr}"),
         }
     }
 
@@ -206,6 +216,7 @@ impl MatmulVariant {
             MatmulVariant::Tiled { .. } => "kernels/matmul_tiled.wgsl",
             MatmulVariant::Subgroup { .. } => "kernels/matmul_subgroup.wgsl",
             MatmulVariant::Texture { .. } => "kernels/matmul_texture_common.wgsl",
+            MatmulVariant::Gemv { .. } => "kernels/matmul_gemv_ubo.wgsl",
         }
     }
 
@@ -228,6 +239,7 @@ impl MatmulVariant {
             } => (bn / (4 * tn4)) * (bm / tm),
             MatmulVariant::Subgroup { s, nsg, .. } => s * nsg,
             MatmulVariant::Texture { wx, wy, .. } => wx * wy,
+            MatmulVariant::Gemv { .. } => 8,
         }
     }
 
@@ -239,9 +251,15 @@ impl MatmulVariant {
         }
     }
 
-    /// Workgroup counts for `shape`.
+    /// Workgroup counts for `shape`; for `Gemv`, per dispatch with one 64 KiB window (the
+    /// adapter's limits decide the real split, in [`super::gemv::prepare`]).
     pub fn workgroups(&self, shape: &MatmulShape) -> [u32; 3] {
         let (rows, cols) = match *self {
+            MatmulVariant::Gemv { tr } => {
+                let per_window = gemv::plan(shape, DType::F32, tr, 1 << 16, 256)
+                    .map_or(1, |p| p.rows.div_ceil(p.tr));
+                return [per_window, 1, 1];
+            }
             MatmulVariant::Naive => (16, 16),
             MatmulVariant::Reg { wx, wy, tm, tn4 } | MatmulVariant::Texture { wx, wy, tm, tn4 } => {
                 (wy * tm, wx * 4 * tn4)
@@ -312,6 +330,11 @@ impl MatmulVariant {
                     texture_common(shape, dtype, Operands::Textures)
                 )
             }
+            // With one 64 KiB window per dispatch; prepare renders it for the adapter.
+            MatmulVariant::Gemv { tr } => match gemv::plan(shape, dtype, tr, 1 << 16, 256) {
+                Ok(plan) => gemv::source(shape, dtype, &plan, 1),
+                Err(why) => format!("// gemv_ubo does not apply to {shape}: {why}\n"),
+            },
             MatmulVariant::Subgroup {
                 s,
                 nsg,
@@ -351,6 +374,10 @@ impl MatmulVariant {
     ) -> Result<Program, PrepareError> {
         if dtype == DType::F16 && !gpu.has_f16() {
             return Err(PrepareError::Unsupported("adapter lacks SHADER_F16".into()));
+        }
+        if let MatmulVariant::Gemv { tr } = *self {
+            let label = format!("matmul {} {shape} {dtype}", self.name());
+            return gemv::prepare(gpu, shape, dtype, &inputs.a, &inputs.b, tr, &label);
         }
         let s = &gpu.summary;
         if let MatmulVariant::Subgroup { s: size, .. } = *self {
@@ -1130,6 +1157,8 @@ mod tests {
                 MatmulVariant::Subgroup {
                     s, nsg, ra, tn4, ..
                 } => (nsg * s * ra, s * 4 * tn4),
+                // Its geometry follows the windows (gemv.rs tests it).
+                MatmulVariant::Gemv { .. } => continue,
             };
             assert!(x * cols >= 61 && (x - 1) * cols < 61, "{}", v.name());
             assert!(y * rows >= 97 && (y - 1) * rows < 97, "{}", v.name());
@@ -1147,6 +1176,12 @@ mod tests {
                 MatmulShape::new(9, 7, 5).transposed_b(),
             ] {
                 for dtype in [DType::F32, DType::F16] {
+                    if let MatmulVariant::Gemv { tr } = v {
+                        // Only for skinny transposed shapes (gemv.rs tests them).
+                        if gemv::plan(&shape, dtype, tr, 1 << 16, 256).is_err() {
+                            continue;
+                        }
+                    }
                     let src = v.source(&shape, dtype);
                     assert!(!src.contains("{{"), "{} {shape}", v.name());
                     assert_eq!(

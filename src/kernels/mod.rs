@@ -6,6 +6,7 @@
 
 pub mod attention;
 pub mod elementwise;
+pub mod gemv;
 pub mod matmul;
 
 use half::f16;

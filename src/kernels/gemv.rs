@@ -1,0 +1,393 @@
+//! The matrix-vector matmul for decode on lavapipe (`gemv_ubo_*`): A with at most
+//! [`GEMV_MAX_M`] rows times Bᵀ, B streamed through uniform-buffer windows. See the header of
+//! `kernels/matmul_gemv_ubo.wgsl` for why; [`super::matmul::MatmulVariant::Gemv`] offers it.
+
+use std::fmt::Write as _;
+
+use wgpu::util::DeviceExt;
+
+use super::{check_workgroups, compile, enable_line, render, storage_buffer, uniform_buffer};
+use super::{Dispatch, HostTensor, PrepareError, Program};
+use crate::gpu::Gpu;
+use crate::shape::{DType, MatmulShape};
+
+const GEMV: &str = include_str!("../../kernels/matmul_gemv_ubo.wgsl");
+
+/// The most A rows the kernel unrolls (decode batch sizes).
+pub const GEMV_MAX_M: u32 = 4;
+
+/// The most B windows one dispatch binds (uniform bindings: the table, A and these).
+pub const GEMV_MAX_WINDOWS: u32 = 12;
+
+/// How B is cut into uniform windows of whole rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GemvPlan {
+    /// Bytes bound per window (<= 64 KiB).
+    pub window_bytes: u64,
+    /// B rows per window.
+    pub rows: u32,
+    /// Windows covering all n rows.
+    pub windows: u32,
+    /// B rows per workgroup: the variant's, or fewer when a window holds fewer.
+    pub tr: u32,
+}
+
+/// Vec4s per row: `vec4<f32>` for f32, `vec4<u32>` (8 halves) for f16.
+fn row_vec4s(k: u32, dtype: DType) -> u32 {
+    match dtype {
+        DType::F32 => k / 4,
+        DType::F16 => k / 8,
+    }
+}
+
+/// The window plan for `shape` with the adapter's uniform binding size and offset alignment,
+/// or why the kernel does not apply.
+pub fn plan(
+    shape: &MatmulShape,
+    dtype: DType,
+    tr: u32,
+    max_binding: u64,
+    align: u64,
+) -> Result<GemvPlan, String> {
+    if !shape.transpose_b {
+        return Err("reads B rows, so needs B stored [n, k] (transpose_b=1)".into());
+    }
+    if shape.batch != 1 {
+        return Err(format!(
+            "for batch 1 (this shape has batch={})",
+            shape.batch
+        ));
+    }
+    if shape.m > GEMV_MAX_M {
+        return Err(format!(
+            "for at most {GEMV_MAX_M} rows of A (decode); this shape has m={}",
+            shape.m
+        ));
+    }
+    let unit = if dtype == DType::F16 { 8 } else { 4 };
+    if !shape.k.is_multiple_of(unit) {
+        return Err(format!(
+            "needs k a multiple of {unit} in {dtype} (k={})",
+            shape.k
+        ));
+    }
+    let window_bytes = max_binding.min(1 << 16) / 16 * 16;
+    let row_bytes = shape.k as u64 * dtype.size();
+    let a_bytes = shape.m as u64 * row_bytes;
+    if a_bytes > window_bytes {
+        return Err(format!(
+            "A ({a_bytes} bytes) must fit one {window_bytes}-byte uniform binding"
+        ));
+    }
+    // Binding offsets are aligned down, so a window may start align - 16 bytes early.
+    let rows = window_bytes.saturating_sub(align.max(16) - 16) / row_bytes;
+    if rows == 0 {
+        return Err(format!(
+            "a row of k={} does not fit a {window_bytes}-byte uniform window",
+            shape.k
+        ));
+    }
+    let rows = rows.min(shape.n as u64) as u32;
+    Ok(GemvPlan {
+        window_bytes,
+        rows,
+        windows: shape.n.div_ceil(rows),
+        tr: tr.min(rows),
+    })
+}
+
+/// The WGSL for `shape` in `dtype` under `plan`, with `nw` windows per dispatch.
+pub fn source(shape: &MatmulShape, dtype: DType, plan: &GemvPlan, nw: u32) -> String {
+    let f16 = dtype == DType::F16;
+    let kv = row_vec4s(shape.k, dtype);
+    let kw = if f16 { "u32" } else { "f32" };
+    let (m, tr) = (shape.m, plan.tr);
+    let mut declare = String::new();
+    for t in 0..tr {
+        let _ = writeln!(
+            declare,
+            "    let wb{t} = slot.z + min(first + {t}u, slot.y - 1u) * KV;"
+        );
+        for r in 0..m {
+            let _ = writeln!(declare, "    var acc{r}_{t} = 0.0;");
+        }
+    }
+    // The loop body over this lane's vec4s, with the window binding written as `@B`.
+    let mut step = String::new();
+    let ind = "                ";
+    for r in 0..m {
+        if f16 {
+            let _ = writeln!(
+                step,
+                "{ind}let au{r} = aw[{r}u * KV + cv]; let a{r}l = vec4<f32>(unpack2x16float(au{r}.x), unpack2x16float(au{r}.y)); let a{r}h = vec4<f32>(unpack2x16float(au{r}.z), unpack2x16float(au{r}.w));"
+            );
+        } else {
+            let _ = writeln!(step, "{ind}let a{r} = aw[{r}u * KV + cv];");
+        }
+    }
+    for t in 0..tr {
+        if f16 {
+            let _ = writeln!(
+                step,
+                "{ind}let bu{t} = @B[wb{t} + cv]; let b{t}l = vec4<f32>(unpack2x16float(bu{t}.x), unpack2x16float(bu{t}.y)); let b{t}h = vec4<f32>(unpack2x16float(bu{t}.z), unpack2x16float(bu{t}.w));"
+            );
+            for r in 0..m {
+                let _ = writeln!(
+                    step,
+                    "{ind}acc{r}_{t} += dot(a{r}l, b{t}l) + dot(a{r}h, b{t}h);"
+                );
+            }
+        } else {
+            let _ = writeln!(step, "{ind}let b{t} = @B[wb{t} + cv];");
+            for r in 0..m {
+                let _ = writeln!(step, "{ind}acc{r}_{t} += dot(a{r}, b{t});");
+            }
+        }
+    }
+    let mut bindings = String::new();
+    let mut windows = String::from("    switch wid.y {\n");
+    for i in 0..nw {
+        let _ = writeln!(
+            bindings,
+            "@group(0) @binding({}) var<uniform> bw{i}: array<vec4<{kw}>, {}>;",
+            2 + i,
+            plan.window_bytes / 16
+        );
+        // The last slot is the default, so every path runs a loop.
+        let case = if i + 1 == nw {
+            "default".to_string()
+        } else {
+            format!("case {i}u")
+        };
+        let _ = write!(
+            windows,
+            "        {case}: {{\n            for (var cv = lane; cv < KV; cv += 8u) {{\n{}\n            }}\n        }}\n",
+            step.replace("@B", &format!("bw{i}")).trim_end()
+        );
+    }
+    windows.push_str("    }");
+    let mut store = String::new();
+    for t in 0..tr {
+        for r in 0..m {
+            let _ = writeln!(store, "    let s{r}_{t} = subgroupAdd(acc{r}_{t});");
+        }
+        let _ = writeln!(store, "    if (lane == 0u && first + {t}u < slot.y) {{");
+        for r in 0..m {
+            let _ = writeln!(
+                store,
+                "        c[{r}u * N + slot.x + first + {t}u] = E(s{r}_{t});"
+            );
+        }
+        let _ = writeln!(store, "    }}");
+    }
+    render(
+        GEMV,
+        &[
+            ("ENABLE_F16", enable_line(dtype)),
+            ("ELEM", dtype.wgsl().into()),
+            ("KW", kw.into()),
+            ("M", m.to_string()),
+            ("N", shape.n.to_string()),
+            ("KV", kv.to_string()),
+            ("TR", tr.to_string()),
+            ("NW", nw.to_string()),
+            ("AV", (m * kv).to_string()),
+            ("B_BINDINGS", bindings.trim_end().to_string()),
+            ("C_BINDING", (2 + nw).to_string()),
+            ("DECLARE", declare.trim_end().to_string()),
+            ("WINDOWS", windows),
+            ("STORE", store.trim_end().to_string()),
+        ],
+    )
+}
+
+/// Build the program: B staged once into a uniform-readable buffer (the weights), A bound
+/// as it is, one dispatch per `nw` windows.
+pub fn prepare(
+    gpu: &Gpu,
+    shape: &MatmulShape,
+    dtype: DType,
+    a: &HostTensor,
+    b: &HostTensor,
+    tr: u32,
+    label: &str,
+) -> Result<Program, PrepareError> {
+    let s = &gpu.summary;
+    if !gpu.device.features().contains(wgpu::Features::SUBGROUP) || s.subgroup_min_size < 8 {
+        return Err(PrepareError::Unsupported(format!(
+            "needs subgroups of at least 8 lanes (adapter: {})",
+            if s.subgroups {
+                format!("{}..{}", s.subgroup_min_size, s.subgroup_max_size)
+            } else {
+                "none".into()
+            }
+        )));
+    }
+    let limits = gpu.limits();
+    let align = (limits.min_uniform_buffer_offset_alignment as u64).max(16);
+    let plan = plan(
+        shape,
+        dtype,
+        tr,
+        limits.max_uniform_buffer_binding_size,
+        align,
+    )
+    .map_err(PrepareError::Unsupported)?;
+    let nw = limits
+        .max_uniform_buffers_per_shader_stage
+        .saturating_sub(2)
+        .min(GEMV_MAX_WINDOWS)
+        .min(plan.windows);
+    if nw == 0 {
+        return Err(PrepareError::Unsupported(format!(
+            "needs 3 uniform buffers per shader stage (adapter: {})",
+            limits.max_uniform_buffers_per_shader_stage
+        )));
+    }
+    let per_window = plan.rows.div_ceil(plan.tr);
+    check_workgroups(gpu, [per_window, nw, 1])?;
+    let pipeline = compile(gpu, label, &source(shape, dtype, &plan, nw), "main")?;
+
+    // Uniform-readable copies padded so a whole window (or A's binding) stays in bounds.
+    let padded = |bytes: &[u8], label: &str, pad: u64| {
+        let mut bytes = bytes.to_vec();
+        bytes.resize((bytes.len() as u64 + pad).next_multiple_of(16) as usize, 0);
+        gpu.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: &bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+            })
+    };
+    let a_vec4s = (shape.m * row_vec4s(shape.k, dtype)) as u64;
+    let a_buf = padded(a.bytes(), "A", 0);
+    let b_buf = padded(b.bytes(), "B", plan.window_bytes);
+    let c = storage_buffer(
+        gpu,
+        "C",
+        HostTensor::nan(dtype, shape.c_len()).bytes(),
+        true,
+    );
+
+    // One table entry per dispatch: nw slots of (row0, rows, w_off, 0).
+    let table_bytes = 16 * nw as u64;
+    let entry = table_bytes.next_multiple_of(align);
+    let row_bytes = shape.k as u64 * dtype.size();
+    let mut table: Vec<u8> = Vec::new();
+    let mut groups: Vec<(u64, Vec<u64>, u32)> = Vec::new();
+    let all: Vec<u32> = (0..plan.windows).collect();
+    for chunk in all.chunks(nw as usize) {
+        let mut words: Vec<u32> = Vec::with_capacity(4 * nw as usize);
+        let mut starts = Vec::with_capacity(chunk.len());
+        for &wi in chunk {
+            let row0 = wi * plan.rows;
+            let first = row0 as u64 * row_bytes;
+            let start = first / align * align;
+            words.extend_from_slice(&[
+                row0,
+                plan.rows.min(shape.n - row0),
+                ((first - start) / 16) as u32,
+                0,
+            ]);
+            starts.push(start);
+        }
+        words.resize(4 * nw as usize, 0);
+        groups.push((table.len() as u64, starts, chunk.len() as u32));
+        table.extend_from_slice(bytemuck::cast_slice(&words));
+        table.resize((table.len() as u64).next_multiple_of(entry) as usize, 0);
+    }
+    let table_buf = uniform_buffer(gpu, "gemv windows", &table);
+    fn binding(buffer: &wgpu::Buffer, offset: u64, size: u64) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer,
+            offset,
+            size: std::num::NonZeroU64::new(size),
+        })
+    }
+    let layout = pipeline.get_bind_group_layout(0);
+    let mut dispatches = Vec::with_capacity(groups.len());
+    for (table_at, starts, used) in groups {
+        let mut resources = vec![
+            binding(&table_buf, table_at, table_bytes),
+            binding(&a_buf, 0, a_vec4s * 16),
+        ];
+        for i in 0..nw as usize {
+            // Unused slots repeat the first window; no workgroup reads them.
+            let start = starts.get(i).copied().unwrap_or(starts[0]);
+            resources.push(binding(&b_buf, start, plan.window_bytes));
+        }
+        resources.push(c.as_entire_binding());
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .into_iter()
+            .enumerate()
+            .map(|(i, resource)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource,
+            })
+            .collect();
+        dispatches.push(Dispatch {
+            bind_group: gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout: &layout,
+                entries: &entries,
+            }),
+            pipeline: pipeline.clone(),
+            workgroups: [per_window, used, 1],
+        });
+    }
+    Ok(Program {
+        dispatches,
+        output: c,
+        output_dtype: dtype,
+        output_len: shape.c_len(),
+        _keep: vec![table_buf, a_buf, b_buf],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_whole_rows_per_window_and_refuses_what_does_not_fit() {
+        let s = MatmulShape::new(1, 50257, 768).transposed_b();
+        let p = plan(&s, DType::F16, 4, 1 << 16, 256).unwrap();
+        // 1536-byte rows: 42 per 64 KiB window after the 240-byte alignment slack.
+        assert_eq!(
+            (p.rows, p.windows, p.tr),
+            (42, 50257usize.div_ceil(42) as u32, 4)
+        );
+        // k=8192 f16 rows are 16 KiB: 3 per window, and the workgroup tile shrinks to 3.
+        let s = MatmulShape::new(1, 2048, 8192).transposed_b();
+        let p = plan(&s, DType::F16, 4, 1 << 16, 256).unwrap();
+        assert_eq!((p.rows, p.tr), (3, 3));
+        for (shape, dtype) in [
+            (MatmulShape::new(5, 64, 64).transposed_b(), DType::F32),
+            (MatmulShape::new(1, 64, 64), DType::F32),
+            (
+                MatmulShape::new(1, 64, 64).transposed_b().batched(2),
+                DType::F32,
+            ),
+            (MatmulShape::new(1, 64, 12).transposed_b(), DType::F16),
+            (MatmulShape::new(1, 64, 20000).transposed_b(), DType::F32),
+        ] {
+            assert!(
+                plan(&shape, dtype, 4, 1 << 16, 256).is_err(),
+                "{shape} {dtype}"
+            );
+        }
+    }
+
+    #[test]
+    fn renders_for_both_dtypes_and_tails() {
+        for (shape, dtype) in [
+            (MatmulShape::new(1, 100, 64).transposed_b(), DType::F32),
+            (MatmulShape::new(3, 7, 24).transposed_b(), DType::F16),
+        ] {
+            let p = plan(&shape, dtype, 4, 1 << 16, 256).unwrap();
+            let src = source(&shape, dtype, &p, 3);
+            assert!(!src.contains("{{") && !src.contains("@B"), "{src}");
+            assert_eq!(src.matches("for (var cv").count(), 3);
+        }
+    }
+}
