@@ -162,6 +162,13 @@ impl MatmulVariant {
                 tn4: 1,
                 operands: Operands::StorageTextures,
             },
+            Subgroup {
+                s: 8,
+                nsg: 2,
+                ra: 1,
+                tn4: 2,
+                operands: Operands::StorageTextures,
+            },
             Texture {
                 wx: 8,
                 wy: 8,
