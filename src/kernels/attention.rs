@@ -38,10 +38,9 @@
 use std::fmt::Write as _;
 
 use super::{
-    bind, check_buffer, check_workgroups, compile, enable_line, render, storage_buffer,
-    uniform_buffer, Dispatch, HostTensor, PrepareError, Program,
+    bind, check_buffer, check_workgroups, compile, enable_line, render, require_subgroups,
+    storage_buffer, uniform_buffer, uniform_readable, Dispatch, HostTensor, PrepareError, Program,
 };
-use wgpu::util::DeviceExt;
 
 use crate::gpu::Gpu;
 use crate::shape::{AttentionShape, DType};
@@ -596,21 +595,7 @@ impl AttentionVariant {
             let AttentionVariant::Flash { br, .. } = *self else {
                 unreachable!("fused variants only")
             };
-            let s = &gpu.summary;
-            if !gpu.device.features().contains(wgpu::Features::SUBGROUP) || s.subgroup_min_size < br
-            {
-                return Err(PrepareError::Unsupported(format!(
-                    "shares K/V loads across a {br}-lane subgroup; the adapter has {}",
-                    if s.subgroups {
-                        format!(
-                            "subgroups of {}..{}",
-                            s.subgroup_min_size, s.subgroup_max_size
-                        )
-                    } else {
-                        "no subgroups".into()
-                    }
-                )));
-            }
+            require_subgroups(gpu, br, "shares K/V loads across the workgroup's lanes")?;
         }
         if kv.uniform() && chunk.is_some() {
             return Err(PrepareError::Unsupported(
@@ -687,22 +672,9 @@ impl AttentionVariant {
         };
         let mut dispatches = Vec::new();
         if let Some(plan) = plan {
-            let padded = |data: &HostTensor, label: &str| {
-                let mut bytes = data.bytes().to_vec();
-                // A whole window past the last key must stay inside the buffer.
-                bytes.resize(
-                    (bytes.len() as u64 + plan.window_bytes).next_multiple_of(16) as usize,
-                    0,
-                );
-                gpu.device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some(label),
-                        contents: &bytes,
-                        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
-                    })
-            };
-            let k = padded(&inputs.k, "K");
-            let v = padded(&inputs.v, "V");
+            // A whole window past the last key must stay inside the buffer.
+            let k = uniform_readable(gpu, "K", inputs.k.bytes(), plan.window_bytes);
+            let v = uniform_readable(gpu, "V", inputs.v.bytes(), plan.window_bytes);
             let state = if chunk.is_none() {
                 let bytes = rows * (shape.d as u64 / 4 + 1) * 16;
                 check_buffer(gpu, "the softmax state", bytes)?;
@@ -1085,19 +1057,7 @@ fn prepare_decode(
             shape.d
         )));
     }
-    let s = &gpu.summary;
-    if !gpu.device.features().contains(wgpu::Features::SUBGROUP) || s.subgroup_min_size < 8 {
-        return Err(PrepareError::Unsupported(format!(
-            "needs subgroups of at least 8 invocations (adapter: {}, sizes {}..{})",
-            if s.subgroups {
-                "SUBGROUP"
-            } else {
-                "no SUBGROUP"
-            },
-            s.subgroup_min_size,
-            s.subgroup_max_size
-        )));
-    }
+    require_subgroups(gpu, 8, "combines the lanes' keys with subgroup reductions")?;
     let limits = gpu.limits();
     let align = (limits.min_uniform_buffer_offset_alignment as u64).max(16);
     let plan = variant
@@ -1170,20 +1130,10 @@ fn prepare_decode(
         &merge_source(shape.d, dtype),
         "main",
     )?;
-    // Uniform-readable inputs, padded so a whole window past the last row stays in bounds.
-    let padded = |data: &HostTensor, label: &str, pad: u64| {
-        let mut bytes = data.bytes().to_vec();
-        bytes.resize((bytes.len() as u64 + pad).next_multiple_of(16) as usize, 0);
-        gpu.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: &bytes,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
-            })
-    };
-    let q = padded(&inputs.q, "Q", q_vec4s * 16);
-    let k = padded(&inputs.k, "K", plan.window_bytes);
-    let v = padded(&inputs.v, "V", plan.window_bytes);
+    // Padded so a whole window past the last row stays in bounds.
+    let q = uniform_readable(gpu, "Q", inputs.q.bytes(), q_vec4s * 16);
+    let k = uniform_readable(gpu, "K", inputs.k.bytes(), plan.window_bytes);
+    let v = uniform_readable(gpu, "V", inputs.v.bytes(), plan.window_bytes);
     let out = storage_buffer(gpu, "O", HostTensor::nan(dtype, q_len).bytes(), true);
     let uniforms = uniform_buffer(gpu, "attention params", bytemuck::bytes_of(&params));
     let part_o = scratch(gpu, "attention partial o", part_o_bytes);

@@ -4,9 +4,8 @@
 
 use std::fmt::Write as _;
 
-use wgpu::util::DeviceExt;
-
-use super::{check_workgroups, compile, enable_line, render, storage_buffer, uniform_buffer};
+use super::{check_workgroups, compile, enable_line, render, require_subgroups, storage_buffer};
+use super::{uniform_buffer, uniform_readable};
 use super::{Dispatch, HostTensor, PrepareError, Program};
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
@@ -212,17 +211,7 @@ pub fn prepare(
     tr: u32,
     label: &str,
 ) -> Result<Program, PrepareError> {
-    let s = &gpu.summary;
-    if !gpu.device.features().contains(wgpu::Features::SUBGROUP) || s.subgroup_min_size < 8 {
-        return Err(PrepareError::Unsupported(format!(
-            "needs subgroups of at least 8 lanes (adapter: {})",
-            if s.subgroups {
-                format!("{}..{}", s.subgroup_min_size, s.subgroup_max_size)
-            } else {
-                "none".into()
-            }
-        )));
-    }
+    require_subgroups(gpu, 8, "sums each row's lanes with subgroupAdd")?;
     let limits = gpu.limits();
     let align = (limits.min_uniform_buffer_offset_alignment as u64).max(16);
     let plan = plan(
@@ -248,20 +237,10 @@ pub fn prepare(
     check_workgroups(gpu, [per_window, nw, 1])?;
     let pipeline = compile(gpu, label, &source(shape, dtype, &plan, nw), "main")?;
 
-    // Uniform-readable copies padded so a whole window (or A's binding) stays in bounds.
-    let padded = |bytes: &[u8], label: &str, pad: u64| {
-        let mut bytes = bytes.to_vec();
-        bytes.resize((bytes.len() as u64 + pad).next_multiple_of(16) as usize, 0);
-        gpu.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: &bytes,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
-            })
-    };
     let a_vec4s = (shape.m * row_vec4s(shape.k, dtype)) as u64;
-    let a_buf = padded(a.bytes(), "A", 0);
-    let b_buf = padded(b.bytes(), "B", plan.window_bytes);
+    // Padded so a whole window bound at the last row stays in bounds.
+    let a_buf = uniform_readable(gpu, "A", a.bytes(), 0);
+    let b_buf = uniform_readable(gpu, "B", b.bytes(), plan.window_bytes);
     let c = storage_buffer(
         gpu,
         "C",

@@ -24,6 +24,37 @@ pub enum PrepareError {
     Failed(String),
 }
 
+/// `Unsupported` unless the adapter has `Features::SUBGROUP` with subgroups of at least
+/// `lanes` invocations, so that a workgroup of `lanes` is one subgroup; `why` says what the
+/// kernel uses them for.
+pub fn require_subgroups(gpu: &Gpu, lanes: u32, why: &str) -> Result<(), PrepareError> {
+    let s = &gpu.summary;
+    if gpu.device.features().contains(wgpu::Features::SUBGROUP) && s.subgroup_min_size >= lanes {
+        return Ok(());
+    }
+    Err(PrepareError::Unsupported(format!(
+        "{why}: needs subgroups of at least {lanes} lanes; the adapter has {}",
+        if s.subgroups {
+            format!("{}..{}", s.subgroup_min_size, s.subgroup_max_size)
+        } else {
+            "none".into()
+        }
+    )))
+}
+
+/// A buffer readable as uniform windows (and storage): `bytes` followed by `pad` zero bytes,
+/// so a window bound at the last row stays in bounds, rounded up to 16 bytes.
+pub fn uniform_readable(gpu: &Gpu, label: &str, bytes: &[u8], pad: u64) -> wgpu::Buffer {
+    let mut padded = bytes.to_vec();
+    padded.resize((bytes.len() as u64 + pad).next_multiple_of(16) as usize, 0);
+    gpu.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: &padded,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+        })
+}
+
 /// Fill `{{NAME}}` fields of a WGSL template. Every field must be given and used, so a typo
 /// fails the unit tests instead of producing a shader that does not compile.
 pub fn render(template: &str, fields: &[(&str, String)]) -> String {
