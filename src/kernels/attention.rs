@@ -39,7 +39,8 @@ use std::fmt::Write as _;
 
 use super::{
     bind, check_buffer, check_workgroups, compile, enable_line, render, require_subgroups,
-    storage_buffer, uniform_buffer, uniform_readable, Dispatch, HostTensor, PrepareError, Program,
+    slot_switch, storage_buffer, uniform_buffer, uniform_readable, unpack_halves, Dispatch,
+    HostTensor, PrepareError, Program,
 };
 
 use crate::gpu::Gpu;
@@ -839,8 +840,9 @@ pub fn decode_source(
     let load = |buf: &str, base: &str, off: u32, name: &str| -> String {
         if f16 {
             format!(
-                "let {name}u = {buf}[{base} + {}u]; let {name}0 = vec4<f32>(unpack2x16float({name}u.x), unpack2x16float({name}u.y)); let {name}1 = vec4<f32>(unpack2x16float({name}u.z), unpack2x16float({name}u.w));",
-                off / 2
+                "let {name}u = {buf}[{base} + {}u]; {}",
+                off / 2,
+                unpack_halves(name)
             )
         } else {
             format!("let {name}0 = {buf}[{base} + {off}u];")
@@ -964,7 +966,6 @@ pub fn decode_source(
     }
     let kw = if f16 { "u32" } else { "f32" };
     let mut bindings = String::new();
-    let mut windows = String::from("    switch wid.y {\n");
     for i in 0..nw {
         for (j, name) in ["kw", "vw"].iter().enumerate() {
             let _ = writeln!(
@@ -973,22 +974,16 @@ pub fn decode_source(
                 3 + 2 * i + j as u32
             );
         }
-        // The last slot is the default, so every path assigns the state.
-        let case = if i + 1 == nw {
-            "default".to_string()
-        } else {
-            format!("case {i}u")
-        };
+    }
+    let windows = slot_switch("wid.y", nw, |i| {
         let body = step
             .replace("@K", &format!("kw{i}"))
             .replace("@V", &format!("vw{i}"));
-        let _ = write!(
-            windows,
-            "        {case}: {{\n            for (var t0 = k_begin; t0 < see_end; t0 += i32(8u * TK)) {{\n{}\n            }}\n        }}\n",
+        format!(
+            "            for (var t0 = k_begin; t0 < see_end; t0 += i32(8u * TK)) {{\n{}\n            }}",
             body.trim_end()
-        );
-    }
-    windows.push_str("    }");
+        )
+    });
     for (j, (name, ty)) in [("part_o", "vec4<f32>"), ("part_ml", "vec2<f32>")]
         .into_iter()
         .enumerate()
@@ -1328,14 +1323,6 @@ impl KvAccess {
     pub fn uniform(self) -> bool {
         matches!(self, KvAccess::Uniform | KvAccess::UniformShared)
     }
-}
-
-/// WGSL statements unpacking `{name}u` (a vec4<u32> of 8 halves) into vec4<f32>s
-/// `{name}0` and `{name}1`.
-fn unpack_halves(name: &str) -> String {
-    format!(
-        "let {name}0 = vec4<f32>(unpack2x16float({name}u.x), unpack2x16float({name}u.y)); let {name}1 = vec4<f32>(unpack2x16float({name}u.z), unpack2x16float({name}u.w));"
-    )
 }
 
 /// Text generation for the fused kernels: everything unrolled over TQ rows, D4 vec4 columns

@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::{check_workgroups, compile, enable_line, render, require_subgroups, storage_buffer};
-use super::{uniform_buffer, uniform_readable};
+use super::{check_workgroups, compile, enable_line, render, require_subgroups, slot_switch};
+use super::{storage_buffer, uniform_buffer, uniform_readable, unpack_halves};
 use super::{Dispatch, HostTensor, PrepareError, Program};
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
@@ -118,7 +118,8 @@ pub fn source(shape: &MatmulShape, dtype: DType, plan: &GemvPlan, nw: u32) -> St
         if f16 {
             let _ = writeln!(
                 step,
-                "{ind}let au{r} = aw[{r}u * KV + cv]; let a{r}l = vec4<f32>(unpack2x16float(au{r}.x), unpack2x16float(au{r}.y)); let a{r}h = vec4<f32>(unpack2x16float(au{r}.z), unpack2x16float(au{r}.w));"
+                "{ind}let a{r}u = aw[{r}u * KV + cv]; {}",
+                unpack_halves(&format!("a{r}"))
             );
         } else {
             let _ = writeln!(step, "{ind}let a{r} = aw[{r}u * KV + cv];");
@@ -128,12 +129,13 @@ pub fn source(shape: &MatmulShape, dtype: DType, plan: &GemvPlan, nw: u32) -> St
         if f16 {
             let _ = writeln!(
                 step,
-                "{ind}let bu{t} = @B[wb{t} + cv]; let b{t}l = vec4<f32>(unpack2x16float(bu{t}.x), unpack2x16float(bu{t}.y)); let b{t}h = vec4<f32>(unpack2x16float(bu{t}.z), unpack2x16float(bu{t}.w));"
+                "{ind}let b{t}u = @B[wb{t} + cv]; {}",
+                unpack_halves(&format!("b{t}"))
             );
             for r in 0..m {
                 let _ = writeln!(
                     step,
-                    "{ind}acc{r}_{t} += dot(a{r}l, b{t}l) + dot(a{r}h, b{t}h);"
+                    "{ind}acc{r}_{t} += dot(a{r}0, b{t}0) + dot(a{r}1, b{t}1);"
                 );
             }
         } else {
@@ -144,7 +146,6 @@ pub fn source(shape: &MatmulShape, dtype: DType, plan: &GemvPlan, nw: u32) -> St
         }
     }
     let mut bindings = String::new();
-    let mut windows = String::from("    switch wid.y {\n");
     for i in 0..nw {
         let _ = writeln!(
             bindings,
@@ -152,19 +153,13 @@ pub fn source(shape: &MatmulShape, dtype: DType, plan: &GemvPlan, nw: u32) -> St
             2 + i,
             plan.window_bytes / 16
         );
-        // The last slot is the default, so every path runs a loop.
-        let case = if i + 1 == nw {
-            "default".to_string()
-        } else {
-            format!("case {i}u")
-        };
-        let _ = write!(
-            windows,
-            "        {case}: {{\n            for (var cv = lane; cv < KV; cv += 8u) {{\n{}\n            }}\n        }}\n",
-            step.replace("@B", &format!("bw{i}")).trim_end()
-        );
     }
-    windows.push_str("    }");
+    let windows = slot_switch("wid.y", nw, |i| {
+        format!(
+            "            for (var cv = lane; cv < KV; cv += 8u) {{\n{}\n            }}",
+            step.replace("@B", &format!("bw{i}")).trim_end()
+        )
+    });
     let mut store = String::new();
     for t in 0..tr {
         for r in 0..m {

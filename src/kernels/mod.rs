@@ -55,6 +55,35 @@ pub fn uniform_readable(gpu: &Gpu, label: &str, bytes: &[u8], pad: u64) -> wgpu:
         })
 }
 
+/// WGSL statements unpacking `{name}u` (a vec4<u32> of 8 halves, as f16 data is read from
+/// uniform arrays, whose elements need a 16-byte stride) into vec4<f32>s `{name}0` and
+/// `{name}1`.
+pub fn unpack_halves(name: &str) -> String {
+    format!(
+        "let {name}0 = vec4<f32>(unpack2x16float({name}u.x), unpack2x16float({name}u.y)); let {name}1 = vec4<f32>(unpack2x16float({name}u.z), unpack2x16float({name}u.w));"
+    )
+}
+
+/// A WGSL `switch` over `nw` window slots on `selector`: `body(i)` is the code for slot i
+/// (WGSL cannot index bindings, so kernels that bind several uniform windows repeat their
+/// loop per slot). The last slot is the `default`, so every path runs a body.
+pub fn slot_switch(selector: &str, nw: u32, body: impl Fn(u32) -> String) -> String {
+    let mut out = format!("    switch {selector} {{\n");
+    for i in 0..nw {
+        let case = if i + 1 == nw {
+            "default".to_string()
+        } else {
+            format!("case {i}u")
+        };
+        out.push_str(&format!(
+            "        {case}: {{\n{}\n        }}\n",
+            body(i).trim_end()
+        ));
+    }
+    out.push_str("    }");
+    out
+}
+
 /// Fill `{{NAME}}` fields of a WGSL template. Every field must be given and used, so a typo
 /// fails the unit tests instead of producing a shader that does not compile.
 pub fn render(template: &str, fields: &[(&str, String)]) -> String {
