@@ -253,6 +253,18 @@ impl AttentionVariant {
         }
     }
 
+    /// Workgroups of packed query rows (rep·Sq per KV head) of a fused variant: BR
+    /// invocations of TQ rows each; 1 for the others.
+    fn row_blocks(&self, shape: &AttentionShape) -> u32 {
+        match *self {
+            AttentionVariant::Flash { br, tq, .. } => {
+                let rep = shape.hq / shape.hkv;
+                (rep * shape.sq).div_ceil(br * rows_per_invocation(tq, shape.d))
+            }
+            _ => 1,
+        }
+    }
+
     /// Invocations per workgroup of the main kernel.
     pub fn invocations(&self) -> u32 {
         match *self {
@@ -355,11 +367,8 @@ impl AttentionVariant {
                 shape.b * shape.hq,
             ],
             AttentionVariant::Decode { .. } => [subs, 1, 1],
-            AttentionVariant::Flash {
-                kv, br, tq, chunk, ..
-            } => {
-                let rep = shape.hq / shape.hkv;
-                let blocks = (rep * shape.sq).div_ceil(br * rows_per_invocation(tq, shape.d));
+            AttentionVariant::Flash { kv, chunk, .. } => {
+                let blocks = self.row_blocks(shape);
                 if kv.uniform() {
                     // Bit-reversed block order needs a power of two (see the kernel).
                     [blocks.next_power_of_two(), 1, 1]
@@ -593,10 +602,11 @@ impl AttentionVariant {
 
         // Fused variants.
         if kv == KvAccess::UniformShared {
-            let AttentionVariant::Flash { br, .. } = *self else {
-                unreachable!("fused variants only")
-            };
-            require_subgroups(gpu, br, "shares K/V loads across the workgroup's lanes")?;
+            require_subgroups(
+                gpu,
+                self.invocations(),
+                "shares K/V loads across the workgroup's lanes",
+            )?;
         }
         if kv.uniform() && chunk.is_some() {
             return Err(PrepareError::Unsupported(
@@ -683,11 +693,7 @@ impl AttentionVariant {
             } else {
                 None
             };
-            let rep_rows = rep * shape.sq;
-            let AttentionVariant::Flash { br, tq, .. } = *self else {
-                unreachable!("fused variants only")
-            };
-            let blocks = rep_rows.div_ceil(br * rows_per_invocation(tq, shape.d));
+            let blocks = self.row_blocks(shape);
             let slot = 32u64.next_multiple_of(plan.align);
             let count = shape.b as u64 * shape.hkv as u64 * plan.windows as u64;
             let mut slots = vec![0u8; (count * slot) as usize];

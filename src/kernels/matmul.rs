@@ -382,8 +382,8 @@ impl MatmulVariant {
         if dtype == DType::F16 && !gpu.has_f16() {
             return Err(PrepareError::Unsupported("adapter lacks SHADER_F16".into()));
         }
+        let label = format!("matmul {} {shape} {dtype}", self.name());
         if let MatmulVariant::Gemv { tr } = *self {
-            let label = format!("matmul {} {shape} {dtype}", self.name());
             return gemv::prepare(gpu, shape, dtype, &inputs.a, &inputs.b, tr, &label);
         }
         let s = &gpu.summary;
@@ -419,9 +419,8 @@ impl MatmulVariant {
         let workgroups = self.workgroups(shape);
         check_workgroups(gpu, workgroups)?;
 
-        let label = format!("matmul {} {shape} {dtype}", self.name());
         if let Some(operands) = self.texture_operands() {
-            return self.prepare_textured(gpu, shape, dtype, inputs, workgroups, operands);
+            return self.prepare_textured(gpu, shape, dtype, inputs, &label, operands);
         }
         let pipeline = compile(gpu, &label, &self.source(shape, dtype), "main")?;
         let params: [u32; 4] = [shape.m, shape.n, shape.k, shape.batch];
@@ -458,10 +457,11 @@ impl MatmulVariant {
         shape: &MatmulShape,
         dtype: DType,
         inputs: &MatmulInputs,
-        workgroups: [u32; 3],
+        label: &str,
         operands: Operands,
     ) -> Result<Program, PrepareError> {
-        let label = &format!("matmul {} {shape} {dtype}", self.name());
+        // Checked against the adapter's limits by `prepare`.
+        let workgroups = self.workgroups(shape);
         let (kp, np) = (shape.k.next_multiple_of(4), shape.n.next_multiple_of(4));
         // A is written by the pack dispatch inside the timed program.
         let a = operand_texture(
