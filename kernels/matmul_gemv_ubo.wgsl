@@ -27,8 +27,9 @@
 // workgroups of 8 invocations. Needs SUBGROUP with subgroups of at least 8 lanes, so that
 // the workgroup is one subgroup.
 // Tile parameters (text-substituted): M (A rows, unrolled), TR (B rows per workgroup,
-// unrolled; at most the rows a window holds), NW (windows per dispatch: 3 + NW uniform
-// bindings must fit the per-stage limit, 15 on lavapipe), KV, AV, NV sizes.
+// unrolled; at most the rows a window holds), NW (windows per dispatch: 2 + NW uniform
+// bindings, the table, A and the windows, must fit the per-stage limit, 15 on lavapipe; the
+// host caps NW at 12), KV, AV, NV sizes.
 // Template fields: ENABLE_F16 ELEM KW M N KV TR NW AV B_BINDINGS C_BINDING DECLARE WINDOWS
 // STORE.
 {{ENABLE_F16}}
