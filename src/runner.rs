@@ -1,6 +1,7 @@
-//! The run loop: opens the adapter, then for each benchmark prepares, verifies and measures
-//! every variant, marks the fastest verified one as chosen, and appends the benchmark's rows
-//! to the result folder before moving on. `cargo bench` and `priceperf run` both call
+//! The run loop: opens the adapter, then for each benchmark prepares and verifies every
+//! variant, measures them (or, in a tuning search, screens them and measures the finalists),
+//! marks the fastest verified one as chosen, and appends the benchmark's rows to the result
+//! folder before moving on. `cargo bench` and `priceperf run` both call
 //! [`run`] with their own criterion instance.
 
 use std::fs;
@@ -20,7 +21,7 @@ use crate::gpu::Gpu;
 use crate::kernels::attention::{AttentionInputs, AttentionVariant};
 use crate::kernels::elementwise::{prepare_op_with, ElementwiseVariant};
 use crate::kernels::matmul::{MatmulInputs, MatmulVariant};
-use crate::kernels::{PrepareError, Program};
+use crate::kernels::{HostTensor, PrepareError, Program};
 use crate::measure::criterion_glue::{measure, Measured, Sampling};
 use crate::measure::{run_and_read, DeviceTrouble, Stats, Timer};
 use crate::model::ModelPresets;
@@ -447,6 +448,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
                 time.measure_chosen_s += secs;
             }
         }
+        time.measure_search_s += collected.screen_s;
         time.compile_s += collected.compile_s;
         time.verify_s += collected.verify_s;
         time.native_s += collected.native_s;
@@ -637,8 +639,19 @@ fn with_pct_of_peak(
     row
 }
 
+/// One variant of a benchmark: its name, and how to compile it together with the check of
+/// its output.
+struct Candidate<'a> {
+    variant: String,
+    prepare: Prepare<'a>,
+}
+
+type Check<'a> = Box<dyn Fn(&HostTensor) -> verify::Verdict + 'a>;
+type Prepare<'a> =
+    Box<dyn Fn(&Gpu) -> std::result::Result<(Program, Check<'a>), PrepareError> + 'a>;
+
 /// Every variant of one benchmark (or `only` the cached tuning choice), then the chosen mark
-/// on the fastest verified one.
+/// on the fastest verified one. On CPU adapters a matmul also gets the native GEMM row.
 #[allow(clippy::too_many_arguments)]
 fn run_benchmark(
     gpu: &mut Gpu,
@@ -650,104 +663,235 @@ fn run_benchmark(
     only: Option<&str>,
     out: &mut Collected,
 ) -> Vec<KernelRow> {
-    let mut rows = Vec::new();
+    let (dtype, seed) = (bench.dtype, config.seed);
+    let keep = |name: &str| wanted(config, name) && only.is_none_or(|o| o == name);
+    let mut search = |gpu: &mut Gpu, criterion: &mut Criterion, candidates: Vec<Candidate<'_>>| {
+        run_candidates(
+            gpu, criterion, sampling, config, budget_s, bench, candidates, only, out,
+        )
+    };
     match bench.op {
         Op::Matmul(shape) => {
-            let inputs = MatmulInputs::random(&shape, bench.dtype, config.seed);
-            for variant in MatmulVariant::all() {
-                if !wanted(config, &variant.name()) || only.is_some_and(|o| o != variant.name()) {
-                    continue;
-                }
-                let blank = blank_row(gpu, bench, &variant.name());
-                let t = Instant::now();
-                let prepared = variant.prepare(gpu, &shape, bench.dtype, &inputs);
-                out.compile_s += t.elapsed().as_secs_f64();
-                let row = run_variant(
-                    gpu,
-                    criterion,
-                    sampling,
-                    config,
-                    budget_s,
-                    bench,
-                    blank,
-                    prepared,
-                    |out| verify::matmul::check(&shape, bench.dtype, &inputs, out, config.seed),
-                    out,
-                );
-                rows.push(row);
-            }
+            let inputs = &MatmulInputs::random(&shape, dtype, seed);
+            let candidates = MatmulVariant::all()
+                .into_iter()
+                .filter(|v| keep(&v.name()))
+                .map(|v| Candidate {
+                    variant: v.name(),
+                    prepare: Box::new(move |gpu: &Gpu| {
+                        let program = v.prepare(gpu, &shape, dtype, inputs)?;
+                        let check: Check = Box::new(move |output: &HostTensor| {
+                            verify::matmul::check(&shape, dtype, inputs, output, seed)
+                        });
+                        Ok((program, check))
+                    }),
+                })
+                .collect();
+            let mut rows = search(gpu, criterion, candidates);
             if gpu.summary.is_cpu() && wanted(config, native::VARIANT) {
                 let t = Instant::now();
                 rows.extend(run_native(
-                    gpu, criterion, sampling, config, budget_s, bench, &shape, &inputs, out,
+                    gpu, criterion, sampling, config, budget_s, bench, &shape, inputs, out,
                 ));
                 out.native_s += t.elapsed().as_secs_f64();
             }
+            rows
         }
         Op::Attention(shape) => {
-            let inputs = AttentionInputs::random(&shape, bench.dtype, config.seed);
-            let reference =
-                verify::attention::Reference::new(&shape, bench.dtype, &inputs, config.seed);
-            for variant in AttentionVariant::all() {
-                if !wanted(config, &variant.name()) || only.is_some_and(|o| o != variant.name()) {
-                    continue;
-                }
-                let blank = blank_row(gpu, bench, &variant.name());
-                let t = Instant::now();
-                let prepared = variant.prepare(gpu, &shape, bench.dtype, &inputs);
-                out.compile_s += t.elapsed().as_secs_f64();
-                let row = run_variant(
-                    gpu,
-                    criterion,
-                    sampling,
-                    config,
-                    budget_s,
-                    bench,
-                    blank,
-                    prepared,
-                    |out| reference.check(out),
-                    out,
-                );
-                rows.push(row);
-            }
+            let inputs = &AttentionInputs::random(&shape, dtype, seed);
+            let reference = &verify::attention::Reference::new(&shape, dtype, inputs, seed);
+            let candidates = AttentionVariant::all()
+                .into_iter()
+                .filter(|v| keep(&v.name()))
+                .map(|v| Candidate {
+                    variant: v.name(),
+                    prepare: Box::new(move |gpu: &Gpu| {
+                        let program = v.prepare(gpu, &shape, dtype, inputs)?;
+                        let check: Check =
+                            Box::new(move |output: &HostTensor| reference.check(output));
+                        Ok((program, check))
+                    }),
+                })
+                .collect();
+            search(gpu, criterion, candidates)
         }
         Op::Elementwise { kind, .. } => {
-            let model_op = bench.op.to_model();
-            for variant in ElementwiseVariant::all(kind) {
-                if !wanted(config, &variant.name()) || only.is_some_and(|o| o != variant.name()) {
-                    continue;
+            let model_op = &bench.op.to_model();
+            let candidates = ElementwiseVariant::all(kind)
+                .into_iter()
+                .filter(|v| keep(&v.name()))
+                .map(|v| Candidate {
+                    variant: v.name(),
+                    prepare: Box::new(move |gpu: &Gpu| {
+                        let (program, check) = prepare_op_with(gpu, model_op, &v, dtype, seed)?;
+                        Ok((program, check as Check))
+                    }),
+                })
+                .collect();
+            search(gpu, criterion, candidates)
+        }
+    }
+}
+
+/// Verify and measure `candidates`. A tuning search (nothing cached, no `--variant`) screens
+/// every verified variant with a few short timings and measures only the finalists
+/// ([`crate::tuning::finalists`]) in full; the chosen one is the fastest finalist. The other
+/// rows keep their screening times, with a note saying so.
+#[allow(clippy::too_many_arguments)]
+fn run_candidates(
+    gpu: &mut Gpu,
+    criterion: &mut Criterion,
+    sampling: &Sampling,
+    config: &RunConfig,
+    budget_s: Option<f64>,
+    bench: &Benchmark,
+    candidates: Vec<Candidate<'_>>,
+    only: Option<&str>,
+    out: &mut Collected,
+) -> Vec<KernelRow> {
+    use crate::tuning::{finalists, MAX_FINALISTS, SCREEN_CUTOFF, SCREEN_ROUNDS, SCREEN_SAMPLE};
+    // Criterion takes at least one iteration per sample plus warm-up.
+    let full_iterations = sampling.sample_size as f64 + 1.0;
+    let screening = only.is_none() && config.variants.is_none() && candidates.len() > MAX_FINALISTS;
+    if !screening {
+        let mut rows = Vec::with_capacity(candidates.len());
+        for c in &candidates {
+            let row = match verify_candidate(gpu, config, bench, c, out) {
+                Ok(v) => match over_budget(v.first_run_s * full_iterations, budget_s, bench) {
+                    Some(why) => skipped(v.row, why),
+                    None => measure_verified(gpu, criterion, sampling, config, v, out),
+                },
+                Err(row) => *row,
+            };
+            rows.push(row);
+        }
+        mark_chosen(&mut rows, |_| true);
+        return rows;
+    }
+    // Screen, last variant first: the list runs from the simplest kernels to the most
+    // specialised, so the fast ones set the cutoff before the slow ones are timed. Rows stay
+    // in list order. `screened` holds (row index, fastest screening time) of every screened
+    // variant, `kept` the verified programs of the fastest few, for the final measurement.
+    let mut rows: Vec<Option<KernelRow>> = vec![None; candidates.len()];
+    let mut screened: Vec<(usize, f64)> = Vec::new();
+    let mut screen_samples: Vec<(usize, Vec<f64>)> = Vec::new();
+    let mut kept: Vec<(usize, f64, Verified)> = Vec::new();
+    // Programs belong to a device: when device trouble replaces it, the kept ones are gone.
+    let mut device = gpu.device.clone();
+    let mut forget_lost = |gpu: &Gpu, kept: &mut Vec<(usize, f64, Verified)>| {
+        if gpu.device != device {
+            kept.clear();
+            device = gpu.device.clone();
+        }
+    };
+    for (idx, c) in candidates.iter().enumerate().rev() {
+        forget_lost(gpu, &mut kept);
+        let v = match verify_candidate(gpu, config, bench, c, out) {
+            Ok(v) => v,
+            Err(row) => {
+                rows[idx] = Some(*row);
+                continue;
+            }
+        };
+        // A slow kernel's screen is at most three single iterations.
+        if let Some(why) = over_budget(v.first_run_s * 3.0, budget_s, bench) {
+            rows[idx] = Some(skipped(v.row, why));
+            continue;
+        }
+        crate::progress::step(&c.variant, "screening");
+        let fastest = screened.iter().map(|s| s.1).min_by(f64::total_cmp);
+        let timer = Timer::new(gpu, config.timeout);
+        let t = Instant::now();
+        let result = timer.screen(
+            gpu,
+            &v.program,
+            SCREEN_ROUNDS,
+            SCREEN_SAMPLE,
+            fastest.map(|f| f * SCREEN_CUTOFF),
+        );
+        out.screen_s += t.elapsed().as_secs_f64();
+        match result {
+            Ok(samples) => {
+                let best = samples.iter().copied().fold(f64::INFINITY, f64::min);
+                let mut row = v.row.clone();
+                row.timing = Some(timer.method());
+                if let Some(stats) = Stats::of(&samples) {
+                    row.status = Status::Ok;
+                    row.samples = Some(stats.samples as u64);
+                    row = row.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns);
+                    screened.push((idx, best));
+                    screen_samples.push((idx, samples));
+                    kept.push((idx, best, v));
+                    kept.sort_by(|a, b| a.1.total_cmp(&b.1));
+                    kept.truncate(MAX_FINALISTS);
+                } else {
+                    row.status = Status::Failed;
+                    row.note = "every screening timing was zero or not finite; the timer is unusable (try PRICEPERF_TIMING=wall)".into();
                 }
-                let blank = blank_row(gpu, bench, &variant.name());
-                let t = Instant::now();
-                let (prepared, check) =
-                    match prepare_op_with(gpu, &model_op, &variant, bench.dtype, config.seed) {
-                        Ok((program, check)) => (Ok(program), Some(check)),
-                        Err(e) => (Err(e), None),
-                    };
-                out.compile_s += t.elapsed().as_secs_f64();
-                let row = run_variant(
-                    gpu,
-                    criterion,
-                    sampling,
-                    config,
-                    budget_s,
-                    bench,
-                    blank,
-                    prepared,
-                    |out| {
-                        // run_variant only checks a program that was prepared, which came with its check.
-                        check.as_ref().expect("a prepared program has a check")(out)
-                    },
-                    out,
-                );
-                rows.push(row);
+                rows[idx] = Some(row);
+            }
+            Err(trouble) => rows[idx] = Some(device_trouble(gpu, v.row, trouble)),
+        }
+    }
+    forget_lost(gpu, &mut kept);
+    let mut rows: Vec<KernelRow> = rows
+        .into_iter()
+        .map(|r| r.expect("every candidate got a row"))
+        .collect();
+    let finals = finalists(&screened);
+    let fastest = screened.iter().map(|s| s.1).min_by(f64::total_cmp);
+    let mut measured = Vec::new();
+    let mut finalist_notes = Vec::new();
+    for (idx, best, v) in kept {
+        if !finals.contains(&idx) {
+            continue;
+        }
+        match over_budget(best * 1e-9 * full_iterations, budget_s, bench) {
+            Some(why) => finalist_notes.push((idx, why)),
+            None => {
+                rows[idx] = measure_verified(gpu, criterion, sampling, config, v, out);
+                measured.push(idx);
             }
         }
     }
-    if let Some(best) = rows
+    for (idx, samples) in screen_samples {
+        if measured.contains(&idx) {
+            continue;
+        }
+        let row = &mut rows[idx];
+        let ratio = screened
+            .iter()
+            .find(|s| s.0 == idx)
+            .zip(fastest)
+            .map_or(f64::NAN, |(s, f)| s.1 / f);
+        let timings = match samples.len() {
+            1 => "1 short timing".to_string(),
+            n => format!("{n} short timings"),
+        };
+        row.note = format!(
+            "tuning screen only: {timings}, {ratio:.2}x the fastest screen; measure it in full with --variant '^{}$'",
+            row.variant
+        );
+        if let Some((_, why)) = finalist_notes.iter().find(|(i, _)| *i == idx) {
+            row.note = format!("{}; a finalist, {why}", row.note);
+        }
+        out.samples.push((row.variant.clone(), samples));
+    }
+    if measured.is_empty() {
+        mark_chosen(&mut rows, |_| true);
+    } else {
+        mark_chosen(&mut rows, |i| measured.contains(&i));
+    }
+    rows
+}
+
+/// Mark the fastest measured row among those `eligible` (by index) as chosen.
+fn mark_chosen(rows: &mut [KernelRow], eligible: impl Fn(usize) -> bool) {
+    if let Some((_, best)) = rows
         .iter_mut()
-        .filter(|r| r.status == Status::Ok && r.variant != native::VARIANT)
-        .min_by(|a, b| {
+        .enumerate()
+        .filter(|(i, r)| eligible(*i) && r.status == Status::Ok && r.median_ns.is_some())
+        .min_by(|(_, a), (_, b)| {
             a.median_ns
                 .unwrap_or(f64::MAX)
                 .total_cmp(&b.median_ns.unwrap_or(f64::MAX))
@@ -755,7 +899,6 @@ fn run_benchmark(
     {
         best.chosen = true;
     }
-    rows
 }
 
 /// The native CPU GEMM on the same shape (CPU adapters, f32): verified, then measured by the
@@ -822,6 +965,8 @@ struct Collected {
     verify_s: f64,
     /// Seconds measuring each variant (criterion's warm-up included).
     measure_s: Vec<(String, f64)>,
+    /// Seconds of the tuning search's screening timings.
+    screen_s: f64,
     native_s: f64,
 }
 
@@ -867,38 +1012,47 @@ fn blank_row(gpu: &Gpu, bench: &Benchmark, variant: &str) -> KernelRow {
     }
 }
 
-/// Verify, then measure, one prepared variant.
-#[allow(clippy::too_many_arguments)]
-fn run_variant(
+/// A variant that compiled and passed verification, ready to time.
+struct Verified {
+    row: KernelRow,
+    program: Program,
+    /// The verification run's wall time (dispatch and readback), an upper bound on one
+    /// iteration.
+    first_run_s: f64,
+}
+
+/// Compile `candidate` and check one run's output against the reference. Anything short of
+/// a verified program comes back as the finished row (skipped, failed, device trouble),
+/// boxed: a row is large and the verified path is the common one.
+fn verify_candidate(
     gpu: &mut Gpu,
-    criterion: &mut Criterion,
-    sampling: &Sampling,
     config: &RunConfig,
-    budget_s: Option<f64>,
     bench: &Benchmark,
-    mut row: KernelRow,
-    prepared: std::result::Result<Program, PrepareError>,
-    check: impl Fn(&crate::kernels::HostTensor) -> verify::Verdict,
+    candidate: &Candidate<'_>,
     out: &mut Collected,
-) -> KernelRow {
-    let program = match prepared {
+) -> std::result::Result<Verified, Box<KernelRow>> {
+    let mut row = blank_row(gpu, bench, &candidate.variant);
+    let t = Instant::now();
+    let prepared = (candidate.prepare)(gpu);
+    out.compile_s += t.elapsed().as_secs_f64();
+    let (program, check) = match prepared {
         Ok(p) => p,
         Err(PrepareError::Unsupported(why)) => {
             row.status = Status::Skipped;
             row.note = why;
-            return row;
+            return Err(Box::new(row));
         }
         Err(PrepareError::Failed(why)) => {
             row.status = Status::Failed;
             row.note = format!("compile: {why}");
-            return row;
+            return Err(Box::new(row));
         }
     };
     crate::progress::step(&row.variant, "verifying");
     let t0 = Instant::now();
     let output = match run_and_read(gpu, &program, config.timeout) {
         Ok(o) => o,
-        Err(trouble) => return device_trouble(gpu, row, trouble),
+        Err(trouble) => return Err(Box::new(device_trouble(gpu, row, trouble))),
     };
     let first_run_s = t0.elapsed().as_secs_f64();
     let verdict = check(&output);
@@ -907,32 +1061,59 @@ fn run_variant(
     if !verdict.passed {
         row.status = Status::Failed;
         row.note = format!("verification: {}", verdict.failure.unwrap_or_default());
-        return row;
+        return Err(Box::new(row));
     }
     row.verified = true;
-    if let Some(budget) = budget_s {
-        // Criterion takes at least one iteration per sample plus warm-up.
-        let estimate = first_run_s * (sampling.sample_size as f64 + 1.0);
-        if estimate > budget {
-            row.status = Status::Skipped;
-            row.note = format!(
-                "verified, but measuring would take about {estimate:.0} s, over the suite's {budget:.0} s per variant; run --suite full or --kernel {} --shape {} to measure it",
-                bench.op.kernel(),
-                bench.op.shape()
-            );
-            return row;
-        }
-    }
+    Ok(Verified {
+        row,
+        program,
+        first_run_s,
+    })
+}
+
+/// Why a variant is not measured when that would take about `estimate_s`, over the suite's
+/// per-variant budget; `None` within it (or with no budget).
+fn over_budget(estimate_s: f64, budget_s: Option<f64>, bench: &Benchmark) -> Option<String> {
+    let budget = budget_s?;
+    (estimate_s > budget).then(|| {
+        format!(
+            "verified, but measuring would take about {estimate_s:.0} s, over the suite's {budget:.0} s per variant; run --suite full or --kernel {} --shape {} to measure it",
+            bench.op.kernel(),
+            bench.op.shape()
+        )
+    })
+}
+
+/// `row`, skipped for `why`.
+fn skipped(mut row: KernelRow, why: String) -> KernelRow {
+    row.status = Status::Skipped;
+    row.note = why;
+    row
+}
+
+/// Measure a verified variant with criterion.
+fn measure_verified(
+    gpu: &mut Gpu,
+    criterion: &mut Criterion,
+    sampling: &Sampling,
+    config: &RunConfig,
+    v: Verified,
+    out: &mut Collected,
+) -> KernelRow {
+    let Verified {
+        mut row, program, ..
+    } = v;
     crate::progress::step(&row.variant, "measuring");
     let timer = Timer::new(gpu, config.timeout);
     row.timing = Some(timer.method());
     let gpu_ref: &Gpu = gpu;
+    let flops = row.flops;
     let t = Instant::now();
     let measured = measure(
         criterion,
         &row.benchmark,
         &row.variant,
-        bench.op.flops(),
+        flops,
         sampling,
         |iters| timer.time(gpu_ref, &program, iters),
     );

@@ -1,15 +1,57 @@
 //! Tuning: which variants a benchmark measures. With nothing cached, every variant (each a
-//! kernel family with its tile parameters) is verified and measured and the fastest verified
-//! one is chosen: that is the search. The choice is cached per adapter and driver, kernel
-//! version (a hash of the kernel sources, from build.rs) and shape class, and later runs
-//! measure only the cached choice, which keeps a quick run's time on kernels rather than on
-//! searching. `--retune` searches again; `--variant` picks variants by hand and bypasses the
-//! cache. A cached variant that no longer verifies or runs triggers a full search.
+//! kernel family with its tile parameters) is verified and screened with a few short
+//! timings; the few closest to the fastest screen ([`finalists`]) are then measured in full
+//! and the fastest of those is chosen: that is the search. The choice is cached per adapter
+//! and driver, kernel version (a hash of the kernel sources, from build.rs) and shape class,
+//! and later runs measure only the cached choice, which keeps a quick run's time on kernels
+//! rather than on searching. `--retune` searches again; `--variant` picks variants by hand,
+//! bypasses the cache and measures each of them in full. A cached variant that no longer
+//! verifies or runs triggers a full search.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::gpu::AdapterSummary;
 use crate::suite::Benchmark;
+
+/// Short timings per variant in the search's screen. Five, so that compare's rank test
+/// can use a screened row's samples.
+pub const SCREEN_ROUNDS: usize = 5;
+
+/// About how long each screening timing runs: long enough that a timing spans many
+/// dispatches on a GPU and several lavapipe scheduling quanta, short against criterion's
+/// one to two seconds per variant.
+pub const SCREEN_SAMPLE: Duration = Duration::from_millis(25);
+
+/// A variant whose first screening timing is this many times the fastest screen so far is
+/// not timed again: it cannot become a finalist.
+pub const SCREEN_CUTOFF: f64 = 3.0;
+
+/// Finalists are within this factor of the fastest screen. Back-to-back timings of one
+/// variant on the shared lavapipe machine move by up to about 10%, so 1.2 keeps a variant
+/// that noise put behind.
+pub const FINALIST_MARGIN: f64 = 1.2;
+
+/// At most this many finalists are measured in full.
+pub const MAX_FINALISTS: usize = 3;
+
+/// The finalists among `screened` (an id and the fastest screening time of each variant):
+/// the fastest, and the next fastest within [`FINALIST_MARGIN`] of it, at most
+/// [`MAX_FINALISTS`], fastest first.
+pub fn finalists<T: Copy>(screened: &[(T, f64)]) -> Vec<T> {
+    let mut order: Vec<&(T, f64)> = screened.iter().filter(|(_, t)| t.is_finite()).collect();
+    order.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let Some(&&(_, best)) = order.first() else {
+        return Vec::new();
+    };
+    order
+        .into_iter()
+        .take_while(|(_, t)| *t <= best * FINALIST_MARGIN)
+        .take(MAX_FINALISTS)
+        .map(|(id, _)| *id)
+        .collect()
+}
 
 /// The kernels these choices were made with: a hash of kernels/ and src/kernels/.
 pub const KERNEL_VERSION: &str = env!("PRICEPERF_KERNELS_HASH");
@@ -25,7 +67,8 @@ pub struct Choice {
     pub variant: String,
     /// RFC 3339 time of the search.
     pub searched_at: String,
-    /// Wall time of the search (compile, verify, measure every variant).
+    /// Wall time of the search (compile, verify and screen every variant, measure the
+    /// finalists).
     pub search_seconds: f64,
     pub variants_tried: u32,
 }
@@ -111,6 +154,18 @@ mod tests {
 
     fn bench(kernel: &str, spec: &str) -> Benchmark {
         Benchmark::new(Op::parse(kernel, spec).unwrap(), DType::F32)
+    }
+
+    #[test]
+    fn finalists_are_the_fastest_few_within_the_margin() {
+        assert_eq!(finalists::<u32>(&[]), Vec::<u32>::new());
+        assert_eq!(finalists(&[(7, 5.0)]), vec![7]);
+        // Sorted by time; 1.25x is out, 1.2x is in.
+        let screened = [(0, 12.5), (1, 10.0), (2, 12.0), (3, 30.0), (4, f64::NAN)];
+        assert_eq!(finalists(&screened), vec![1, 2]);
+        // Never more than MAX_FINALISTS, however close.
+        let close: Vec<(usize, f64)> = (0..10).map(|i| (i, 10.0 + i as f64 * 0.01)).collect();
+        assert_eq!(finalists(&close), vec![0, 1, 2]);
     }
 
     #[test]

@@ -183,9 +183,10 @@ fn unknown_adapter_exits_3_and_lists_the_real_ones() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("available:"));
 }
 
-/// The tuning cache: a first run searches every variant and caches the winner; a second run
-/// measures only that winner and says so; `--retune` searches again. The peak probes run
-/// once, fill the measured-peak columns and are reused from the cache.
+/// The tuning cache: a first run searches every variant (screening them all, measuring the
+/// finalists in full) and caches the winner; a second run measures only that winner and says
+/// so; `--retune` searches again. The peak probes run once, fill the measured-peak columns
+/// and are reused from the cache.
 #[test]
 fn tuning_choices_and_peaks_are_cached_and_retune_searches_again() {
     if !has_adapter() {
@@ -220,6 +221,30 @@ fn tuning_choices_and_peaks_are_cached_and_retune_searches_again() {
     assert!(gpu_rows(&first) > 3, "a search tries every variant");
     let chosen = first.iter().find(|r| r.chosen).expect("a chosen row");
     assert!(chosen.note.contains("search over"), "{}", chosen.note);
+    // The chosen row has criterion's samples; the rows the screen left out carry only the
+    // screening timings and say so.
+    assert!(chosen.samples.is_some_and(|n| n >= 10), "{chosen:?}");
+    let screened: Vec<_> = first
+        .iter()
+        .filter(|r| r.note.contains("tuning screen only"))
+        .collect();
+    let full = first
+        .iter()
+        .filter(|r| r.status == priceperf::results::Status::Ok)
+        .filter(|r| r.variant != "native_cpu_matrixmultiply")
+        .count()
+        - screened.len();
+    assert!(
+        (1..=priceperf::tuning::MAX_FINALISTS).contains(&full),
+        "{full} rows measured in full"
+    );
+    assert!(
+        !screened.is_empty()
+            && screened
+                .iter()
+                .all(|r| !r.chosen && r.samples.is_some_and(|n| (1..=5).contains(&n))),
+        "{screened:?}"
+    );
     assert!(cache.join("tuning.json").exists() && cache.join("peaks.json").exists());
     let peaks = info.peaks.expect("peaks in run.json");
     assert!(peaks.fma_f32_gflops.is_some_and(|g| g > 0.0), "{peaks:?}");

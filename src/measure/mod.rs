@@ -213,6 +213,42 @@ impl Timer {
         Ok(total)
     }
 
+    /// The tuning search's screen of one program (already run once, for verification): one
+    /// timing of a single iteration to size the rest, then `rounds` timings of about `sample`
+    /// each, as nanoseconds per iteration. A program whose single iteration outlasts a
+    /// sample stops at three timings (the first one included): screening a kernel that
+    /// takes seconds must not cost more than measuring it. A program already slower than
+    /// `cutoff_ns` stops at once, with the timings it has.
+    pub fn screen(
+        &self,
+        gpu: &Gpu,
+        program: &Program,
+        rounds: usize,
+        sample: Duration,
+        cutoff_ns: Option<f64>,
+    ) -> Result<Vec<f64>, DeviceTrouble> {
+        let past_cutoff = |ns: f64| cutoff_ns.is_some_and(|c| ns > c);
+        let once = self.time(gpu, program, 1)?.as_secs_f64().max(1e-9);
+        if past_cutoff(once * 1e9) {
+            return Ok(vec![once * 1e9]);
+        }
+        let iters = ((sample.as_secs_f64() / once).ceil() as u64).clamp(1, MAX_ITERS_PER_SUBMIT);
+        let slow = iters == 1;
+        let wanted = if slow { rounds.min(3) } else { rounds };
+        let mut per_iter_ns = Vec::with_capacity(wanted);
+        if slow {
+            per_iter_ns.push(once * 1e9);
+        }
+        while per_iter_ns.len() < wanted {
+            let ns = self.time(gpu, program, iters)?.as_nanos() as f64 / iters as f64;
+            per_iter_ns.push(ns);
+            if past_cutoff(ns) {
+                break;
+            }
+        }
+        Ok(per_iter_ns)
+    }
+
     fn time_chunk(&self, gpu: &Gpu, program: &Program, n: u64) -> Result<Duration, DeviceTrouble> {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
