@@ -4,6 +4,7 @@
 //! folder before moving on. `cargo bench` and `priceperf run` both call
 //! [`run`] with their own criterion instance.
 
+use std::cell::OnceCell;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -673,6 +674,13 @@ fn run_benchmark(
     match bench.op {
         Op::Matmul(shape) => {
             let inputs = &MatmulInputs::random(&shape, dtype, seed);
+            // One reference for every variant, built inside the first check so that its
+            // time counts as verification.
+            let reference = &OnceCell::new();
+            let reference = move || {
+                reference
+                    .get_or_init(|| verify::matmul::Reference::new(&shape, dtype, inputs, seed))
+            };
             let candidates = MatmulVariant::all()
                 .into_iter()
                 .filter(|v| keep(&v.name()))
@@ -680,9 +688,8 @@ fn run_benchmark(
                     variant: v.name(),
                     prepare: Box::new(move |gpu: &Gpu| {
                         let program = v.prepare(gpu, &shape, dtype, inputs)?;
-                        let check: Check = Box::new(move |output: &HostTensor| {
-                            verify::matmul::check(&shape, dtype, inputs, output, seed)
-                        });
+                        let check: Check =
+                            Box::new(move |output: &HostTensor| reference().check(output));
                         Ok((program, check))
                     }),
                 })
@@ -691,7 +698,15 @@ fn run_benchmark(
             if gpu.summary.is_cpu() && wanted(config, native::VARIANT) {
                 let t = Instant::now();
                 rows.extend(run_native(
-                    gpu, criterion, sampling, config, budget_s, bench, &shape, inputs, out,
+                    gpu,
+                    criterion,
+                    sampling,
+                    budget_s,
+                    bench,
+                    &shape,
+                    inputs,
+                    reference(),
+                    out,
                 ));
                 out.native_s += t.elapsed().as_secs_f64();
             }
@@ -699,7 +714,12 @@ fn run_benchmark(
         }
         Op::Attention(shape) => {
             let inputs = &AttentionInputs::random(&shape, dtype, seed);
-            let reference = &verify::attention::Reference::new(&shape, dtype, inputs, seed);
+            // As for matmul: one reference, built inside the first check.
+            let reference = &OnceCell::new();
+            let reference = move || {
+                reference
+                    .get_or_init(|| verify::attention::Reference::new(&shape, dtype, inputs, seed))
+            };
             let candidates = AttentionVariant::all()
                 .into_iter()
                 .filter(|v| keep(&v.name()))
@@ -708,7 +728,7 @@ fn run_benchmark(
                     prepare: Box::new(move |gpu: &Gpu| {
                         let program = v.prepare(gpu, &shape, dtype, inputs)?;
                         let check: Check =
-                            Box::new(move |output: &HostTensor| reference.check(output));
+                            Box::new(move |output: &HostTensor| reference().check(output));
                         Ok((program, check))
                     }),
                 })
@@ -908,11 +928,11 @@ fn run_native(
     gpu: &Gpu,
     criterion: &mut Criterion,
     sampling: &Sampling,
-    config: &RunConfig,
     budget_s: Option<f64>,
     bench: &Benchmark,
     shape: &crate::shape::MatmulShape,
     inputs: &MatmulInputs,
+    reference: &verify::matmul::Reference,
     out: &mut Collected,
 ) -> Option<KernelRow> {
     let mut gemm = native::NativeGemm::new(shape, inputs)?;
@@ -920,7 +940,7 @@ fn run_native(
     row.backend = "native-cpu".into();
     row.driver = "matrixmultiply 0.3".into();
     let first = gemm.time(1).as_secs_f64();
-    let verdict = verify::matmul::check(shape, bench.dtype, inputs, &gemm.output(), config.seed);
+    let verdict = reference.check(&gemm.output());
     row.max_rel_err = Some(verdict.max_err).filter(|e| e.is_finite());
     if !verdict.passed {
         row.status = Status::Failed;

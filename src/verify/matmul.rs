@@ -11,30 +11,35 @@ use super::{Rng, Verdict};
 const FULL_CHECK_MACS: u64 = 1 << 26;
 const RANDOM_SAMPLES: u64 = 1024;
 
-/// The f64 reference value and Σ|a||b| for one element of C.
-pub fn reference_element(
+/// The f64 reference value and Σ|a||b| for C[batch, row, col], from A and B widened to f64.
+fn reference_element(
     shape: &MatmulShape,
-    inputs: &MatmulInputs,
+    a: &[f64],
+    b: &[f64],
     batch: u32,
     row: u32,
     col: u32,
 ) -> (f64, f64) {
     let (m, n, k) = (shape.m as usize, shape.n as usize, shape.k as usize);
     let (batch, row, col) = (batch as usize, row as usize, col as usize);
-    let a0 = (batch * m + row) * k;
+    let a_row = &a[(batch * m + row) * k..][..k];
     let mut sum = 0.0;
     let mut mag = 0.0;
-    for i in 0..k {
-        let a = inputs.a.get(a0 + i);
-        let b = if shape.transpose_b {
-            inputs.b.get((batch * n + col) * k + i)
+    for (i, &av) in a_row.iter().enumerate() {
+        let bv = if shape.transpose_b {
+            b[(batch * n + col) * k + i]
         } else {
-            inputs.b.get((batch * k + i) * n + col)
+            b[(batch * k + i) * n + col]
         };
-        sum += a * b;
-        mag += (a * b).abs();
+        sum += av * bv;
+        mag += (av * bv).abs();
     }
     (sum, mag)
+}
+
+/// Every element of `t`, widened to f64 (exactly).
+fn widen(t: &HostTensor) -> Vec<f64> {
+    (0..t.len()).map(|i| t.get(i)).collect()
 }
 
 /// The tolerance bound for `k` terms accumulated in f32 and stored as `dtype`.
@@ -84,7 +89,93 @@ pub fn elements_to_check(shape: &MatmulShape, seed: u64) -> Vec<(u32, u32, u32)>
     picks
 }
 
-/// Compare a kernel's output with the f64 reference under [`bound`].
+/// The f64 reference values of the elements [`elements_to_check`] picks, computed once per
+/// benchmark and compared with every variant's output: the tuning search checks a dozen
+/// variants of each shape, and recomputing the reference for each (f16 inputs widened one
+/// element at a time) cost 0.4 s per variant at 64x768x768.
+pub struct Reference {
+    shape: MatmulShape,
+    limit: f64,
+    /// (batch, row, col, value, Σ|a||b|) per checked element.
+    expected: Vec<(u32, u32, u32, f64, f64)>,
+}
+
+impl Reference {
+    /// The reference for `inputs`, held to [`bound`] for `dtype`.
+    pub fn new(shape: &MatmulShape, dtype: DType, inputs: &MatmulInputs, seed: u64) -> Self {
+        Self::with_limit(shape, inputs, seed, bound(shape.k, dtype))
+    }
+
+    /// Exact comparison, for inputs from [`MatmulInputs::exact`] with f32 output: any
+    /// difference is an indexing bug.
+    pub fn exact(shape: &MatmulShape, inputs: &MatmulInputs) -> Self {
+        Self::with_limit(shape, inputs, 0, 0.0)
+    }
+
+    fn with_limit(shape: &MatmulShape, inputs: &MatmulInputs, seed: u64, limit: f64) -> Self {
+        let (a, b) = (widen(&inputs.a), widen(&inputs.b));
+        let expected = elements_to_check(shape, seed)
+            .into_iter()
+            .map(|(bi, r, c)| {
+                let (sum, mag) = reference_element(shape, &a, &b, bi, r, c);
+                (bi, r, c, sum, mag)
+            })
+            .collect();
+        Reference {
+            shape: *shape,
+            limit,
+            expected,
+        }
+    }
+
+    /// Compare a kernel's output with the reference.
+    pub fn check(&self, output: &HostTensor) -> Verdict {
+        let shape = &self.shape;
+        let mut verdict = Verdict {
+            passed: true,
+            max_err: 0.0,
+            bound: self.limit,
+            checked: 0,
+            failure: None,
+        };
+        if output.len() as u64 != shape.c_len() {
+            verdict.passed = false;
+            verdict.failure = Some(format!(
+                "output has {} elements, expected {}",
+                output.len(),
+                shape.c_len()
+            ));
+            return verdict;
+        }
+        for &(b, r, c, want, mag) in &self.expected {
+            let idx = ((b as u64 * shape.m as u64 + r as u64) * shape.n as u64 + c as u64) as usize;
+            let got = output.get(idx);
+            verdict.checked += 1;
+            if !got.is_finite() {
+                verdict.passed = false;
+                verdict.max_err = f64::INFINITY;
+                verdict.failure = Some(format!(
+                    "C[batch={b}, row={r}, col={c}] is {got} (expected {want:.6}); NaN means the kernel never wrote it"
+                ));
+                return verdict;
+            }
+            let err = (got - want).abs() / mag.max(f64::MIN_POSITIVE);
+            let err = if got == want { 0.0 } else { err };
+            verdict.max_err = verdict.max_err.max(err);
+            if err > self.limit && verdict.failure.is_none() {
+                verdict.passed = false;
+                verdict.failure = Some(format!(
+                    "C[batch={b}, row={r}, col={c}] = {got} but the f64 reference is {want} (normalised error {err:.3e} > bound {:.3e})",
+                    self.limit
+                ));
+            }
+        }
+        verdict
+    }
+}
+
+/// Compare a kernel's output with the f64 reference under [`bound`] (one-off; a benchmark
+/// checking several variants builds one [`Reference`]).
 pub fn check(
     shape: &MatmulShape,
     dtype: DType,
@@ -92,63 +183,12 @@ pub fn check(
     output: &HostTensor,
     seed: u64,
 ) -> Verdict {
-    let limit = bound(shape.k, dtype);
-    check_with(shape, inputs, output, seed, limit)
+    Reference::new(shape, dtype, inputs, seed).check(output)
 }
 
-/// Exact comparison, for inputs from [`MatmulInputs::exact`] with f32 output: any
-/// difference is an indexing bug.
+/// Exact comparison (see [`Reference::exact`]).
 pub fn check_exact(shape: &MatmulShape, inputs: &MatmulInputs, output: &HostTensor) -> Verdict {
-    check_with(shape, inputs, output, 0, 0.0)
-}
-
-fn check_with(
-    shape: &MatmulShape,
-    inputs: &MatmulInputs,
-    output: &HostTensor,
-    seed: u64,
-    limit: f64,
-) -> Verdict {
-    let mut verdict = Verdict {
-        passed: true,
-        max_err: 0.0,
-        bound: limit,
-        checked: 0,
-        failure: None,
-    };
-    if output.len() as u64 != shape.c_len() {
-        verdict.passed = false;
-        verdict.failure = Some(format!(
-            "output has {} elements, expected {}",
-            output.len(),
-            shape.c_len()
-        ));
-        return verdict;
-    }
-    for (b, r, c) in elements_to_check(shape, seed) {
-        let idx = ((b as u64 * shape.m as u64 + r as u64) * shape.n as u64 + c as u64) as usize;
-        let got = output.get(idx);
-        let (want, mag) = reference_element(shape, inputs, b, r, c);
-        verdict.checked += 1;
-        if !got.is_finite() {
-            verdict.passed = false;
-            verdict.max_err = f64::INFINITY;
-            verdict.failure = Some(format!(
-                "C[batch={b}, row={r}, col={c}] is {got} (expected {want:.6}); NaN means the kernel never wrote it"
-            ));
-            return verdict;
-        }
-        let err = (got - want).abs() / mag.max(f64::MIN_POSITIVE);
-        let err = if got == want { 0.0 } else { err };
-        verdict.max_err = verdict.max_err.max(err);
-        if err > limit && verdict.failure.is_none() {
-            verdict.passed = false;
-            verdict.failure = Some(format!(
-                "C[batch={b}, row={r}, col={c}] = {got} but the f64 reference is {want} (normalised error {err:.3e} > bound {limit:.3e})"
-            ));
-        }
-    }
-    verdict
+    Reference::exact(shape, inputs).check(output)
 }
 
 #[cfg(test)]
@@ -156,11 +196,12 @@ mod tests {
     use super::*;
 
     fn cpu_matmul(shape: &MatmulShape, inputs: &MatmulInputs) -> HostTensor {
+        let (a, b) = (widen(&inputs.a), widen(&inputs.b));
         let mut out = Vec::new();
-        for b in 0..shape.batch {
+        for bi in 0..shape.batch {
             for r in 0..shape.m {
                 for c in 0..shape.n {
-                    out.push(reference_element(shape, inputs, b, r, c).0 as f32);
+                    out.push(reference_element(shape, &a, &b, bi, r, c).0 as f32);
                 }
             }
         }
@@ -171,15 +212,12 @@ mod tests {
     fn reference_matches_a_hand_computed_case() {
         // A = [[1, 2], [3, 4]], B = [[5, 6], [7, 8]] -> C = [[19, 22], [43, 50]].
         let shape = MatmulShape::new(2, 2, 2);
-        let inputs = MatmulInputs {
-            a: HostTensor::F32(vec![1.0, 2.0, 3.0, 4.0]),
-            b: HostTensor::F32(vec![5.0, 6.0, 7.0, 8.0]),
-        };
-        assert_eq!(reference_element(&shape, &inputs, 0, 1, 0).0, 43.0);
+        let (a, b) = ([1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]);
+        assert_eq!(reference_element(&shape, &a, &b, 0, 1, 0).0, 43.0);
         // Bᵀ stored [n, k]: the same numbers read transposed give A·Bᵀ.
         let t = shape.transposed_b();
         assert_eq!(
-            reference_element(&t, &inputs, 0, 0, 1).0,
+            reference_element(&t, &a, &b, 0, 0, 1).0,
             1.0 * 7.0 + 2.0 * 8.0
         );
     }
