@@ -674,26 +674,17 @@ fn run_benchmark(
     match bench.op {
         Op::Matmul(shape) => {
             let inputs = &MatmulInputs::random(&shape, dtype, seed);
-            // One reference for every variant, built inside the first check so that its
-            // time counts as verification.
             let reference = &OnceCell::new();
-            let reference = move || {
-                reference
-                    .get_or_init(|| verify::matmul::Reference::new(&shape, dtype, inputs, seed))
-            };
-            let candidates = MatmulVariant::all()
-                .into_iter()
-                .filter(|v| keep(&v.name()))
-                .map(|v| Candidate {
-                    variant: v.name(),
-                    prepare: Box::new(move |gpu: &Gpu| {
-                        let program = v.prepare(gpu, &shape, dtype, inputs)?;
-                        let check: Check =
-                            Box::new(move |output: &HostTensor| reference().check(output));
-                        Ok((program, check))
-                    }),
-                })
-                .collect();
+            let build = move || verify::matmul::Reference::new(&shape, dtype, inputs, seed);
+            let candidates = checked_candidates(
+                MatmulVariant::all(),
+                MatmulVariant::name,
+                &keep,
+                move |v, gpu| v.prepare(gpu, &shape, dtype, inputs),
+                reference,
+                build,
+                verify::matmul::Reference::check,
+            );
             let mut rows = search(gpu, criterion, candidates);
             if gpu.summary.is_cpu() && wanted(config, native::VARIANT) {
                 let t = Instant::now();
@@ -705,7 +696,7 @@ fn run_benchmark(
                     bench,
                     &shape,
                     inputs,
-                    reference(),
+                    reference.get_or_init(build),
                     out,
                 ));
                 out.native_s += t.elapsed().as_secs_f64();
@@ -714,25 +705,17 @@ fn run_benchmark(
         }
         Op::Attention(shape) => {
             let inputs = &AttentionInputs::random(&shape, dtype, seed);
-            // As for matmul: one reference, built inside the first check.
             let reference = &OnceCell::new();
-            let reference = move || {
-                reference
-                    .get_or_init(|| verify::attention::Reference::new(&shape, dtype, inputs, seed))
-            };
-            let candidates = AttentionVariant::all()
-                .into_iter()
-                .filter(|v| keep(&v.name()))
-                .map(|v| Candidate {
-                    variant: v.name(),
-                    prepare: Box::new(move |gpu: &Gpu| {
-                        let program = v.prepare(gpu, &shape, dtype, inputs)?;
-                        let check: Check =
-                            Box::new(move |output: &HostTensor| reference().check(output));
-                        Ok((program, check))
-                    }),
-                })
-                .collect();
+            let build = move || verify::attention::Reference::new(&shape, dtype, inputs, seed);
+            let candidates = checked_candidates(
+                AttentionVariant::all(),
+                AttentionVariant::name,
+                &keep,
+                move |v, gpu| v.prepare(gpu, &shape, dtype, inputs),
+                reference,
+                build,
+                verify::attention::Reference::check,
+            );
             search(gpu, criterion, candidates)
         }
         Op::Elementwise { kind, .. } => {
@@ -751,6 +734,33 @@ fn run_benchmark(
             search(gpu, criterion, candidates)
         }
     }
+}
+
+/// The wanted `variants` as candidates: each compiled by `prepare`, each output compared
+/// with one shared reference, built by `build` on first use (inside the first check, so its
+/// time counts as verification) and kept in `cell`.
+fn checked_candidates<'a, V: Copy + 'a, R: 'a>(
+    variants: Vec<V>,
+    name: fn(&V) -> String,
+    keep: &dyn Fn(&str) -> bool,
+    prepare: impl Fn(V, &Gpu) -> std::result::Result<Program, PrepareError> + Copy + 'a,
+    cell: &'a OnceCell<R>,
+    build: impl Fn() -> R + Copy + 'a,
+    check: fn(&R, &HostTensor) -> verify::Verdict,
+) -> Vec<Candidate<'a>> {
+    variants
+        .into_iter()
+        .filter(|v| keep(&name(v)))
+        .map(|v| Candidate {
+            variant: name(&v),
+            prepare: Box::new(move |gpu: &Gpu| {
+                let program = prepare(v, gpu)?;
+                let check: Check =
+                    Box::new(move |output: &HostTensor| check(cell.get_or_init(build), output));
+                Ok((program, check))
+            }),
+        })
+        .collect()
 }
 
 /// Verify and measure `candidates`. A tuning search (nothing cached, no `--variant`) screens
