@@ -800,11 +800,11 @@ fn run_candidates(
     }
     // Screen, last variant first: the list runs from the simplest kernels to the most
     // specialised, so the fast ones set the cutoff before the slow ones are timed. Rows stay
-    // in list order. `screened` holds (row index, fastest screening time) of every screened
-    // variant, `kept` the verified programs of the fastest few, for the final measurement.
+    // in list order. `screened` holds (row index, fastest screening time, timings) of every
+    // screened variant, `kept` the verified programs of the fastest few, for the final
+    // measurement.
     let mut rows: Vec<Option<KernelRow>> = vec![None; candidates.len()];
-    let mut screened: Vec<(usize, f64)> = Vec::new();
-    let mut screen_samples: Vec<(usize, Vec<f64>)> = Vec::new();
+    let mut screened: Vec<(usize, f64, Vec<f64>)> = Vec::new();
     let mut kept: Vec<(usize, f64, Verified)> = Vec::new();
     // Programs belong to a device: when device trouble replaces it, the kept ones are gone.
     let mut device = gpu.device.clone();
@@ -849,8 +849,7 @@ fn run_candidates(
                     row.status = Status::Ok;
                     row.samples = Some(stats.samples as u64);
                     row = row.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns);
-                    screened.push((idx, best));
-                    screen_samples.push((idx, samples));
+                    screened.push((idx, best, samples));
                     kept.push((idx, best, v));
                     kept.sort_by(|a, b| a.1.total_cmp(&b.1));
                     kept.truncate(MAX_FINALISTS);
@@ -868,8 +867,8 @@ fn run_candidates(
         .into_iter()
         .map(|r| r.expect("every candidate got a row"))
         .collect();
-    let finals = finalists(&screened);
-    let fastest = screened.iter().map(|s| s.1).min_by(f64::total_cmp);
+    let finals = finalists(&screened.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>());
+    let fastest = screened.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
     let mut measured = Vec::new();
     let mut finalist_notes = Vec::new();
     for (idx, best, v) in kept {
@@ -884,16 +883,12 @@ fn run_candidates(
             }
         }
     }
-    for (idx, samples) in screen_samples {
+    for (idx, best, samples) in screened {
         if measured.contains(&idx) {
             continue;
         }
         let row = &mut rows[idx];
-        let ratio = screened
-            .iter()
-            .find(|s| s.0 == idx)
-            .zip(fastest)
-            .map_or(f64::NAN, |(s, f)| s.1 / f);
+        let ratio = best / fastest;
         let timings = match samples.len() {
             1 => "1 short timing".to_string(),
             n => format!("{n} short timings"),
@@ -907,11 +902,8 @@ fn run_candidates(
         }
         out.samples.push((row.variant.clone(), samples));
     }
-    if measured.is_empty() {
-        mark_chosen(&mut rows, |_| true);
-    } else {
-        mark_chosen(&mut rows, |i| measured.contains(&i));
-    }
+    // Among the rows measured in full; the screened ones only when none was.
+    mark_chosen(&mut rows, |i| measured.is_empty() || measured.contains(&i));
     rows
 }
 

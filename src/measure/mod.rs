@@ -229,15 +229,16 @@ impl Timer {
     ) -> Result<Vec<f64>, DeviceTrouble> {
         let past_cutoff = |ns: f64| cutoff_ns.is_some_and(|c| ns > c);
         let once = self.time(gpu, program, 1)?.as_secs_f64().max(1e-9);
-        if past_cutoff(once * 1e9) {
-            return Ok(vec![once * 1e9]);
+        let once_ns = once * 1e9;
+        if past_cutoff(once_ns) {
+            return Ok(vec![once_ns]);
         }
         let iters = ((sample.as_secs_f64() / once).ceil() as u64).clamp(1, MAX_ITERS_PER_SUBMIT);
         let slow = iters == 1;
         let wanted = if slow { rounds.min(3) } else { rounds };
         let mut per_iter_ns = Vec::with_capacity(wanted);
         if slow {
-            per_iter_ns.push(once * 1e9);
+            per_iter_ns.push(once_ns);
         }
         while per_iter_ns.len() < wanted {
             let ns = self.time(gpu, program, iters)?.as_nanos() as f64 / iters as f64;
