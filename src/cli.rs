@@ -287,6 +287,11 @@ pub struct RunArgs {
     /// $PRICEPERF_CACHE_DIR, default ~/.cache/priceperf).
     #[arg(long)]
     pub retune: bool,
+    /// Leave a variant out of the run's later searches once it has screened at least this
+    /// many times behind the fastest on two earlier benchmarks of the same kind; 0 never
+    /// prunes. `--suite full` never prunes.
+    #[arg(long, default_value_t = crate::tuning::PRUNE_RATIO)]
+    pub prune_ratio: f64,
     /// Samples per variant (at least 10).
     #[arg(long, value_parser = clap::value_parser!(u32).range(10..=10_000))]
     pub sample_size: Option<u32>,
@@ -372,6 +377,19 @@ impl RunArgs {
                 ))
             }
         };
+        let prune_ratio = match self.prune_ratio {
+            0.0 => None,
+            r if r.is_finite() && r >= 1.0 => Some(r),
+            r => {
+                return Err(Error::bad_input(
+                    format!(
+                        "--prune-ratio {} is neither 0 nor a ratio of at least 1",
+                        show(r)
+                    ),
+                    "Pass e.g. --prune-ratio 10 (the default), or 0 to try every variant on every benchmark.",
+                ))
+            }
+        };
         let mut sampling = None;
         if self.sample_size.is_some() || self.measurement_time.is_some() {
             let mut s = Sampling::for_adapter(true);
@@ -392,6 +410,7 @@ impl RunArgs {
             out: self.out.clone(),
             resume: self.resume,
             retune: self.retune,
+            prune_ratio,
             sampling,
             timeout: Duration::from_secs_f64(positive("--timeout", self.timeout)?),
             models: self.models.clone(),

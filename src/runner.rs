@@ -31,6 +31,7 @@ use crate::pricing::{self, PricingOptions};
 use crate::results::{self, KernelRow, ResultSet, RunInfo, Status};
 use crate::shape::DType;
 use crate::suite::{benchmarks, Benchmark, Op, SuiteName};
+use crate::tuning::ScreenHistory;
 use crate::verify;
 
 /// What to run and where to write it.
@@ -74,6 +75,9 @@ pub struct RunConfig {
     pub verbosity: crate::progress::Verbosity,
     /// Search every variant again and measure the peaks again, ignoring the cache.
     pub retune: bool,
+    /// Prune variants that screened this many times behind the fastest on earlier
+    /// benchmarks of their kind ([`ScreenHistory`]); `None` never prunes.
+    pub prune_ratio: Option<f64>,
 }
 
 impl Default for RunConfig {
@@ -103,6 +107,7 @@ impl Default for RunConfig {
             },
             verbosity: crate::progress::Verbosity::default(),
             retune: false,
+            prune_ratio: Some(crate::tuning::PRUNE_RATIO),
         }
     }
 }
@@ -332,6 +337,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             "measurement_s": sampling.measurement.as_secs_f64(),
             "timeout_s": config.timeout.as_secs_f64(),
             "seed": config.seed,
+            "prune_ratio": config.prune_ratio,
             "checked_shaders": crate::kernels::checked_shaders(),
             "LP_NUM_THREADS": std::env::var("LP_NUM_THREADS").ok(),
             "LP_NATIVE_VECTOR_WIDTH": std::env::var("LP_NATIVE_VECTOR_WIDTH").ok(),
@@ -383,6 +389,12 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
     } else {
         None
     };
+    // Within a suite's budget, searches prune variants that keep losing widely; `full`
+    // tries everything.
+    let mut history = config
+        .prune_ratio
+        .filter(|_| budget.is_some())
+        .map(ScreenHistory::new);
     let mut interrupted = false;
     for (i, bench) in todo.iter().enumerate() {
         if stop_requested() {
@@ -414,6 +426,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             budget,
             bench,
             cached.as_ref().map(|c| c.variant.as_str()),
+            history.as_mut(),
             &mut collected,
         );
         let cache_held = cached
@@ -433,6 +446,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
                 budget,
                 bench,
                 None,
+                history.as_mut(),
                 &mut collected,
             );
         }
@@ -453,9 +467,11 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         time.compile_s += collected.compile_s;
         time.verify_s += collected.verify_s;
         time.native_s += collected.native_s;
+        // Compiled and run: not unsupported on this adapter or shape, not pruned.
         let tried = new_rows
             .iter()
             .filter(|r| r.variant != native::VARIANT)
+            .filter(|r| r.verified || r.status != Status::Skipped)
             .count() as u32;
         let tuning_note = if let (true, Some(c)) = (cache_held, cached.as_ref()) {
             time.cached += 1;
@@ -662,13 +678,23 @@ fn run_benchmark(
     budget_s: Option<f64>,
     bench: &Benchmark,
     only: Option<&str>,
+    mut history: Option<&mut ScreenHistory>,
     out: &mut Collected,
 ) -> Vec<KernelRow> {
     let (dtype, seed) = (bench.dtype, config.seed);
     let keep = |name: &str| wanted(config, name) && only.is_none_or(|o| o == name);
     let mut search = |gpu: &mut Gpu, criterion: &mut Criterion, candidates: Vec<Candidate<'_>>| {
         run_candidates(
-            gpu, criterion, sampling, config, budget_s, bench, candidates, only, out,
+            gpu,
+            criterion,
+            sampling,
+            config,
+            budget_s,
+            bench,
+            candidates,
+            only,
+            history.as_deref_mut(),
+            out,
         )
     };
     match bench.op {
@@ -777,6 +803,7 @@ fn run_candidates(
     bench: &Benchmark,
     candidates: Vec<Candidate<'_>>,
     only: Option<&str>,
+    history: Option<&mut ScreenHistory>,
     out: &mut Collected,
 ) -> Vec<KernelRow> {
     use crate::tuning::{finalists, MAX_FINALISTS, SCREEN_CUTOFF, SCREEN_ROUNDS, SCREEN_SAMPLE};
@@ -814,7 +841,32 @@ fn run_candidates(
             device = gpu.device.clone();
         }
     };
-    for (idx, c) in candidates.iter().enumerate().rev() {
+    // Variants that kept losing widely on earlier benchmarks of this regime are left out,
+    // unless nothing else screens.
+    let prune: Vec<Option<String>> = candidates
+        .iter()
+        .map(|c| history.as_deref().and_then(|h| h.pruned(bench, &c.variant)))
+        .collect();
+    let mut order: Vec<usize> = (0..candidates.len())
+        .rev()
+        .filter(|&i| prune[i].is_none())
+        .collect();
+    let mut next = 0;
+    loop {
+        if next == order.len() {
+            if !screened.is_empty() || order.len() == candidates.len() {
+                break;
+            }
+            crate::progress::notice(&format!(
+                "priceperf: no unpruned variant of {} screened; trying the pruned ones",
+                bench.id()
+            ));
+            order.extend((0..candidates.len()).rev().filter(|&i| prune[i].is_some()));
+            continue;
+        }
+        let idx = order[next];
+        next += 1;
+        let c = &candidates[idx];
         forget_lost(gpu, &mut kept);
         let v = match verify_candidate(gpu, config, bench, c, out) {
             Ok(v) => v,
@@ -865,10 +917,20 @@ fn run_candidates(
     forget_lost(gpu, &mut kept);
     let mut rows: Vec<KernelRow> = rows
         .into_iter()
-        .map(|r| r.expect("every candidate got a row"))
+        .zip(candidates.iter().zip(prune))
+        .map(|(row, (c, why))| match (row, why) {
+            (Some(row), _) => row,
+            (None, Some(why)) => skipped(blank_row(gpu, bench, &c.variant), why),
+            (None, None) => unreachable!("every unpruned candidate got a row"),
+        })
         .collect();
     let finals = finalists(&screened.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>());
     let fastest = screened.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
+    if let Some(h) = history {
+        for (idx, best, _) in &screened {
+            h.record(bench, &rows[*idx].variant, best / fastest);
+        }
+    }
     let mut measured = Vec::new();
     let mut finalist_notes = Vec::new();
     for (idx, best, v) in kept {
@@ -938,6 +1000,7 @@ fn run_native(
     out: &mut Collected,
 ) -> Option<KernelRow> {
     let mut gemm = native::NativeGemm::new(shape, inputs)?;
+    crate::progress::step(native::VARIANT, "verifying");
     let mut row = blank_row(gpu, bench, native::VARIANT);
     row.backend = "native-cpu".into();
     row.driver = "matrixmultiply 0.3".into();
@@ -1001,8 +1064,6 @@ fn wanted(config: &RunConfig, variant: &str) -> bool {
 }
 
 fn blank_row(gpu: &Gpu, bench: &Benchmark, variant: &str) -> KernelRow {
-    // Every variant starts here, just before it is compiled.
-    crate::progress::step(variant, "compiling");
     KernelRow {
         benchmark: bench.id(),
         kernel: bench.op.kernel().into(),
@@ -1053,6 +1114,7 @@ fn verify_candidate(
     candidate: &Candidate<'_>,
     out: &mut Collected,
 ) -> std::result::Result<Verified, Box<KernelRow>> {
+    crate::progress::step(&candidate.variant, "compiling");
     let mut row = blank_row(gpu, bench, &candidate.variant);
     let t = Instant::now();
     let prepared = (candidate.prepare)(gpu);

@@ -4,7 +4,10 @@
 //! and the fastest of those is chosen: that is the search. The choice is cached per adapter
 //! and driver, kernel version (a hash of the kernel sources, from build.rs) and shape class,
 //! and later runs measure only the cached choice, which keeps a quick run's time on kernels
-//! rather than on searching. `--retune` searches again; `--variant` picks variants by hand,
+//! rather than on searching. Within a suite's time budget, a variant that screened at least
+//! [`PRUNE_RATIO`] times the fastest on every earlier benchmark of its [`regime`] in the run
+//! is left out of later searches, with a note in its row ([`ScreenHistory`]); `--suite full`
+//! tries everything. `--retune` searches again; `--variant` picks variants by hand,
 //! bypasses the cache and measures each of them in full. A cached variant that no longer
 //! verifies or runs triggers a full search.
 
@@ -51,6 +54,91 @@ pub fn finalists<T: Copy>(screened: &[(T, f64)]) -> Vec<T> {
         .take(MAX_FINALISTS)
         .map(|(id, _)| *id)
         .collect()
+}
+
+/// A variant whose screens were at least this many times the fastest on every earlier
+/// benchmark of the same [`regime`] in a run is pruned from later searches in that run.
+/// Far outside the screen's noise (about 10%) and the finalist margin: on lavapipe the
+/// generic kernels screen 10-80x behind the subgroup ones, shape after shape.
+pub const PRUNE_RATIO: f64 = 10.0;
+
+/// ... and only once it has lost that badly on this many benchmarks of the regime.
+pub const PRUNE_AFTER: usize = 2;
+
+/// The benchmarks a variant's ranking carries over between: the [`class`] without the sizes,
+/// plus whether the op works on at most four rows or query tokens (decode), where other
+/// kernels (gemv, split-K attention) apply and the ranking changes.
+pub fn regime(bench: &Benchmark) -> String {
+    let id = bench.id();
+    let Some((head, spec)) = id.rsplit_once('/') else {
+        return id;
+    };
+    let mut decode = false;
+    let kept: Vec<&str> = spec
+        .split(',')
+        .filter(|kv| match kv.split_once('=') {
+            Some((k, v)) if ["m", "n", "k", "sq", "skv", "rows", "cols"].contains(&k) => {
+                if ["m", "sq", "rows"].contains(&k) {
+                    decode |= v.parse::<u64>().is_ok_and(|n| n <= 4);
+                }
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let kind = if decode { "decode" } else { "bulk" };
+    if kept.is_empty() {
+        format!("{head} ({kind})")
+    } else {
+        format!("{head}/{} ({kind})", kept.join(","))
+    }
+}
+
+/// How far behind the fastest screen each variant was, per [`regime`], over one run's
+/// searches: the evidence for pruning a variant that keeps losing by a wide margin, so a
+/// cold run stops compiling, verifying and screening kernels that cannot win here.
+#[derive(Debug)]
+pub struct ScreenHistory {
+    /// Prune at this ratio ([`PRUNE_RATIO`] by default, `--prune-ratio`).
+    prune_ratio: f64,
+    /// (regime, variant) -> screen time / fastest screen time, one per benchmark.
+    ratios: std::collections::HashMap<(String, String), Vec<f64>>,
+}
+
+impl ScreenHistory {
+    pub fn new(prune_ratio: f64) -> Self {
+        ScreenHistory {
+            prune_ratio,
+            ratios: Default::default(),
+        }
+    }
+
+    /// Remember that `variant` screened `ratio` times the fastest on `bench`.
+    pub fn record(&mut self, bench: &Benchmark, variant: &str, ratio: f64) {
+        if ratio.is_finite() {
+            self.ratios
+                .entry((regime(bench), variant.to_string()))
+                .or_default()
+                .push(ratio);
+        }
+    }
+
+    /// Why `variant` is left out of the search on `bench`, or `None` to try it: it was
+    /// screened on at least [`PRUNE_AFTER`] earlier benchmarks of the regime and was at
+    /// least the prune ratio times the fastest on every one.
+    pub fn pruned(&self, bench: &Benchmark, variant: &str) -> Option<String> {
+        let regime = regime(bench);
+        let ratios = self.ratios.get(&(regime.clone(), variant.to_string()))?;
+        if ratios.len() < PRUNE_AFTER || ratios.iter().any(|r| *r < self.prune_ratio) {
+            return None;
+        }
+        let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = ratios.iter().copied().fold(0.0, f64::max);
+        Some(format!(
+            "pruned from the tuning search: its screens were {low:.0}-{high:.0}x the fastest on each of the {} earlier {regime} benchmarks of this run; measure it with --variant '^{variant}$'",
+            ratios.len()
+        ))
+    }
 }
 
 /// The kernels these choices were made with: a hash of kernels/ and src/kernels/.
@@ -166,6 +254,70 @@ mod tests {
         // Never more than MAX_FINALISTS, however close.
         let close: Vec<(usize, f64)> = (0..10).map(|i| (i, 10.0 + i as f64 * 0.01)).collect();
         assert_eq!(finalists(&close), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn regimes_drop_sizes_and_split_decode_from_bulk() {
+        let a = regime(&bench("matmul", "m=64,n=768,k=3072,transpose_b=1"));
+        assert_eq!(
+            a,
+            regime(&bench("matmul", "m=16,n=2048,k=2048,transpose_b=1"))
+        );
+        assert_ne!(
+            a,
+            regime(&bench("matmul", "m=1,n=2048,k=2048,transpose_b=1"))
+        );
+        assert_ne!(a, regime(&bench("matmul", "m=64,n=768,k=3072")));
+        let decode = regime(&bench(
+            "attention",
+            "b=1,hq=8,hkv=8,sq=1,skv=1000,d=64,causal=1",
+        ));
+        assert!(
+            decode.ends_with(" (decode)") && decode.contains("d=64"),
+            "{decode}"
+        );
+        assert_eq!(
+            regime(&bench("matmul", "m=1024,n=1024,k=1024")),
+            "matmul/f32 (bulk)"
+        );
+    }
+
+    #[test]
+    fn a_variant_is_pruned_only_after_losing_widely_every_time() {
+        let (b1, b2, b3) = (
+            bench("matmul", "m=256,n=256,k=256"),
+            bench("matmul", "m=512,n=512,k=512"),
+            bench("matmul", "m=1024,n=1024,k=1024"),
+        );
+        let mut h = ScreenHistory::new(PRUNE_RATIO);
+        h.record(&b1, "naive", 40.0);
+        // One loss is not enough.
+        assert_eq!(h.pruned(&b3, "naive"), None);
+        h.record(&b2, "naive", 12.0);
+        let why = h
+            .pruned(&b3, "naive")
+            .expect("pruned after two wide losses");
+        assert!(
+            why.contains("12-40x") && why.contains("--variant '^naive$'"),
+            "{why}"
+        );
+        // Another regime (transposed B) starts afresh.
+        assert_eq!(
+            h.pruned(
+                &bench("matmul", "m=1024,n=1024,k=1024,transpose_b=1"),
+                "naive"
+            ),
+            None
+        );
+        // A single showing inside the ratio keeps it in.
+        h.record(&b2, "tiled", 30.0);
+        h.record(&b2, "tiled", 9.0);
+        h.record(&b2, "tiled", 50.0);
+        assert_eq!(h.pruned(&b3, "tiled"), None);
+        // Infinite ratios (nothing to compare against) are not evidence.
+        h.record(&b1, "reg", f64::INFINITY);
+        h.record(&b2, "reg", f64::INFINITY);
+        assert_eq!(h.pruned(&b3, "reg"), None);
     }
 
     #[test]

@@ -183,6 +183,70 @@ fn unknown_adapter_exits_3_and_lists_the_real_ones() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("available:"));
 }
 
+/// Pruning: within a suite run, a variant that screened behind the fastest on two earlier
+/// benchmarks of the same kind (here any margin, with --prune-ratio just above 1) is left out
+/// of the third benchmark's search with a note, while that search still chooses a verified
+/// winner. A ratio below 1 is refused.
+#[test]
+fn searches_prune_variants_that_kept_losing() {
+    if !has_adapter() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    // Three decode-shaped projections of gpt2 (f16 where the adapter has it).
+    let out = priceperf()
+        .env("PRICEPERF_CACHE_DIR", dir.path().join("cache"))
+        .env("PRICEPERF_PEAKS", "skip")
+        .args(["run", "--suite", "quick", "--filter"])
+        .arg("^matmul/[^/]+/m=1,n=(768|3072),k=(768|3072),")
+        .args(["--prune-ratio", "1.001", "--sample-size", "10"])
+        .args(["--measurement-time", "0.1", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let rows = priceperf::results::read_kernel_rows(&out_dir.join("kernels.csv")).unwrap();
+    let mut benchmarks: Vec<&str> = Vec::new();
+    for r in &rows {
+        if !benchmarks.contains(&r.benchmark.as_str()) {
+            benchmarks.push(&r.benchmark);
+        }
+    }
+    assert_eq!(benchmarks.len(), 3, "{benchmarks:?}");
+    let pruned = |b: &str| -> Vec<&priceperf::results::KernelRow> {
+        rows.iter()
+            .filter(|r| r.benchmark == b && r.note.contains("pruned from the tuning search"))
+            .collect()
+    };
+    assert!(pruned(benchmarks[0]).is_empty() && pruned(benchmarks[1]).is_empty());
+    let last = pruned(benchmarks[2]);
+    assert!(!last.is_empty(), "nothing pruned on {}", benchmarks[2]);
+    for r in &last {
+        assert!(
+            r.status == priceperf::results::Status::Skipped
+                && !r.verified
+                && !r.chosen
+                && r.note.contains(&format!("--variant '^{}$'", r.variant)),
+            "{r:?}"
+        );
+    }
+    let chosen: Vec<_> = rows
+        .iter()
+        .filter(|r| r.benchmark == benchmarks[2] && r.chosen)
+        .collect();
+    assert!(chosen.len() == 1 && chosen[0].verified, "{chosen:?}");
+
+    let out = priceperf()
+        .args(["run", "--kernel", "matmul", "--shape", "m=4,n=4,k=4"])
+        .args(["--prune-ratio", "0.5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--prune-ratio 0.5"));
+}
+
 /// The tuning cache: a first run searches every variant (screening them all, measuring the
 /// finalists in full) and caches the winner; a second run measures only that winner and says
 /// so; `--retune` searches again. The peak probes run once, fill the measured-peak columns
