@@ -273,7 +273,7 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', default_value = "f32")]
     pub dtype: Vec<String>,
     /// Adapter name substring (`priceperf devices` lists them); `vulkan:llvmpipe` also
-    /// matches the backend.
+    /// matches the backend, and a bare backend name (`gl`) picks that backend's first adapter.
     #[arg(long, env = "PRICEPERF_ADAPTER")]
     pub adapter: Option<String>,
     /// Result folder (default `results/runs/<timestamp>-<adapter>`).

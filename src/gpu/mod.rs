@@ -136,7 +136,8 @@ pub const NO_ADAPTER_HELP: &str =
     `priceperf devices` lists what wgpu can see.";
 
 /// Pick an adapter: the first whose name contains `substr` (case-insensitive; `backend:name`
-/// also matches on backend, e.g. `vulkan:llvmpipe`), else the most capable one.
+/// also matches on backend, e.g. `vulkan:llvmpipe`, and a bare backend name such as `gl`
+/// picks that backend's first adapter when no name contains it), else the most capable one.
 pub fn select(adapters: Vec<wgpu::Adapter>, substr: Option<&str>) -> Result<wgpu::Adapter> {
     if adapters.is_empty() {
         return Err(Error::NoAdapter(NO_ADAPTER_HELP.into()));
@@ -144,31 +145,42 @@ pub fn select(adapters: Vec<wgpu::Adapter>, substr: Option<&str>) -> Result<wgpu
     let Some(wanted) = substr.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(adapters.into_iter().next().expect("checked non-empty"));
     };
-    let wanted = wanted.to_lowercase();
-    let (backend, name) = match wanted.split_once(':') {
-        Some((b, n)) => (Some(b.to_string()), n.to_string()),
-        None => (None, wanted.clone()),
-    };
-    let names: Vec<String> = adapters
+    let named: Vec<(String, String)> = adapters
         .iter()
         .map(|a| {
             let s = AdapterSummary::of(a);
-            format!("{} ({})", s.name, s.backend)
+            (s.name, s.backend)
         })
         .collect();
-    adapters
-        .into_iter()
-        .find(|a| {
-            let s = AdapterSummary::of(a);
-            s.name.to_lowercase().contains(&name)
-                && backend.as_ref().is_none_or(|b| s.backend.starts_with(b.as_str()))
-        })
-        .ok_or_else(|| {
-            Error::NoAdapter(format!(
-                "no adapter matches `{wanted}`; available: {}. Pass part of one of these names to --adapter (or PRICEPERF_ADAPTER), optionally prefixed by a backend as in `vulkan:llvmpipe`.",
-                names.join(", ")
-            ))
-        })
+    match pick(&named, wanted) {
+        Some(i) => Ok(adapters.into_iter().nth(i).expect("index from the same list")),
+        None => Err(Error::NoAdapter(format!(
+            "no adapter matches `{wanted}`; available: {}. Pass part of one of these names to --adapter (or PRICEPERF_ADAPTER), a backend name, or both as in `vulkan:llvmpipe`.",
+            named
+                .iter()
+                .map(|(name, backend)| format!("{name} ({backend})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The index in `adapters` (name, backend) that `wanted` picks; see [`select`].
+fn pick(adapters: &[(String, String)], wanted: &str) -> Option<usize> {
+    let wanted = wanted.to_lowercase();
+    let (backend, name) = match wanted.split_once(':') {
+        Some((b, n)) => (Some(b), n),
+        None => (None, wanted.as_str()),
+    };
+    let by_name = adapters.iter().position(|(n, b)| {
+        n.to_lowercase().contains(name) && backend.is_none_or(|want| b.starts_with(want))
+    });
+    by_name.or_else(|| {
+        backend
+            .is_none()
+            .then(|| adapters.iter().position(|(_, b)| b.as_str() == name))
+            .flatten()
+    })
 }
 
 /// An open device on the selected adapter, with what went wrong on it so far.
@@ -292,6 +304,27 @@ mod tests {
         };
         assert_eq!(s.slug(), "llvmpipe-llvm-15-0-6-256-bits-vulkan");
         assert!(s.is_cpu());
+    }
+
+    #[test]
+    fn adapters_are_picked_by_name_then_backend() {
+        let list: Vec<(String, String)> = [
+            ("NVIDIA H100 80GB HBM3", "vulkan"),
+            ("llvmpipe (LLVM 15.0.6, 256 bits)", "vulkan"),
+            ("llvmpipe (LLVM 15.0.6, 256 bits)", "gl"),
+        ]
+        .iter()
+        .map(|(n, b)| (n.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(pick(&list, "h100"), Some(0));
+        assert_eq!(pick(&list, "LLVMpipe"), Some(1));
+        assert_eq!(pick(&list, "gl:llvmpipe"), Some(2));
+        assert_eq!(pick(&list, "vulkan:"), Some(0));
+        // A bare backend name picks that backend's first adapter.
+        assert_eq!(pick(&list, "gl"), Some(2));
+        assert_eq!(pick(&list, "vulkan"), Some(0));
+        assert_eq!(pick(&list, "metal"), None);
+        assert_eq!(pick(&list, "dx12:llvmpipe"), None);
     }
 
     #[test]
