@@ -520,6 +520,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         rows.extend(new_rows);
     }
     progress.finish();
+    notes.extend(results::noisy_note(&rows));
 
     let (tokens, compose_notes) = compose::token_rates(&runs, &rows);
     notes.extend(compose_notes);

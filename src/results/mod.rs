@@ -111,6 +111,47 @@ impl KernelRow {
         self.gbps = Some(self.bytes as f64 / median_ns);
         self
     }
+
+    /// The half-width of the time's confidence interval as a fraction of the median, for a
+    /// row measured in full (criterion's ten or more samples); `None` otherwise.
+    pub fn spread(&self) -> Option<f64> {
+        let (median, low, high) = (self.median_ns?, self.ci_low_ns?, self.ci_high_ns?);
+        (self.samples? >= 10 && median > 0.0).then(|| (high - low) / 2.0 / median)
+    }
+}
+
+/// A chosen row whose interval is wider than this (± fraction of the median) was measured
+/// while the machine's speed changed: eight repeated runs of one lavapipe matmul gave
+/// ±0.5% to ±5% in five, and ±10%, ±12% and ±24% in the three whose samples show the
+/// machine's speed moving (a shared host's load coming and going).
+pub const NOISY_SPREAD: f64 = 0.10;
+
+/// A run note naming the chosen rows measured with an interval wider than
+/// [`NOISY_SPREAD`], or `None` when there are none.
+pub fn noisy_note(rows: &[KernelRow]) -> Option<String> {
+    let chosen: Vec<&KernelRow> = rows.iter().filter(|r| r.chosen).collect();
+    let noisy: Vec<String> = chosen
+        .iter()
+        .filter_map(|r| {
+            let s = r.spread()?;
+            (s > NOISY_SPREAD).then(|| format!("{} ±{:.0}%", r.benchmark, s * 100.0))
+        })
+        .collect();
+    if noisy.is_empty() {
+        return None;
+    }
+    let shown: Vec<&str> = noisy.iter().take(5).map(String::as_str).collect();
+    let more = match noisy.len() - shown.len() {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    Some(format!(
+        "{} of {} chosen rows were measured with a 95% interval wider than ±{:.0}% of the median ({}{more}): the machine's speed changed while they ran (other load, a shared host, clock changes), and their prices carry that uncertainty; rerun them on an idle machine (--filter) for figures to rely on",
+        noisy.len(),
+        chosen.len(),
+        NOISY_SPREAD * 100.0,
+        shown.join(", ")
+    ))
 }
 
 const KERNEL_HEADER: &[&str] = &[
@@ -624,6 +665,32 @@ mod tests {
         assert_eq!(text.matches("benchmark,kernel").count(), 1, "one header");
         assert!(text.contains("'=cmd"), "injection escaped: {text}");
         assert_eq!(read_kernel_rows(&path).unwrap(), rows);
+    }
+
+    #[test]
+    fn wide_intervals_on_chosen_rows_get_a_note() {
+        let chosen = |benchmark: &str, low: f64, high: f64, samples: u64| KernelRow {
+            benchmark: benchmark.into(),
+            chosen: true,
+            samples: Some(samples),
+            ..row("naive", Status::Ok).with_time(1000.0, low, high)
+        };
+        // ±10% (900..1100) is within the limit; so is a wide screen-only row (3 samples)
+        // and a wide row that was not chosen.
+        let calm = vec![
+            chosen("a", 900.0, 1100.0, 10),
+            chosen("b", 500.0, 1500.0, 3),
+            row("naive", Status::Ok).with_time(1000.0, 500.0, 1500.0),
+        ];
+        assert_eq!(calm[0].spread(), Some(0.1));
+        assert_eq!(noisy_note(&calm), None);
+        let mut rows = calm;
+        rows.push(chosen("matmul/f32/m=1024,n=1024,k=1024", 800.0, 1300.0, 10));
+        let note = noisy_note(&rows).expect("a note");
+        assert!(
+            note.starts_with("1 of 3 chosen rows") && note.contains("m=1024,n=1024,k=1024 ±25%"),
+            "{note}"
+        );
     }
 
     #[test]
