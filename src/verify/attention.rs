@@ -230,45 +230,29 @@ impl Reference {
         let s = &self.shape;
         let d = s.d as usize;
         let len = s.b as u64 * s.hq as u64 * s.sq as u64 * s.d as u64;
-        let mut verdict = Verdict {
-            passed: true,
-            max_err: 0.0,
-            bound: self.bound,
-            checked: 0,
-            failure: None,
-        };
         if output.len() as u64 != len {
-            verdict.passed = false;
-            verdict.failure = Some(format!(
-                "output has {} elements, expected {len}",
-                output.len()
-            ));
-            return verdict;
+            return Verdict::unusable(
+                self.bound,
+                format!("output has {} elements, expected {len}", output.len()),
+            );
         }
-        for (n, &(b, h, i)) in self.rows.iter().enumerate() {
+        let mut verdict = Verdict::new(self.bound);
+        'rows: for (n, &(b, h, i)) in self.rows.iter().enumerate() {
             let base = ((b as usize * s.hq as usize + h as usize) * s.sq as usize + i as usize) * d;
             for c in 0..d {
                 let got = output.get(base + c);
                 let want = self.want[n * d + c];
-                verdict.checked += 1;
-                if !got.is_finite() {
-                    verdict.passed = false;
-                    verdict.max_err = f64::INFINITY;
-                    verdict.failure = Some(format!(
-                        "O[b={b}, h={h}, i={i}, d={c}] is {got} (expected {want:.6}); NaN means the kernel never wrote it or divided 0 by 0"
-                    ));
-                    return verdict;
-                }
-                let err = (got - want).abs();
-                verdict.max_err = verdict.max_err.max(err);
-                if err > self.bound && verdict.failure.is_none() {
-                    verdict.passed = false;
-                    verdict.failure = Some(format!(
-                        "O[b={b}, h={h}, i={i}, d={c}] = {got} but the f64 reference is {want} (error {err:.3e} > bound {:.3e} = max(2 x naive error {:.3e}, floor))",
-                        self.bound, self.naive_error
-                    ));
+                let at = || format!("O[b={b}, h={h}, i={i}, d={c}]");
+                if !verdict.record(at, got, want, (got - want).abs(), "error") {
+                    break 'rows;
                 }
             }
+        }
+        if let (Some(why), true) = (verdict.failure.as_mut(), verdict.max_err.is_finite()) {
+            why.push_str(&format!(
+                "; the bound is max(2 x the naive kernel's error {:.3e}, a floor)",
+                self.naive_error
+            ));
         }
         verdict
     }

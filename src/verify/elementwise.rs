@@ -169,53 +169,32 @@ pub fn check(
 ) -> Verdict {
     let limit = bound(shape, dtype);
     let floor = atol(dtype) / limit;
-    let mut verdict = Verdict {
-        passed: true,
-        max_err: 0.0,
-        bound: limit,
-        checked: 0,
-        failure: None,
-    };
     if let Err(e) = inputs.matches(shape, dtype) {
-        verdict.passed = false;
-        verdict.failure = Some(format!("inputs do not fit the shape: {e}"));
-        return verdict;
+        return Verdict::unusable(limit, format!("inputs do not fit the shape: {e}"));
     }
     if output.len() as u64 != shape.len() {
-        verdict.passed = false;
-        verdict.failure = Some(format!(
-            "output has {} elements, expected {}",
-            output.len(),
-            shape.len()
-        ));
-        return verdict;
+        return Verdict::unusable(
+            limit,
+            format!(
+                "output has {} elements, expected {}",
+                output.len(),
+                shape.len()
+            ),
+        );
     }
-    for row in rows_to_check(shape, seed) {
+    let mut verdict = Verdict::new(limit);
+    'rows: for row in rows_to_check(shape, seed) {
         let base = row as usize * shape.cols as usize;
         for (col, (want, mag)) in reference_row(shape, inputs, row).into_iter().enumerate() {
             let got = output.get(base + col);
-            verdict.checked += 1;
-            if !got.is_finite() {
-                verdict.passed = false;
-                verdict.max_err = f64::INFINITY;
-                verdict.failure = Some(format!(
-                    "{} y[row={row}, col={col}] is {got} (expected {want:.6}); NaN means the kernel never wrote it",
-                    shape.kind
-                ));
-                return verdict;
-            }
             let err = if got == want {
                 0.0
             } else {
                 (got - want).abs() / mag.max(floor)
             };
-            verdict.max_err = verdict.max_err.max(err);
-            if err > limit && verdict.failure.is_none() {
-                verdict.passed = false;
-                verdict.failure = Some(format!(
-                    "{} y[row={row}, col={col}] = {got} but the f64 reference is {want} (normalised error {err:.3e} > bound {limit:.3e})",
-                    shape.kind
-                ));
+            let at = || format!("{} y[row={row}, col={col}]", shape.kind);
+            if !verdict.record(at, got, want, err, "normalised error") {
+                break 'rows;
             }
         }
     }

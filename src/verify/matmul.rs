@@ -131,43 +131,28 @@ impl Reference {
     /// Compare a kernel's output with the reference.
     pub fn check(&self, output: &HostTensor) -> Verdict {
         let shape = &self.shape;
-        let mut verdict = Verdict {
-            passed: true,
-            max_err: 0.0,
-            bound: self.limit,
-            checked: 0,
-            failure: None,
-        };
         if output.len() as u64 != shape.c_len() {
-            verdict.passed = false;
-            verdict.failure = Some(format!(
-                "output has {} elements, expected {}",
-                output.len(),
-                shape.c_len()
-            ));
-            return verdict;
+            return Verdict::unusable(
+                self.limit,
+                format!(
+                    "output has {} elements, expected {}",
+                    output.len(),
+                    shape.c_len()
+                ),
+            );
         }
+        let mut verdict = Verdict::new(self.limit);
         for &(b, r, c, want, mag) in &self.expected {
             let idx = ((b as u64 * shape.m as u64 + r as u64) * shape.n as u64 + c as u64) as usize;
             let got = output.get(idx);
-            verdict.checked += 1;
-            if !got.is_finite() {
-                verdict.passed = false;
-                verdict.max_err = f64::INFINITY;
-                verdict.failure = Some(format!(
-                    "C[batch={b}, row={r}, col={c}] is {got} (expected {want:.6}); NaN means the kernel never wrote it"
-                ));
-                return verdict;
-            }
-            let err = (got - want).abs() / mag.max(f64::MIN_POSITIVE);
-            let err = if got == want { 0.0 } else { err };
-            verdict.max_err = verdict.max_err.max(err);
-            if err > self.limit && verdict.failure.is_none() {
-                verdict.passed = false;
-                verdict.failure = Some(format!(
-                    "C[batch={b}, row={r}, col={c}] = {got} but the f64 reference is {want} (normalised error {err:.3e} > bound {:.3e})",
-                    self.limit
-                ));
+            let err = if got == want {
+                0.0
+            } else {
+                (got - want).abs() / mag.max(f64::MIN_POSITIVE)
+            };
+            let at = || format!("C[batch={b}, row={r}, col={c}]");
+            if !verdict.record(at, got, want, err, "normalised error") {
+                break;
             }
         }
         verdict

@@ -52,9 +52,85 @@ pub struct Verdict {
     pub failure: Option<String>,
 }
 
+impl Verdict {
+    /// A passing verdict held to `bound`, nothing checked yet.
+    pub fn new(bound: f64) -> Verdict {
+        Verdict {
+            passed: true,
+            max_err: 0.0,
+            bound,
+            checked: 0,
+            failure: None,
+        }
+    }
+
+    /// A failed verdict for an output that cannot be compared at all (wrong length, inputs
+    /// that do not fit the shape).
+    pub fn unusable(bound: f64, why: String) -> Verdict {
+        Verdict {
+            passed: false,
+            failure: Some(why),
+            ..Verdict::new(bound)
+        }
+    }
+
+    /// Record one compared element: `got` against the reference's `want`, `err` its error in
+    /// the checker's measure (named by `measure` in the message, e.g. "normalised error"),
+    /// `at` naming the element (e.g. `C[batch=0, row=1, col=2]`), called only for a message.
+    /// The first element over the bound is the failure; a non-finite one ends the check
+    /// (returns false: stop comparing).
+    pub fn record(
+        &mut self,
+        at: impl FnOnce() -> String,
+        got: f64,
+        want: f64,
+        err: f64,
+        measure: &str,
+    ) -> bool {
+        self.checked += 1;
+        if !got.is_finite() {
+            self.passed = false;
+            self.max_err = f64::INFINITY;
+            self.failure = Some(format!(
+                "{} is {got} (expected {want:.6}); NaN means the kernel never wrote it or divided 0 by 0",
+                at()
+            ));
+            return false;
+        }
+        self.max_err = self.max_err.max(err);
+        if err > self.bound && self.failure.is_none() {
+            self.passed = false;
+            self.failure = Some(format!(
+                "{} = {got} but the f64 reference is {want} ({measure} {err:.3e} > bound {:.3e})",
+                at(),
+                self.bound
+            ));
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verdicts_keep_the_first_failure_and_stop_at_non_finite_output() {
+        let mut v = Verdict::new(1e-3);
+        assert!(v.record(|| "y[0]".into(), 1.0, 1.0, 0.0, "error"));
+        assert!(v.record(|| "y[1]".into(), 2.0, 1.0, 0.5, "error"));
+        assert!(v.record(|| "y[2]".into(), 3.0, 1.0, 2.0, "error"));
+        assert!(!v.passed && v.checked == 3 && v.max_err == 2.0);
+        let why = v.failure.clone().unwrap();
+        assert!(
+            why.starts_with("y[1] = 2 but") && why.contains("error 5.000e-1 > bound 1.000e-3"),
+            "{why}"
+        );
+        assert!(!v.record(|| "y[3]".into(), f64::NAN, 1.0, 0.0, "error"));
+        assert!(v.max_err.is_infinite() && v.failure.unwrap().contains("y[3] is NaN"));
+        let u = Verdict::unusable(1.0, "output has 3 elements, expected 4".into());
+        assert!(!u.passed && u.checked == 0);
+    }
 
     #[test]
     fn rng_is_deterministic_and_in_range() {
