@@ -288,8 +288,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub retune: bool,
     /// Leave a variant out of the run's later searches once it has screened at least this
-    /// many times behind the fastest on two earlier benchmarks of the same kind; 0 never
-    /// prunes. `--suite full` never prunes.
+    /// many times behind the fastest on every earlier benchmark of the same kind (two at
+    /// least); 0 never prunes. Only suite runs prune: not `--suite full`, not `--kernel`.
     #[arg(long, default_value_t = crate::tuning::PRUNE_RATIO)]
     pub prune_ratio: f64,
     /// Samples per variant (at least 10).

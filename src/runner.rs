@@ -73,7 +73,8 @@ pub struct RunConfig {
     /// Progress output: a bar or plain lines, criterion's report only when verbose. The
     /// default (verbose) keeps criterion's report, which `cargo bench` users expect.
     pub verbosity: crate::progress::Verbosity,
-    /// Search every variant again and measure the peaks again, ignoring the cache.
+    /// Search again (pruning as the suite does) and measure the peaks again, ignoring the
+    /// cache.
     pub retune: bool,
     /// Prune variants that screened this many times behind the fastest on earlier
     /// benchmarks of their kind ([`ScreenHistory`]); `None` never prunes.
@@ -337,7 +338,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             "measurement_s": sampling.measurement.as_secs_f64(),
             "timeout_s": config.timeout.as_secs_f64(),
             "seed": config.seed,
-            "prune_ratio": config.prune_ratio,
+            "prune_ratio": active_prune_ratio(config),
             "checked_shaders": crate::kernels::checked_shaders(),
             "LP_NUM_THREADS": std::env::var("LP_NUM_THREADS").ok(),
             "LP_NATIVE_VECTOR_WIDTH": std::env::var("LP_NATIVE_VECTOR_WIDTH").ok(),
@@ -389,12 +390,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
     } else {
         None
     };
-    // Within a suite's budget, searches prune variants that keep losing widely; `full`
-    // tries everything.
-    let mut history = config
-        .prune_ratio
-        .filter(|_| budget.is_some())
-        .map(ScreenHistory::new);
+    let mut history = active_prune_ratio(config).map(ScreenHistory::new);
     let mut interrupted = false;
     for (i, bench) in todo.iter().enumerate() {
         if stop_requested() {
@@ -485,7 +481,12 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             if let (Some(t), Some(v)) = (tuning.as_mut(), chosen.as_ref()) {
                 t.record(bench, v, secs, tried);
             }
-            format!("tuning: chosen by a {secs:.0} s search over {tried} variants")
+            match collected.pruned {
+                0 => format!("tuning: chosen by a {secs:.0} s search over {tried} variants"),
+                p => format!(
+                    "tuning: chosen by a {secs:.0} s search over {tried} variants ({p} more pruned)"
+                ),
+            }
         };
         let samples = collected.samples;
         let new_rows: Vec<KernelRow> = new_rows
@@ -853,13 +854,16 @@ fn run_candidates(
         .filter(|&i| prune[i].is_none())
         .collect();
     let mut next = 0;
+    // Whether any variant verified: if one did but was over the budget, the pruned ones,
+    // slower still, would be too.
+    let mut verified_any = false;
     loop {
         if next == order.len() {
-            if !screened.is_empty() || order.len() == candidates.len() {
+            if verified_any || order.len() == candidates.len() {
                 break;
             }
             crate::progress::notice(&format!(
-                "priceperf: no unpruned variant of {} screened; trying the pruned ones",
+                "priceperf: no unpruned variant of {} verified; trying the pruned ones",
                 bench.id()
             ));
             order.extend((0..candidates.len()).rev().filter(|&i| prune[i].is_some()));
@@ -876,6 +880,7 @@ fn run_candidates(
                 continue;
             }
         };
+        verified_any = true;
         // A slow kernel's screen is at most three single iterations.
         if let Some(why) = over_budget(v.first_run_s * 3.0, budget_s, bench) {
             rows[idx] = Some(skipped(v.row, why));
@@ -921,15 +926,23 @@ fn run_candidates(
         .zip(candidates.iter().zip(prune))
         .map(|(row, (c, why))| match (row, why) {
             (Some(row), _) => row,
-            (None, Some(why)) => skipped(blank_row(gpu, bench, &c.variant), why),
+            (None, Some(why)) => {
+                out.pruned += 1;
+                skipped(blank_row(gpu, bench, &c.variant), why)
+            }
             (None, None) => unreachable!("every unpruned candidate got a row"),
         })
         .collect();
     let finals = finalists(&screened.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>());
     let fastest = screened.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
     if let Some(h) = history {
-        for (idx, best, _) in &screened {
-            h.record(bench, &rows[*idx].variant, best / fastest);
+        for (idx, best, samples) in &screened {
+            // A screen cut off after one timing holds a single dispatch with its submit and
+            // wait, which overstates a short kernel's time against the fastest's amortised
+            // one: evidence only when the kernel itself dominates (1 ms and more).
+            if samples.len() > 1 || *best >= 1e6 {
+                h.record(bench, &rows[*idx].variant, best / fastest);
+            }
         }
     }
     let mut measured = Vec::new();
@@ -1042,6 +1055,13 @@ fn run_native(
     }
 }
 
+/// The ratio at which this run's searches prune ([`ScreenHistory`]): suite runs within a
+/// time budget prune; `--suite full`, `--kernel` runs and `--prune-ratio 0` do not.
+fn active_prune_ratio(config: &RunConfig) -> Option<f64> {
+    let budgeted = config.custom.is_empty() && config.suite.variant_budget_s().is_some();
+    config.prune_ratio.filter(|_| budgeted)
+}
+
 /// What measuring one benchmark collects besides its rows: the raw samples (for compare's
 /// rank test) and where the time went.
 #[derive(Default)]
@@ -1053,6 +1073,8 @@ struct Collected {
     measure_s: Vec<(String, f64)>,
     /// Seconds of the tuning search's screening timings.
     screen_s: f64,
+    /// Variants the search left out ([`ScreenHistory`]).
+    pruned: u32,
     native_s: f64,
 }
 

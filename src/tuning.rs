@@ -7,7 +7,7 @@
 //! rather than on searching. Within a suite's time budget, a variant that screened at least
 //! [`PRUNE_RATIO`] times the fastest on every earlier benchmark of its [`regime`] in the run
 //! is left out of later searches, with a note in its row ([`ScreenHistory`]); `--suite full`
-//! tries everything. `--retune` searches again; `--variant` picks variants by hand,
+//! tries everything. `--retune` searches again (pruning as the suite does); `--variant` picks variants by hand,
 //! bypasses the cache and measures each of them in full. A cached variant that no longer
 //! verifies or runs triggers a full search.
 
@@ -134,8 +134,20 @@ impl ScreenHistory {
         }
         let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
         let high = ratios.iter().copied().fold(0.0, f64::max);
+        let figure = |r: f64| {
+            if r < 2.0 {
+                format!("{r:.1}")
+            } else {
+                format!("{r:.0}")
+            }
+        };
+        let range = if figure(low) == figure(high) {
+            figure(low)
+        } else {
+            format!("{}-{}", figure(low), figure(high))
+        };
         Some(format!(
-            "pruned from the tuning search: its screens were {low:.0}-{high:.0}x the fastest on each of the {} earlier {regime} benchmarks of this run; measure it with --variant '^{variant}$'",
+            "pruned from the tuning search: its screen was {range}x the fastest on each of the {} earlier {regime} benchmarks of this run where it was screened; measure it with --variant '^{variant}$'",
             ratios.len()
         ))
     }
@@ -299,6 +311,16 @@ mod tests {
             .expect("pruned after two wide losses");
         assert!(
             why.contains("12-40x") && why.contains("--variant '^naive$'"),
+            "{why}"
+        );
+        let mut close = ScreenHistory::new(1.001);
+        close.record(&b1, "reg", 1.04);
+        close.record(&b2, "reg", 1.02);
+        let why = close
+            .pruned(&b3, "reg")
+            .expect("pruned at a ratio just above 1");
+        assert!(
+            why.contains("was 1.0x the fastest on each of the 2 earlier"),
             "{why}"
         );
         // Another regime (transposed B) starts afresh.

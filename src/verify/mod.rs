@@ -92,7 +92,7 @@ impl Verdict {
             self.passed = false;
             self.max_err = f64::INFINITY;
             self.failure = Some(format!(
-                "{} is {got} (expected {want:.6}); NaN means the kernel never wrote it or divided 0 by 0",
+                "{} is {got} (expected {want:.6}); the output starts as NaN, so the kernel never wrote it or computed a NaN or infinity",
                 at()
             ));
             return false;
