@@ -499,6 +499,13 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
                         format!("{}; {tuning_note}", r.note)
                     };
                 }
+                if let Some(wide) = r.chosen.then(|| results::wide_interval(&r)).flatten() {
+                    r.note = if r.note.is_empty() {
+                        wide
+                    } else {
+                        format!("{}; {wide}", r.note)
+                    };
+                }
                 with_pct_of_peak(r, accel.as_ref(), peaks.as_ref())
             })
             .collect();

@@ -126,6 +126,16 @@ impl KernelRow {
 /// machine's speed moving (a shared host's load coming and going).
 pub const NOISY_SPREAD: f64 = 0.10;
 
+/// The row note for a row measured with an interval wider than [`NOISY_SPREAD`], so that
+/// a spreadsheet shows it next to the figure; `None` otherwise.
+pub fn wide_interval(row: &KernelRow) -> Option<String> {
+    let s = row.spread().filter(|s| *s > NOISY_SPREAD)?;
+    Some(format!(
+        "wide interval (±{:.0}% of the median): the machine's speed changed while it ran; rerun on an idle machine",
+        s * 100.0
+    ))
+}
+
 /// A run note naming the chosen rows measured with an interval wider than
 /// [`NOISY_SPREAD`], or `None` when there are none.
 pub fn noisy_note(rows: &[KernelRow]) -> Option<String> {
@@ -684,6 +694,7 @@ mod tests {
         ];
         assert_eq!(calm[0].spread(), Some(0.1));
         assert_eq!(noisy_note(&calm), None);
+        assert_eq!(wide_interval(&calm[0]), None);
         let mut rows = calm;
         rows.push(chosen("matmul/f32/m=1024,n=1024,k=1024", 800.0, 1300.0, 10));
         let note = noisy_note(&rows).expect("a note");
@@ -691,6 +702,8 @@ mod tests {
             note.starts_with("1 of 3 chosen rows") && note.contains("m=1024,n=1024,k=1024 ±25%"),
             "{note}"
         );
+        let wide = wide_interval(rows.last().unwrap()).expect("a row note");
+        assert!(wide.contains("±25%"), "{wide}");
     }
 
     #[test]
