@@ -799,9 +799,10 @@ fn checked_candidates<'a, V: Copy + 'a, R: 'a>(
 }
 
 /// Verify and measure `candidates`. A tuning search (nothing cached, no `--variant`) screens
-/// every verified variant with a few short timings and measures only the finalists
-/// ([`crate::tuning::finalists`]) in full; the chosen one is the fastest finalist. The other
-/// rows keep their screening times, with a note saying so.
+/// every verified variant with a few short timings; the finalists
+/// ([`crate::tuning::finalists`]) take turns in a final ([`take_turns`]), and the one with
+/// the lowest median is measured in full and chosen. The other rows keep their screening or
+/// final timings, with a note saying so.
 #[allow(clippy::too_many_arguments)]
 fn run_candidates(
     gpu: &mut Gpu,
@@ -952,22 +953,79 @@ fn run_candidates(
             }
         }
     }
-    let mut measured = Vec::new();
     let mut finalist_notes = Vec::new();
+    // Fastest screen first, as `kept` is.
+    let mut contenders: Vec<(usize, f64, Verified)> = Vec::new();
     for (idx, best, v) in kept {
         if !finals.contains(&idx) {
             continue;
         }
         match over_budget(best * 1e-9 * full_iterations, budget_s, bench) {
             Some(why) => finalist_notes.push((idx, why)),
-            None => {
-                rows[idx] = measure_verified(gpu, criterion, sampling, config, v, out);
-                measured.push(idx);
+            None => contenders.push((idx, best, v)),
+        }
+    }
+    // The final: the contenders take turns; the one with the lowest median is measured in
+    // full, the others keep their turns' timings.
+    let mut finished = Vec::new();
+    if contenders.len() > 1 {
+        let device = gpu.device.clone();
+        let t = Instant::now();
+        let turns = take_turns(gpu, config, &contenders);
+        out.screen_s += t.elapsed().as_secs_f64();
+        match turns {
+            Ok(turns) => {
+                let medians: Vec<f64> = turns
+                    .iter()
+                    .map(|t| Stats::of(t).map_or(f64::INFINITY, |s| s.median_ns))
+                    .collect();
+                let w = (0..medians.len())
+                    .min_by(|&a, &b| medians[a].total_cmp(&medians[b]))
+                    .expect("two contenders or more");
+                for (i, ((idx, _, v), samples)) in contenders.iter().zip(turns).enumerate() {
+                    if i == w {
+                        continue;
+                    }
+                    let mut row = v.row.clone();
+                    row.timing = rows[*idx].timing;
+                    if let Some(stats) = Stats::of(&samples) {
+                        row.status = Status::Ok;
+                        row.samples = Some(stats.samples as u64);
+                        row = row.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns);
+                    }
+                    row.note = format!(
+                        "tuning final only: {} timings taken in turns with the other finalists, median {:.2}x the winner's in the final; measure it in full with --variant '^{}$'",
+                        samples.len(),
+                        medians[i] / medians[w],
+                        row.variant
+                    );
+                    out.samples.push((row.variant.clone(), samples));
+                    rows[*idx] = row;
+                    finished.push(*idx);
+                }
+                let winner = contenders.swap_remove(w);
+                contenders = vec![winner];
+            }
+            Err((i, trouble)) => {
+                let (idx, _, v) = contenders.remove(i);
+                rows[idx] = device_trouble(gpu, v.row, trouble);
+                finished.push(idx);
+                if gpu.device != device {
+                    // The other programs belonged to the lost device.
+                    contenders.clear();
+                }
+                // Otherwise the fastest screen left goes on.
+                contenders.truncate(1);
             }
         }
     }
+    let mut measured = Vec::new();
+    for (idx, _, v) in contenders {
+        rows[idx] = measure_verified(gpu, criterion, sampling, config, v, out);
+        measured.push(idx);
+    }
     for (idx, best, samples) in screened {
-        if measured.contains(&idx) {
+        if measured.contains(&idx) || finished.contains(&idx) {
             continue;
         }
         let row = &mut rows[idx];
@@ -988,6 +1046,35 @@ fn run_candidates(
     // Among the rows measured in full; the screened ones only when none was.
     mark_chosen(&mut rows, |i| measured.is_empty() || measured.contains(&i));
     rows
+}
+
+/// The tuning final ([`crate::tuning::FINAL_ROUNDS`]): each contender (index, fastest
+/// screen in ns, program) runs about [`crate::tuning::SCREEN_SAMPLE`] per turn, in turns;
+/// nanoseconds per iteration of each, or the contender that ran into device trouble.
+fn take_turns(
+    gpu: &Gpu,
+    config: &RunConfig,
+    contenders: &[(usize, f64, Verified)],
+) -> std::result::Result<Vec<Vec<f64>>, (usize, DeviceTrouble)> {
+    use crate::tuning::{FINAL_ROUNDS, SCREEN_SAMPLE};
+    let timer = Timer::new(gpu, config.timeout);
+    let iters: Vec<u64> = contenders
+        .iter()
+        .map(|(_, best, _)| {
+            (SCREEN_SAMPLE.as_nanos() as f64 / best.max(1.0))
+                .ceil()
+                .max(1.0) as u64
+        })
+        .collect();
+    let mut turns = vec![Vec::with_capacity(FINAL_ROUNDS); contenders.len()];
+    for _ in 0..FINAL_ROUNDS {
+        for (i, (_, _, v)) in contenders.iter().enumerate() {
+            crate::progress::step(&v.row.variant, "final");
+            let d = timer.time(gpu, &v.program, iters[i]).map_err(|e| (i, e))?;
+            turns[i].push(d.as_nanos() as f64 / iters[i] as f64);
+        }
+    }
+    Ok(turns)
 }
 
 /// Mark the fastest measured row among those `eligible` (by index) as chosen.

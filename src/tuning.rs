@@ -1,7 +1,8 @@
 //! Tuning: which variants a benchmark measures. With nothing cached, every variant (each a
 //! kernel family with its tile parameters) is verified and screened with a few short
-//! timings; the few closest to the fastest screen ([`finalists`]) are then measured in full
-//! and the fastest of those is chosen: that is the search. The choice is cached per adapter
+//! timings; the few closest to the fastest screen ([`finalists`]) then take turns in a final
+//! of [`FINAL_ROUNDS`] rounds, and the one with the lowest median is measured in full and
+//! chosen: that is the search. The choice is cached per adapter
 //! and driver, kernel version (a hash of the kernel sources, from build.rs) and shape class,
 //! and later runs measure only the cached choice, which keeps a quick run's time on kernels
 //! rather than on searching. Within a suite's time budget, a variant that screened at least
@@ -36,8 +37,13 @@ pub const SCREEN_CUTOFF: f64 = 3.0;
 /// that noise put behind.
 pub const FINALIST_MARGIN: f64 = 1.2;
 
-/// At most this many finalists are measured in full.
+/// At most this many finalists take part in the final.
 pub const MAX_FINALISTS: usize = 3;
+
+/// Rounds of the final, in which the finalists take turns running for about
+/// [`SCREEN_SAMPLE`] each, so a change in the machine's speed falls on all of them alike.
+/// The one with the lowest median is measured in full by criterion and chosen.
+pub const FINAL_ROUNDS: usize = 7;
 
 /// The finalists among `screened` (an id and the fastest screening time of each variant):
 /// the fastest, and the next fastest within [`FINALIST_MARGIN`] of it, at most
