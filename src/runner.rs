@@ -960,7 +960,8 @@ fn run_candidates(
         if !finals.contains(&idx) {
             continue;
         }
-        match over_budget(best * 1e-9 * full_iterations, budget_s, bench) {
+        // Criterion's iterations, plus at most three single-iteration turns in the final.
+        match over_budget(best * 1e-9 * (full_iterations + 3.0), budget_s, bench) {
             Some(why) => finalist_notes.push((idx, why)),
             None => contenders.push((idx, best, v)),
         }
@@ -986,13 +987,15 @@ fn run_candidates(
                     if i == w {
                         continue;
                     }
+                    // Unusable timings leave the row as the screen made it.
+                    let Some(stats) = Stats::of(&samples) else {
+                        continue;
+                    };
                     let mut row = v.row.clone();
                     row.timing = rows[*idx].timing;
-                    if let Some(stats) = Stats::of(&samples) {
-                        row.status = Status::Ok;
-                        row.samples = Some(stats.samples as u64);
-                        row = row.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns);
-                    }
+                    row.status = Status::Ok;
+                    row.samples = Some(stats.samples as u64);
+                    row = row.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns);
                     row.note = format!(
                         "tuning final only: {} timings taken in turns with the other finalists, median {:.2}x the winner's in the final; measure it in full with --variant '^{}$'",
                         samples.len(),
@@ -1044,7 +1047,11 @@ fn run_candidates(
         out.samples.push((row.variant.clone(), samples));
     }
     // Among the rows measured in full; the screened ones only when none was.
-    mark_chosen(&mut rows, |i| measured.is_empty() || measured.contains(&i));
+    // Among the rows measured in full; if none of them got a time (device trouble, unusable
+    // samples), among the screened and final ones.
+    let timed = |r: &KernelRow| r.status == Status::Ok && r.median_ns.is_some();
+    let any_measured = measured.iter().any(|&i| timed(&rows[i]));
+    mark_chosen(&mut rows, |i| !any_measured || measured.contains(&i));
     rows
 }
 
@@ -1066,8 +1073,11 @@ fn take_turns(
                 .max(1.0) as u64
         })
         .collect();
-    let mut turns = vec![Vec::with_capacity(FINAL_ROUNDS); contenders.len()];
-    for _ in 0..FINAL_ROUNDS {
+    // A kernel slower than a turn runs three single iterations, as in the screen: the final
+    // must not cost more than measuring it.
+    let rounds = if iters.contains(&1) { 3 } else { FINAL_ROUNDS };
+    let mut turns = vec![Vec::with_capacity(rounds); contenders.len()];
+    for _ in 0..rounds {
         for (i, (_, _, v)) in contenders.iter().enumerate() {
             crate::progress::step(&v.row.variant, "final");
             let d = timer.time(gpu, &v.program, iters[i]).map_err(|e| (i, e))?;
@@ -1165,7 +1175,7 @@ struct Collected {
     verify_s: f64,
     /// Seconds measuring each variant (criterion's warm-up included).
     measure_s: Vec<(String, f64)>,
-    /// Seconds of the tuning search's screening timings.
+    /// Seconds of the tuning search's screening timings and final.
     screen_s: f64,
     /// Variants the search left out ([`ScreenHistory`]).
     pruned: u32,

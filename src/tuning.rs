@@ -41,7 +41,8 @@ pub const FINALIST_MARGIN: f64 = 1.2;
 pub const MAX_FINALISTS: usize = 3;
 
 /// Rounds of the final, in which the finalists take turns running for about
-/// [`SCREEN_SAMPLE`] each, so a change in the machine's speed falls on all of them alike.
+/// [`SCREEN_SAMPLE`] each, so a change in the machine's speed falls on all of them alike
+/// (three single iterations each when one of them is slower than that).
 /// The one with the lowest median is measured in full by criterion and chosen.
 pub const FINAL_ROUNDS: usize = 7;
 
@@ -173,8 +174,8 @@ pub struct Choice {
     pub variant: String,
     /// RFC 3339 time of the search.
     pub searched_at: String,
-    /// Wall time of the search (compile, verify and screen every variant, measure the
-    /// finalists).
+    /// Wall time of the search (compile, verify and screen every variant, run the final,
+    /// measure the winner).
     pub search_seconds: f64,
     pub variants_tried: u32,
 }

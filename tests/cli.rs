@@ -292,7 +292,9 @@ fn tuning_choices_and_peaks_are_cached_and_retune_searches_again() {
         .iter()
         .filter(|r| r.note.contains("tuning screen only"))
         .collect();
-    // The other finalists keep the timings of the final, taken in turns.
+    // The other finalists keep the timings of the final, taken in turns (three for kernels
+    // slower than a turn).
+    const FINAL_ROUNDS: u64 = priceperf::tuning::FINAL_ROUNDS as u64;
     let finalists: Vec<_> = first
         .iter()
         .filter(|r| r.note.contains("tuning final only"))
@@ -301,7 +303,7 @@ fn tuning_choices_and_peaks_are_cached_and_retune_searches_again() {
         finalists.len() < priceperf::tuning::MAX_FINALISTS
             && finalists
                 .iter()
-                .all(|r| !r.chosen && r.samples == Some(priceperf::tuning::FINAL_ROUNDS as u64)),
+                .all(|r| !r.chosen && [Some(3), Some(FINAL_ROUNDS)].contains(&r.samples)),
         "{finalists:?}"
     );
     let full = first
