@@ -385,11 +385,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         .variants
         .is_none()
         .then(|| crate::tuning::Tuning::load(&summary));
-    let budget = if config.custom.is_empty() {
-        config.suite.variant_budget_s()
-    } else {
-        None
-    };
+    let budget = variant_budget_s(config);
     let mut history = active_prune_ratio(config).map(ScreenHistory::new);
     let mut interrupted = false;
     for (i, bench) in todo.iter().enumerate() {
@@ -493,18 +489,10 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             .into_iter()
             .map(|mut r| {
                 if r.chosen && config.variants.is_none() {
-                    r.note = if r.note.is_empty() {
-                        tuning_note.clone()
-                    } else {
-                        format!("{}; {tuning_note}", r.note)
-                    };
+                    r.add_note(&tuning_note);
                 }
                 if let Some(wide) = r.chosen.then(|| results::wide_interval(&r)).flatten() {
-                    r.note = if r.note.is_empty() {
-                        wide
-                    } else {
-                        format!("{}; {wide}", r.note)
-                    };
+                    r.add_note(&wide);
                 }
                 with_pct_of_peak(r, accel.as_ref(), peaks.as_ref())
             })
@@ -912,9 +900,7 @@ fn run_candidates(
                 let mut row = v.row.clone();
                 row.timing = Some(timer.method());
                 if let Some(stats) = Stats::of(&samples) {
-                    row.status = Status::Ok;
-                    row.samples = Some(stats.samples as u64);
-                    row = row.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns);
+                    row = row.measured(&stats);
                     screened.push((idx, best, samples));
                     kept.push((idx, best, v));
                     kept.sort_by(|a, b| a.1.total_cmp(&b.1));
@@ -991,11 +977,8 @@ fn run_candidates(
                     let Some(stats) = Stats::of(&samples) else {
                         continue;
                     };
-                    let mut row = v.row.clone();
+                    let mut row = v.row.clone().measured(&stats);
                     row.timing = rows[*idx].timing;
-                    row.status = Status::Ok;
-                    row.samples = Some(stats.samples as u64);
-                    row = row.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns);
                     row.note = format!(
                         "tuning final only: {} timings taken in turns with the other finalists, median {:.2}x the winner's in the final; measure it in full with --variant '^{}$'",
                         samples.len(),
@@ -1046,7 +1029,6 @@ fn run_candidates(
         }
         out.samples.push((row.variant.clone(), samples));
     }
-    // Among the rows measured in full; the screened ones only when none was.
     // Among the rows measured in full; if none of them got a time (device trouble, unusable
     // samples), among the screened and final ones.
     let timed = |r: &KernelRow| r.status == Status::Ok && r.median_ns.is_some();
@@ -1148,9 +1130,7 @@ fn run_native(
         Measured::Samples(samples) => {
             let stats = Stats::of(&samples)?;
             out.samples.push((row.variant.clone(), samples.clone()));
-            row.samples = Some(stats.samples as u64);
-            row.status = Status::Ok;
-            Some(row.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns))
+            Some(row.measured(&stats))
         }
         _ => {
             row.note = "verified; not measured".into();
@@ -1159,11 +1139,21 @@ fn run_native(
     }
 }
 
+/// Seconds one variant may take to measure: the suite's budget; none for `--kernel` runs.
+fn variant_budget_s(config: &RunConfig) -> Option<f64> {
+    if config.custom.is_empty() {
+        config.suite.variant_budget_s()
+    } else {
+        None
+    }
+}
+
 /// The ratio at which this run's searches prune ([`ScreenHistory`]): suite runs within a
 /// time budget prune; `--suite full`, `--kernel` runs and `--prune-ratio 0` do not.
 fn active_prune_ratio(config: &RunConfig) -> Option<f64> {
-    let budgeted = config.custom.is_empty() && config.suite.variant_budget_s().is_some();
-    config.prune_ratio.filter(|_| budgeted)
+    config
+        .prune_ratio
+        .filter(|_| variant_budget_s(config).is_some())
 }
 
 /// What measuring one benchmark collects besides its rows: the raw samples (for compare's
@@ -1334,9 +1324,7 @@ fn measure_verified(
         Measured::Samples(samples) => match Stats::of(&samples) {
             Some(stats) => {
                 out.samples.push((row.variant.clone(), samples.clone()));
-                row.samples = Some(stats.samples as u64);
-                row.status = Status::Ok;
-                row.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns)
+                row.measured(&stats)
             }
             None => {
                 row.status = Status::Failed;

@@ -84,7 +84,7 @@ pub fn regime(bench: &Benchmark) -> String {
     let kept: Vec<&str> = spec
         .split(',')
         .filter(|kv| match kv.split_once('=') {
-            Some((k, v)) if ["m", "n", "k", "sq", "skv", "rows", "cols"].contains(&k) => {
+            Some((k, v)) if SIZE_KEYS.contains(&k) => {
                 if ["m", "sq", "rows"].contains(&k) {
                     decode |= v.parse::<u64>().is_ok_and(|n| n <= 4);
                 }
@@ -180,6 +180,9 @@ pub struct Choice {
     pub variants_tried: u32,
 }
 
+/// The shape fields that only scale the work: [`class`] rounds them, [`regime`] drops them.
+const SIZE_KEYS: [&str; 7] = ["m", "n", "k", "sq", "skv", "rows", "cols"];
+
 /// The shape class of a benchmark: its id with the sizes that only scale the work (m, n, k,
 /// sq, skv, rows, cols) rounded up to powers of two. What changes the kernel's code or its
 /// parallelism shape (head dim, heads, causal, transposition, batch, Sq = 1 decode) stays
@@ -192,12 +195,10 @@ pub fn class(bench: &Benchmark) -> String {
     let spec: Vec<String> = spec
         .split(',')
         .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if ["m", "n", "k", "sq", "skv", "rows", "cols"].contains(&k) => {
-                match v.parse::<u64>() {
-                    Ok(n) => format!("{k}<={}", n.max(1).next_power_of_two()),
-                    Err(_) => kv.to_string(),
-                }
-            }
+            Some((k, v)) if SIZE_KEYS.contains(&k) => match v.parse::<u64>() {
+                Ok(n) => format!("{k}<={}", n.max(1).next_power_of_two()),
+                Err(_) => kv.to_string(),
+            },
             _ => kv.to_string(),
         })
         .collect();

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::cost::{CostRow, TokensRow};
 use crate::error::{Error, Result};
 use crate::gpu::AdapterSummary;
-use crate::measure::TimingMethod;
+use crate::measure::{Stats, TimingMethod};
 use crate::shape::DType;
 use csv_cells::{Cell, CsvRow};
 
@@ -110,6 +110,22 @@ impl KernelRow {
         self.gflops = Some(self.flops as f64 / median_ns);
         self.gbps = Some(self.bytes as f64 / median_ns);
         self
+    }
+
+    /// A row timed by `stats`: status ok, its sample count and time columns filled.
+    pub fn measured(mut self, stats: &Stats) -> Self {
+        self.status = Status::Ok;
+        self.samples = Some(stats.samples as u64);
+        self.with_time(stats.median_ns, stats.ci_low_ns, stats.ci_high_ns)
+    }
+
+    /// Add `text` to the note, after what it already says.
+    pub fn add_note(&mut self, text: &str) {
+        if self.note.is_empty() {
+            self.note = text.to_string();
+        } else {
+            self.note = format!("{}; {text}", self.note);
+        }
     }
 
     /// The half-width of the time's confidence interval as a fraction of the median, for a
