@@ -24,7 +24,7 @@ use crate::kernels::elementwise::{prepare_op_with, ElementwiseVariant};
 use crate::kernels::matmul::{MatmulInputs, MatmulVariant};
 use crate::kernels::{HostTensor, PrepareError, Program};
 use crate::measure::criterion_glue::{measure, Measured, Sampling};
-use crate::measure::{run_and_read, DeviceTrouble, Stats, Timer};
+use crate::measure::{run_timed_and_read, DeviceTrouble, Stats, Timer, TimingMethod};
 use crate::model::ModelPresets;
 use crate::native;
 use crate::pricing::{self, PricingOptions};
@@ -804,7 +804,10 @@ fn run_candidates(
     history: Option<&mut ScreenHistory>,
     out: &mut Collected,
 ) -> Vec<KernelRow> {
-    use crate::tuning::{finalists, MAX_FINALISTS, SCREEN_CUTOFF, SCREEN_ROUNDS, SCREEN_SAMPLE};
+    use crate::tuning::{
+        finalists, verification_is_screen, MAX_FINALISTS, SCREEN_CUTOFF, SCREEN_ROUNDS,
+        SCREEN_SAMPLE,
+    };
     // Criterion takes at least one iteration per sample plus warm-up.
     let full_iterations = sampling.sample_size as f64 + 1.0;
     let screening = only.is_none() && config.variants.is_none() && candidates.len() > MAX_FINALISTS;
@@ -830,6 +833,8 @@ fn run_candidates(
     // measurement.
     let mut rows: Vec<Option<KernelRow>> = vec![None; candidates.len()];
     let mut screened: Vec<(usize, f64, Vec<f64>)> = Vec::new();
+    // Rows whose screen is their verification run ([`verification_is_screen`]).
+    let mut screened_by_verification: Vec<usize> = Vec::new();
     let mut kept: Vec<(usize, f64, Verified)> = Vec::new();
     // Programs belong to a device: when device trouble replaces it, the kept ones are gone.
     let mut device = gpu.device.clone();
@@ -882,8 +887,19 @@ fn run_candidates(
             rows[idx] = Some(skipped(v.row, why));
             continue;
         }
-        crate::progress::step(&c.variant, "screening");
         let fastest = screened.iter().map(|s| s.1).min_by(f64::total_cmp);
+        let first_ns = v.first_run_s * 1e9;
+        if verification_is_screen(Duration::from_secs_f64(v.first_run_s), fastest) {
+            if let Some(stats) = Stats::of(&[first_ns]) {
+                let mut row = v.row.clone().measured(&stats);
+                row.timing = Some(TimingMethod::Wall);
+                rows[idx] = Some(row);
+                screened.push((idx, first_ns, vec![first_ns]));
+                screened_by_verification.push(idx);
+                continue;
+            }
+        }
+        crate::progress::step(&c.variant, "screening");
         let timer = Timer::new(gpu, config.timeout);
         let t = Instant::now();
         let result = timer.screen(
@@ -1017,6 +1033,9 @@ fn run_candidates(
         let row = &mut rows[idx];
         let ratio = best / fastest;
         let timings = match samples.len() {
+            _ if screened_by_verification.contains(&idx) => {
+                "its verification run (one dispatch, wall clock)".to_string()
+            }
             1 => "1 short timing".to_string(),
             n => format!("{n} short timings"),
         };
@@ -1216,8 +1235,8 @@ fn blank_row(gpu: &Gpu, bench: &Benchmark, variant: &str) -> KernelRow {
 struct Verified {
     row: KernelRow,
     program: Program,
-    /// The verification run's wall time (dispatch and readback), an upper bound on one
-    /// iteration.
+    /// The verification run's wall time from submit to the end of the wait (no readback):
+    /// one iteration plus the driver's first-dispatch costs.
     first_run_s: f64,
 }
 
@@ -1251,11 +1270,11 @@ fn verify_candidate(
     };
     crate::progress::step(&row.variant, "verifying");
     let t0 = Instant::now();
-    let output = match run_and_read(gpu, &program, config.timeout) {
+    let (output, ran) = match run_timed_and_read(gpu, &program, config.timeout) {
         Ok(o) => o,
         Err(trouble) => return Err(Box::new(device_trouble(gpu, row, trouble))),
     };
-    let first_run_s = t0.elapsed().as_secs_f64();
+    let first_run_s = ran.as_secs_f64();
     let verdict = check(&output);
     out.verify_s += t0.elapsed().as_secs_f64();
     row.max_rel_err = Some(verdict.max_err).filter(|e| e.is_finite());

@@ -32,6 +32,22 @@ pub const SCREEN_SAMPLE: Duration = Duration::from_millis(25);
 /// not timed again: it cannot become a finalist.
 pub const SCREEN_CUTOFF: f64 = 3.0;
 
+/// A variant whose verification run alone took [`SCREEN_CUTOFF`] times the fastest screen
+/// so far, and at least this long, is not screened at all: that run is its screen's one
+/// timing. The floor keeps first-dispatch costs (a driver that compiles on first use, pages
+/// touched for the first time) small against the kernel, so they cannot make a contender
+/// look three times slower. On lavapipe, where such a run and a screen timing of the same
+/// kernel agree within about 5%, this halves the cost of the slowest variants of a search.
+pub const VERIFIED_SCREEN_MIN: Duration = Duration::from_millis(250);
+
+/// Whether a verification run of `first_run` is already a variant's whole screen: it was
+/// at least [`VERIFIED_SCREEN_MIN`] and [`SCREEN_CUTOFF`] times the fastest screen so far
+/// (`fastest_ns`, none before the first screen).
+pub fn verification_is_screen(first_run: Duration, fastest_ns: Option<f64>) -> bool {
+    first_run >= VERIFIED_SCREEN_MIN
+        && fastest_ns.is_some_and(|f| first_run.as_nanos() as f64 >= f * SCREEN_CUTOFF)
+}
+
 /// Finalists are within this factor of the fastest screen. Back-to-back timings of one
 /// variant on the shared lavapipe machine move by up to about 10%, so 1.2 keeps a variant
 /// that noise put behind.
@@ -274,6 +290,18 @@ mod tests {
         // Never more than MAX_FINALISTS, however close.
         let close: Vec<(usize, f64)> = (0..10).map(|i| (i, 10.0 + i as f64 * 0.01)).collect();
         assert_eq!(finalists(&close), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_slow_verification_run_is_the_screen_only_past_the_cutoff_and_the_floor() {
+        let ms = Duration::from_millis;
+        // 300 ms against a 50 ms fastest screen: 6x, over the floor.
+        assert!(verification_is_screen(ms(300), Some(50e6)));
+        // Under the cutoff, or before any screen: screened as usual.
+        assert!(!verification_is_screen(ms(300), Some(150e6)));
+        assert!(!verification_is_screen(ms(300), None));
+        // Under the floor, first-dispatch costs could make up the gap.
+        assert!(!verification_is_screen(ms(200), Some(1e6)));
     }
 
     #[test]

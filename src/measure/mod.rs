@@ -123,15 +123,28 @@ pub fn run_and_read(
     program: &Program,
     timeout: Duration,
 ) -> Result<HostTensor, DeviceTrouble> {
+    run_timed_and_read(gpu, program, timeout).map(|(output, _)| output)
+}
+
+/// Run the program once and read its output, with the wall time from submit to the end of
+/// the device wait (the readback not included): what a single-iteration wall-clock timing
+/// would measure, plus whatever the driver does on a program's first dispatch.
+pub fn run_timed_and_read(
+    gpu: &Gpu,
+    program: &Program,
+    timeout: Duration,
+) -> Result<(HostTensor, Duration), DeviceTrouble> {
     let mut encoder = gpu.device.create_command_encoder(&Default::default());
     {
         let mut pass = encoder.begin_compute_pass(&Default::default());
         program.encode(&mut pass);
     }
+    let start = Instant::now();
     submit_wait(gpu, encoder, timeout)?;
+    let ran = start.elapsed();
     let bytes = program.output_len * program.output_dtype.size();
     let raw = read_buffer(gpu, &program.output, bytes, timeout)?;
-    Ok(HostTensor::from_bytes(program.output_dtype, &raw))
+    Ok((HostTensor::from_bytes(program.output_dtype, &raw), ran))
 }
 
 /// Times `iters` back-to-back executions of a program.
