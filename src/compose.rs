@@ -182,22 +182,31 @@ pub fn measured(op: &Op, run: &ModelRun) -> (Op, u32) {
     (*op, 1)
 }
 
-/// The benchmarks these models need, each shape once, in first-use order.
+/// The benchmarks these models need, each shape once: every run's layer ops in first-use
+/// order, then the heads. A head's vocabulary-wide matmul is a small model's largest op, and
+/// a cold tuning search prunes it only with evidence from the smaller shapes of its kind
+/// ([`crate::tuning::ScreenHistory`]): on lavapipe, losers verified first at gpt2's head
+/// took 17 s.
 pub fn benchmarks(runs: &[ModelRun]) -> Result<Vec<Benchmark>> {
-    let mut out: Vec<Benchmark> = Vec::new();
+    let mut layers: Vec<Benchmark> = Vec::new();
+    let mut heads: Vec<Benchmark> = Vec::new();
     for run in runs {
         for phase in run.phases() {
             let (layer, head) = pass_ops(run, phase)?;
-            for op in layer.iter().chain(&head) {
-                let (op, _) = measured(op, run);
-                let b = Benchmark::new(suite::Op::from_model(&op), run.dtype);
-                if !out.contains(&b) {
-                    out.push(b);
+            for (ops, list) in [(&layer, &mut layers), (&head, &mut heads)] {
+                for op in ops {
+                    let (op, _) = measured(op, run);
+                    let b = Benchmark::new(suite::Op::from_model(&op), run.dtype);
+                    if !list.contains(&b) {
+                        list.push(b);
+                    }
                 }
             }
         }
     }
-    Ok(out)
+    heads.retain(|b| !layers.contains(b));
+    layers.extend(heads);
+    Ok(layers)
 }
 
 /// Seconds of one forward pass: (median, low, high), or why it cannot be composed.
