@@ -1370,6 +1370,12 @@ fn device_trouble(gpu: &mut Gpu, mut row: KernelRow, trouble: DeviceTrouble) -> 
         DeviceTrouble::Lost(_) => Status::Failed,
     };
     row.note = format!("device: {trouble}");
+    if matches!(trouble, DeviceTrouble::Timeout(_)) && gpu.summary.is_cpu() {
+        // lavapipe compiles a kernel on its first dispatch, inside the timed wait.
+        row.note.push_str(
+            "; on a CPU adapter that includes compiling the kernel, which for big unrolled kernels (head dim 256) took over a minute with an empty Mesa shader cache: rerun with a larger --timeout",
+        );
+    }
     if matches!(trouble, DeviceTrouble::Lost(_)) || gpu.is_lost() {
         match Gpu::on(gpu.adapter.clone()) {
             Ok(fresh) => {
