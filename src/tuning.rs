@@ -34,9 +34,10 @@ pub const SCREEN_CUTOFF: f64 = 3.0;
 
 /// A variant whose verification run alone took [`SCREEN_CUTOFF`] times the fastest screen
 /// so far, and at least this long, is not screened at all: that run is its screen's one
-/// timing. The floor keeps first-dispatch costs (a driver that compiles on first use, pages
-/// touched for the first time) small against the kernel, so they cannot make a contender
-/// look three times slower. On lavapipe, where such a run and a screen timing of the same
+/// timing. The driver's compilation on first use is done before it (`measure::prime`);
+/// the floor keeps what first-dispatch costs remain (pages touched for the first time,
+/// submission) small against the kernel, so they cannot make a contender look three times
+/// slower. On lavapipe, where such a run and a screen timing of the same
 /// kernel agree within about 5%, this halves the cost of the slowest variants of a search.
 pub const VERIFIED_SCREEN_MIN: Duration = Duration::from_millis(250);
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use priceperf::gpu::Gpu;
 use priceperf::kernels::matmul::{MatmulInputs, MatmulVariant};
-use priceperf::kernels::PrepareError;
-use priceperf::measure::{run_and_read, Timer, TimingMethod};
+use priceperf::kernels::{HostTensor, PrepareError};
+use priceperf::measure::{prime, read_buffer, run_and_read, Timer, TimingMethod};
 use priceperf::shape::{DType, MatmulShape};
 use priceperf::verify;
 
@@ -132,6 +132,42 @@ fn a_broken_kernel_is_caught() {
         .unwrap();
     let out = run_and_read(&gpu, &program, TIMEOUT).unwrap();
     assert!(!verify::matmul::check(&shape, DType::F32, &inputs, &out, 0).passed);
+}
+
+#[test]
+fn priming_compiles_without_touching_the_output() {
+    // Verification relies on the output starting as NaN (an element a kernel never writes
+    // fails): the empty dispatches that make lavapipe compile before timing must write
+    // nothing. Every multi-pass variant too (split-K writes partials, then merges).
+    let Some(gpu) = gpu() else { return };
+    let shape = MatmulShape::new(33, 65, 17);
+    let inputs = MatmulInputs::random(&shape, DType::F32, 1);
+    let mut primed = 0;
+    for v in MatmulVariant::all() {
+        let program = match v.prepare(&gpu, &shape, DType::F32, &inputs) {
+            Ok(p) => p,
+            Err(PrepareError::Unsupported(_)) => continue,
+            Err(PrepareError::Failed(why)) => panic!("{}: {why}", v.name()),
+        };
+        prime(&gpu, &program, TIMEOUT).expect("primed");
+        let bytes = program.output_len * program.output_dtype.size();
+        let raw = read_buffer(&gpu, &program.output, bytes, TIMEOUT).unwrap();
+        let out = HostTensor::from_bytes(program.output_dtype, &raw);
+        assert!(
+            (0..out.len()).all(|i| out.get(i).is_nan()),
+            "{} wrote its output while primed",
+            v.name()
+        );
+        // And the real run after it still verifies.
+        let out = run_and_read(&gpu, &program, TIMEOUT).unwrap();
+        assert!(
+            verify::matmul::check(&shape, DType::F32, &inputs, &out, 0).passed,
+            "{}",
+            v.name()
+        );
+        primed += 1;
+    }
+    assert!(primed >= 2, "only {primed} variants ran");
 }
 
 #[test]

@@ -182,6 +182,18 @@ impl Program {
             pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
         }
     }
+
+    /// Every pipeline bound and dispatched with no workgroups: no invocation runs and no
+    /// buffer changes, but a driver that compiles a kernel on its first dispatch (lavapipe,
+    /// with nothing in Mesa's shader cache: seconds to minutes for big unrolled kernels)
+    /// compiles it here, so the next real dispatch times the kernel alone.
+    pub fn encode_empty(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for d in &self.dispatches {
+            pass.set_pipeline(&d.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            pass.dispatch_workgroups(0, 0, 0);
+        }
+    }
 }
 
 /// A tensor on the host in the kernel's storage type.

@@ -126,9 +126,23 @@ pub fn run_and_read(
     run_timed_and_read(gpu, program, timeout).map(|(output, _)| output)
 }
 
+/// Dispatch every pipeline of the program with no workgroups and wait: the driver's
+/// first-dispatch work ([`Program::encode_empty`]), and how long it took.
+pub fn prime(gpu: &Gpu, program: &Program, timeout: Duration) -> Result<Duration, DeviceTrouble> {
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        program.encode_empty(&mut pass);
+    }
+    let start = Instant::now();
+    submit_wait(gpu, encoder, timeout)?;
+    Ok(start.elapsed())
+}
+
 /// Run the program once and read its output, with the wall time from submit to the end of
 /// the device wait (the readback not included): what a single-iteration wall-clock timing
-/// would measure, plus whatever the driver does on a program's first dispatch.
+/// would measure, plus whatever the driver does on a program's first dispatch (see
+/// [`prime`]).
 pub fn run_timed_and_read(
     gpu: &Gpu,
     program: &Program,
