@@ -1273,7 +1273,11 @@ fn verify_candidate(
     let primed = prime(gpu, &program, config.timeout);
     out.compile_s += t.elapsed().as_secs_f64();
     if let Err(trouble) = primed {
-        return Err(Box::new(device_trouble(gpu, row, trouble)));
+        let mut row = device_trouble(gpu, row, trouble);
+        if row.status == Status::Timeout {
+            row.add_note("while the driver compiled the kernel on its first dispatch (lavapipe took over a minute for head dim 256 kernels with an empty Mesa shader cache): rerun with a larger --timeout");
+        }
+        return Err(Box::new(row));
     }
     crate::progress::step(&row.variant, "verifying");
     let t0 = Instant::now();
@@ -1377,12 +1381,6 @@ fn device_trouble(gpu: &mut Gpu, mut row: KernelRow, trouble: DeviceTrouble) -> 
         DeviceTrouble::Lost(_) => Status::Failed,
     };
     row.note = format!("device: {trouble}");
-    if matches!(trouble, DeviceTrouble::Timeout(_)) && gpu.summary.is_cpu() {
-        // lavapipe compiles a kernel on its first dispatch, inside the timed wait.
-        row.note.push_str(
-            "; on a CPU adapter that includes compiling the kernel, which for big unrolled kernels (head dim 256) took over a minute with an empty Mesa shader cache: rerun with a larger --timeout",
-        );
-    }
     if matches!(trouble, DeviceTrouble::Lost(_)) || gpu.is_lost() {
         match Gpu::on(gpu.adapter.clone()) {
             Ok(fresh) => {

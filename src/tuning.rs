@@ -2,15 +2,15 @@
 //! kernel family with its tile parameters) is verified and screened with a few short
 //! timings; the few closest to the fastest screen ([`finalists`]) then take turns in a final
 //! of [`FINAL_ROUNDS`] rounds, and the one with the lowest median is measured in full and
-//! chosen: that is the search. The choice is cached per adapter
-//! and driver, kernel version (a hash of the kernel sources, from build.rs) and shape class,
-//! and later runs measure only the cached choice, which keeps a quick run's time on kernels
-//! rather than on searching. Within a suite's time budget, a variant that screened at least
+//! chosen: that is the search. The choice is cached per adapter and driver, kernel version
+//! (a hash of the kernel sources, from build.rs) and shape class, and later runs measure
+//! only the cached choice, which keeps a quick run's time on kernels rather than on
+//! searching. Within a suite's time budget, a variant that screened at least
 //! [`PRUNE_RATIO`] times the fastest on every earlier benchmark of its [`regime`] in the run
 //! is left out of later searches, with a note in its row ([`ScreenHistory`]); `--suite full`
-//! tries everything. `--retune` searches again (pruning as the suite does); `--variant` picks variants by hand,
-//! bypasses the cache and measures each of them in full. A cached variant that no longer
-//! verifies or runs triggers a full search.
+//! tries everything. `--retune` searches again (pruning as the suite does); `--variant`
+//! picks variants by hand, bypasses the cache and measures each of them in full. A cached
+//! variant that no longer verifies or runs triggers a full search.
 
 use std::time::Duration;
 
@@ -37,8 +37,8 @@ pub const SCREEN_CUTOFF: f64 = 3.0;
 /// timing. The driver's compilation on first use is done before it (`measure::prime`);
 /// the floor keeps what first-dispatch costs remain (pages touched for the first time,
 /// submission) small against the kernel, so they cannot make a contender look three times
-/// slower. On lavapipe, where such a run and a screen timing of the same
-/// kernel agree within about 5%, this halves the cost of the slowest variants of a search.
+/// slower. On lavapipe, where such a run and a screen timing of the same kernel agree
+/// within about 5%, this halves the cost of the slowest variants of a search.
 pub const VERIFIED_SCREEN_MIN: Duration = Duration::from_millis(250);
 
 /// Whether a verification run of `first_run` is already a variant's whole screen: it was

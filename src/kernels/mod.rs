@@ -176,11 +176,7 @@ pub struct Program {
 impl Program {
     /// Record one execution of the program into a compute pass.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
-        for d in &self.dispatches {
-            pass.set_pipeline(&d.pipeline);
-            pass.set_bind_group(0, &d.bind_group, &[]);
-            pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
-        }
+        self.encode_sized(pass, |d| d.workgroups);
     }
 
     /// Every pipeline bound and dispatched with no workgroups: no invocation runs and no
@@ -188,10 +184,16 @@ impl Program {
     /// with nothing in Mesa's shader cache: seconds to minutes for big unrolled kernels)
     /// compiles it here, so the next real dispatch times the kernel alone.
     pub fn encode_empty(&self, pass: &mut wgpu::ComputePass<'_>) {
+        self.encode_sized(pass, |_| [0; 3]);
+    }
+
+    /// Every dispatch in order, with the workgroup counts `size` gives it.
+    fn encode_sized(&self, pass: &mut wgpu::ComputePass<'_>, size: impl Fn(&Dispatch) -> [u32; 3]) {
         for d in &self.dispatches {
+            let [x, y, z] = size(d);
             pass.set_pipeline(&d.pipeline);
             pass.set_bind_group(0, &d.bind_group, &[]);
-            pass.dispatch_workgroups(0, 0, 0);
+            pass.dispatch_workgroups(x, y, z);
         }
     }
 }

@@ -127,16 +127,9 @@ pub fn run_and_read(
 }
 
 /// Dispatch every pipeline of the program with no workgroups and wait: the driver's
-/// first-dispatch work ([`Program::encode_empty`]), and how long it took.
-pub fn prime(gpu: &Gpu, program: &Program, timeout: Duration) -> Result<Duration, DeviceTrouble> {
-    let mut encoder = gpu.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = encoder.begin_compute_pass(&Default::default());
-        program.encode_empty(&mut pass);
-    }
-    let start = Instant::now();
-    submit_wait(gpu, encoder, timeout)?;
-    Ok(start.elapsed())
+/// first-dispatch work ([`Program::encode_empty`]) without running the kernel.
+pub fn prime(gpu: &Gpu, program: &Program, timeout: Duration) -> Result<(), DeviceTrouble> {
+    submit_pass(gpu, timeout, |pass| program.encode_empty(pass)).map(drop)
 }
 
 /// Run the program once and read its output, with the wall time from submit to the end of
@@ -148,17 +141,27 @@ pub fn run_timed_and_read(
     program: &Program,
     timeout: Duration,
 ) -> Result<(HostTensor, Duration), DeviceTrouble> {
-    let mut encoder = gpu.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = encoder.begin_compute_pass(&Default::default());
-        program.encode(&mut pass);
-    }
-    let start = Instant::now();
-    submit_wait(gpu, encoder, timeout)?;
-    let ran = start.elapsed();
+    let ran = submit_pass(gpu, timeout, |pass| program.encode(pass))?;
     let bytes = program.output_len * program.output_dtype.size();
     let raw = read_buffer(gpu, &program.output, bytes, timeout)?;
     Ok((HostTensor::from_bytes(program.output_dtype, &raw), ran))
+}
+
+/// Record one compute pass with `encode`, submit it and wait: the wall time from submit to
+/// the end of the wait.
+fn submit_pass(
+    gpu: &Gpu,
+    timeout: Duration,
+    encode: impl FnOnce(&mut wgpu::ComputePass<'_>),
+) -> Result<Duration, DeviceTrouble> {
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        encode(&mut pass);
+    }
+    let start = Instant::now();
+    submit_wait(gpu, encoder, timeout)?;
+    Ok(start.elapsed())
 }
 
 /// Times `iters` back-to-back executions of a program.
