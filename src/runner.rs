@@ -657,6 +657,9 @@ fn with_pct_of_peak(
 /// its output.
 struct Candidate<'a> {
     variant: String,
+    /// Reads its operands from storage buffers at per-lane addresses (the GPU designs),
+    /// which a suite's search on llvmpipe leaves out ([`crate::tuning::left_out_on_llvmpipe`]).
+    loads_storage_per_lane: bool,
     prepare: Prepare<'a>,
 }
 
@@ -701,7 +704,6 @@ fn run_benchmark(
             let build = move || verify::matmul::Reference::new(&shape, dtype, inputs, seed);
             let candidates = checked_candidates(
                 MatmulVariant::all(),
-                MatmulVariant::name,
                 &keep,
                 move |v, gpu| v.prepare(gpu, &shape, dtype, inputs),
                 reference,
@@ -732,7 +734,6 @@ fn run_benchmark(
             let build = move || verify::attention::Reference::new(&shape, dtype, inputs, seed);
             let candidates = checked_candidates(
                 AttentionVariant::all(),
-                AttentionVariant::name,
                 &keep,
                 move |v, gpu| v.prepare(gpu, &shape, dtype, inputs),
                 reference,
@@ -748,6 +749,7 @@ fn run_benchmark(
                 .filter(|v| keep(&v.name()))
                 .map(|v| Candidate {
                     variant: v.name(),
+                    loads_storage_per_lane: false,
                     prepare: Box::new(move |gpu: &Gpu| {
                         let (program, check) = prepare_op_with(gpu, model_op, &v, dtype, seed)?;
                         Ok((program, check as Check))
@@ -759,12 +761,36 @@ fn run_benchmark(
     }
 }
 
+/// What a search needs to know about a kernel's variants besides how to build them.
+trait Searched: Copy {
+    fn name(&self) -> String;
+    /// See [`Candidate::loads_storage_per_lane`].
+    fn loads_storage_per_lane(&self) -> bool;
+}
+
+impl Searched for MatmulVariant {
+    fn name(&self) -> String {
+        MatmulVariant::name(self)
+    }
+    fn loads_storage_per_lane(&self) -> bool {
+        MatmulVariant::loads_storage_per_lane(self)
+    }
+}
+
+impl Searched for AttentionVariant {
+    fn name(&self) -> String {
+        AttentionVariant::name(self)
+    }
+    fn loads_storage_per_lane(&self) -> bool {
+        AttentionVariant::loads_storage_per_lane(self)
+    }
+}
+
 /// The wanted `variants` as candidates: each compiled by `prepare`, each output compared
 /// with one shared reference, built by `build` on first use (inside the first check, so its
 /// time counts as verification) and kept in `cell`.
-fn checked_candidates<'a, V: Copy + 'a, R: 'a>(
+fn checked_candidates<'a, V: Searched + 'a, R: 'a>(
     variants: Vec<V>,
-    name: fn(&V) -> String,
     keep: &dyn Fn(&str) -> bool,
     prepare: impl Fn(V, &Gpu) -> std::result::Result<Program, PrepareError> + Copy + 'a,
     cell: &'a OnceCell<R>,
@@ -773,9 +799,10 @@ fn checked_candidates<'a, V: Copy + 'a, R: 'a>(
 ) -> Vec<Candidate<'a>> {
     variants
         .into_iter()
-        .filter(|v| keep(&name(v)))
+        .filter(|v| keep(&v.name()))
         .map(|v| Candidate {
-            variant: name(&v),
+            variant: v.name(),
+            loads_storage_per_lane: v.loads_storage_per_lane(),
             prepare: Box::new(move |gpu: &Gpu| {
                 let program = prepare(v, gpu)?;
                 let check: Check =
@@ -845,10 +872,18 @@ fn run_candidates(
         }
     };
     // Variants that kept losing widely on earlier benchmarks of this regime are left out,
-    // unless nothing else screens.
+    // as are, on llvmpipe, the ones built on per-lane storage loads; unless nothing else
+    // verifies.
+    let llvmpipe = gpu.summary.is_llvmpipe();
     let prune: Vec<Option<String>> = candidates
         .iter()
-        .map(|c| history.as_deref().and_then(|h| h.pruned(bench, &c.variant)))
+        .map(|c| {
+            let h = history.as_deref()?;
+            if llvmpipe && c.loads_storage_per_lane {
+                return Some(crate::tuning::left_out_on_llvmpipe(&c.variant));
+            }
+            h.pruned(bench, &c.variant)
+        })
         .collect();
     let mut order: Vec<usize> = (0..candidates.len())
         .rev()

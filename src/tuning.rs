@@ -178,6 +178,18 @@ impl ScreenHistory {
     }
 }
 
+/// Why a suite's search on llvmpipe leaves out a variant that reads its operands from
+/// storage buffers at per-lane addresses (`loads_storage_per_lane` on the matmul and
+/// attention variants): such loads are scalar loops over the SIMD lanes there, and those
+/// variants never came within 2x of the texture and uniform-window kernels on any
+/// quick-suite shape, while the attention ones cost minutes of compiling on a machine with
+/// an empty Mesa shader cache. The search still tries them when nothing else verifies.
+pub fn left_out_on_llvmpipe(variant: &str) -> String {
+    format!(
+        "not searched on llvmpipe: this kernel reads its operands from storage buffers at per-lane addresses, which llvmpipe compiles to a scalar loop over the SIMD lanes (2-100x behind the texture and uniform-window kernels on every quick-suite shape); measure it with --variant '^{variant}$' or --suite full"
+    )
+}
+
 /// The kernels these choices were made with: a hash of kernels/ and src/kernels/.
 pub const KERNEL_VERSION: &str = env!("PRICEPERF_KERNELS_HASH");
 

@@ -70,6 +70,12 @@ impl AdapterSummary {
         self.device_type == "cpu"
     }
 
+    /// Mesa's llvmpipe (lavapipe on Vulkan, or GL): a storage-buffer load at per-lane
+    /// addresses is a scalar loop over the SIMD lanes there.
+    pub fn is_llvmpipe(&self) -> bool {
+        self.name.to_ascii_lowercase().contains("llvmpipe")
+    }
+
     /// A short, file-name-safe label for result folder names.
     pub fn slug(&self) -> String {
         let mut slug = String::new();

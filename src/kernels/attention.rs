@@ -197,6 +197,19 @@ impl AttentionVariant {
         ]
     }
 
+    /// Whether the inner loop reads K and V from storage buffers at per-lane addresses: the
+    /// GPU designs. Lavapipe compiles each such load to a scalar loop over the SIMD lanes,
+    /// so these ran 2-100x behind the uniform-window kernels on every quick-suite shape
+    /// there, and flash_row, flash_wg and flash_split took 25-50 s each to compile at
+    /// d = 128 with an empty Mesa cache.
+    pub fn loads_storage_per_lane(&self) -> bool {
+        match *self {
+            AttentionVariant::Naive => true,
+            AttentionVariant::Flash { kv, .. } => !kv.uniform(),
+            AttentionVariant::Decode { .. } => false,
+        }
+    }
+
     /// The `variant` column: kernel family and tile parameters.
     pub fn name(&self) -> String {
         match *self {

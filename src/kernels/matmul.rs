@@ -180,6 +180,18 @@ impl MatmulVariant {
         ]
     }
 
+    /// Whether the inner loop reads A or B from storage buffers at per-lane addresses: the
+    /// GPU designs. Lavapipe compiles each such load to a scalar loop over the SIMD lanes
+    /// (see [`Operands`]), so these ran 4-85x behind the texture-fed kernels on every
+    /// quick-suite shape there.
+    pub fn loads_storage_per_lane(&self) -> bool {
+        match *self {
+            MatmulVariant::Naive | MatmulVariant::Reg { .. } | MatmulVariant::Tiled { .. } => true,
+            MatmulVariant::Subgroup { operands, .. } => operands == Operands::Buffers,
+            MatmulVariant::Texture { .. } | MatmulVariant::Gemv { .. } => false,
+        }
+    }
+
     /// The `variant` column: kernel family and tile parameters.
     pub fn name(&self) -> String {
         match *self {
