@@ -38,10 +38,11 @@
 // 8 invocations, so that the workgroup is one subgroup.
 // Tile parameters (text-substituted): REP query heads per KV head (unrolled; the host
 // refuses REP·D > 1024 to bound private state), TK keys per lane per step (8·TK keys per
-// workgroup step), D4 = D / 4 (unrolled), QV and NV (the K/V bindings) window sizes, NW window pairs per
-// dispatch (3 + 2·NW uniform bindings must fit the adapter's per-stage limit: NW <= 6 at
-// lavapipe's 15, 4 at WebGPU's default 12); the vec4s per K/V row are a literal in the
-// generated STEP code.
+// workgroup step), D4 = D / 4 (unrolled), QV and NV (the K/V bindings) window sizes, NW
+// window pairs per dispatch (3 + 2·NW uniform bindings must fit the adapter's per-stage
+// limit: NW <= 6 at lavapipe's 15, 4 at WebGPU's default 12; each slot repeats the step, so
+// the host also keeps REP·D·NW <= 1024, which bounds compile time and spills); the vec4s per
+// K/V row are a literal in the generated STEP code.
 // Template fields: ENABLE_F16 ELEM KW QV NW D4 TK KV_BINDINGS LOAD_Q INIT WINDOWS REDUCE.
 {{ENABLE_F16}}
 alias E = {{ELEM}};

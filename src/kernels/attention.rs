@@ -1040,6 +1040,13 @@ pub const DECODE_MAX_REP_D: u32 = 1024;
 /// bindings per stage).
 pub const DECODE_MAX_WINDOWS: u32 = 6;
 
+/// The most rep·d·NW the decode kernel unrolls (each of the NW window slots repeats the
+/// step, whose size grows with rep·d). GQA at d = 128 (rep·d = 512) with NW = 6 took 45 s to
+/// compile on lavapipe with an empty Mesa cache, and with NW = 2 it compiled in 11 s and read
+/// K/V faster (1.53-1.68 against 1.31-1.47 GB/s at skv = 8192, alternating runs): fewer
+/// windows per dispatch cost more dispatches, but the smaller body spills less.
+pub const DECODE_UNROLLED_REP_D: u32 = 1024;
+
 /// The Q window of the decode kernel: vec4s needed for `rep` rows plus the alignment slack.
 fn decode_q_vec4s(shape: &AttentionShape, dtype: DType, align: u64) -> u64 {
     let rep = (shape.hq / shape.hkv) as u64;
@@ -1115,12 +1122,13 @@ fn prepare_decode(
         _pad: 0,
     };
     // Window pairs per dispatch: as many as the per-stage uniform limit allows beside
-    // Params, the window table and Q, at most DECODE_MAX_WINDOWS.
+    // Params, the window table and Q, at most DECODE_MAX_WINDOWS, and fewer where the
+    // unrolled window bodies would pass DECODE_UNROLLED_REP_D.
     let nw = ((limits
         .max_uniform_buffers_per_shader_stage
         .saturating_sub(3))
         / 2)
-    .min(DECODE_MAX_WINDOWS)
+    .min((DECODE_UNROLLED_REP_D / (rep * shape.d)).max(1))
     .min(plan.windows);
     if nw == 0 {
         return Err(PrepareError::Unsupported(format!(
