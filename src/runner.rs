@@ -477,11 +477,18 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             if let (Some(t), Some(v)) = (tuning.as_mut(), chosen.as_ref()) {
                 t.record(bench, v, secs, tried);
             }
-            match collected.pruned {
-                0 => format!("tuning: chosen by a {secs:.0} s search over {tried} variants"),
-                p => format!(
-                    "tuning: chosen by a {secs:.0} s search over {tried} variants ({p} more pruned)"
-                ),
+            let mut untried = Vec::new();
+            if collected.pruned > 0 {
+                untried.push(format!("{} more pruned", collected.pruned));
+            }
+            if collected.left_out > 0 {
+                untried.push(format!("{} left out on llvmpipe", collected.left_out));
+            }
+            let base = format!("tuning: chosen by a {secs:.0} s search over {tried} variants");
+            if untried.is_empty() {
+                base
+            } else {
+                format!("{base} ({})", untried.join(", "))
             }
         };
         let samples = collected.samples;
@@ -974,7 +981,11 @@ fn run_candidates(
         .map(|(row, (c, why))| match (row, why) {
             (Some(row), _) => row,
             (None, Some(why)) => {
-                out.pruned += 1;
+                if llvmpipe && c.loads_storage_per_lane {
+                    out.left_out += 1;
+                } else {
+                    out.pruned += 1;
+                }
                 skipped(blank_row(gpu, bench, &c.variant), why)
             }
             (None, None) => unreachable!("every unpruned candidate got a row"),
@@ -1223,8 +1234,12 @@ struct Collected {
     measure_s: Vec<(String, f64)>,
     /// Seconds of the tuning search's screening timings and final.
     screen_s: f64,
-    /// Variants the search left out ([`ScreenHistory`]).
+    /// Variants the search left out for their screens on earlier benchmarks
+    /// ([`ScreenHistory`]) ...
     pruned: u32,
+    /// ... and, on llvmpipe, for their per-lane storage loads
+    /// ([`crate::tuning::left_out_on_llvmpipe`]).
+    left_out: u32,
     native_s: f64,
 }
 

@@ -252,6 +252,12 @@ fn searches_prune_variants_that_kept_losing() {
                     && naive.note.contains("--variant '^naive$'"),
                 "{naive:?}"
             );
+            let chosen = rows.iter().find(|r| r.benchmark == *b && r.chosen).unwrap();
+            assert!(
+                chosen.note.contains("left out on llvmpipe"),
+                "{}",
+                chosen.note
+            );
         }
     }
 
