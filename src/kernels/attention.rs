@@ -1128,6 +1128,7 @@ fn prepare_decode(
         .max_uniform_buffers_per_shader_stage
         .saturating_sub(3))
         / 2)
+    .min(DECODE_MAX_WINDOWS)
     .min((DECODE_UNROLLED_REP_D / (rep * shape.d)).max(1))
     .min(plan.windows);
     if nw == 0 {
