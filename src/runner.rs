@@ -884,11 +884,12 @@ fn run_candidates(
     // as are, on llvmpipe, the ones built on per-lane storage loads; unless nothing else
     // verifies.
     let llvmpipe = gpu.summary.is_llvmpipe();
+    let left_out = |c: &Candidate<'_>| llvmpipe && c.loads_storage_per_lane;
     let prune: Vec<Option<String>> = candidates
         .iter()
         .map(|c| {
             let h = history.as_deref()?;
-            if llvmpipe && c.loads_storage_per_lane {
+            if left_out(c) {
                 return Some(crate::tuning::left_out_on_llvmpipe(&c.variant));
             }
             h.pruned(bench, &c.variant)
@@ -981,7 +982,7 @@ fn run_candidates(
         .map(|(row, (c, why))| match (row, why) {
             (Some(row), _) => row,
             (None, Some(why)) => {
-                if llvmpipe && c.loads_storage_per_lane {
+                if left_out(c) {
                     out.left_out += 1;
                 } else {
                     out.pruned += 1;
