@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use priceperf::gpu::Gpu;
 use priceperf::kernels::matmul::{MatmulInputs, MatmulVariant};
-use priceperf::kernels::{HostTensor, PrepareError};
-use priceperf::measure::{prime, read_buffer, run_and_read, Timer, TimingMethod};
+use priceperf::kernels::PrepareError;
+use priceperf::measure::{prime, read_output, run_and_read, Timer, TimingMethod};
 use priceperf::shape::{DType, MatmulShape};
 use priceperf::verify;
 
@@ -150,9 +150,7 @@ fn priming_compiles_without_touching_the_output() {
             Err(PrepareError::Failed(why)) => panic!("{}: {why}", v.name()),
         };
         prime(&gpu, &program, TIMEOUT).expect("primed");
-        let bytes = program.output_len * program.output_dtype.size();
-        let raw = read_buffer(&gpu, &program.output, bytes, TIMEOUT).unwrap();
-        let out = HostTensor::from_bytes(program.output_dtype, &raw);
+        let out = read_output(&gpu, &program, TIMEOUT).unwrap();
         assert!(
             (0..out.len()).all(|i| out.get(i).is_nan()),
             "{} wrote its output while primed",

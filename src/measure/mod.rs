@@ -142,9 +142,18 @@ pub fn run_timed_and_read(
     timeout: Duration,
 ) -> Result<(HostTensor, Duration), DeviceTrouble> {
     let ran = submit_pass(gpu, timeout, |pass| program.encode(pass))?;
+    Ok((read_output(gpu, program, timeout)?, ran))
+}
+
+/// The program's output buffer as it is now.
+pub fn read_output(
+    gpu: &Gpu,
+    program: &Program,
+    timeout: Duration,
+) -> Result<HostTensor, DeviceTrouble> {
     let bytes = program.output_len * program.output_dtype.size();
     let raw = read_buffer(gpu, &program.output, bytes, timeout)?;
-    Ok((HostTensor::from_bytes(program.output_dtype, &raw), ran))
+    Ok(HostTensor::from_bytes(program.output_dtype, &raw))
 }
 
 /// Record one compute pass with `encode`, submit it and wait: the wall time from submit to
