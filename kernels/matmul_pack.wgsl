@@ -10,11 +10,12 @@
 //     16-byte load per texel), else array<E> with a bounds check per element
 //   2 texture_storage_2d<FORMAT, write> A texture, width kp/4, height batch·m
 // Dispatch: (ceil(kp / 4 / 64), batch·m, 1) workgroups of 64; invocation (x, y) writes
-// texel (x, y), the four elements A[y][4x .. 4x + 4] (zero past k).
+// logical texel (x, y), the four elements A[y][4x .. 4x + 4] (zero past k), where a_texel
+// places it (folded when batch·m passes max_texture_dimension_2d).
 // Tile parameters: none; 64 invocations keep the 8-lane SIMD of lavapipe and 32- or 64-lane
 // GPU subgroups full. Limit: batch·m <= max_compute_workgroups_per_dimension (checked by
 // the host).
-// Template fields: ENABLE_F16 ELEM FORMAT ARRAY LOAD.
+// Template fields: ENABLE_F16 ELEM FORMAT ARRAY LOAD A_TEXEL.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
@@ -31,6 +32,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<{{ARRAY}}>;
 @group(0) @binding(2) var a_tex: texture_storage_2d<{{FORMAT}}, write>;
 
+{{A_TEXEL}}
+
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let k0 = gid.x * 4u;
@@ -39,5 +42,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let base = gid.y * p.k + k0;
 {{LOAD}}
-    textureStore(a_tex, vec2<u32>(gid.x, gid.y), v);
+    textureStore(a_tex, a_texel(gid.x, gid.y), v);
 }

@@ -15,14 +15,17 @@
 //   B  row-major: width np/4, height batch·kp: texel (col/4, batch·kp + k)
 //      transposed (Bᵀ stored [n, k]): width kp/4, height batch·n: texel (k/4, batch·n + col)
 //   kp, np are k and n rounded up to multiples of 4; the padding is zero, so k-steps past k
-//   add nothing.
+//   add nothing. Those are logical texels: a_texel and b_texel place them in the texture,
+//   the identity unless the operand is taller than max_texture_dimension_2d, in which case
+//   it is folded (src/kernels/texel_layout.rs): rows past a power-of-two block height
+//   continue in the next block of columns.
 // Bindings (group 0):
 //   0 uniform Params { m, n, k, batch, kp, np }
 //   1 A, 2 B: texture_2d<f32> (sampled; textureLoad with level 0) or
 //         texture_storage_2d<rgba32float|rgba16float, read> (read-only storage texture)
 //   3 storage rw C[batch, m, n] row-major, as array<vec4<E>> when n % 4 == 0, else array<E>
-// Limits: texture width and height must fit max_texture_dimension_2d.
-// Template fields: ENABLE_F16 ELEM ARRAY TEX_TYPE LEVEL LOAD_B STORE_C.
+// Limits: the width, times the blocks when folded, must fit max_texture_dimension_2d.
+// Template fields: ENABLE_F16 ELEM ARRAY TEX_TYPE LEVEL TEXELS LOAD_B STORE_C.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
@@ -40,9 +43,11 @@ struct Params {
 @group(0) @binding(2) var b_tex: {{TEX_TYPE}};
 @group(0) @binding(3) var<storage, read_write> c: array<{{ARRAY}}>;
 
+{{TEXELS}}
+
 // A[batch, row, k .. k+4]; row < m, k % 4 == 0, k < kp.
 fn load_a(batch: u32, row: u32, k: u32) -> vec4<f32> {
-    return textureLoad(a_tex, vec2<u32>(k >> 2u, batch * p.m + row){{LEVEL}});
+    return textureLoad(a_tex, a_texel(k >> 2u, batch * p.m + row){{LEVEL}});
 }
 
 // Row-major: B[batch, k, col .. col+4]. Transposed: Bᵀ[batch, col, k .. k+4].

@@ -212,3 +212,70 @@ fn shapes_beyond_limits_are_skipped_with_a_reason() {
         Ok(_) => panic!("dispatch beyond the limit was accepted"),
     }
 }
+
+#[test]
+fn operands_taller_than_the_texture_limit_are_folded() {
+    let Some(gpu) = gpu() else { return };
+    let max = gpu.limits().max_texture_dimension_2d;
+    let tall = max + 12;
+    // Each shape puts one operand texture past the limit: Bᵀ (n rows), row-major B (k
+    // rows), Bᵀ over two batches, A (m rows).
+    let shapes = [
+        MatmulShape::new(9, tall, 8).transposed_b(),
+        MatmulShape::new(6, 8, tall),
+        MatmulShape::new(5, tall / 2 + 3, 4)
+            .transposed_b()
+            .batched(2),
+        MatmulShape::new(tall, 7, 8),
+    ];
+    let textured = MatmulVariant::all()
+        .into_iter()
+        .filter(|v| {
+            let n = v.name();
+            n.starts_with("subgroup_stex8_x8_t8x4")
+                || n.starts_with("subgroup_tex8")
+                || n.starts_with("texture_")
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        textured.len(),
+        3,
+        "the storage, sampled and register-tile texture kernels"
+    );
+    let mut ran = 0;
+    for shape in shapes {
+        let inputs = MatmulInputs::exact(&shape, DType::F32, 5);
+        for v in &textured {
+            let program = match v.prepare(&gpu, &shape, DType::F32, &inputs) {
+                Ok(p) => p,
+                Err(why) => {
+                    eprintln!("{} {shape}: not run ({why:?})", v.name());
+                    continue;
+                }
+            };
+            let out = run_and_read(&gpu, &program, TIMEOUT).expect("device ran");
+            let verdict = verify::matmul::check_exact(&shape, &inputs, &out);
+            assert!(
+                verdict.passed,
+                "{} {shape}: {}",
+                v.name(),
+                verdict.failure.unwrap_or_default()
+            );
+            ran += 1;
+        }
+    }
+    // Where the adapter has the texture kernels' needs (subgroups of 8 for two of them),
+    // every shape ran on them.
+    if gpu.summary.subgroup_min_size == 8 && gpu.summary.subgroup_max_size == 8 {
+        assert_eq!(ran, shapes.len() * textured.len());
+    }
+
+    // At m <= 4 a fold is refused: gemv streams such products far faster.
+    let shape = MatmulShape::new(4, tall, 8).transposed_b();
+    let inputs = MatmulInputs::exact(&shape, DType::F32, 5);
+    match textured[0].prepare(&gpu, &shape, DType::F32, &inputs) {
+        Err(PrepareError::Unsupported(why)) => assert!(why.contains("folded"), "{why}"),
+        Err(PrepareError::Failed(why)) => panic!("should be skipped, not failed: {why}"),
+        Ok(_) => panic!("a 4-row product was folded"),
+    }
+}

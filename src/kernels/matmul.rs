@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 
 use super::{
     bind, check_buffer, check_workgroups, compile, enable_line, gemv, render, storage_buffer,
-    uniform_buffer, Dispatch, HostTensor, PrepareError, Program,
+    texel_layout::TexelLayout, uniform_buffer, Dispatch, HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
@@ -291,8 +291,10 @@ impl MatmulVariant {
         [shape.n.div_ceil(cols), shape.m.div_ceil(rows), shape.batch]
     }
 
-    /// The WGSL source for `shape` and `dtype`.
-    pub fn source(&self, shape: &MatmulShape, dtype: DType) -> String {
+    /// The WGSL source for `shape` and `dtype`; texture-fed variants lay their operands out
+    /// for textures of at most `max_texture` texels a side ([`texture_layouts`]).
+    pub fn source(&self, shape: &MatmulShape, dtype: DType, max_texture: u32) -> String {
+        let layouts = texture_layouts(shape, max_texture);
         match *self {
             MatmulVariant::Naive => {
                 let b_index = if shape.transpose_b {
@@ -342,13 +344,14 @@ impl MatmulVariant {
                 );
                 format!("{}\n{body}", common(shape, dtype))
             }
-            MatmulVariant::Texture { wx, wy, tm, tn4 } => {
-                let body = reg_body(wx, wy, tm, tn4, shape.transpose_b);
-                format!(
-                    "{}\n{body}",
-                    texture_common(shape, dtype, Operands::Textures)
-                )
-            }
+            MatmulVariant::Texture { wx, wy, tm, tn4 } => match layouts {
+                Ok(layouts) => {
+                    let body = reg_body(wx, wy, tm, tn4, shape.transpose_b);
+                    let access = texture_common(shape, dtype, Operands::Textures, &layouts);
+                    format!("{access}\n{body}")
+                }
+                Err(why) => format!("// no texture layout for {shape}: {why:?}\n"),
+            },
             // With one 64 KiB window per dispatch; prepare renders it for the adapter.
             MatmulVariant::Gemv { tr } => match gemv::plan(shape, dtype, tr, 1 << 16, 256) {
                 Ok(plan) => gemv::source(shape, dtype, &plan, 1),
@@ -373,10 +376,12 @@ impl MatmulVariant {
                         ("STORE", subgroup_store(s, ra, tn4)),
                     ],
                 );
-                let access = if operands.textured() {
-                    texture_common(shape, dtype, operands)
-                } else {
-                    common(shape, dtype)
+                let access = match (operands.textured(), layouts) {
+                    (false, _) => common(shape, dtype),
+                    (true, Ok(layouts)) => texture_common(shape, dtype, operands, &layouts),
+                    (true, Err(why)) => {
+                        return format!("// no texture layout for {shape}: {why:?}\n");
+                    }
                 };
                 format!("{access}\n{body}")
             }
@@ -426,7 +431,10 @@ impl MatmulVariant {
             )));
         }
         check_buffer(gpu, "A", shape.a_len() * dtype.size())?;
-        check_buffer(gpu, "B", shape.b_len() * dtype.size())?;
+        if self.texture_operands().is_none() {
+            // The texture-fed variants stage B into a texture, not a storage binding.
+            check_buffer(gpu, "B", shape.b_len() * dtype.size())?;
+        }
         check_buffer(gpu, "C", shape.c_len() * dtype.size())?;
         let workgroups = self.workgroups(shape);
         check_workgroups(gpu, workgroups)?;
@@ -434,7 +442,8 @@ impl MatmulVariant {
         if let Some(operands) = self.texture_operands() {
             return self.prepare_textured(gpu, shape, dtype, inputs, &label, operands);
         }
-        let pipeline = compile(gpu, &label, &self.source(shape, dtype), "main")?;
+        let max_texture = gpu.limits().max_texture_dimension_2d;
+        let pipeline = compile(gpu, &label, &self.source(shape, dtype, max_texture), "main")?;
         let params: [u32; 4] = [shape.m, shape.n, shape.k, shape.batch];
         let uniforms = uniform_buffer(gpu, "matmul params", bytemuck::bytes_of(&params));
         let a = storage_buffer(gpu, "A", inputs.a.bytes(), false);
@@ -475,40 +484,23 @@ impl MatmulVariant {
         // Checked against the adapter's limits by `prepare`.
         let workgroups = self.workgroups(shape);
         let (kp, np) = (shape.k.next_multiple_of(4), shape.n.next_multiple_of(4));
+        let max_texture = gpu.limits().max_texture_dimension_2d;
+        let layouts = texture_layouts(shape, max_texture)?;
+        if (layouts.a.folded() || layouts.b.folded()) && shape.m <= gemv::GEMV_MAX_M {
+            return Err(PrepareError::Unsupported(format!(
+                "an operand is taller than the adapter's max texture dimension {max_texture}, and folded textures serve only m > {}: at fewer rows the GEMM tiles are mostly padding (gemv_ubo streams such products)",
+                gemv::GEMV_MAX_M
+            )));
+        }
         // A is written by the pack dispatch inside the timed program.
-        let a = operand_texture(
-            gpu,
-            "A",
-            dtype,
-            operands,
-            kp / 4,
-            shape.batch * shape.m,
-            None,
-        )?;
-        let b = if shape.transpose_b {
-            let bytes = pad_matrix(&inputs.b, shape.batch, shape.n, shape.k, shape.n, kp);
-            operand_texture(
-                gpu,
-                "B",
-                dtype,
-                operands,
-                kp / 4,
-                shape.batch * shape.n,
-                Some(&bytes),
-            )?
+        let a = operand_texture(gpu, "A", dtype, operands, &layouts.a, None);
+        let b_bytes = if shape.transpose_b {
+            pad_matrix(&inputs.b, shape.batch, shape.n, shape.k, shape.n, kp)
         } else {
-            let bytes = pad_matrix(&inputs.b, shape.batch, shape.k, shape.n, kp, np);
-            operand_texture(
-                gpu,
-                "B",
-                dtype,
-                operands,
-                np / 4,
-                shape.batch * kp,
-                Some(&bytes),
-            )?
+            pad_matrix(&inputs.b, shape.batch, shape.k, shape.n, kp, np)
         };
-        let pipeline = compile(gpu, label, &self.source(shape, dtype), "main")?;
+        let b = operand_texture(gpu, "B", dtype, operands, &layouts.b, Some(&b_bytes));
+        let pipeline = compile(gpu, label, &self.source(shape, dtype, max_texture), "main")?;
         let params: [u32; 8] = [shape.m, shape.n, shape.k, shape.batch, kp, np, 0, 0];
         let uniforms = uniform_buffer(gpu, "matmul params", bytemuck::bytes_of(&params));
         let c = storage_buffer(
@@ -540,6 +532,7 @@ impl MatmulVariant {
                     ("FORMAT", texture_format_name(dtype).into()),
                     ("ARRAY", pack_array.into()),
                     ("LOAD", pack_load.into()),
+                    ("A_TEXEL", layouts.a.wgsl("a_texel")),
                 ],
             ),
             "main",
@@ -668,8 +661,35 @@ fn store_c_body(n_aligned: bool) -> (&'static str, String) {
     ("E", store.trim_end().to_string())
 }
 
+/// The layouts of a texture-fed matmul's A and B textures.
+#[derive(Debug, Clone, Copy)]
+struct TextureLayouts {
+    a: TexelLayout,
+    b: TexelLayout,
+}
+
+/// A and B of `shape` as textures of at most `max` texels a side (layout in
+/// matmul_texture_common.wgsl), folded where an operand is taller than that.
+fn texture_layouts(shape: &MatmulShape, max: u32) -> Result<TextureLayouts, PrepareError> {
+    let (kp, np) = (shape.k.next_multiple_of(4), shape.n.next_multiple_of(4));
+    let b = if shape.transpose_b {
+        TexelLayout::new("B", kp / 4, shape.batch.saturating_mul(shape.n), max)?
+    } else {
+        TexelLayout::new("B", np / 4, shape.batch.saturating_mul(kp), max)?
+    };
+    Ok(TextureLayouts {
+        a: TexelLayout::new("A", kp / 4, shape.batch.saturating_mul(shape.m), max)?,
+        b,
+    })
+}
+
 /// The texture operand access (see matmul_texture_common.wgsl).
-fn texture_common(shape: &MatmulShape, dtype: DType, operands: Operands) -> String {
+fn texture_common(
+    shape: &MatmulShape,
+    dtype: DType,
+    operands: Operands,
+    layouts: &TextureLayouts,
+) -> String {
     let (tex_type, level) = match operands {
         Operands::StorageTextures => (
             format!("texture_storage_2d<{}, read>", texture_format_name(dtype)),
@@ -678,10 +698,15 @@ fn texture_common(shape: &MatmulShape, dtype: DType, operands: Operands) -> Stri
         _ => ("texture_2d<f32>".to_string(), ", 0"),
     };
     let load_b = if shape.transpose_b {
-        format!("    return textureLoad(b_tex, vec2<u32>(k >> 2u, batch * p.n + min(col, p.n - 1u)){level});")
+        format!("    return textureLoad(b_tex, b_texel(k >> 2u, batch * p.n + min(col, p.n - 1u)){level});")
     } else {
-        format!("    return textureLoad(b_tex, vec2<u32>(min(col, p.np - 4u) >> 2u, batch * p.kp + k){level});")
+        format!("    return textureLoad(b_tex, b_texel(min(col, p.np - 4u) >> 2u, batch * p.kp + k){level});")
     };
+    let texels = format!(
+        "{}\n{}",
+        layouts.a.wgsl("a_texel"),
+        layouts.b.wgsl("b_texel")
+    );
     let (array, store) = store_c_body(shape.n.is_multiple_of(4));
     render(
         TEXTURE_COMMON,
@@ -691,6 +716,7 @@ fn texture_common(shape: &MatmulShape, dtype: DType, operands: Operands) -> Stri
             ("ARRAY", array.into()),
             ("TEX_TYPE", tex_type),
             ("LEVEL", level.into()),
+            ("TEXELS", texels),
             ("LOAD_B", load_b),
             ("STORE_C", store),
         ],
@@ -755,35 +781,28 @@ fn pad_matrix(
     }
 }
 
-/// A texture of vec4 texels holding `bytes` laid out `width` texels by `height` rows.
+/// A texture of vec4 texels for an operand laid out as `layout` says, holding `bytes` (its
+/// logical rows one after another) or, without them, written by a compute dispatch.
 fn operand_texture(
     gpu: &Gpu,
     label: &str,
     dtype: DType,
     operands: Operands,
-    width: u32,
-    height: u32,
+    layout: &TexelLayout,
     bytes: Option<&[u8]>,
-) -> Result<wgpu::Texture, PrepareError> {
-    let max = gpu.limits().max_texture_dimension_2d;
-    if width > max || height > max {
-        return Err(PrepareError::Unsupported(format!(
-            "{label} needs a {width}x{height} texture, over the adapter's max texture dimension {max}"
-        )));
-    }
-    let format = texture_format(dtype);
-    let size = wgpu::Extent3d {
-        width,
-        height,
-        depth_or_array_layers: 1,
-    };
+) -> wgpu::Texture {
+    let (width, height) = layout.size();
     let texture = gpu.device.create_texture(&wgpu::TextureDescriptor {
         label: Some(label),
-        size,
+        size: wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
         mip_level_count: 1,
         sample_count: 1,
         dimension: wgpu::TextureDimension::D2,
-        format,
+        format: texture_format(dtype),
         usage: match operands {
             Operands::StorageTextures => wgpu::TextureUsages::STORAGE_BINDING,
             _ => wgpu::TextureUsages::TEXTURE_BINDING,
@@ -795,25 +814,10 @@ fn operand_texture(
         },
         view_formats: &[],
     });
-    let Some(bytes) = bytes else {
-        return Ok(texture);
-    };
-    gpu.queue.write_texture(
-        wgpu::TexelCopyTextureInfo {
-            texture: &texture,
-            mip_level: 0,
-            origin: wgpu::Origin3d::ZERO,
-            aspect: wgpu::TextureAspect::All,
-        },
-        bytes,
-        wgpu::TexelCopyBufferLayout {
-            offset: 0,
-            bytes_per_row: Some(width * 4 * dtype.size() as u32),
-            rows_per_image: Some(height),
-        },
-        size,
-    );
-    Ok(texture)
+    if let Some(bytes) = bytes {
+        layout.write(gpu, &texture, bytes, 4 * dtype.size() as u32);
+    }
+    texture
 }
 
 /// Whether the 16-byte vec4 access path applies: k, and for row-major B and C also n, are
@@ -1201,7 +1205,7 @@ mod tests {
                             continue;
                         }
                     }
-                    let src = v.source(&shape, dtype);
+                    let src = v.source(&shape, dtype, 16384);
                     assert!(!src.contains("{{"), "{} {shape}", v.name());
                     assert_eq!(
                         src.lines().any(|l| l.trim() == "enable f16;"),

@@ -8,6 +8,7 @@ pub mod attention;
 pub mod elementwise;
 pub mod gemv;
 pub mod matmul;
+pub mod texel_layout;
 
 use half::f16;
 use wgpu::util::DeviceExt;

@@ -1,0 +1,181 @@
+//! Where the texels of a matmul operand live in its texture. An operand that fits the
+//! adapter's `max_texture_dimension_2d` is stored as it is; a taller one is folded: its rows
+//! from [`TexelLayout::fold_rows`] on continue in the next block of `width` columns, so
+//! qwen2.5-7b's 18944-row FFN weight (Bᵀ) becomes two 16384-row blocks side by side, and the
+//! texture-fed kernels, the fast ones on lavapipe, still apply. The kernels map a logical
+//! texel (x, y) with the WGSL function [`TexelLayout::wgsl`] renders: the identity, or a
+//! shift, a mask and a multiply-add, the block height being a power of two.
+
+use super::PrepareError;
+use crate::gpu::Gpu;
+
+/// An operand of `width` x `height` texels (logical), as laid out in its texture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TexelLayout {
+    /// Texels per logical row.
+    pub width: u32,
+    /// Logical rows.
+    pub height: u32,
+    /// Rows per block when folded (a power of two); `None` when the operand fits as it is.
+    pub fold_rows: Option<u32>,
+}
+
+impl TexelLayout {
+    /// The layout of `label` (named in errors) in textures of at most `max` texels a side.
+    pub fn new(label: &str, width: u32, height: u32, max: u32) -> Result<Self, PrepareError> {
+        let too_big = || {
+            PrepareError::Unsupported(format!(
+                "{label} needs a {width}x{height} texture, over the adapter's max texture dimension {max} even folded into blocks of rows side by side"
+            ))
+        };
+        if width > max || max == 0 {
+            return Err(too_big());
+        }
+        if height <= max {
+            return Ok(TexelLayout {
+                width,
+                height,
+                fold_rows: None,
+            });
+        }
+        // The largest power of two the adapter allows, so the shader splits rows with a
+        // shift and a mask.
+        let rows = 1u32 << (31 - max.leading_zeros());
+        let layout = TexelLayout {
+            width,
+            height,
+            fold_rows: Some(rows),
+        };
+        if u64::from(layout.blocks()) * u64::from(width) > u64::from(max) {
+            return Err(too_big());
+        }
+        Ok(layout)
+    }
+
+    /// Blocks of rows side by side: 1 unless folded.
+    pub fn blocks(&self) -> u32 {
+        self.fold_rows.map_or(1, |r| self.height.div_ceil(r))
+    }
+
+    /// The texture's size, width by height in texels.
+    pub fn size(&self) -> (u32, u32) {
+        match self.fold_rows {
+            None => (self.width, self.height),
+            Some(rows) => (self.width * self.blocks(), rows),
+        }
+    }
+
+    pub fn folded(&self) -> bool {
+        self.fold_rows.is_some()
+    }
+
+    /// WGSL `fn {name}(x: u32, y: u32) -> vec2<u32>`: the texture coordinate of logical
+    /// texel (x, y).
+    pub fn wgsl(&self, name: &str) -> String {
+        match self.fold_rows {
+            None => format!("fn {name}(x: u32, y: u32) -> vec2<u32> {{\n    return vec2<u32>(x, y);\n}}"),
+            Some(rows) => format!(
+                "// Folded: row y is row y % {rows} of block y / {rows}, blocks {w} texels apart.\nfn {name}(x: u32, y: u32) -> vec2<u32> {{\n    return vec2<u32>(x + (y >> {shift}u) * {w}u, y & {mask}u);\n}}",
+                shift = rows.trailing_zeros(),
+                mask = rows - 1,
+                w = self.width,
+            ),
+        }
+    }
+
+    /// Upload `bytes`, the logical rows one after another (`texel_bytes` per texel), into
+    /// `texture`: one write per block of rows.
+    pub fn write(&self, gpu: &Gpu, texture: &wgpu::Texture, bytes: &[u8], texel_bytes: u32) {
+        let row_bytes = (self.width * texel_bytes) as usize;
+        let block_rows = self.fold_rows.unwrap_or(self.height);
+        for block in 0..self.blocks() {
+            let first = block * block_rows;
+            let rows = block_rows.min(self.height - first);
+            let start = first as usize * row_bytes;
+            gpu.queue.write_texture(
+                wgpu::TexelCopyTextureInfo {
+                    texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d {
+                        x: block * self.width,
+                        y: 0,
+                        z: 0,
+                    },
+                    aspect: wgpu::TextureAspect::All,
+                },
+                &bytes[start..start + rows as usize * row_bytes],
+                wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(row_bytes as u32),
+                    rows_per_image: Some(rows),
+                },
+                wgpu::Extent3d {
+                    width: self.width,
+                    height: rows,
+                    depth_or_array_layers: 1,
+                },
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where the WGSL function sends (x, y), evaluated the way the shader does.
+    fn place(l: &TexelLayout, x: u32, y: u32) -> (u32, u32) {
+        match l.fold_rows {
+            None => (x, y),
+            Some(r) => (x + (y >> r.trailing_zeros()) * l.width, y & (r - 1)),
+        }
+    }
+
+    #[test]
+    fn an_operand_that_fits_is_not_folded() {
+        let l = TexelLayout::new("B", 896, 16384, 16384).unwrap();
+        assert_eq!((l.fold_rows, l.blocks(), l.size()), (None, 1, (896, 16384)));
+        assert!(l.wgsl("b_texel").contains("return vec2<u32>(x, y);"));
+    }
+
+    #[test]
+    fn a_tall_operand_folds_into_blocks_that_cover_every_texel_once() {
+        // qwen2.5-7b's gate/up weight, Bᵀ [18944, 3584]: 896 texels by 18944 rows.
+        let l = TexelLayout::new("B", 896, 18944, 16384).unwrap();
+        assert_eq!(
+            (l.fold_rows, l.blocks(), l.size()),
+            (Some(16384), 2, (1792, 16384))
+        );
+        assert!(l.wgsl("b_texel").contains("(y >> 14u) * 896u, y & 16383u"));
+        // A small fold, every texel: distinct places inside the texture.
+        let l = TexelLayout::new("A", 2, 21, 8).unwrap();
+        assert_eq!((l.blocks(), l.size()), (3, (6, 8)));
+        let mut seen = std::collections::HashSet::new();
+        for y in 0..21 {
+            for x in 0..2 {
+                let (px, py) = place(&l, x, y);
+                assert!(px < 6 && py < 8, "({x}, {y}) -> ({px}, {py})");
+                assert!(seen.insert((px, py)), "({x}, {y}) lands on a used texel");
+            }
+        }
+    }
+
+    #[test]
+    fn a_non_power_of_two_limit_folds_at_the_power_of_two_below_it() {
+        let l = TexelLayout::new("A", 4, 13000, 12000).unwrap();
+        assert_eq!(
+            (l.fold_rows, l.blocks(), l.size()),
+            (Some(8192), 2, (8, 8192))
+        );
+    }
+
+    #[test]
+    fn operands_too_wide_even_folded_are_refused_with_the_reason() {
+        for (w, h) in [(16385, 1), (9000, 16385), (1, u32::MAX)] {
+            let Err(PrepareError::Unsupported(why)) = TexelLayout::new("B", w, h, 16384) else {
+                panic!("{w}x{h} should not fit");
+            };
+            assert!(why.contains(&format!("B needs a {w}x{h} texture")), "{why}");
+        }
+    }
+}
