@@ -270,6 +270,23 @@ fn operands_taller_than_the_texture_limit_are_folded() {
         assert_eq!(ran, shapes.len() * textured.len());
     }
 
+    // f16 texels are 8 bytes: the folded upload and loads within the f16 tolerance.
+    let shape = MatmulShape::new(9, tall, 16).transposed_b();
+    let inputs = MatmulInputs::random(&shape, DType::F16, 5);
+    for v in &textured {
+        let Ok(program) = v.prepare(&gpu, &shape, DType::F16, &inputs) else {
+            continue;
+        };
+        let out = run_and_read(&gpu, &program, TIMEOUT).expect("device ran");
+        let verdict = verify::matmul::check(&shape, DType::F16, &inputs, &out, 1);
+        assert!(
+            verdict.passed,
+            "{} {shape} f16: {}",
+            v.name(),
+            verdict.failure.unwrap_or_default()
+        );
+    }
+
     // At m <= 4 a fold is refused: gemv streams such products far faster.
     let shape = MatmulShape::new(4, tall, 8).transposed_b();
     let inputs = MatmulInputs::exact(&shape, DType::F32, 5);
