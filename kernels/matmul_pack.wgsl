@@ -8,7 +8,8 @@
 //   0 uniform Params { m, n, k, batch, kp, np } (the matmul's own)
 //   1 storage read  a: A[batch, m, k] row-major, as array<vec4<E>> when k % 4 == 0 (one
 //     16-byte load per texel), else array<E> with a bounds check per element
-//   2 texture_storage_2d<FORMAT, write> A texture, width kp/4, height batch·m
+//   2 texture_storage_2d<FORMAT, write> A texture: logically width kp/4, height batch·m,
+//     placed by a_texel (folded into blocks side by side when batch·m is too tall)
 // Dispatch: (ceil(kp / 4 / 64), batch·m, 1) workgroups of 64; invocation (x, y) writes
 // logical texel (x, y), the four elements A[y][4x .. 4x + 4] (zero past k), where a_texel
 // places it (folded when batch·m passes max_texture_dimension_2d).

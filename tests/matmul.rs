@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use priceperf::gpu::Gpu;
+use priceperf::kernels::gemv;
 use priceperf::kernels::matmul::{MatmulInputs, MatmulVariant};
 use priceperf::kernels::PrepareError;
 use priceperf::measure::{prime, read_output, run_and_read, Timer, TimingMethod};
@@ -248,10 +249,11 @@ fn operands_taller_than_the_texture_limit_are_folded() {
         for v in &textured {
             let program = match v.prepare(&gpu, &shape, DType::F32, &inputs) {
                 Ok(p) => p,
-                Err(why) => {
-                    eprintln!("{} {shape}: not run ({why:?})", v.name());
+                Err(PrepareError::Unsupported(why)) => {
+                    eprintln!("{} {shape}: unsupported here ({why})", v.name());
                     continue;
                 }
+                Err(PrepareError::Failed(why)) => panic!("{} {shape}: {why}", v.name()),
             };
             let out = run_and_read(&gpu, &program, TIMEOUT).expect("device ran");
             let verdict = verify::matmul::check_exact(&shape, &inputs, &out);
@@ -266,17 +268,25 @@ fn operands_taller_than_the_texture_limit_are_folded() {
     }
     // Where the adapter has the texture kernels' needs (subgroups of 8 for two of them),
     // every shape ran on them.
-    if gpu.summary.subgroup_min_size == 8 && gpu.summary.subgroup_max_size == 8 {
+    let eight_lanes = gpu.summary.subgroup_min_size == 8 && gpu.summary.subgroup_max_size == 8;
+    if eight_lanes {
         assert_eq!(ran, shapes.len() * textured.len());
     }
 
     // f16 texels are 8 bytes: the folded upload and loads within the f16 tolerance.
     let shape = MatmulShape::new(9, tall, 16).transposed_b();
     let inputs = MatmulInputs::random(&shape, DType::F16, 5);
+    let mut ran = 0;
     for v in &textured {
-        let Ok(program) = v.prepare(&gpu, &shape, DType::F16, &inputs) else {
-            continue;
+        let program = match v.prepare(&gpu, &shape, DType::F16, &inputs) {
+            Ok(p) => p,
+            Err(PrepareError::Unsupported(why)) => {
+                eprintln!("{} {shape} f16: unsupported here ({why})", v.name());
+                continue;
+            }
+            Err(PrepareError::Failed(why)) => panic!("{} {shape} f16: {why}", v.name()),
         };
+        ran += 1;
         let out = run_and_read(&gpu, &program, TIMEOUT).expect("device ran");
         let verdict = verify::matmul::check(&shape, DType::F16, &inputs, &out, 1);
         assert!(
@@ -287,12 +297,37 @@ fn operands_taller_than_the_texture_limit_are_folded() {
         );
     }
 
-    // At m <= 4 a fold is refused: gemv streams such products far faster.
-    let shape = MatmulShape::new(4, tall, 8).transposed_b();
-    let inputs = MatmulInputs::exact(&shape, DType::F32, 5);
-    match textured[0].prepare(&gpu, &shape, DType::F32, &inputs) {
-        Err(PrepareError::Unsupported(why)) => assert!(why.contains("folded"), "{why}"),
-        Err(PrepareError::Failed(why)) => panic!("should be skipped, not failed: {why}"),
-        Ok(_) => panic!("a 4-row product was folded"),
+    if eight_lanes && gpu.has_f16() {
+        assert_eq!(ran, textured.len());
+    }
+
+    // A product gemv takes is not folded: gemv streams it far faster. One it does not take
+    // (batch 2) is. The register-tile texture kernel needs no subgroups.
+    let texture = textured
+        .iter()
+        .find(|v| v.name().starts_with("texture_"))
+        .unwrap();
+    for (shape, gemv_takes_it) in [
+        (MatmulShape::new(4, tall, 8).transposed_b(), true),
+        (
+            MatmulShape::new(2, tall / 2 + 3, 8)
+                .transposed_b()
+                .batched(2),
+            false,
+        ),
+    ] {
+        let inputs = MatmulInputs::exact(&shape, DType::F32, 5);
+        let refused = gemv_takes_it && gemv::applies(&gpu, &shape, DType::F32);
+        match texture.prepare(&gpu, &shape, DType::F32, &inputs) {
+            Err(PrepareError::Unsupported(why)) if refused => {
+                assert!(why.contains("left to gemv_ubo"), "{why}")
+            }
+            Ok(program) if !refused => {
+                let out = run_and_read(&gpu, &program, TIMEOUT).expect("device ran");
+                assert!(verify::matmul::check_exact(&shape, &inputs, &out).passed);
+            }
+            Err(why) => panic!("{shape}: {why:?}"),
+            Ok(_) => panic!("{shape}: folded although gemv takes it"),
+        }
     }
 }

@@ -195,6 +195,23 @@ pub fn source(shape: &MatmulShape, dtype: DType, plan: &GemvPlan, nw: u32) -> St
     )
 }
 
+/// Whether this kernel takes `shape` in `dtype` on `gpu`: the adapter has its subgroups and
+/// uniform bindings, and [`plan`] accepts the shape.
+pub fn applies(gpu: &Gpu, shape: &MatmulShape, dtype: DType) -> bool {
+    let limits = gpu.limits();
+    let align = (limits.min_uniform_buffer_offset_alignment as u64).max(16);
+    require_subgroups(gpu, 8, "").is_ok()
+        && limits.max_uniform_buffers_per_shader_stage >= 3
+        && plan(
+            shape,
+            dtype,
+            4,
+            limits.max_uniform_buffer_binding_size,
+            align,
+        )
+        .is_ok()
+}
+
 /// Build the program: B staged once into a uniform-readable buffer (the weights), A bound
 /// as it is, one dispatch per `nw` windows.
 pub fn prepare(

@@ -486,9 +486,9 @@ impl MatmulVariant {
         let (kp, np) = (shape.k.next_multiple_of(4), shape.n.next_multiple_of(4));
         let max_texture = gpu.limits().max_texture_dimension_2d;
         let layouts = texture_layouts(shape, max_texture)?;
-        if (layouts.a.folded() || layouts.b.folded()) && shape.m <= gemv::GEMV_MAX_M {
+        if (layouts.a.folded() || layouts.b.folded()) && gemv::applies(gpu, shape, dtype) {
             return Err(PrepareError::Unsupported(format!(
-                "an operand is taller than the adapter's max texture dimension {max_texture}, and folded textures serve only m > {}: at fewer rows the GEMM tiles are mostly padding (gemv_ubo streams such products)",
+                "an operand is taller than the adapter's max texture dimension {max_texture}, and this product is left to gemv_ubo, which streams it far faster (at m <= {} the GEMM tiles are mostly padding)",
                 gemv::GEMV_MAX_M
             )));
         }
@@ -499,6 +499,15 @@ impl MatmulVariant {
         } else {
             pad_matrix(&inputs.b, shape.batch, shape.k, shape.n, kp, np)
         };
+        // Each block is one upload, staged by wgpu in a buffer of its size.
+        let (width, rows) = layouts.b.block();
+        let block_bytes = u64::from(width) * u64::from(rows) * 4 * dtype.size();
+        if block_bytes > gpu.summary.max_buffer_bytes {
+            return Err(PrepareError::Unsupported(format!(
+                "B's texture takes uploads of {block_bytes} bytes, over the adapter's max buffer size of {} bytes",
+                gpu.summary.max_buffer_bytes
+            )));
+        }
         let b = operand_texture(gpu, "B", dtype, operands, &layouts.b, Some(&b_bytes));
         let pipeline = compile(gpu, label, &self.source(shape, dtype, max_texture), "main")?;
         let params: [u32; 8] = [shape.m, shape.n, shape.k, shape.batch, kp, np, 0, 0];
@@ -672,13 +681,21 @@ struct TextureLayouts {
 /// matmul_texture_common.wgsl), folded where an operand is taller than that.
 fn texture_layouts(shape: &MatmulShape, max: u32) -> Result<TextureLayouts, PrepareError> {
     let (kp, np) = (shape.k.next_multiple_of(4), shape.n.next_multiple_of(4));
+    let rows = |what: &str, per_batch: u32| {
+        shape.batch.checked_mul(per_batch).ok_or_else(|| {
+            PrepareError::Unsupported(format!(
+                "{what} has {} x {per_batch} rows, more than a u32 texel coordinate can address",
+                shape.batch
+            ))
+        })
+    };
     let b = if shape.transpose_b {
-        TexelLayout::new("B", kp / 4, shape.batch.saturating_mul(shape.n), max)?
+        TexelLayout::new("B", kp / 4, rows("B", shape.n)?, max)?
     } else {
-        TexelLayout::new("B", np / 4, shape.batch.saturating_mul(kp), max)?
+        TexelLayout::new("B", np / 4, rows("B", kp)?, max)?
     };
     Ok(TextureLayouts {
-        a: TexelLayout::new("A", kp / 4, shape.batch.saturating_mul(shape.m), max)?,
+        a: TexelLayout::new("A", kp / 4, rows("A", shape.m)?, max)?,
         b,
     })
 }
@@ -1214,6 +1231,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn texture_rows_past_u32_are_refused_not_wrapped() {
+        let shape = MatmulShape::new(1, 1 << 20, 8)
+            .transposed_b()
+            .batched(1 << 13);
+        let Err(PrepareError::Unsupported(why)) = texture_layouts(&shape, 1 << 20) else {
+            panic!("2^33 rows of B fit a u32 coordinate?");
+        };
+        assert!(why.contains("8192 x 1048576 rows"), "{why}");
+        let fits = texture_layouts(&MatmulShape::new(5, 20000, 8).transposed_b(), 16384).unwrap();
+        assert!(fits.b.folded() && !fits.a.folded());
     }
 
     #[test]

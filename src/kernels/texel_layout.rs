@@ -65,6 +65,14 @@ impl TexelLayout {
         }
     }
 
+    /// The size of one upload ([`TexelLayout::write`]): `width` by the rows of a block.
+    pub fn block(&self) -> (u32, u32) {
+        (
+            self.width,
+            self.fold_rows.unwrap_or(self.height).min(self.height),
+        )
+    }
+
     pub fn folded(&self) -> bool {
         self.fold_rows.is_some()
     }
