@@ -27,14 +27,18 @@
 //
 // Bindings (group 0):
 //   0 uniform  Params (as attention_flash_row.wgsl)
-//   1 uniform  Windows { batch, g, q_off, nwin, slot[NW] = (k0, nkeys, kv_off, split0) }
-//   2 uniform  qw: array<vec4<KW>, QV>  (the REP query rows, starting q_off vec4s in)
+//   1 uniform  Windows { slot[NW] = (k0, nkeys, kv_off, split0),
+//                        head[NW] = (batch, g, q_off, 0) }
+//   2 uniform  qw: array<vec4<KW>, QV>  (a Q window holding the REP query rows of every
+//              slot's head, slot i's starting head[i].z vec4s in)
 //   3 + 2i, 4 + 2i uniform  kw{i}, vw{i}: array<vec4<KW>, NV>  (K and V windows of slot i;
 //              key k0 starts kv_off vec4s in; unused slots repeat a used window)
 //   3 + 2·NW   storage read_write  part_o: array<vec4<f32>>
 //   4 + 2·NW   storage read_write  part_ml: array<vec2<f32>>
-// Dispatch: one per (b, g, NW consecutive windows) in any order, NSUB x nwin workgroups of
-// 8 invocations (x = sub-chunk, y = window slot). Needs SUBGROUP and subgroups of at least
+// Dispatch: one per NW consecutive windows in (b, g, window) order, which may belong to
+// different heads (short contexts: at skv = 80 a head is one window, and one dispatch per
+// head cost more host time than the kernel), NSUB x windows workgroups of 8 invocations
+// (x = sub-chunk, y = window slot). Needs SUBGROUP and subgroups of at least
 // 8 invocations, so that the workgroup is one subgroup.
 // Tile parameters (text-substituted): REP query heads per KV head (unrolled; the host
 // refuses REP·D > 1024 to bound private state), TK keys per lane per step (8·TK keys per
@@ -63,12 +67,10 @@ struct Params {
 }
 
 struct Windows {
-    batch: u32,
-    g: u32,
-    q_off: u32,
-    nwin: u32,
     // Per slot: first key, keys, vec4 offset of the first key in the window, first split.
     slot: array<vec4<u32>, {{NW}}>,
+    // Per slot: batch, KV head, vec4 offset of its first query row in the Q window, unused.
+    head: array<vec4<u32>, {{NW}}>,
 }
 
 const D4: u32 = {{D4}}u;
@@ -85,6 +87,7 @@ const NEG: f32 = -3.0e38;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let sub = wid.x;
     let slot = w.slot[wid.y];
+    let head = w.head[wid.y];
     let k0 = slot.x;
     let kv_off = slot.z;
     let split0 = slot.w;

@@ -113,9 +113,14 @@ fn every_variant_verifies_on_awkward_shapes() {
         .into_iter()
         .filter(|v| matches!(v, AttentionVariant::Decode { .. }))
         .collect();
+    // And short contexts, whose windows from several heads share a dispatch: 12 KV heads
+    // of one window each (GQA, rep 2) in two dispatches of 6, the first crossing a batch.
     run_all(
         &gpu,
-        &["b=1,hq=16,hkv=1,sq=1,skv=600,d=64,causal=1"],
+        &[
+            "b=1,hq=16,hkv=1,sq=1,skv=600,d=64,causal=1",
+            "b=3,hq=8,hkv=4,sq=1,skv=5,d=64,causal=1",
+        ],
         DType::F32,
         &decode,
     );

@@ -874,7 +874,7 @@ pub fn decode_source(
             let _ = writeln!(
                 load_q,
                 "    {{ {} ",
-                load("qw", "w.q_off", h * row * group + c0, "x")
+                load("qw", "head.z", h * row * group + c0, "x")
             );
             for gi in 0..group {
                 let _ = writeln!(load_q, "        q{h}_{} = x{gi} * p.scale_log2e;", c0 + gi);
@@ -970,7 +970,7 @@ pub fn decode_source(
         let _ = writeln!(reduce, "        let lt = subgroupAdd(l{h} * sc);");
         let _ = writeln!(
             reduce,
-            "        let pb = ((w.batch * p.hq + w.g * p.rep + {h}u) * p.sq) * p.nsplit + split0 + sub;"
+            "        let pb = ((head.x * p.hq + head.y * p.rep + {h}u) * p.sq) * p.nsplit + split0 + sub;"
         );
         for c in 0..d4 {
             let _ = writeln!(reduce, "        let o{c} = subgroupAdd(o{h}_{c} * sc);");
@@ -1047,10 +1047,20 @@ pub const DECODE_MAX_WINDOWS: u32 = 6;
 /// windows per dispatch cost more dispatches, but the smaller body spills less.
 pub const DECODE_UNROLLED_REP_D: u32 = 1024;
 
-/// The Q window of the decode kernel: vec4s needed for `rep` rows plus the alignment slack.
-fn decode_q_vec4s(shape: &AttentionShape, dtype: DType, align: u64) -> u64 {
-    let rep = (shape.hq / shape.hkv) as u64;
-    (align.max(16) - 16 + rep * shape.d as u64 * dtype.size()).div_ceil(16)
+/// The Q window of the decode kernel in vec4s: all of Q where one uniform binding of
+/// `max_binding` bytes holds it, else as much as it holds, plus the alignment slack, so
+/// that one dispatch serves the heads of several slots; `None` where not even one KV head's
+/// `rep` query rows fit.
+fn decode_q_vec4s(
+    shape: &AttentionShape,
+    dtype: DType,
+    align: u64,
+    max_binding: u64,
+) -> Option<u64> {
+    let rows = |n: u64| (align.max(16) - 16 + n * shape.d as u64 * dtype.size()).div_ceil(16);
+    let one = rows((shape.hq / shape.hkv) as u64);
+    let all = rows(shape.b as u64 * shape.hq as u64);
+    (one * 16 <= max_binding).then(|| all.min(max_binding / 16).max(one))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1089,13 +1099,13 @@ fn prepare_decode(
                 limits.max_uniform_buffer_binding_size, shape.d
             ))
         })?;
-    let q_vec4s = decode_q_vec4s(shape, dtype, align);
-    if q_vec4s * 16 > plan.window_bytes {
+    let Some(q_vec4s) = decode_q_vec4s(shape, dtype, align, limits.max_uniform_buffer_binding_size)
+    else {
         return Err(PrepareError::Unsupported(format!(
             "{rep} query rows of d={} do not fit one uniform window",
             shape.d
         )));
-    }
+    };
     let nsplit = plan.windows * plan.subs;
     let chunk = plan.keys / plan.subs;
     let rows = shape.b as u64 * shape.hq as u64;
@@ -1130,7 +1140,7 @@ fn prepare_decode(
         / 2)
     .min(DECODE_MAX_WINDOWS)
     .min((DECODE_UNROLLED_REP_D / (rep * shape.d)).max(1))
-    .min(plan.windows);
+    .min(plan.windows.saturating_mul(shape.b * shape.hkv));
     if nw == 0 {
         return Err(PrepareError::Unsupported(format!(
             "needs 5 uniform buffers per shader stage (adapter: {})",
@@ -1162,47 +1172,69 @@ fn prepare_decode(
     let part_o = scratch(gpu, "attention partial o", part_o_bytes);
     let part_ml = scratch(gpu, "attention partial m, l", rows * nsplit as u64 * 8);
 
-    // One table entry per dispatch: a 16-byte header and nw 16-byte slots.
-    let table_bytes = 16 + 16 * nw as u64;
+    // One table entry per dispatch: nw slots of (k0, keys, kv_off, split0), then nw of
+    // (batch, g, q_off, 0). A dispatch takes the next nw windows in (batch, g, window)
+    // order, across heads, as long as their query rows fit its Q window (which only binds
+    // where uniform bindings are small: nw heads' rows take at most 24 KiB under the caps).
+    let table_bytes = 32 * nw as u64;
     let entry = table_bytes.next_multiple_of(align);
     let row_bytes = shape.d as u64 * dtype.size();
+    let q_rows_bytes = rep as u64 * row_bytes;
     let mut table: Vec<u8> = Vec::new();
     // Per dispatch: table offset, Q window start, K/V window starts of the used slots.
     let mut plans: Vec<(u64, u64, Vec<u64>)> = Vec::new();
+    let mut slots: Vec<[u32; 4]> = Vec::new();
+    let mut heads: Vec<[u32; 4]> = Vec::new();
+    let mut starts: Vec<u64> = Vec::new();
+    let mut q_start = 0;
+    let mut flush = |slots: &mut Vec<[u32; 4]>,
+                     heads: &mut Vec<[u32; 4]>,
+                     starts: &mut Vec<u64>,
+                     q_start: u64| {
+        if slots.is_empty() {
+            return;
+        }
+        let mut words: Vec<u32> = Vec::with_capacity(8 * nw as usize);
+        for i in 0..nw as usize {
+            words.extend_from_slice(&slots.get(i).copied().unwrap_or_default());
+        }
+        for i in 0..nw as usize {
+            words.extend_from_slice(&heads.get(i).copied().unwrap_or_default());
+        }
+        plans.push((table.len() as u64, q_start, std::mem::take(starts)));
+        table.extend_from_slice(bytemuck::cast_slice(&words));
+        table.resize((table.len() as u64).next_multiple_of(entry) as usize, 0);
+        slots.clear();
+        heads.clear();
+    };
     for batch in 0..shape.b {
         for g in 0..shape.hkv {
             let q_first = (batch as u64 * shape.hq as u64 + (g * rep) as u64) * row_bytes;
-            let q_start = q_first / align * align;
-            let all: Vec<u32> = (0..plan.windows).collect();
-            for group in all.chunks(nw as usize) {
-                let mut words: Vec<u32> = vec![
-                    batch,
-                    g,
-                    ((q_first - q_start) / 16) as u32,
-                    group.len() as u32,
-                ];
-                let mut starts = Vec::with_capacity(group.len());
-                for &wi in group {
-                    let k0 = wi * plan.keys;
-                    let first = ((batch as u64 * shape.hkv as u64 + g as u64) * shape.skv as u64
-                        + k0 as u64)
-                        * row_bytes;
-                    let start = first / align * align;
-                    words.extend_from_slice(&[
-                        k0,
-                        plan.keys.min(shape.skv - k0),
-                        ((first - start) / 16) as u32,
-                        wi * plan.subs,
-                    ]);
-                    starts.push(start);
+            for wi in 0..plan.windows {
+                let q_fits = q_first + q_rows_bytes <= q_start + q_vec4s * 16;
+                if slots.len() == nw as usize || !q_fits {
+                    flush(&mut slots, &mut heads, &mut starts, q_start);
                 }
-                words.resize(table_bytes as usize / 4, 0);
-                plans.push((table.len() as u64, q_start, starts));
-                table.extend_from_slice(bytemuck::cast_slice(&words));
-                table.resize((table.len() as u64).next_multiple_of(entry) as usize, 0);
+                if slots.is_empty() {
+                    q_start = q_first / align * align;
+                }
+                let k0 = wi * plan.keys;
+                let first = ((batch as u64 * shape.hkv as u64 + g as u64) * shape.skv as u64
+                    + k0 as u64)
+                    * row_bytes;
+                let start = first / align * align;
+                slots.push([
+                    k0,
+                    plan.keys.min(shape.skv - k0),
+                    ((first - start) / 16) as u32,
+                    wi * plan.subs,
+                ]);
+                heads.push([batch, g, ((q_first - q_start) / 16) as u32, 0]);
+                starts.push(start);
             }
         }
     }
+    flush(&mut slots, &mut heads, &mut starts, q_start);
     let windows = uniform_buffer(gpu, "attention windows", &table);
     let mut dispatches = Vec::with_capacity(plans.len() + 1);
     for (table_at, q_start, starts) in plans {
