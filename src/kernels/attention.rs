@@ -1180,61 +1180,69 @@ fn prepare_decode(
     let entry = table_bytes.next_multiple_of(align);
     let row_bytes = shape.d as u64 * dtype.size();
     let q_rows_bytes = rep as u64 * row_bytes;
-    let mut table: Vec<u8> = Vec::new();
-    // Per dispatch: table offset, Q window start, K/V window starts of the used slots.
-    let mut plans: Vec<(u64, u64, Vec<u64>)> = Vec::new();
-    let mut slots: Vec<[u32; 4]> = Vec::new();
-    let mut heads: Vec<[u32; 4]> = Vec::new();
-    let mut starts: Vec<u64> = Vec::new();
-    let mut q_start = 0;
-    let mut flush = |slots: &mut Vec<[u32; 4]>,
-                     heads: &mut Vec<[u32; 4]>,
-                     starts: &mut Vec<u64>,
-                     q_start: u64| {
-        if slots.is_empty() {
-            return;
-        }
-        let mut words: Vec<u32> = Vec::with_capacity(8 * nw as usize);
-        for i in 0..nw as usize {
-            words.extend_from_slice(&slots.get(i).copied().unwrap_or_default());
-        }
-        for i in 0..nw as usize {
-            words.extend_from_slice(&heads.get(i).copied().unwrap_or_default());
-        }
-        plans.push((table.len() as u64, q_start, std::mem::take(starts)));
-        table.extend_from_slice(bytemuck::cast_slice(&words));
-        table.resize((table.len() as u64).next_multiple_of(entry) as usize, 0);
-        slots.clear();
-        heads.clear();
-    };
+    // Every window of every KV head: its slot words, head, first query row's byte offset
+    // in Q and K/V binding start.
+    struct Slot {
+        words: [u32; 4],
+        batch: u32,
+        g: u32,
+        q_first: u64,
+        start: u64,
+    }
+    let mut all: Vec<Slot> = Vec::new();
     for batch in 0..shape.b {
         for g in 0..shape.hkv {
             let q_first = (batch as u64 * shape.hq as u64 + (g * rep) as u64) * row_bytes;
             for wi in 0..plan.windows {
-                let q_fits = q_first + q_rows_bytes <= q_start + q_vec4s * 16;
-                if slots.len() == nw as usize || !q_fits {
-                    flush(&mut slots, &mut heads, &mut starts, q_start);
-                }
-                if slots.is_empty() {
-                    q_start = q_first / align * align;
-                }
                 let k0 = wi * plan.keys;
                 let first = ((batch as u64 * shape.hkv as u64 + g as u64) * shape.skv as u64
                     + k0 as u64)
                     * row_bytes;
                 let start = first / align * align;
-                slots.push([
-                    k0,
-                    plan.keys.min(shape.skv - k0),
-                    ((first - start) / 16) as u32,
-                    wi * plan.subs,
-                ]);
-                heads.push([batch, g, ((q_first - q_start) / 16) as u32, 0]);
-                starts.push(start);
+                all.push(Slot {
+                    words: [
+                        k0,
+                        plan.keys.min(shape.skv - k0),
+                        ((first - start) / 16) as u32,
+                        wi * plan.subs,
+                    ],
+                    batch,
+                    g,
+                    q_first,
+                    start,
+                });
             }
         }
     }
-    flush(&mut slots, &mut heads, &mut starts, q_start);
+    let mut table: Vec<u8> = Vec::new();
+    // Per dispatch: table offset, Q window start, K/V window starts of the used slots.
+    let mut plans: Vec<(u64, u64, Vec<u64>)> = Vec::new();
+    let mut rest = &all[..];
+    while let Some(first) = rest.first() {
+        let q_start = first.q_first / align * align;
+        let fits = |s: &Slot| s.q_first + q_rows_bytes <= q_start + q_vec4s * 16;
+        let used = rest
+            .iter()
+            .take(nw as usize)
+            .take_while(|s| fits(s))
+            .count();
+        let (group, later) = rest.split_at(used);
+        let mut words = vec![0u32; 8 * nw as usize];
+        for (i, s) in group.iter().enumerate() {
+            words[4 * i..4 * i + 4].copy_from_slice(&s.words);
+            let q_off = ((s.q_first - q_start) / 16) as u32;
+            let head = 4 * (nw as usize + i);
+            words[head..head + 4].copy_from_slice(&[s.batch, s.g, q_off, 0]);
+        }
+        plans.push((
+            table.len() as u64,
+            q_start,
+            group.iter().map(|s| s.start).collect(),
+        ));
+        table.extend_from_slice(bytemuck::cast_slice(&words));
+        table.resize((table.len() as u64).next_multiple_of(entry) as usize, 0);
+        rest = later;
+    }
     let windows = uniform_buffer(gpu, "attention windows", &table);
     let mut dispatches = Vec::with_capacity(plans.len() + 1);
     for (table_at, q_start, starts) in plans {
