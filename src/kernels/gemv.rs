@@ -195,43 +195,27 @@ pub fn source(shape: &MatmulShape, dtype: DType, plan: &GemvPlan, nw: u32) -> St
     )
 }
 
-/// Whether this kernel takes `shape` in `dtype` on `gpu`: the adapter has its subgroups and
-/// uniform bindings, and [`plan`] accepts the shape.
-pub fn applies(gpu: &Gpu, shape: &MatmulShape, dtype: DType) -> bool {
-    let limits = gpu.limits();
-    let align = (limits.min_uniform_buffer_offset_alignment as u64).max(16);
-    require_subgroups(gpu, 8, "").is_ok()
-        && limits.max_uniform_buffers_per_shader_stage >= 3
-        && plan(
-            shape,
-            dtype,
-            4,
-            limits.max_uniform_buffer_binding_size,
-            align,
-        )
-        .is_ok()
+/// The uniform-binding offset alignment of `gpu` (at least 16 bytes, a vec4).
+fn uniform_align(gpu: &Gpu) -> u64 {
+    (gpu.limits().min_uniform_buffer_offset_alignment as u64).max(16)
 }
 
-/// Build the program: B staged once into a uniform-readable buffer (the weights), A bound
-/// as it is, one dispatch per `nw` windows.
-pub fn prepare(
+/// The window plan for `shape` on `gpu`'s limits and the windows one dispatch binds, or why
+/// the kernel cannot run it there (subgroups, uniform bindings, the shape).
+fn adapter_plan(
     gpu: &Gpu,
     shape: &MatmulShape,
     dtype: DType,
-    a: &HostTensor,
-    b: &HostTensor,
     tr: u32,
-    label: &str,
-) -> Result<Program, PrepareError> {
+) -> Result<(GemvPlan, u32), PrepareError> {
     require_subgroups(gpu, 8, "sums each row's lanes with subgroupAdd")?;
     let limits = gpu.limits();
-    let align = (limits.min_uniform_buffer_offset_alignment as u64).max(16);
     let plan = plan(
         shape,
         dtype,
         tr,
         limits.max_uniform_buffer_binding_size,
-        align,
+        uniform_align(gpu),
     )
     .map_err(PrepareError::Unsupported)?;
     let nw = limits
@@ -245,6 +229,27 @@ pub fn prepare(
             limits.max_uniform_buffers_per_shader_stage
         )));
     }
+    Ok((plan, nw))
+}
+
+/// Whether this kernel takes `shape` in `dtype` on `gpu` ([`adapter_plan`]).
+pub fn applies(gpu: &Gpu, shape: &MatmulShape, dtype: DType) -> bool {
+    adapter_plan(gpu, shape, dtype, 4).is_ok()
+}
+
+/// Build the program: B staged once into a uniform-readable buffer (the weights), A bound
+/// as it is, one dispatch per `nw` windows.
+pub fn prepare(
+    gpu: &Gpu,
+    shape: &MatmulShape,
+    dtype: DType,
+    a: &HostTensor,
+    b: &HostTensor,
+    tr: u32,
+    label: &str,
+) -> Result<Program, PrepareError> {
+    let (plan, nw) = adapter_plan(gpu, shape, dtype, tr)?;
+    let align = uniform_align(gpu);
     let per_window = plan.rows.div_ceil(plan.tr);
     check_workgroups(gpu, [per_window, nw, 1])?;
     let pipeline = compile(gpu, label, &source(shape, dtype, &plan, nw), "main")?;
