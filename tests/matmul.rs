@@ -7,7 +7,7 @@ use std::time::Duration;
 use priceperf::gpu::Gpu;
 use priceperf::kernels::gemv;
 use priceperf::kernels::matmul::{MatmulInputs, MatmulVariant};
-use priceperf::kernels::PrepareError;
+use priceperf::kernels::{HostTensor, PrepareError};
 use priceperf::measure::{prime, read_output, run_and_read, Timer, TimingMethod};
 use priceperf::shape::{DType, MatmulShape};
 use priceperf::verify;
@@ -201,8 +201,8 @@ fn shapes_beyond_limits_are_skipped_with_a_reason() {
     let max = gpu.summary.max_workgroups_per_dimension;
     let shape = MatmulShape::new(1, 16 * (max + 1), 1);
     let inputs = MatmulInputs {
-        a: priceperf::kernels::HostTensor::F32(vec![1.0]),
-        b: priceperf::kernels::HostTensor::F32(vec![1.0; shape.b_len() as usize]),
+        a: HostTensor::F32(vec![1.0]),
+        b: HostTensor::F32(vec![1.0; shape.b_len() as usize]),
     };
     match MatmulVariant::Naive.prepare(&gpu, &shape, DType::F32, &inputs) {
         Err(PrepareError::Unsupported(why)) => assert!(
@@ -212,6 +212,36 @@ fn shapes_beyond_limits_are_skipped_with_a_reason() {
         Err(PrepareError::Failed(why)) => panic!("should be skipped, not failed: {why}"),
         Ok(_) => panic!("dispatch beyond the limit was accepted"),
     }
+}
+
+/// Prepare `v` for `shape`, run it and check its output with `check`: true when it ran,
+/// false (said on stderr) where the adapter cannot run it; a compile failure or a wrong
+/// output panics.
+fn runs_and_verifies(
+    gpu: &Gpu,
+    v: &MatmulVariant,
+    shape: &MatmulShape,
+    dtype: DType,
+    inputs: &MatmulInputs,
+    check: impl Fn(&HostTensor) -> verify::Verdict,
+) -> bool {
+    let program = match v.prepare(gpu, shape, dtype, inputs) {
+        Ok(p) => p,
+        Err(PrepareError::Unsupported(why)) => {
+            eprintln!("{} {shape} {dtype}: unsupported here ({why})", v.name());
+            return false;
+        }
+        Err(PrepareError::Failed(why)) => panic!("{} {shape} {dtype}: {why}", v.name()),
+    };
+    let out = run_and_read(gpu, &program, TIMEOUT).expect("device ran");
+    let verdict = check(&out);
+    assert!(
+        verdict.passed,
+        "{} {shape} {dtype}: {}",
+        v.name(),
+        verdict.failure.unwrap_or_default()
+    );
+    true
 }
 
 #[test]
@@ -247,23 +277,14 @@ fn operands_taller_than_the_texture_limit_are_folded() {
     for shape in shapes {
         let inputs = MatmulInputs::exact(&shape, DType::F32, 5);
         for v in &textured {
-            let program = match v.prepare(&gpu, &shape, DType::F32, &inputs) {
-                Ok(p) => p,
-                Err(PrepareError::Unsupported(why)) => {
-                    eprintln!("{} {shape}: unsupported here ({why})", v.name());
-                    continue;
-                }
-                Err(PrepareError::Failed(why)) => panic!("{} {shape}: {why}", v.name()),
-            };
-            let out = run_and_read(&gpu, &program, TIMEOUT).expect("device ran");
-            let verdict = verify::matmul::check_exact(&shape, &inputs, &out);
-            assert!(
-                verdict.passed,
-                "{} {shape}: {}",
-                v.name(),
-                verdict.failure.unwrap_or_default()
-            );
-            ran += 1;
+            ran += usize::from(runs_and_verifies(
+                &gpu,
+                v,
+                &shape,
+                DType::F32,
+                &inputs,
+                |out| verify::matmul::check_exact(&shape, &inputs, out),
+            ));
         }
     }
     // Where the adapter has the texture kernels' needs (subgroups of 8 for two of them),
@@ -278,23 +299,14 @@ fn operands_taller_than_the_texture_limit_are_folded() {
     let inputs = MatmulInputs::random(&shape, DType::F16, 5);
     let mut ran = 0;
     for v in &textured {
-        let program = match v.prepare(&gpu, &shape, DType::F16, &inputs) {
-            Ok(p) => p,
-            Err(PrepareError::Unsupported(why)) => {
-                eprintln!("{} {shape} f16: unsupported here ({why})", v.name());
-                continue;
-            }
-            Err(PrepareError::Failed(why)) => panic!("{} {shape} f16: {why}", v.name()),
-        };
-        ran += 1;
-        let out = run_and_read(&gpu, &program, TIMEOUT).expect("device ran");
-        let verdict = verify::matmul::check(&shape, DType::F16, &inputs, &out, 1);
-        assert!(
-            verdict.passed,
-            "{} {shape} f16: {}",
-            v.name(),
-            verdict.failure.unwrap_or_default()
-        );
+        ran += usize::from(runs_and_verifies(
+            &gpu,
+            v,
+            &shape,
+            DType::F16,
+            &inputs,
+            |out| verify::matmul::check(&shape, DType::F16, &inputs, out, 1),
+        ));
     }
 
     if eight_lanes && gpu.has_f16() {
