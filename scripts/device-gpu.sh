@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The GPU check, for a session lent a device machine (an NVIDIA H100 or H200): the quick
+# suite and the f32 matmul at 4096 (issue 6's GPU target: at least 50% of the spec FP32
+# peak), with every result folder brought back in one archive.
+#
+# Here, first:   bash ../shared/tools/prepare-device.sh    (release binary to .device/,
+#                                                          Vulkan loader packages to .gl/)
+# Then the device tool's run, carry [".gl", ".device"], timeout_s 600:
+#                bash scripts/device-gpu.sh
+# Back here:     mkdir -p results/gpu && tar xzf <files_at>/gpu-results.tar.gz -C results/gpu
+#                then rename results/gpu/quick after the adapter and commit it.
+#
+# Each step has its own time limit inside the command's 600 s, so a slow step still leaves
+# the archive; a partly written result folder is valid (rows are appended as they finish).
+# $OUT brings back at most 8 files, two folders down: hence one archive.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:?run this through the device tool, which sets OUT}
+bin=./.device/priceperf
+[ -x "$bin" ] || { echo "no $bin: run ../shared/tools/prepare-device.sh here first" >&2; exit 2; }
+
+# The machine is bare: unpack the carried Vulkan loader.
+if ls .gl/*.deb >/dev/null 2>&1; then
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+fi
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/xdg}
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+nv_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+if [ -f "$nv_icd" ] && ! "$bin" devices 2>/dev/null | grep -qi nvidia; then
+    export VK_DRIVER_FILES=$nv_icd
+fi
+
+res=$(mktemp -d)
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv \
+    >"$res/nvidia-smi.csv" 2>&1
+"$bin" devices 2>&1 | tee "$res/devices.txt"
+# Search and measure on the GPU; the cost table lists the instances that carry it.
+timeout 420 "$bin" run --suite quick --out "$res/quick" 2>&1 | tail -n 60
+timeout 100 "$bin" run --kernel matmul --shape m=4096,n=4096,k=4096 --dtype f32 \
+    --out "$res/matmul4096" 2>&1 | tail -n 30
+# criterion's own report folders are large; kernels.csv and samples.jsonl hold the figures.
+rm -rf "$res"/*/criterion
+tar czf "$out/gpu-results.tar.gz" --exclude=.lock -C "$res" .
+ls -l "$out"
