@@ -31,7 +31,7 @@ use crate::pricing::{self, PricingOptions};
 use crate::results::{self, KernelRow, ResultSet, RunInfo, Status};
 use crate::shape::DType;
 use crate::suite::{benchmarks, Benchmark, Op, SuiteName};
-use crate::tuning::ScreenHistory;
+use crate::tuning::{LeftOut, ScreenHistory};
 use crate::verify;
 
 /// What to run and where to write it.
@@ -664,9 +664,9 @@ fn with_pct_of_peak(
 /// its output.
 struct Candidate<'a> {
     variant: String,
-    /// Reads its operands from storage buffers at per-lane addresses (the GPU designs),
-    /// which a suite's search on llvmpipe leaves out ([`crate::tuning::left_out_on_llvmpipe`]).
-    loads_storage_per_lane: bool,
+    /// Why a suite's search on llvmpipe leaves it out, if it does
+    /// ([`crate::tuning::left_out_on_llvmpipe`]).
+    llvmpipe_left_out: Option<LeftOut>,
     prepare: Prepare<'a>,
 }
 
@@ -756,7 +756,7 @@ fn run_benchmark(
                 .filter(|v| keep(&v.name()))
                 .map(|v| Candidate {
                     variant: v.name(),
-                    loads_storage_per_lane: false,
+                    llvmpipe_left_out: None,
                     prepare: Box::new(move |gpu: &Gpu| {
                         let (program, check) = prepare_op_with(gpu, model_op, &v, dtype, seed)?;
                         Ok((program, check as Check))
@@ -771,8 +771,16 @@ fn run_benchmark(
 /// What a search needs to know about a kernel's variants besides how to build them.
 trait Searched: Copy {
     fn name(&self) -> String;
-    /// See [`Candidate::loads_storage_per_lane`].
     fn loads_storage_per_lane(&self) -> bool;
+    fn superseded_on_llvmpipe(&self) -> Option<&'static str>;
+    /// See [`Candidate::llvmpipe_left_out`].
+    fn llvmpipe_left_out(&self) -> Option<LeftOut> {
+        if self.loads_storage_per_lane() {
+            return Some(LeftOut::StoragePerLane);
+        }
+        self.superseded_on_llvmpipe()
+            .map(|by| LeftOut::Superseded { by })
+    }
 }
 
 impl Searched for MatmulVariant {
@@ -782,6 +790,9 @@ impl Searched for MatmulVariant {
     fn loads_storage_per_lane(&self) -> bool {
         MatmulVariant::loads_storage_per_lane(self)
     }
+    fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 impl Searched for AttentionVariant {
@@ -790,6 +801,9 @@ impl Searched for AttentionVariant {
     }
     fn loads_storage_per_lane(&self) -> bool {
         AttentionVariant::loads_storage_per_lane(self)
+    }
+    fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
+        AttentionVariant::superseded_on_llvmpipe(self)
     }
 }
 
@@ -809,7 +823,7 @@ fn checked_candidates<'a, V: Searched + 'a, R: 'a>(
         .filter(|v| keep(&v.name()))
         .map(|v| Candidate {
             variant: v.name(),
-            loads_storage_per_lane: v.loads_storage_per_lane(),
+            llvmpipe_left_out: v.llvmpipe_left_out(),
             prepare: Box::new(move |gpu: &Gpu| {
                 let program = prepare(v, gpu)?;
                 let check: Check =
@@ -881,16 +895,16 @@ fn run_candidates(
         }
     };
     // Variants that kept losing widely on earlier benchmarks of this regime are left out,
-    // as are, on llvmpipe, the ones built on per-lane storage loads; unless nothing else
-    // verifies.
+    // as are, on llvmpipe, the ones built on per-lane storage loads and the ones a sibling
+    // always beat there; unless nothing else verifies.
     let llvmpipe = gpu.summary.is_llvmpipe();
-    let left_out = |c: &Candidate<'_>| llvmpipe && c.loads_storage_per_lane;
+    let left_out = |c: &Candidate<'_>| c.llvmpipe_left_out.filter(|_| llvmpipe);
     let prune: Vec<Option<String>> = candidates
         .iter()
         .map(|c| {
             let h = history.as_deref()?;
-            if left_out(c) {
-                return Some(crate::tuning::left_out_on_llvmpipe(&c.variant));
+            if let Some(why) = left_out(c) {
+                return Some(crate::tuning::left_out_on_llvmpipe(&c.variant, why));
             }
             h.pruned(bench, &c.variant)
         })
@@ -982,7 +996,7 @@ fn run_candidates(
         .map(|(row, (c, why))| match (row, why) {
             (Some(row), _) => row,
             (None, Some(why)) => {
-                if left_out(c) {
+                if left_out(c).is_some() {
                     out.left_out += 1;
                 } else {
                     out.pruned += 1;

@@ -178,16 +178,30 @@ impl ScreenHistory {
     }
 }
 
-/// Why a suite's search on llvmpipe leaves out a variant that reads its operands from
-/// storage buffers at per-lane addresses (`loads_storage_per_lane` on the matmul and
-/// attention variants): such loads are scalar loops over the SIMD lanes there, and those
-/// variants never came within 2x of the texture and uniform-window kernels on any
-/// quick-suite shape, while the attention ones cost minutes of compiling on a machine with
-/// an empty Mesa shader cache. The search still tries them when nothing else verifies.
-pub fn left_out_on_llvmpipe(variant: &str) -> String {
-    format!(
-        "not searched on llvmpipe: this kernel reads its operands from storage buffers at per-lane addresses, which llvmpipe compiles to a scalar loop over the SIMD lanes (2-100x behind the texture and uniform-window kernels on every quick-suite shape); measure it with --variant '^{variant}$' or --suite full"
-    )
+/// Why a suite's search on llvmpipe leaves a variant out, from what earlier runs there
+/// measured (`llvmpipe_left_out` on the matmul and attention variants). The search still
+/// tries such variants when nothing else verifies; `--variant` and `--suite full` measure
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftOut {
+    /// The kernel reads its operands from storage buffers at per-lane addresses, which
+    /// llvmpipe compiles to scalar loops over the SIMD lanes: those variants never came
+    /// within 2x of the texture and uniform-window kernels on any quick-suite shape, and
+    /// the attention ones cost minutes of compiling with an empty Mesa shader cache.
+    StoragePerLane,
+    /// A sibling variant (`by`) ran faster on every quick-suite shape in every recorded
+    /// llvmpipe run, and this one is among the slowest to compile there (5-27 s each with
+    /// an empty Mesa shader cache): searching it only lengthens a first run.
+    Superseded { by: &'static str },
+}
+
+/// The note of a row that `why` left out of a search on llvmpipe.
+pub fn left_out_on_llvmpipe(variant: &str, why: LeftOut) -> String {
+    let reason = match why {
+        LeftOut::StoragePerLane => "this kernel reads its operands from storage buffers at per-lane addresses, which llvmpipe compiles to a scalar loop over the SIMD lanes (2-100x behind the texture and uniform-window kernels on every quick-suite shape)".to_string(),
+        LeftOut::Superseded { by } => format!("{by} ran faster on every quick-suite shape in every recorded llvmpipe run, and this kernel takes seconds to compile there"),
+    };
+    format!("not searched on llvmpipe: {reason}; measure it with --variant '^{variant}$' or --suite full")
 }
 
 /// The kernels these choices were made with: a hash of kernels/ and src/kernels/.
@@ -344,6 +358,27 @@ mod tests {
         );
         let f16 = Benchmark::new(Op::parse("matmul", "m=64,n=64,k=64").unwrap(), DType::F16);
         assert_eq!(regime(&f16), "matmul (bulk)");
+    }
+
+    #[test]
+    fn left_out_notes_say_why_and_how_to_measure_the_variant() {
+        let storage = left_out_on_llvmpipe("flash_row_r32_q1_c8", LeftOut::StoragePerLane);
+        assert!(storage.contains("per-lane addresses"), "{storage}");
+        assert!(
+            storage.contains("--variant '^flash_row_r32_q1_c8$'"),
+            "{storage}"
+        );
+        let superseded = left_out_on_llvmpipe(
+            "decode_ubo_l8_t2_s2",
+            LeftOut::Superseded {
+                by: "decode_ubo_l8_t1",
+            },
+        );
+        assert!(superseded.starts_with("not searched on llvmpipe: decode_ubo_l8_t1 ran faster"));
+        assert!(
+            superseded.contains("--variant '^decode_ubo_l8_t2_s2$'"),
+            "{superseded}"
+        );
     }
 
     #[test]

@@ -210,6 +210,25 @@ impl AttentionVariant {
         }
     }
 
+    /// The sibling family that ran faster than this variant on lavapipe on every
+    /// quick-suite shape in every recorded run, where this one is also among the slowest
+    /// to compile there (empty Mesa shader cache, 2-core VM, Mesa 22.3); `None` for most:
+    /// - `flash_ubo_r8_q4_c4` (each lane gathers its own K/V rows) screened 1.2-1.9x behind
+    ///   `flash_ubs` (one row per lane, shared by subgroupBroadcast) on the quick prefill
+    ///   shapes and took 8-15 s to compile;
+    /// - `decode_ubo_l8_t2_s2` (two keys per lane) screened 1.5-2.6x behind `t1` on every
+    ///   quick decode shape and took 6-27 s to compile (27 s at d = 128, rep 4).
+    pub fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
+        match *self {
+            AttentionVariant::Flash {
+                kv: KvAccess::Uniform,
+                ..
+            } => Some("flash_ubs"),
+            AttentionVariant::Decode { tk: 2, .. } => Some("decode_ubo_l8_t1"),
+            _ => None,
+        }
+    }
+
     /// The `variant` column: kernel family and tile parameters.
     pub fn name(&self) -> String {
         match *self {
@@ -1707,6 +1726,24 @@ mod tests {
         let names: std::collections::BTreeSet<String> =
             AttentionVariant::all().iter().map(|v| v.name()).collect();
         assert_eq!(names.len(), AttentionVariant::all().len());
+    }
+
+    #[test]
+    fn a_variant_superseded_on_llvmpipe_leaves_its_sibling_searched() {
+        let all = AttentionVariant::all();
+        let superseded: Vec<_> = all
+            .iter()
+            .filter_map(|v| v.superseded_on_llvmpipe().map(|by| (v.name(), by)))
+            .collect();
+        assert_eq!(superseded.len(), 2, "{superseded:?}");
+        for (name, by) in superseded {
+            assert!(
+                all.iter().any(|s| s.name().starts_with(by)
+                    && s.superseded_on_llvmpipe().is_none()
+                    && !s.loads_storage_per_lane()),
+                "{name} is left out for {by}, which no searched variant is"
+            );
+        }
     }
 
     #[test]
