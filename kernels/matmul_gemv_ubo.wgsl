@@ -8,7 +8,11 @@
 // bandwidth. Here the 8 lanes of a workgroup split the k dimension of a B row: lane l reads
 // vec4s l, l + 8, l + 16, ... of the row (8 different vec4s per 8-lane gather, all useful),
 // multiplies them with the same vec4s of each A row, and subgroupAdd sums the lanes. A
-// workgroup does TR B rows at a time, so each loaded A vec4 serves TR rows.
+// workgroup does TR B rows at a time, so each loaded A vec4 serves TR rows, and RB such
+// blocks one after another: llvmpipe pays a fixed cost per workgroup that at gpt2's
+// 1536-byte rows (k = 768, f16) was as large as a block's loads, and unrolling more rows
+// instead spills (r8, r16 were no faster than r4). RB = 4 read gpt2's LM head at 2.0
+// GB/s where RB = 1 read 1.15.
 //
 // Memory layout: A [M, K] and B [N, K] row-major, C [M, N] row-major, in the storage type E.
 // Rows are read as KV vec4s: vec4<f32> for f32, vec4<u32> of 8 halves (unpack2x16float)
@@ -23,15 +27,15 @@
 //   2 + i      uniform  bw{i}: array<vec4<KW>, NV>  (window of slot i; unused slots repeat
 //              a used window and get no workgroups)
 //   2 + NW     storage read_write  c: array<E>
-// Dispatch: one per NW consecutive windows, (ceil(window rows / TR), slots used, 1)
+// Dispatch: one per NW consecutive windows, (ceil(window rows / (TR·RB)), slots used, 1)
 // workgroups of 8 invocations. Needs SUBGROUP with subgroups of at least 8 lanes, so that
 // the workgroup is one subgroup.
-// Tile parameters (text-substituted): M (A rows, unrolled), TR (B rows per workgroup,
-// unrolled; at most the rows a window holds), NW (windows per dispatch: 2 + NW uniform
+// Tile parameters (text-substituted): M (A rows, unrolled), TR (B rows per block, unrolled;
+// at most the rows a window holds), RB (blocks per workgroup, a loop; at most the window's
+// blocks), NW (windows per dispatch: 2 + NW uniform
 // bindings, the table, A and the windows, must fit the per-stage limit, 15 on lavapipe; the
 // host caps NW at 12), KV, AV, NV sizes.
-// Template fields: ENABLE_F16 ELEM KW M N KV TR NW AV B_BINDINGS C_BINDING DECLARE WINDOWS
-// STORE.
+// Template fields: ENABLE_F16 ELEM KW M N KV TR RB NW AV B_BINDINGS C_BINDING WINDOWS.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
@@ -39,6 +43,7 @@ const M: u32 = {{M}}u;
 const N: u32 = {{N}}u;
 const KV: u32 = {{KV}}u;
 const TR: u32 = {{TR}}u;
+const RB: u32 = {{RB}}u;
 
 struct Table {
     slot: array<vec4<u32>, {{NW}}>,
@@ -52,11 +57,9 @@ struct Table {
 @compute @workgroup_size(8, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let slot = tab.slot[wid.y];
-    // First B row (output column) of this workgroup, and the window row of each of its TR
-    // rows (clamped to the window's last row; the clamped ones are not stored).
-    let first = wid.x * TR;
-{{DECLARE}}
-    // One loop per window slot: WGSL cannot index bindings.
+    // One loop per window slot (WGSL cannot index bindings), each over the workgroup's RB
+    // blocks: from the block's first B row (output column) `first`, the window row of each
+    // of its TR rows (clamped to the window's last row; the clamped ones are not stored),
+    // the lanes' k loop, then the sums.
 {{WINDOWS}}
-{{STORE}}
 }

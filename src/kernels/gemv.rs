@@ -27,8 +27,17 @@ pub struct GemvPlan {
     pub rows: u32,
     /// Windows covering all n rows.
     pub windows: u32,
-    /// B rows per workgroup: the variant's, or fewer when a window holds fewer.
+    /// B rows per block: the variant's, or fewer when a window holds fewer.
     pub tr: u32,
+    /// Blocks per workgroup: the variant's, or fewer when a window holds fewer.
+    pub rb: u32,
+}
+
+impl GemvPlan {
+    /// Workgroups per window.
+    pub fn workgroups_per_window(&self) -> u32 {
+        self.rows.div_ceil(self.tr * self.rb)
+    }
 }
 
 /// Vec4s per row: `vec4<f32>` for f32, `vec4<u32>` (8 halves) for f16.
@@ -44,7 +53,7 @@ fn row_vec4s(k: u32, dtype: DType) -> u32 {
 pub fn plan(
     shape: &MatmulShape,
     dtype: DType,
-    tr: u32,
+    (tr, rb): (u32, u32),
     max_binding: u64,
     align: u64,
 ) -> Result<GemvPlan, String> {
@@ -87,11 +96,13 @@ pub fn plan(
         ));
     }
     let rows = rows.min(shape.n as u64) as u32;
+    let tr = tr.min(rows);
     Ok(GemvPlan {
         window_bytes,
         rows,
         windows: shape.n.div_ceil(rows),
-        tr: tr.min(rows),
+        tr,
+        rb: rb.min(rows.div_ceil(tr)),
     })
 }
 
@@ -105,15 +116,15 @@ pub fn source(shape: &MatmulShape, dtype: DType, plan: &GemvPlan, nw: u32) -> St
     for t in 0..tr {
         let _ = writeln!(
             declare,
-            "    let wb{t} = slot.z + min(first + {t}u, slot.y - 1u) * KV;"
+            "                let wb{t} = slot.z + min(first + {t}u, slot.y - 1u) * KV;"
         );
         for r in 0..m {
-            let _ = writeln!(declare, "    var acc{r}_{t} = 0.0;");
+            let _ = writeln!(declare, "                var acc{r}_{t} = 0.0;");
         }
     }
     // The loop body over this lane's vec4s, with the window binding written as `@B`.
     let mut step = String::new();
-    let ind = "                ";
+    let ind = "                    ";
     for r in 0..m {
         if f16 {
             let _ = writeln!(
@@ -154,26 +165,44 @@ pub fn source(shape: &MatmulShape, dtype: DType, plan: &GemvPlan, nw: u32) -> St
             plan.window_bytes / 16
         );
     }
-    let windows = slot_switch("wid.y", nw, |i| {
-        format!(
-            "            for (var cv = lane; cv < KV; cv += 8u) {{\n{}\n            }}",
-            step.replace("@B", &format!("bw{i}")).trim_end()
-        )
-    });
     let mut store = String::new();
     for t in 0..tr {
         for r in 0..m {
-            let _ = writeln!(store, "    let s{r}_{t} = subgroupAdd(acc{r}_{t});");
+            let _ = writeln!(
+                store,
+                "                let s{r}_{t} = subgroupAdd(acc{r}_{t});"
+            );
         }
-        let _ = writeln!(store, "    if (lane == 0u && first + {t}u < slot.y) {{");
+        let _ = writeln!(
+            store,
+            "                if (lane == 0u && first + {t}u < slot.y) {{"
+        );
         for r in 0..m {
             let _ = writeln!(
                 store,
-                "        c[{r}u * N + slot.x + first + {t}u] = E(s{r}_{t});"
+                "                    c[{r}u * N + slot.x + first + {t}u] = E(s{r}_{t});"
             );
         }
-        let _ = writeln!(store, "    }}");
+        let _ = writeln!(store, "                }}");
     }
+    let windows = slot_switch("wid.y", nw, |i| {
+        format!(
+            "            for (var rb = 0u; rb < RB; rb++) {{
+                let first = (wid.x * RB + rb) * TR;
+                if (first >= slot.y) {{
+                    break;
+                }}
+{}
+                for (var cv = lane; cv < KV; cv += 8u) {{
+{}
+                }}
+{}
+            }}",
+            declare.trim_end(),
+            step.replace("@B", &format!("bw{i}")).trim_end(),
+            store.trim_end()
+        )
+    });
     render(
         GEMV,
         &[
@@ -184,13 +213,12 @@ pub fn source(shape: &MatmulShape, dtype: DType, plan: &GemvPlan, nw: u32) -> St
             ("N", shape.n.to_string()),
             ("KV", kv.to_string()),
             ("TR", tr.to_string()),
+            ("RB", plan.rb.to_string()),
             ("NW", nw.to_string()),
             ("AV", (m * kv).to_string()),
             ("B_BINDINGS", bindings.trim_end().to_string()),
             ("C_BINDING", (2 + nw).to_string()),
-            ("DECLARE", declare.trim_end().to_string()),
             ("WINDOWS", windows),
-            ("STORE", store.trim_end().to_string()),
         ],
     )
 }
@@ -206,14 +234,14 @@ fn adapter_plan(
     gpu: &Gpu,
     shape: &MatmulShape,
     dtype: DType,
-    tr: u32,
+    tile: (u32, u32),
 ) -> Result<(GemvPlan, u32), PrepareError> {
     require_subgroups(gpu, 8, "sums each row's lanes with subgroupAdd")?;
     let limits = gpu.limits();
     let plan = plan(
         shape,
         dtype,
-        tr,
+        tile,
         limits.max_uniform_buffer_binding_size,
         uniform_align(gpu),
     )
@@ -234,7 +262,7 @@ fn adapter_plan(
 
 /// Whether this kernel takes `shape` in `dtype` on `gpu` ([`adapter_plan`]).
 pub fn applies(gpu: &Gpu, shape: &MatmulShape, dtype: DType) -> bool {
-    adapter_plan(gpu, shape, dtype, 4).is_ok()
+    adapter_plan(gpu, shape, dtype, (4, 1)).is_ok()
 }
 
 /// Build the program: B staged once into a uniform-readable buffer (the weights), A bound
@@ -245,12 +273,12 @@ pub fn prepare(
     dtype: DType,
     a: &HostTensor,
     b: &HostTensor,
-    tr: u32,
+    tile: (u32, u32),
     label: &str,
 ) -> Result<Program, PrepareError> {
-    let (plan, nw) = adapter_plan(gpu, shape, dtype, tr)?;
+    let (plan, nw) = adapter_plan(gpu, shape, dtype, tile)?;
     let align = uniform_align(gpu);
-    let per_window = plan.rows.div_ceil(plan.tr);
+    let per_window = plan.workgroups_per_window();
     check_workgroups(gpu, [per_window, nw, 1])?;
     let pipeline = compile(gpu, label, &source(shape, dtype, &plan, nw), "main")?;
 
@@ -347,16 +375,22 @@ mod tests {
     #[test]
     fn plans_whole_rows_per_window_and_refuses_what_does_not_fit() {
         let s = MatmulShape::new(1, 50257, 768).transposed_b();
-        let p = plan(&s, DType::F16, 4, 1 << 16, 256).unwrap();
-        // 1536-byte rows: 42 per 64 KiB window after the 240-byte alignment slack.
+        let p = plan(&s, DType::F16, (4, 4), 1 << 16, 256).unwrap();
+        // 1536-byte rows: 42 per 64 KiB window after the 240-byte alignment slack, in 3
+        // workgroups of up to 4 blocks of 4 rows.
         assert_eq!(
-            (p.rows, p.windows, p.tr),
-            (42, 50257usize.div_ceil(42) as u32, 4)
+            (p.rows, p.windows, p.tr, p.rb),
+            (42, 50257usize.div_ceil(42) as u32, 4, 4)
         );
-        // k=8192 f16 rows are 16 KiB: 3 per window, and the workgroup tile shrinks to 3.
+        assert_eq!(p.workgroups_per_window(), 3);
+        // k=8192 f16 rows are 16 KiB: 3 per window, and the block shrinks to 3 rows, one
+        // block per workgroup.
         let s = MatmulShape::new(1, 2048, 8192).transposed_b();
-        let p = plan(&s, DType::F16, 4, 1 << 16, 256).unwrap();
-        assert_eq!((p.rows, p.tr), (3, 3));
+        let p = plan(&s, DType::F16, (4, 8), 1 << 16, 256).unwrap();
+        assert_eq!(
+            (p.rows, p.tr, p.rb, p.workgroups_per_window()),
+            (3, 3, 1, 1)
+        );
         for (shape, dtype) in [
             (MatmulShape::new(5, 64, 64).transposed_b(), DType::F32),
             (MatmulShape::new(1, 64, 64), DType::F32),
@@ -368,7 +402,7 @@ mod tests {
             (MatmulShape::new(1, 64, 20000).transposed_b(), DType::F32),
         ] {
             assert!(
-                plan(&shape, dtype, 4, 1 << 16, 256).is_err(),
+                plan(&shape, dtype, (4, 4), 1 << 16, 256).is_err(),
                 "{shape} {dtype}"
             );
         }
@@ -380,9 +414,10 @@ mod tests {
             (MatmulShape::new(1, 100, 64).transposed_b(), DType::F32),
             (MatmulShape::new(3, 7, 24).transposed_b(), DType::F16),
         ] {
-            let p = plan(&shape, dtype, 4, 1 << 16, 256).unwrap();
+            let p = plan(&shape, dtype, (4, 4), 1 << 16, 256).unwrap();
             let src = source(&shape, dtype, &p, 3);
             assert!(!src.contains("{{") && !src.contains("@B"), "{src}");
+            assert_eq!(src.matches("for (var rb").count(), 3);
             assert_eq!(src.matches("for (var cv").count(), 3);
         }
     }

@@ -67,10 +67,12 @@ pub enum MatmulVariant {
         tm: u32,
         tn4: u32,
     },
-    /// Matrix-vector product over uniform windows of B, `tr` B rows per 8-lane workgroup
-    /// (decode shapes only; see [`super::gemv`]).
+    /// Matrix-vector product over uniform windows of B (decode shapes only; see
+    /// [`super::gemv`]): an 8-lane workgroup takes `rb` blocks of `tr` B rows, one after
+    /// another.
     Gemv {
         tr: u32,
+        rb: u32,
     },
 }
 
@@ -175,8 +177,10 @@ impl MatmulVariant {
                 tm: 8,
                 tn4: 2,
             },
-            MatmulVariant::Gemv { tr: 4 },
-            MatmulVariant::Gemv { tr: 8 },
+            // Four-row blocks: eight unrolled rows were no faster on lavapipe, sixteen
+            // spilled; several blocks per workgroup amortise its fixed cost there.
+            MatmulVariant::Gemv { tr: 4, rb: 4 },
+            MatmulVariant::Gemv { tr: 4, rb: 8 },
         ]
     }
 
@@ -223,7 +227,7 @@ impl MatmulVariant {
             MatmulVariant::Texture { wx, wy, tm, tn4 } => {
                 format!("texture_w{wx}x{wy}_t{tm}x{}", 4 * tn4)
             }
-            MatmulVariant::Gemv { tr } => format!("gemv_ubo_r{tr}"),
+            MatmulVariant::Gemv { tr, rb } => format!("gemv_ubo_r{tr}_b{rb}"),
         }
     }
 
@@ -274,9 +278,9 @@ impl MatmulVariant {
     /// adapter's limits decide the real split, in [`super::gemv::prepare`]).
     pub fn workgroups(&self, shape: &MatmulShape) -> [u32; 3] {
         let (rows, cols) = match *self {
-            MatmulVariant::Gemv { tr } => {
-                let per_window = gemv::plan(shape, DType::F32, tr, 1 << 16, 256)
-                    .map_or(1, |p| p.rows.div_ceil(p.tr));
+            MatmulVariant::Gemv { tr, rb } => {
+                let per_window = gemv::plan(shape, DType::F32, (tr, rb), 1 << 16, 256)
+                    .map_or(1, |p| p.workgroups_per_window());
                 return [per_window, 1, 1];
             }
             MatmulVariant::Naive => (16, 16),
@@ -353,10 +357,12 @@ impl MatmulVariant {
                 Err(why) => format!("// no texture layout for {shape}: {why:?}\n"),
             },
             // With one 64 KiB window per dispatch; prepare renders it for the adapter.
-            MatmulVariant::Gemv { tr } => match gemv::plan(shape, dtype, tr, 1 << 16, 256) {
-                Ok(plan) => gemv::source(shape, dtype, &plan, 1),
-                Err(why) => format!("// gemv_ubo does not apply to {shape}: {why}\n"),
-            },
+            MatmulVariant::Gemv { tr, rb } => {
+                match gemv::plan(shape, dtype, (tr, rb), 1 << 16, 256) {
+                    Ok(plan) => gemv::source(shape, dtype, &plan, 1),
+                    Err(why) => format!("// gemv_ubo does not apply to {shape}: {why}\n"),
+                }
+            }
             MatmulVariant::Subgroup {
                 s,
                 nsg,
@@ -400,8 +406,8 @@ impl MatmulVariant {
             return Err(PrepareError::Unsupported("adapter lacks SHADER_F16".into()));
         }
         let label = format!("matmul {} {shape} {dtype}", self.name());
-        if let MatmulVariant::Gemv { tr } = *self {
-            return gemv::prepare(gpu, shape, dtype, &inputs.a, &inputs.b, tr, &label);
+        if let MatmulVariant::Gemv { tr, rb } = *self {
+            return gemv::prepare(gpu, shape, dtype, &inputs.a, &inputs.b, (tr, rb), &label);
         }
         let s = &gpu.summary;
         if let MatmulVariant::Subgroup { s: size, .. } = *self {
@@ -1216,9 +1222,9 @@ mod tests {
                 MatmulShape::new(9, 7, 5).transposed_b(),
             ] {
                 for dtype in [DType::F32, DType::F16] {
-                    if let MatmulVariant::Gemv { tr } = v {
+                    if let MatmulVariant::Gemv { tr, rb } = v {
                         // Only for skinny transposed shapes (gemv.rs tests them).
-                        if gemv::plan(&shape, dtype, tr, 1 << 16, 256).is_err() {
+                        if gemv::plan(&shape, dtype, (tr, rb), 1 << 16, 256).is_err() {
                             continue;
                         }
                     }
