@@ -18,6 +18,14 @@ pub const GEMV_MAX_M: u32 = 4;
 /// The most B windows one dispatch binds (uniform bindings: the table, A and these).
 pub const GEMV_MAX_WINDOWS: u32 = 12;
 
+/// A variant's tile: `tr` B rows per block (unrolled) and `rb` blocks per workgroup (a
+/// loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GemvTile {
+    pub tr: u32,
+    pub rb: u32,
+}
+
 /// How B is cut into uniform windows of whole rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GemvPlan {
@@ -53,7 +61,7 @@ fn row_vec4s(k: u32, dtype: DType) -> u32 {
 pub fn plan(
     shape: &MatmulShape,
     dtype: DType,
-    (tr, rb): (u32, u32),
+    GemvTile { tr, rb }: GemvTile,
     max_binding: u64,
     align: u64,
 ) -> Result<GemvPlan, String> {
@@ -234,7 +242,7 @@ fn adapter_plan(
     gpu: &Gpu,
     shape: &MatmulShape,
     dtype: DType,
-    tile: (u32, u32),
+    tile: GemvTile,
 ) -> Result<(GemvPlan, u32), PrepareError> {
     require_subgroups(gpu, 8, "sums each row's lanes with subgroupAdd")?;
     let limits = gpu.limits();
@@ -262,7 +270,7 @@ fn adapter_plan(
 
 /// Whether this kernel takes `shape` in `dtype` on `gpu` ([`adapter_plan`]).
 pub fn applies(gpu: &Gpu, shape: &MatmulShape, dtype: DType) -> bool {
-    adapter_plan(gpu, shape, dtype, (4, 1)).is_ok()
+    adapter_plan(gpu, shape, dtype, GemvTile { tr: 4, rb: 1 }).is_ok()
 }
 
 /// Build the program: B staged once into a uniform-readable buffer (the weights), A bound
@@ -273,7 +281,7 @@ pub fn prepare(
     dtype: DType,
     a: &HostTensor,
     b: &HostTensor,
-    tile: (u32, u32),
+    tile: GemvTile,
     label: &str,
 ) -> Result<Program, PrepareError> {
     let (plan, nw) = adapter_plan(gpu, shape, dtype, tile)?;
@@ -375,7 +383,7 @@ mod tests {
     #[test]
     fn plans_whole_rows_per_window_and_refuses_what_does_not_fit() {
         let s = MatmulShape::new(1, 50257, 768).transposed_b();
-        let p = plan(&s, DType::F16, (4, 4), 1 << 16, 256).unwrap();
+        let p = plan(&s, DType::F16, GemvTile { tr: 4, rb: 4 }, 1 << 16, 256).unwrap();
         // 1536-byte rows: 42 per 64 KiB window after the 240-byte alignment slack, in 3
         // workgroups of up to 4 blocks of 4 rows.
         assert_eq!(
@@ -386,7 +394,7 @@ mod tests {
         // k=8192 f16 rows are 16 KiB: 3 per window, and the block shrinks to 3 rows, one
         // block per workgroup.
         let s = MatmulShape::new(1, 2048, 8192).transposed_b();
-        let p = plan(&s, DType::F16, (4, 8), 1 << 16, 256).unwrap();
+        let p = plan(&s, DType::F16, GemvTile { tr: 4, rb: 8 }, 1 << 16, 256).unwrap();
         assert_eq!(
             (p.rows, p.tr, p.rb, p.workgroups_per_window()),
             (3, 3, 1, 1)
@@ -402,7 +410,7 @@ mod tests {
             (MatmulShape::new(1, 64, 20000).transposed_b(), DType::F32),
         ] {
             assert!(
-                plan(&shape, dtype, (4, 4), 1 << 16, 256).is_err(),
+                plan(&shape, dtype, GemvTile { tr: 4, rb: 4 }, 1 << 16, 256).is_err(),
                 "{shape} {dtype}"
             );
         }
@@ -414,7 +422,7 @@ mod tests {
             (MatmulShape::new(1, 100, 64).transposed_b(), DType::F32),
             (MatmulShape::new(3, 7, 24).transposed_b(), DType::F16),
         ] {
-            let p = plan(&shape, dtype, (4, 4), 1 << 16, 256).unwrap();
+            let p = plan(&shape, dtype, GemvTile { tr: 4, rb: 4 }, 1 << 16, 256).unwrap();
             let src = source(&shape, dtype, &p, 3);
             assert!(!src.contains("{{") && !src.contains("@B"), "{src}");
             assert_eq!(src.matches("for (var rb").count(), 3);

@@ -18,8 +18,9 @@
 use std::fmt::Write as _;
 
 use super::{
-    bind, check_buffer, check_workgroups, compile, enable_line, gemv, render, storage_buffer,
-    texel_layout::TexelLayout, uniform_buffer, Dispatch, HostTensor, PrepareError, Program,
+    bind, check_buffer, check_workgroups, compile, enable_line, gemv, gemv::GemvTile, render,
+    storage_buffer, texel_layout::TexelLayout, uniform_buffer, Dispatch, HostTensor, PrepareError,
+    Program,
 };
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
@@ -68,12 +69,8 @@ pub enum MatmulVariant {
         tn4: u32,
     },
     /// Matrix-vector product over uniform windows of B (decode shapes only; see
-    /// [`super::gemv`]): an 8-lane workgroup takes `rb` blocks of `tr` B rows, one after
-    /// another.
-    Gemv {
-        tr: u32,
-        rb: u32,
-    },
+    /// [`super::gemv`]): an 8-lane workgroup takes blocks of B rows one after another.
+    Gemv(GemvTile),
 }
 
 /// Where a kernel reads A and B from. On lavapipe the choice decides speed: a storage-buffer
@@ -179,8 +176,8 @@ impl MatmulVariant {
             },
             // Four-row blocks: eight unrolled rows were no faster on lavapipe, sixteen
             // spilled; several blocks per workgroup amortise its fixed cost there.
-            MatmulVariant::Gemv { tr: 4, rb: 4 },
-            MatmulVariant::Gemv { tr: 4, rb: 8 },
+            MatmulVariant::Gemv(GemvTile { tr: 4, rb: 4 }),
+            MatmulVariant::Gemv(GemvTile { tr: 4, rb: 8 }),
         ]
     }
 
@@ -192,7 +189,7 @@ impl MatmulVariant {
         match *self {
             MatmulVariant::Naive | MatmulVariant::Reg { .. } | MatmulVariant::Tiled { .. } => true,
             MatmulVariant::Subgroup { operands, .. } => operands == Operands::Buffers,
-            MatmulVariant::Texture { .. } | MatmulVariant::Gemv { .. } => false,
+            MatmulVariant::Texture { .. } | MatmulVariant::Gemv(_) => false,
         }
     }
 
@@ -227,7 +224,7 @@ impl MatmulVariant {
             MatmulVariant::Texture { wx, wy, tm, tn4 } => {
                 format!("texture_w{wx}x{wy}_t{tm}x{}", 4 * tn4)
             }
-            MatmulVariant::Gemv { tr, rb } => format!("gemv_ubo_r{tr}_b{rb}"),
+            MatmulVariant::Gemv(GemvTile { tr, rb }) => format!("gemv_ubo_r{tr}_b{rb}"),
         }
     }
 
@@ -239,7 +236,7 @@ impl MatmulVariant {
             MatmulVariant::Tiled { .. } => "kernels/matmul_tiled.wgsl",
             MatmulVariant::Subgroup { .. } => "kernels/matmul_subgroup.wgsl",
             MatmulVariant::Texture { .. } => "kernels/matmul_texture_common.wgsl",
-            MatmulVariant::Gemv { .. } => "kernels/matmul_gemv_ubo.wgsl",
+            MatmulVariant::Gemv(_) => "kernels/matmul_gemv_ubo.wgsl",
         }
     }
 
@@ -262,7 +259,7 @@ impl MatmulVariant {
             } => (bn / (4 * tn4)) * (bm / tm),
             MatmulVariant::Subgroup { s, nsg, .. } => s * nsg,
             MatmulVariant::Texture { wx, wy, .. } => wx * wy,
-            MatmulVariant::Gemv { .. } => 8,
+            MatmulVariant::Gemv(_) => 8,
         }
     }
 
@@ -278,8 +275,8 @@ impl MatmulVariant {
     /// adapter's limits decide the real split, in [`super::gemv::prepare`]).
     pub fn workgroups(&self, shape: &MatmulShape) -> [u32; 3] {
         let (rows, cols) = match *self {
-            MatmulVariant::Gemv { tr, rb } => {
-                let per_window = gemv::plan(shape, DType::F32, (tr, rb), 1 << 16, 256)
+            MatmulVariant::Gemv(tile) => {
+                let per_window = gemv::plan(shape, DType::F32, tile, 1 << 16, 256)
                     .map_or(1, |p| p.workgroups_per_window());
                 return [per_window, 1, 1];
             }
@@ -357,12 +354,10 @@ impl MatmulVariant {
                 Err(why) => format!("// no texture layout for {shape}: {why:?}\n"),
             },
             // With one 64 KiB window per dispatch; prepare renders it for the adapter.
-            MatmulVariant::Gemv { tr, rb } => {
-                match gemv::plan(shape, dtype, (tr, rb), 1 << 16, 256) {
-                    Ok(plan) => gemv::source(shape, dtype, &plan, 1),
-                    Err(why) => format!("// gemv_ubo does not apply to {shape}: {why}\n"),
-                }
-            }
+            MatmulVariant::Gemv(tile) => match gemv::plan(shape, dtype, tile, 1 << 16, 256) {
+                Ok(plan) => gemv::source(shape, dtype, &plan, 1),
+                Err(why) => format!("// gemv_ubo does not apply to {shape}: {why}\n"),
+            },
             MatmulVariant::Subgroup {
                 s,
                 nsg,
@@ -406,8 +401,8 @@ impl MatmulVariant {
             return Err(PrepareError::Unsupported("adapter lacks SHADER_F16".into()));
         }
         let label = format!("matmul {} {shape} {dtype}", self.name());
-        if let MatmulVariant::Gemv { tr, rb } = *self {
-            return gemv::prepare(gpu, shape, dtype, &inputs.a, &inputs.b, (tr, rb), &label);
+        if let MatmulVariant::Gemv(tile) = *self {
+            return gemv::prepare(gpu, shape, dtype, &inputs.a, &inputs.b, tile, &label);
         }
         let s = &gpu.summary;
         if let MatmulVariant::Subgroup { s: size, .. } = *self {
@@ -1204,7 +1199,7 @@ mod tests {
                     s, nsg, ra, tn4, ..
                 } => (nsg * s * ra, s * 4 * tn4),
                 // Its geometry follows the windows (gemv.rs tests it).
-                MatmulVariant::Gemv { .. } => continue,
+                MatmulVariant::Gemv(_) => continue,
             };
             assert!(x * cols >= 61 && (x - 1) * cols < 61, "{}", v.name());
             assert!(y * rows >= 97 && (y - 1) * rows < 97, "{}", v.name());
@@ -1222,9 +1217,9 @@ mod tests {
                 MatmulShape::new(9, 7, 5).transposed_b(),
             ] {
                 for dtype in [DType::F32, DType::F16] {
-                    if let MatmulVariant::Gemv { tr, rb } = v {
+                    if let MatmulVariant::Gemv(tile) = v {
                         // Only for skinny transposed shapes (gemv.rs tests them).
-                        if gemv::plan(&shape, dtype, (tr, rb), 1 << 16, 256).is_err() {
+                        if gemv::plan(&shape, dtype, tile, 1 << 16, 256).is_err() {
                             continue;
                         }
                     }
