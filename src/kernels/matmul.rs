@@ -174,10 +174,12 @@ impl MatmulVariant {
                 tm: 8,
                 tn4: 2,
             },
-            // Four-row blocks: eight unrolled rows were no faster on lavapipe, sixteen
-            // spilled; several blocks per workgroup amortise its fixed cost there.
+            // Several blocks per workgroup amortise lavapipe's fixed cost per workgroup.
+            // Four-row blocks share each A load between rows (eight unrolled rows were no
+            // faster, sixteen spilled); one-row blocks read B in address order, which won
+            // on most m = 1 shapes, while m = 4 and some k >= 2048 shapes chose 4 x 4.
             MatmulVariant::Gemv(GemvTile { tr: 4, rb: 4 }),
-            MatmulVariant::Gemv(GemvTile { tr: 4, rb: 8 }),
+            MatmulVariant::Gemv(GemvTile { tr: 1, rb: 16 }),
         ]
     }
 
