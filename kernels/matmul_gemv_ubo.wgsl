@@ -33,9 +33,8 @@
 // the workgroup is one subgroup.
 // Tile parameters (text-substituted): M (A rows, unrolled), TR (B rows per block, unrolled;
 // at most the rows a window holds), RB (blocks per workgroup, a loop; at most the window's
-// blocks), NW (windows per dispatch: 2 + NW uniform
-// bindings, the table, A and the windows, must fit the per-stage limit, 15 on lavapipe; the
-// host caps NW at 12), KV, AV, NV sizes.
+// blocks), NW (windows per dispatch: 2 + NW uniform bindings, the table, A and the windows,
+// must fit the per-stage limit, 15 on lavapipe; the host caps NW at 12), KV, AV, NV sizes.
 // Template fields: ENABLE_F16 ELEM KW M N KV TR RB NW AV B_BINDINGS C_BINDING WINDOWS.
 {{ENABLE_F16}}
 alias E = {{ELEM}};

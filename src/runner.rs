@@ -772,7 +772,10 @@ fn run_benchmark(
 trait Searched: Copy {
     fn name(&self) -> String;
     fn loads_storage_per_lane(&self) -> bool;
-    fn superseded_on_llvmpipe(&self) -> Option<&'static str>;
+    /// The sibling that always beat it on llvmpipe (only some attention variants).
+    fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
+        None
+    }
     /// See [`Candidate::llvmpipe_left_out`].
     fn llvmpipe_left_out(&self) -> Option<LeftOut> {
         if self.loads_storage_per_lane() {
@@ -789,9 +792,6 @@ impl Searched for MatmulVariant {
     }
     fn loads_storage_per_lane(&self) -> bool {
         MatmulVariant::loads_storage_per_lane(self)
-    }
-    fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
-        None
     }
 }
 

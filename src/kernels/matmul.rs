@@ -297,7 +297,6 @@ impl MatmulVariant {
     /// The WGSL source for `shape` and `dtype`; texture-fed variants lay their operands out
     /// for textures of at most `max_texture` texels a side ([`texture_layouts`]).
     pub fn source(&self, shape: &MatmulShape, dtype: DType, max_texture: u32) -> String {
-        let layouts = texture_layouts(shape, max_texture);
         match *self {
             MatmulVariant::Naive => {
                 let b_index = if shape.transpose_b {
@@ -347,7 +346,8 @@ impl MatmulVariant {
                 );
                 format!("{}\n{body}", common(shape, dtype))
             }
-            MatmulVariant::Texture { wx, wy, tm, tn4 } => match layouts {
+            MatmulVariant::Texture { wx, wy, tm, tn4 } => match texture_layouts(shape, max_texture)
+            {
                 Ok(layouts) => {
                     let body = reg_body(wx, wy, tm, tn4, shape.transpose_b);
                     let access = texture_common(shape, dtype, Operands::Textures, &layouts);
@@ -379,12 +379,13 @@ impl MatmulVariant {
                         ("STORE", subgroup_store(s, ra, tn4)),
                     ],
                 );
-                let access = match (operands.textured(), layouts) {
-                    (false, _) => common(shape, dtype),
-                    (true, Ok(layouts)) => texture_common(shape, dtype, operands, &layouts),
-                    (true, Err(why)) => {
-                        return format!("// no texture layout for {shape}: {why:?}\n");
+                let access = if operands.textured() {
+                    match texture_layouts(shape, max_texture) {
+                        Ok(layouts) => texture_common(shape, dtype, operands, &layouts),
+                        Err(why) => return format!("// no texture layout for {shape}: {why:?}\n"),
                     }
+                } else {
+                    common(shape, dtype)
                 };
                 format!("{access}\n{body}")
             }

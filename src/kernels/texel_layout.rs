@@ -95,7 +95,7 @@ impl TexelLayout {
     /// `texture`: one write per block of rows.
     pub fn write(&self, gpu: &Gpu, texture: &wgpu::Texture, bytes: &[u8], texel_bytes: u32) {
         let row_bytes = (self.width * texel_bytes) as usize;
-        let block_rows = self.fold_rows.unwrap_or(self.height);
+        let (_, block_rows) = self.block();
         for block in 0..self.blocks() {
             let first = block * block_rows;
             let rows = block_rows.min(self.height - first);
