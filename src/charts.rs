@@ -5,8 +5,8 @@
 //! - [`price_performance`]: $/Mtok against tokens/s per offering, one colour per provider,
 //!   the Pareto front (no other offering is both faster and cheaper) ringed and joined.
 //! - [`roofline`]: each kernel's FLOP/s against its arithmetic intensity under a compute
-//!   and a bandwidth roof, spec-sheet peaks where the accelerator is known, otherwise the
-//!   best achieved in the run (labelled as such in the chart).
+//!   and a bandwidth roof: spec-sheet peaks where the accelerator is known, else the peaks
+//!   the run measured, else the best achieved in the run (the chart says which).
 //! - [`grouped_bars`]: the same measure across runs or machines, side by side.
 //! - [`change_bars`]: `compare`'s change per row, coloured by verdict.
 //! - [`trend`]: measures over a sequence of result folders.
@@ -290,7 +290,7 @@ impl Roofs {
         (compute.is_finite() && bandwidth.is_finite()).then(|| Roofs {
             compute_gflops: compute,
             bandwidth_gbs: bandwidth,
-            source: "practical roofs: the best GFLOP/s and the best GB/s achieved in these results (peaks are not measured)".into(),
+            source: "practical roofs: the best GFLOP/s and the best GB/s achieved in these results (the runs carry no measured peaks)".into(),
         })
     }
 

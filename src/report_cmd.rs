@@ -22,10 +22,12 @@ use crate::cost::{Basis, CostRow, Tier, TokensRow};
 use crate::dataset::{self, Run, Table};
 use crate::error::{Error, Result, EXIT_OK};
 use crate::export::Sheet;
+use crate::measure::peaks::Peaks;
 use crate::model::PhaseKind;
 use crate::report;
 use crate::results::csv_cells::Cell;
 use crate::results::{KernelRow, RunInfo, Status};
+use crate::shape::DType;
 
 /// Output format of `priceperf report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -378,14 +380,21 @@ impl Report {
                 .iter()
                 .find(|v| &v.info.adapter.name == adapter)
                 .is_some_and(|v| v.info.adapter.is_cpu());
-            let roofs = spec_roofs(catalog.as_ref(), adapter, is_cpu, &rows).or_else(|| {
-                Roofs::practical(
-                    &rows
-                        .iter()
-                        .map(|r| (r.gflops.unwrap_or(0.0), r.gbps.unwrap_or(0.0)))
-                        .collect::<Vec<_>>(),
-                )
-            });
+            let peaks = self
+                .runs
+                .iter()
+                .filter(|v| &v.info.adapter.name == adapter)
+                .find_map(|v| v.info.peaks.as_ref());
+            let roofs = spec_roofs(catalog.as_ref(), adapter, is_cpu, &rows)
+                .or_else(|| peaks.and_then(|p| measured_roofs(p, &rows)))
+                .or_else(|| {
+                    Roofs::practical(
+                        &rows
+                            .iter()
+                            .map(|r| (r.gflops.unwrap_or(0.0), r.gbps.unwrap_or(0.0)))
+                            .collect::<Vec<_>>(),
+                    )
+                });
             let Some(roofs) = roofs else { continue };
             let title = format!("Roofline: {}", short_adapter(adapter));
             figs.push(Figure {
@@ -1032,6 +1041,38 @@ fn spec_roofs(
     })
 }
 
+/// The roofs this adapter's peak probes measured (`measure::peaks`): the FMA peak of the
+/// highest-peaked dtype the rows use, and the streaming-copy bandwidth. Where the catalog
+/// has no spec sheet (CPU adapters, unknown GPUs) these are the honest ceilings, where the
+/// best achieved row would only say how far the fastest kernel got.
+fn measured_roofs(peaks: &Peaks, rows: &[&KernelRow]) -> Option<Roofs> {
+    let bw = peaks.copy_gbps.filter(|b| *b > 0.0)?;
+    let mut best: Option<(f64, DType)> = None;
+    for r in rows {
+        if let Some(g) = peaks.gflops(r.dtype).filter(|g| *g > 0.0) {
+            if best.is_none_or(|(b, _)| g > b) {
+                best = Some((g, r.dtype));
+            }
+        }
+    }
+    let (gflops, dtype) = best?;
+    let via = if peaks.copy_via.is_empty() {
+        String::new()
+    } else {
+        format!(" via {}", peaks.copy_via)
+    };
+    let date = peaks.measured_at.get(..10).unwrap_or(&peaks.measured_at);
+    Some(Roofs {
+        compute_gflops: gflops,
+        bandwidth_gbs: bw,
+        source: format!(
+            "measured roofs of this adapter (peak probes of {date}): FMA peak for {dtype} kernels {} GFLOP/s, streaming copy{via} {} GB/s",
+            charts::number(gflops),
+            charts::number(bw)
+        ),
+    })
+}
+
 /// `notes` of the run's results.json, if it has one.
 fn read_notes(dir: &Path) -> Vec<String> {
     let Ok(text) = fs::read_to_string(dir.join(dataset::RESULTS_JSON)) else {
@@ -1240,6 +1281,38 @@ mod tests {
             err.contains("costs.csv:2:2") && err.contains("lunch"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn roofs_from_measured_peaks_follow_the_dtypes_the_rows_use() {
+        let peaks = |f16: Option<f64>, copy: Option<f64>| Peaks {
+            adapter: "llvmpipe".into(),
+            probe_version: 1,
+            measured_at: "2026-11-27T12:54:32+00:00".into(),
+            fma_f32_gflops: Some(88.5),
+            fma_f16_gflops: f16,
+            copy_gbps: copy,
+            copy_via: "textures".into(),
+            probe_seconds: 4.8,
+        };
+        let f32_row = crate::results::tests::row("t", Status::Ok);
+        let mut f16_row = f32_row.clone();
+        f16_row.dtype = DType::F16;
+        // f16 kernels accumulate in f32: their ceiling is the higher of the two peaks.
+        let r = measured_roofs(&peaks(Some(120.0), Some(4.2)), &[&f32_row, &f16_row]).unwrap();
+        assert_eq!((r.compute_gflops, r.bandwidth_gbs), (120.0, 4.2));
+        assert!(
+            r.source.contains("2026-11-27")
+                && r.source.contains("f16 kernels 120 GFLOP/s")
+                && r.source.contains("copy via textures 4.2 GB/s"),
+            "{}",
+            r.source
+        );
+        let r = measured_roofs(&peaks(Some(120.0), Some(4.2)), &[&f32_row]).unwrap();
+        assert_eq!(r.compute_gflops, 88.5, "f32 rows only: the f32 peak");
+        // Without a copy figure there is no bandwidth roof: fall back to the practical one.
+        assert!(measured_roofs(&peaks(None, None), &[&f32_row]).is_none());
+        assert!(measured_roofs(&peaks(None, Some(4.2)), &[]).is_none());
     }
 
     #[test]

@@ -646,7 +646,7 @@ pub fn write_csv<R: CsvRow>(path: &Path, rows: &[R]) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn row(variant: &str, status: Status) -> KernelRow {
