@@ -772,7 +772,7 @@ fn run_benchmark(
 trait Searched: Copy {
     fn name(&self) -> String;
     fn loads_storage_per_lane(&self) -> bool;
-    /// The sibling that always beat it on llvmpipe (only some attention variants).
+    /// The sibling that always beat it on llvmpipe (a few matmul and attention variants).
     fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
         None
     }
@@ -792,6 +792,9 @@ impl Searched for MatmulVariant {
     }
     fn loads_storage_per_lane(&self) -> bool {
         MatmulVariant::loads_storage_per_lane(self)
+    }
+    fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
+        MatmulVariant::superseded_on_llvmpipe(self)
     }
 }
 

@@ -168,6 +168,16 @@ impl MatmulVariant {
                 tn4: 2,
                 operands: Operands::StorageTextures,
             },
+            // 32 accumulator vec4s per lane: more spilled than t8x8, but each loaded texel
+            // serves twice the rows. Against x8_t16x4 at 1024^3 f32 it ran 1.0x with the
+            // machine slow and 1.2x fast; 1.13x x2_t8x8 at gpt2's m = 64 prefill shapes.
+            Subgroup {
+                s: 8,
+                nsg: 2,
+                ra: 2,
+                tn4: 2,
+                operands: Operands::StorageTextures,
+            },
             Texture {
                 wx: 8,
                 wy: 8,
@@ -192,6 +202,23 @@ impl MatmulVariant {
             MatmulVariant::Naive | MatmulVariant::Reg { .. } | MatmulVariant::Tiled { .. } => true,
             MatmulVariant::Subgroup { operands, .. } => operands == Operands::Buffers,
             MatmulVariant::Texture { .. } | MatmulVariant::Gemv(_) => false,
+        }
+    }
+
+    /// The variant (or family, by name prefix) that ran faster than this one on lavapipe
+    /// on every quick-suite shape in every recorded run; `None` for most. Both are the
+    /// sampled-texture designs, which storage textures beat on llvmpipe (see [`Operands`]):
+    /// - `subgroup_tex8_x8_t16x4` screened 1.24-3.4x behind the chosen variant (fresh
+    ///   quick run, Mesa 22.3.6), 1.3-1.6x behind the same tile from storage textures;
+    /// - `texture_w8x8_t8x8` screened 1.6-2.3x behind.
+    pub fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
+        match *self {
+            MatmulVariant::Subgroup {
+                operands: Operands::Textures,
+                ..
+            } => Some("subgroup_stex8_x8_t16x4"),
+            MatmulVariant::Texture { .. } => Some("subgroup_stex"),
+            _ => None,
         }
     }
 
@@ -1186,6 +1213,24 @@ mod tests {
         let names: std::collections::BTreeSet<String> =
             MatmulVariant::all().iter().map(|v| v.name()).collect();
         assert_eq!(names.len(), MatmulVariant::all().len());
+    }
+
+    #[test]
+    fn a_variant_superseded_on_llvmpipe_leaves_its_sibling_searched() {
+        let all = MatmulVariant::all();
+        let superseded: Vec<_> = all
+            .iter()
+            .filter_map(|v| v.superseded_on_llvmpipe().map(|by| (v.name(), by)))
+            .collect();
+        assert_eq!(superseded.len(), 2, "{superseded:?}");
+        for (name, by) in superseded {
+            assert!(
+                all.iter().any(|s| s.name().starts_with(by)
+                    && s.superseded_on_llvmpipe().is_none()
+                    && !s.loads_storage_per_lane()),
+                "{name} is left out for {by}, which no searched variant is"
+            );
+        }
     }
 
     #[test]
