@@ -20,15 +20,17 @@ use std::time::{Duration, Instant};
 use priceperf::gpu::Gpu;
 use priceperf::kernels::attention::{AttentionInputs, AttentionVariant};
 use priceperf::kernels::matmul::{MatmulInputs, MatmulVariant};
-use priceperf::kernels::{PrepareError, Program};
+use priceperf::kernels::{HostTensor, PrepareError, Program};
 use priceperf::measure::{run_and_read, Timer};
 use priceperf::shape::{AttentionShape, DType, MatmulShape};
 use priceperf::verify::{self, Verdict};
 
 const TIMEOUT: Duration = Duration::from_secs(600);
 
-/// A variant's name, its program (or why it could not be built) and its verdict.
-type Candidate = (String, Result<Program, PrepareError>, Verdict);
+/// A variant's name and its program, or why it could not be built.
+type Prepared = (String, Result<Program, PrepareError>);
+/// The op's reference check of one output.
+type Check = Box<dyn Fn(&HostTensor) -> Verdict>;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,65 +38,60 @@ fn main() {
         eprintln!("usage: alternate matmul|attention SHAPE DTYPE VARIANT_REGEX ROUNDS ITERS");
         std::process::exit(2);
     }
-    let dtype: DType = args[2]
-        .parse()
-        .unwrap_or_else(|e| fail(&format!("dtype: {e}")));
+    let dtype: DType = parse("dtype", &args[2]);
     let wanted = regex::Regex::new(&args[3]).unwrap_or_else(|e| fail(&format!("regex: {e}")));
-    let rounds: usize = args[4].parse().unwrap_or_else(|_| fail("ROUNDS: a count"));
-    let iters: u64 = args[5].parse().unwrap_or_else(|_| fail("ITERS: a count"));
+    let rounds: usize = parse("ROUNDS", &args[4]);
+    let iters: u64 = parse("ITERS", &args[5]);
     let gpu = Gpu::open(None).unwrap_or_else(|e| fail(&format!("no adapter: {e}")));
     println!("{} ({})", gpu.summary.name, gpu.summary.driver_info);
 
-    // Each candidate: name, program, verdict; built by the op's own prepare and reference.
-    let (flops, candidates): (u64, Vec<Candidate>) = match args[0].as_str() {
+    // The op's matching variants, each prepared, and its reference check.
+    let (flops, prepared, check): (u64, Vec<Prepared>, Check) = match args[0].as_str() {
         "matmul" => {
-            let shape: MatmulShape = args[1]
-                .parse()
-                .unwrap_or_else(|e| fail(&format!("shape: {e}")));
+            let shape: MatmulShape = parse("shape", &args[1]);
             let inputs = MatmulInputs::random(&shape, dtype, 42);
             let reference = verify::matmul::Reference::new(&shape, dtype, &inputs, 42);
-            let built = MatmulVariant::all()
-                .into_iter()
-                .filter(|v| wanted.is_match(&v.name()))
-                .map(|v| {
-                    build(
-                        &gpu,
-                        v.name(),
-                        || v.prepare(&gpu, &shape, dtype, &inputs),
-                        |o| reference.check(o),
-                    )
-                })
-                .collect();
-            (shape.flops(), built)
+            let prepared = matching(MatmulVariant::all(), &wanted, MatmulVariant::name, |v| {
+                v.prepare(&gpu, &shape, dtype, &inputs)
+            });
+            (
+                shape.flops(),
+                prepared,
+                Box::new(move |o| reference.check(o)),
+            )
         }
         "attention" => {
-            let shape: AttentionShape = args[1]
-                .parse()
-                .unwrap_or_else(|e| fail(&format!("shape: {e}")));
+            let shape: AttentionShape = parse("shape", &args[1]);
             let inputs = AttentionInputs::random(&shape, dtype, 42);
             let reference = verify::attention::Reference::new(&shape, dtype, &inputs, 42);
-            let built = AttentionVariant::all()
-                .into_iter()
-                .filter(|v| wanted.is_match(&v.name()))
-                .map(|v| {
-                    build(
-                        &gpu,
-                        v.name(),
-                        || v.prepare(&gpu, &shape, dtype, &inputs),
-                        |o| reference.check(o),
-                    )
-                })
-                .collect();
-            (shape.flops(), built)
+            let prepared = matching(
+                AttentionVariant::all(),
+                &wanted,
+                AttentionVariant::name,
+                |v| v.prepare(&gpu, &shape, dtype, &inputs),
+            );
+            (
+                shape.flops(),
+                prepared,
+                Box::new(move |o| reference.check(o)),
+            )
         }
         other => fail(&format!("op `{other}`: matmul or attention")),
     };
 
     let mut timed: Vec<(String, Program, Vec<f64>)> = Vec::new();
-    for (name, program, verdict) in candidates {
+    for (name, program) in prepared {
         match program {
-            Ok(p) if verdict.passed => timed.push((name, p, Vec::new())),
-            Ok(_) => println!("{name:28} failed verification: {:?}", verdict.failure),
+            Ok(p) => {
+                let out = run_and_read(&gpu, &p, TIMEOUT)
+                    .unwrap_or_else(|e| fail(&format!("{name}: {e:?}")));
+                let verdict = check(&out);
+                if verdict.passed {
+                    timed.push((name, p, Vec::new()));
+                } else {
+                    println!("{name:28} failed verification: {:?}", verdict.failure);
+                }
+            }
             Err(e) => println!("{name:28} not built: {e:?}"),
         }
     }
@@ -124,35 +121,31 @@ fn main() {
     }
 }
 
-/// Prepare, run once, check: the program with its verdict (a default verdict when it could
-/// not be built).
-fn build(
-    gpu: &Gpu,
-    name: String,
-    prepare: impl FnOnce() -> Result<Program, PrepareError>,
-    check: impl FnOnce(&priceperf::kernels::HostTensor) -> Verdict,
-) -> Candidate {
-    let t0 = Instant::now();
-    let program = prepare();
-    let verdict = match &program {
-        Ok(p) => {
-            let out =
-                run_and_read(gpu, p, TIMEOUT).unwrap_or_else(|e| fail(&format!("{name}: {e:?}")));
-            check(&out)
-        }
-        Err(_) => Verdict {
-            passed: false,
-            max_err: 0.0,
-            bound: 0.0,
-            checked: 0,
-            failure: None,
-        },
-    };
-    println!(
-        "{name:28} compiled, ran and checked in {:.2?}",
-        t0.elapsed()
-    );
-    (name, program, verdict)
+/// The variants of `all` whose names match `wanted`, each prepared (compiled, inputs
+/// uploaded), saying how long that took.
+fn matching<V>(
+    all: Vec<V>,
+    wanted: &regex::Regex,
+    name: fn(&V) -> String,
+    prepare: impl Fn(&V) -> Result<Program, PrepareError>,
+) -> Vec<Prepared> {
+    all.iter()
+        .filter(|v| wanted.is_match(&name(v)))
+        .map(|v| {
+            let t0 = Instant::now();
+            let program = prepare(v);
+            println!("{:28} prepared in {:.2?}", name(v), t0.elapsed());
+            (name(v), program)
+        })
+        .collect()
+}
+
+fn parse<T: std::str::FromStr>(what: &str, text: &str) -> T
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .unwrap_or_else(|e| fail(&format!("{what} `{text}`: {e}")))
 }
 
 fn median(v: &[f64]) -> f64 {

@@ -1543,3 +1543,35 @@ pub fn archive_folder(dir: &Path) -> Result<PathBuf> {
     );
     Ok(target)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant the llvmpipe search leaves out as superseded names a sibling (by name
+    /// prefix) that the search still tries there; returns how many are superseded.
+    fn superseded_have_searched_siblings<V: Searched>(all: &[V]) -> usize {
+        let mut superseded = 0;
+        for v in all {
+            if let Some(LeftOut::Superseded { by }) = v.llvmpipe_left_out() {
+                superseded += 1;
+                assert!(
+                    all.iter()
+                        .any(|s| s.name().starts_with(by) && s.llvmpipe_left_out().is_none()),
+                    "{} is left out for {by}, which no searched variant is",
+                    v.name()
+                );
+            }
+        }
+        superseded
+    }
+
+    #[test]
+    fn a_variant_superseded_on_llvmpipe_leaves_its_sibling_searched() {
+        assert_eq!(superseded_have_searched_siblings(&MatmulVariant::all()), 2);
+        assert_eq!(
+            superseded_have_searched_siblings(&AttentionVariant::all()),
+            2
+        );
+    }
+}

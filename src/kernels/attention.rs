@@ -1729,24 +1729,6 @@ mod tests {
     }
 
     #[test]
-    fn a_variant_superseded_on_llvmpipe_leaves_its_sibling_searched() {
-        let all = AttentionVariant::all();
-        let superseded: Vec<_> = all
-            .iter()
-            .filter_map(|v| v.superseded_on_llvmpipe().map(|by| (v.name(), by)))
-            .collect();
-        assert_eq!(superseded.len(), 2, "{superseded:?}");
-        for (name, by) in superseded {
-            assert!(
-                all.iter().any(|s| s.name().starts_with(by)
-                    && s.superseded_on_llvmpipe().is_none()
-                    && !s.loads_storage_per_lane()),
-                "{name} is left out for {by}, which no searched variant is"
-            );
-        }
-    }
-
-    #[test]
     fn every_variant_renders_for_every_head_dim() {
         for v in AttentionVariant::all() {
             for d in AttentionShape::HEAD_DIMS {

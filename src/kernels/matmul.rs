@@ -1216,24 +1216,6 @@ mod tests {
     }
 
     #[test]
-    fn a_variant_superseded_on_llvmpipe_leaves_its_sibling_searched() {
-        let all = MatmulVariant::all();
-        let superseded: Vec<_> = all
-            .iter()
-            .filter_map(|v| v.superseded_on_llvmpipe().map(|by| (v.name(), by)))
-            .collect();
-        assert_eq!(superseded.len(), 2, "{superseded:?}");
-        for (name, by) in superseded {
-            assert!(
-                all.iter().any(|s| s.name().starts_with(by)
-                    && s.superseded_on_llvmpipe().is_none()
-                    && !s.loads_storage_per_lane()),
-                "{name} is left out for {by}, which no searched variant is"
-            );
-        }
-    }
-
-    #[test]
     fn geometry_covers_the_output() {
         let shape = MatmulShape::new(97, 61, 131).batched(3);
         for v in MatmulVariant::all() {
