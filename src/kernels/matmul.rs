@@ -169,8 +169,9 @@ impl MatmulVariant {
                 operands: Operands::StorageTextures,
             },
             // 32 accumulator vec4s per lane: more spilled than t8x8, but each loaded texel
-            // serves twice the rows. Against x8_t16x4 at 1024^3 f32 it ran 1.0x with the
-            // machine slow and 1.2x fast; 1.13x x2_t8x8 at gpt2's m = 64 prefill shapes.
+            // serves twice the rows. Timed in turns with the others (examples/alternate.rs)
+            // it ran 1.19-1.29x the best earlier tile at gpt2's m = 64 prefill shapes (f16),
+            // and 1.0x (host slow) to 1.2x (host fast) x8_t16x4 at 1024^3 f32.
             Subgroup {
                 s: 8,
                 nsg: 2,
