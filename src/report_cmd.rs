@@ -363,18 +363,7 @@ impl Report {
                 .filter(|r| &r.adapter == adapter && r.status == Status::Ok)
                 .filter(|r| r.flops > 0 && r.bytes > 0)
                 .collect();
-            let points: Vec<KernelPoint> = rows
-                .iter()
-                .filter_map(|r| {
-                    Some(KernelPoint {
-                        kernel: r.kernel.clone(),
-                        label: format!("{} {}", r.benchmark, r.variant),
-                        intensity: r.flops as f64 / r.bytes as f64,
-                        gflops: r.gflops?,
-                        chosen: r.chosen,
-                    })
-                })
-                .collect();
+            let points: Vec<KernelPoint> = rows.iter().filter_map(|r| roofline_point(r)).collect();
             let is_cpu = self
                 .runs
                 .iter()
@@ -1041,6 +1030,26 @@ fn spec_roofs(
     })
 }
 
+/// A measured row as a roofline point; `None` without a throughput.
+fn roofline_point(r: &KernelRow) -> Option<KernelPoint> {
+    Some(KernelPoint {
+        // The native GEMM runs on the CPU cores, not through the adapter: its own colour, so
+        // it is not read as one of the adapter's variants (it can sit above their roof).
+        kernel: if r.variant == crate::native::VARIANT {
+            NATIVE_POINTS.into()
+        } else {
+            r.kernel.clone()
+        },
+        label: format!("{} {}", r.benchmark, r.variant),
+        intensity: r.flops as f64 / r.bytes as f64,
+        gflops: r.gflops?,
+        chosen: r.chosen,
+    })
+}
+
+/// The roofline's colour group of the native CPU GEMM rows.
+const NATIVE_POINTS: &str = "native CPU GEMM (not via the adapter)";
+
 /// The roofs this adapter's peak probes measured (`measure::peaks`): the FMA peak of the
 /// highest-peaked dtype the rows use, and the streaming-copy bandwidth. Where the catalog
 /// has no spec sheet (CPU adapters, unknown GPUs) these are the honest ceilings, where the
@@ -1313,6 +1322,17 @@ mod tests {
         // Without a copy figure there is no bandwidth roof: fall back to the practical one.
         assert!(measured_roofs(&peaks(None, None), &[&f32_row]).is_none());
         assert!(measured_roofs(&peaks(None, Some(4.2)), &[]).is_none());
+    }
+
+    #[test]
+    fn the_native_gemm_is_its_own_group_on_the_roofline() {
+        let variant = crate::results::tests::row("subgroup_stex8_x8_t16x4", Status::Ok);
+        let native = crate::results::tests::row(crate::native::VARIANT, Status::Ok);
+        assert_eq!(roofline_point(&variant).unwrap().kernel, "matmul");
+        assert_eq!(roofline_point(&native).unwrap().kernel, NATIVE_POINTS);
+        let mut unmeasured = variant.clone();
+        unmeasured.gflops = None;
+        assert!(roofline_point(&unmeasured).is_none());
     }
 
     #[test]
