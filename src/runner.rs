@@ -24,6 +24,7 @@ use crate::kernels::elementwise::{prepare_op_with, ElementwiseVariant};
 use crate::kernels::matmul::{MatmulInputs, MatmulVariant};
 use crate::kernels::{HostTensor, PrepareError, Program};
 use crate::measure::criterion_glue::{measure, Measured, Sampling};
+use crate::measure::peaks::SpeedCheck;
 use crate::measure::{prime, run_timed_and_read, DeviceTrouble, Stats, Timer, TimingMethod};
 use crate::model::ModelPresets;
 use crate::native;
@@ -344,6 +345,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             "LP_NATIVE_VECTOR_WIDTH": std::env::var("LP_NATIVE_VECTOR_WIDTH").ok(),
         }),
         peaks: None,
+        speed_check: None,
         time: None,
     };
     if config.resume && dir.join("run.json").exists() {
@@ -366,15 +368,20 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         dir.display()
     ));
     let mut time = results::RunTime::default();
+    let mut speed_start: Option<f64> = None;
     let peaks = if todo.is_empty() || std::env::var("PRICEPERF_PEAKS").is_ok_and(|v| v == "skip") {
         None
     } else {
         let t = Instant::now();
         let (peaks, cached) =
             crate::measure::peaks::cached_or_measured(&gpu, config.retune, config.timeout);
-        if !cached {
-            time.peaks_s = t.elapsed().as_secs_f64();
+        // The speed check's start. The first probe of a process ran 5-12% low (threads and
+        // clocks waking), so where nothing ran before it (cached peaks) one is discarded.
+        if cached {
+            let _ = SpeedCheck::probe(&gpu, config.timeout);
         }
+        speed_start = SpeedCheck::probe(&gpu, config.timeout).ok();
+        time.peaks_s = t.elapsed().as_secs_f64();
         progress.line(&peaks.describe(cached));
         info.peaks = Some(peaks.clone());
         write_json(&dir.join("run.json"), &info)?;
@@ -521,6 +528,18 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         }
         progress.benchmark_done();
         rows.extend(new_rows);
+    }
+    if let Some(start) = speed_start.filter(|_| !interrupted) {
+        let t = Instant::now();
+        if let Ok(end) = SpeedCheck::probe(&gpu, config.timeout) {
+            let check = SpeedCheck {
+                start_gflops: start,
+                end_gflops: end,
+            };
+            notes.extend(check.note());
+            info.speed_check = Some(check);
+        }
+        time.peaks_s += t.elapsed().as_secs_f64();
     }
     progress.finish();
     notes.extend(results::noisy_note(&rows));

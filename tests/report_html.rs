@@ -244,6 +244,7 @@ fn write_run(dir: &Path, run_id: &str, started: &str, speed: f64) {
         adapter: adapter(),
         settings: serde_json::json!({ "suite": "standard", "sample_size": 20 }),
         peaks: None,
+        speed_check: None,
         time: None,
     };
     let kernels = kernel_rows(speed);

@@ -5,6 +5,10 @@
 //!
 //! Peaks are cached per adapter, driver and probe version (`cache.rs`), so a run measures
 //! them once per machine; `--retune` measures them again.
+//!
+//! The f32 FMA probe also runs at the start and the end of every run ([`SpeedCheck`]): on a
+//! shared host the same kernel can run 1.6x faster or slower minutes apart, and a run whose
+//! rows straddle such a change says so.
 
 use std::time::{Duration, Instant};
 
@@ -145,6 +149,44 @@ pub fn measure(gpu: &Gpu, timeout: Duration) -> Peaks {
         copy_gbps,
         copy_via,
         probe_seconds: t0.elapsed().as_secs_f64(),
+    }
+}
+
+/// The machine's speed at the start and the end of a run: the f32 FMA probe, twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpeedCheck {
+    pub start_gflops: f64,
+    pub end_gflops: f64,
+}
+
+/// How far the two probes may differ before the run says its rows are not comparable.
+/// Back to back on the 2-core lavapipe VM the probe repeated within about 10% (81.6-89.5
+/// GFLOP/s), while the host's slow and fast states differed by about 1.6x (59 against 94
+/// at the two ends of one 9-second run).
+pub const SPEED_CHANGE_LIMIT: f64 = 0.2;
+
+impl SpeedCheck {
+    /// The f32 FMA probe once (the run's start or end), compile included (cached by then).
+    pub fn probe(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
+        fma_gflops(gpu, DType::F32, timeout)
+    }
+
+    /// The end's change over the start, as a fraction (-0.4: 40% slower at the end).
+    pub fn change(&self) -> f64 {
+        self.end_gflops / self.start_gflops - 1.0
+    }
+
+    /// A run note when the change passes [`SPEED_CHANGE_LIMIT`], else `None`.
+    pub fn note(&self) -> Option<String> {
+        let change = self.change();
+        (change.abs() > SPEED_CHANGE_LIMIT || !change.is_finite()).then(|| {
+            format!(
+                "the machine's speed changed during this run: the f32 FMA probe ran at {:.1} GFLOP/s when it started and {:.1} when it ended ({:+.0}%; a shared host, other load, clock changes), so rows measured at different times, and the token rates and prices built from them, are not comparable; rerun on an idle machine (the probe runs at the start and the end only, so a change that came and went is not seen here)",
+                self.start_gflops,
+                self.end_gflops,
+                change * 100.0
+            )
+        })
     }
 }
 
@@ -453,6 +495,30 @@ fn trouble(t: DeviceTrouble) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_speed_change_past_the_limit_is_noted() {
+        let check = |start, end| SpeedCheck {
+            start_gflops: start,
+            end_gflops: end,
+        };
+        assert!(check(88.5, 85.0).note().is_none(), "4% is noise");
+        assert!(
+            check(88.5, 72.0).note().is_none(),
+            "19% is within the limit"
+        );
+        let slower = check(88.5, 52.0).note().unwrap();
+        assert!(
+            slower.contains("88.5 GFLOP/s when it started and 52.0 when it ended (-41%"),
+            "{slower}"
+        );
+        let faster = check(52.0, 88.5).note().unwrap();
+        assert!(faster.contains("(+70%"), "{faster}");
+        assert!(
+            check(0.0, 50.0).note().is_some(),
+            "a broken start is not hidden"
+        );
+    }
 
     #[test]
     fn fma_probe_source_has_every_chain_unrolled() {

@@ -510,6 +510,9 @@ pub struct RunInfo {
     /// The adapter's measured peaks used for the rows' `pct_of_measured_*` columns.
     #[serde(default)]
     pub peaks: Option<crate::measure::peaks::Peaks>,
+    /// The f32 FMA probe at the start and the end of the run, when peaks are probed.
+    #[serde(default)]
+    pub speed_check: Option<crate::measure::peaks::SpeedCheck>,
     /// Where the time went; written when the run finishes.
     #[serde(default)]
     pub time: Option<RunTime>,

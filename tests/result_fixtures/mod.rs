@@ -60,6 +60,7 @@ pub fn info(run_id: &str, host: &str, adapter_name: &str) -> RunInfo {
         adapter: adapter(adapter_name),
         settings: serde_json::json!({ "suite": "quick" }),
         peaks: None,
+        speed_check: None,
         time: None,
     }
 }
