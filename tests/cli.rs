@@ -361,6 +361,13 @@ fn tuning_choices_and_peaks_are_cached_and_retune_searches_again() {
     assert!(again.note.contains("cached choice"), "{}", again.note);
     let time = info.time.unwrap();
     assert!(time.cached == 1 && time.peaks_s == 0.0, "{time:?}");
+    // The speed check still probes the machine at both ends of the run.
+    let check = info.speed_check.expect("speed_check in run.json");
+    assert!(
+        check.start_gflops > 0.0 && check.end_gflops > 0.0,
+        "{check:?}"
+    );
+    assert!(time.speed_check_s > 0.0, "{time:?}");
     assert_eq!(info.peaks.unwrap().measured_at, peaks.measured_at);
 
     let (third, info) = run("third", &["--retune"]);

@@ -449,6 +449,9 @@ pub struct RunTime {
     pub setup_s: f64,
     /// Peak probes (0 when the cached peaks were used).
     pub peaks_s: f64,
+    /// The FMA probe at the run's start and end (`measure::peaks::SpeedCheck`).
+    #[serde(default)]
+    pub speed_check_s: f64,
     /// Shader compilation and input upload.
     pub compile_s: f64,
     /// First run and comparison with the CPU reference.
@@ -474,7 +477,7 @@ impl RunTime {
     pub fn describe(&self) -> String {
         let pct = |v: f64| 100.0 * v / self.total_s.max(1e-9);
         format!(
-            "time: {:.0} s in all; measuring chosen kernels {:.0} s ({:.0}%), native yardstick {:.0} s; overhead {:.0} s ({:.0}%): setup {:.0}, peaks {:.0}, compile {:.0}, verify {:.0}, tuning search {:.0} ({} benchmarks searched, {} from the tuning cache)",
+            "time: {:.0} s in all; measuring chosen kernels {:.0} s ({:.0}%), native yardstick {:.0} s; overhead {:.0} s ({:.0}%): setup {:.0}, peaks {:.0}, speed check {:.0}, compile {:.0}, verify {:.0}, tuning search {:.0} ({} benchmarks searched, {} from the tuning cache)",
             self.total_s,
             self.measure_chosen_s,
             pct(self.measure_chosen_s),
@@ -483,6 +486,7 @@ impl RunTime {
             pct(self.overhead_s()),
             self.setup_s,
             self.peaks_s,
+            self.speed_check_s,
             self.compile_s,
             self.verify_s,
             self.measure_search_s,
