@@ -473,6 +473,23 @@ pub fn compare(
             if m > 0.0 { "slower" } else { "faster" }
         ));
     }
+    // A run whose machine changed speed between its start and end mixes two speeds.
+    for (name, path, runs) in [("BASE", base_path, base), ("HEAD", head_path, head)] {
+        for run in runs {
+            let Some(check) = run.info.speed_check.as_ref() else {
+                continue;
+            };
+            if check.note().is_some() {
+                warnings.push(format!(
+                    "{name} run {} ({path}): the machine's speed changed while it ran (f32 FMA probe {:.1} GFLOP/s at its start, {:.1} at its end, {:+.0}%), so its timings mix two speeds and verdicts on them are about the machine as much as the code; rerun it on an idle machine",
+                    run.info.run_id,
+                    check.start_gflops,
+                    check.end_gflops,
+                    check.change() * 100.0
+                ));
+            }
+        }
+    }
     Ok(Comparison {
         schema_version: crate::results::SCHEMA_VERSION,
         base: side_info(base_path, base, base_rows.len()),

@@ -439,6 +439,50 @@ fn a_machine_wide_slowdown_is_flagged() {
 }
 
 #[test]
+fn a_run_whose_machine_changed_speed_is_flagged() {
+    let (_t, root) = tmp();
+    write_side(&root.join("base"), 1, 0.02, None, false);
+    let rows: Vec<_> = VARIANTS
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            measured(
+                256,
+                v,
+                GPU,
+                &samples(1.0e6 * (i as f64 + 1.0), 0.02, 20, 70),
+            )
+        })
+        .collect();
+    let mut head = info("h", "ci", GPU);
+    head.speed_check = Some(priceperf::measure::peaks::SpeedCheck {
+        start_gflops: 94.0,
+        end_gflops: 59.0,
+    });
+    write_run(&root.join("head"), &head, &rows, &[]);
+    let c = compare_dirs(&root.join("base"), &root.join("head"), &Options::default());
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].starts_with("HEAD run h (")
+            && c.warnings[0].contains("94.0 GFLOP/s at its start, 59.0 at its end, -37%"),
+        "{}",
+        c.warnings[0]
+    );
+    // A steady check (within the limit) says nothing.
+    head.speed_check = Some(priceperf::measure::peaks::SpeedCheck {
+        start_gflops: 94.0,
+        end_gflops: 90.0,
+    });
+    write_run(&root.join("steady"), &head, &rows, &[]);
+    let c = compare_dirs(
+        &root.join("base"),
+        &root.join("steady"),
+        &Options::default(),
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
 fn software_adapters_report_timing_but_gate_only_correctness_by_default() {
     // Back-to-back runs on a loaded lavapipe machine: everything 40% slower, one row hung.
     let (_t, root) = tmp();
