@@ -479,7 +479,7 @@ pub fn compare(
             let Some(check) = run.info.speed_check.as_ref() else {
                 continue;
             };
-            if check.note().is_some() {
+            if check.changed() {
                 warnings.push(format!(
                     "{name} run {} ({path}): the machine's speed changed while it ran (f32 FMA probe {:.1} GFLOP/s at its start, {:.1} at its end, {:+.0}%), so its timings mix two speeds and verdicts on them are about the machine as much as the code; rerun it on an idle machine",
                     run.info.run_id,

@@ -1011,15 +1011,7 @@ fn spec_roofs(
 ) -> Option<Roofs> {
     let acc = catalog?.match_adapter(adapter, is_cpu)?;
     let bw = acc.memory_bandwidth_gbs?;
-    let mut best: Option<(f64, String)> = None;
-    for r in rows {
-        if let Some(t) = acc.peak_tflops(r.dtype) {
-            if best.as_ref().is_none_or(|(b, _)| t > *b) {
-                best = Some((t, r.dtype.to_string()));
-            }
-        }
-    }
-    let (tflops, dtype) = best?;
+    let (tflops, dtype) = highest_peak(rows, |d| acc.peak_tflops(d))?;
     Some(Roofs {
         compute_gflops: tflops * 1000.0,
         bandwidth_gbs: bw,
@@ -1027,6 +1019,15 @@ fn spec_roofs(
             "spec-sheet roofs of {}: {dtype} peak {tflops} TFLOP/s, memory bandwidth {bw} GB/s",
             acc.name
         ),
+    })
+}
+
+/// The highest `peak` among the dtypes the rows use, with its dtype (the first on a tie):
+/// the compute roof of a roofline over those rows.
+fn highest_peak(rows: &[&KernelRow], peak: impl Fn(DType) -> Option<f64>) -> Option<(f64, DType)> {
+    rows.iter().fold(None, |best, r| match peak(r.dtype) {
+        Some(p) if best.is_none_or(|(b, _)| p > b) => Some((p, r.dtype)),
+        _ => best,
     })
 }
 
@@ -1056,15 +1057,7 @@ const NATIVE_POINTS: &str = "native CPU GEMM (not via the adapter)";
 /// best achieved row would only say how far the fastest kernel got.
 fn measured_roofs(peaks: &Peaks, rows: &[&KernelRow]) -> Option<Roofs> {
     let bw = peaks.copy_gbps.filter(|b| *b > 0.0)?;
-    let mut best: Option<(f64, DType)> = None;
-    for r in rows {
-        if let Some(g) = peaks.gflops(r.dtype).filter(|g| *g > 0.0) {
-            if best.is_none_or(|(b, _)| g > b) {
-                best = Some((g, r.dtype));
-            }
-        }
-    }
-    let (gflops, dtype) = best?;
+    let (gflops, dtype) = highest_peak(rows, |d| peaks.gflops(d).filter(|g| *g > 0.0))?;
     let via = if peaks.copy_via.is_empty() {
         String::new()
     } else {

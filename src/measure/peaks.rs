@@ -176,10 +176,16 @@ impl SpeedCheck {
         self.end_gflops / self.start_gflops - 1.0
     }
 
-    /// A run note when the change passes [`SPEED_CHANGE_LIMIT`], else `None`.
+    /// Whether the change passes [`SPEED_CHANGE_LIMIT`] (or cannot be computed).
+    pub fn changed(&self) -> bool {
+        let change = self.change();
+        change.abs() > SPEED_CHANGE_LIMIT || !change.is_finite()
+    }
+
+    /// A run note when the speed [`changed`](Self::changed), else `None`.
     pub fn note(&self) -> Option<String> {
         let change = self.change();
-        (change.abs() > SPEED_CHANGE_LIMIT || !change.is_finite()).then(|| {
+        self.changed().then(|| {
             format!(
                 "the machine's speed changed during this run: the f32 FMA probe ran at {:.1} GFLOP/s when it started and {:.1} when it ended ({:+.0}%; a shared host, other load, clock changes), so rows measured at different times, and the token rates and prices built from them, are not comparable; rerun on an idle machine (the probe runs at the start and the end only, so a change that came and went is not seen here)",
                 self.start_gflops,
