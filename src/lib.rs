@@ -8,6 +8,7 @@
 //! (many machines, one set) and [`export`] (spreadsheets and regression trackers).
 
 pub mod cache;
+mod candidates;
 pub mod catalog;
 pub mod charts;
 pub mod cli;

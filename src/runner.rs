@@ -4,7 +4,6 @@
 //! folder before moving on. `cargo bench` and `priceperf run` both call
 //! [`run`] with their own criterion instance.
 
-use std::cell::OnceCell;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,15 +13,14 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use regex::Regex;
 
+use crate::candidates::{BenchInputs, Candidate};
 use crate::catalog::{Accelerator, Catalog};
 use crate::compose;
 use crate::cost::{CostRow, TokensRow};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::attention::{AttentionInputs, AttentionVariant};
-use crate::kernels::elementwise::{prepare_op_with, ElementwiseVariant};
-use crate::kernels::matmul::{MatmulInputs, MatmulVariant};
-use crate::kernels::{HostTensor, PrepareError, Program};
+use crate::kernels::matmul::MatmulInputs;
+use crate::kernels::{PrepareError, Program};
 use crate::measure::criterion_glue::{measure, Measured, Sampling};
 use crate::measure::peaks::SpeedCheck;
 use crate::measure::{prime, run_timed_and_read, DeviceTrouble, Stats, Timer, TimingMethod};
@@ -32,7 +30,7 @@ use crate::pricing::{self, PricingOptions};
 use crate::results::{self, KernelRow, ResultSet, RunInfo, Status};
 use crate::shape::DType;
 use crate::suite::{benchmarks, Benchmark, Op, SuiteName};
-use crate::tuning::{LeftOut, ScreenHistory};
+use crate::tuning::ScreenHistory;
 use crate::verify;
 
 /// What to run and where to write it.
@@ -684,20 +682,6 @@ fn with_pct_of_peak(
     row
 }
 
-/// One variant of a benchmark: its name, and how to compile it together with the check of
-/// its output.
-struct Candidate<'a> {
-    variant: String,
-    /// Why a suite's search on llvmpipe leaves it out, if it does
-    /// ([`crate::tuning::left_out_on_llvmpipe`]).
-    llvmpipe_left_out: Option<LeftOut>,
-    prepare: Prepare<'a>,
-}
-
-type Check<'a> = Box<dyn Fn(&HostTensor) -> verify::Verdict + 'a>;
-type Prepare<'a> =
-    Box<dyn Fn(&Gpu) -> std::result::Result<(Program, Check<'a>), PrepareError> + 'a>;
-
 /// Every variant of one benchmark (or `only` the cached tuning choice), then the chosen mark
 /// on the fastest verified one. On CPU adapters a matmul also gets the native GEMM row.
 #[allow(clippy::too_many_arguments)]
@@ -709,156 +693,42 @@ fn run_benchmark(
     budget_s: Option<f64>,
     bench: &Benchmark,
     only: Option<&str>,
-    mut history: Option<&mut ScreenHistory>,
+    history: Option<&mut ScreenHistory>,
     out: &mut Collected,
 ) -> Vec<KernelRow> {
-    let (dtype, seed) = (bench.dtype, config.seed);
     let keep = |name: &str| wanted(config, name) && only.is_none_or(|o| o == name);
-    let mut search = |gpu: &mut Gpu, criterion: &mut Criterion, candidates: Vec<Candidate<'_>>| {
-        run_candidates(
-            gpu,
-            criterion,
-            sampling,
-            config,
-            budget_s,
-            bench,
-            candidates,
-            only,
-            history.as_deref_mut(),
-            out,
-        )
-    };
-    match bench.op {
-        Op::Matmul(shape) => {
-            let inputs = &MatmulInputs::random(&shape, dtype, seed);
-            let reference = &OnceCell::new();
-            let build = move || verify::matmul::Reference::new(&shape, dtype, inputs, seed);
-            let candidates = checked_candidates(
-                MatmulVariant::all(),
-                &keep,
-                move |v, gpu| v.prepare(gpu, &shape, dtype, inputs),
+    let inputs = BenchInputs::random(bench, config.seed);
+    let mut rows = run_candidates(
+        gpu,
+        criterion,
+        sampling,
+        config,
+        budget_s,
+        bench,
+        inputs.candidates(&keep),
+        only,
+        history,
+        out,
+    );
+    // The native GEMM yardstick, on CPU adapters (its reference is the matmul's own).
+    if gpu.summary.is_cpu() && wanted(config, native::VARIANT) {
+        if let (Op::Matmul(shape), Some((matmul_inputs, reference))) = (bench.op, inputs.matmul()) {
+            let t = Instant::now();
+            rows.extend(run_native(
+                gpu,
+                criterion,
+                sampling,
+                budget_s,
+                bench,
+                &shape,
+                matmul_inputs,
                 reference,
-                build,
-                verify::matmul::Reference::check,
-            );
-            let mut rows = search(gpu, criterion, candidates);
-            if gpu.summary.is_cpu() && wanted(config, native::VARIANT) {
-                let t = Instant::now();
-                rows.extend(run_native(
-                    gpu,
-                    criterion,
-                    sampling,
-                    budget_s,
-                    bench,
-                    &shape,
-                    inputs,
-                    reference.get_or_init(build),
-                    out,
-                ));
-                out.native_s += t.elapsed().as_secs_f64();
-            }
-            rows
-        }
-        Op::Attention(shape) => {
-            let inputs = &AttentionInputs::random(&shape, dtype, seed);
-            let reference = &OnceCell::new();
-            let build = move || verify::attention::Reference::new(&shape, dtype, inputs, seed);
-            let candidates = checked_candidates(
-                AttentionVariant::all(),
-                &keep,
-                move |v, gpu| v.prepare(gpu, &shape, dtype, inputs),
-                reference,
-                build,
-                verify::attention::Reference::check,
-            );
-            search(gpu, criterion, candidates)
-        }
-        Op::Elementwise { kind, .. } => {
-            let model_op = &bench.op.to_model();
-            let candidates = ElementwiseVariant::all(kind)
-                .into_iter()
-                .filter(|v| keep(&v.name()))
-                .map(|v| Candidate {
-                    variant: v.name(),
-                    llvmpipe_left_out: None,
-                    prepare: Box::new(move |gpu: &Gpu| {
-                        let (program, check) = prepare_op_with(gpu, model_op, &v, dtype, seed)?;
-                        Ok((program, check as Check))
-                    }),
-                })
-                .collect();
-            search(gpu, criterion, candidates)
+                out,
+            ));
+            out.native_s += t.elapsed().as_secs_f64();
         }
     }
-}
-
-/// What a search needs to know about a kernel's variants besides how to build them.
-trait Searched: Copy {
-    fn name(&self) -> String;
-    fn loads_storage_per_lane(&self) -> bool;
-    /// The sibling that always beat it on llvmpipe (a few matmul and attention variants).
-    fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
-        None
-    }
-    /// See [`Candidate::llvmpipe_left_out`].
-    fn llvmpipe_left_out(&self) -> Option<LeftOut> {
-        if self.loads_storage_per_lane() {
-            return Some(LeftOut::StoragePerLane);
-        }
-        self.superseded_on_llvmpipe()
-            .map(|by| LeftOut::Superseded { by })
-    }
-}
-
-impl Searched for MatmulVariant {
-    fn name(&self) -> String {
-        MatmulVariant::name(self)
-    }
-    fn loads_storage_per_lane(&self) -> bool {
-        MatmulVariant::loads_storage_per_lane(self)
-    }
-    fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
-        MatmulVariant::superseded_on_llvmpipe(self)
-    }
-}
-
-impl Searched for AttentionVariant {
-    fn name(&self) -> String {
-        AttentionVariant::name(self)
-    }
-    fn loads_storage_per_lane(&self) -> bool {
-        AttentionVariant::loads_storage_per_lane(self)
-    }
-    fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
-        AttentionVariant::superseded_on_llvmpipe(self)
-    }
-}
-
-/// The wanted `variants` as candidates: each compiled by `prepare`, each output compared
-/// with one shared reference, built by `build` on first use (inside the first check, so its
-/// time counts as verification) and kept in `cell`.
-fn checked_candidates<'a, V: Searched + 'a, R: 'a>(
-    variants: Vec<V>,
-    keep: &dyn Fn(&str) -> bool,
-    prepare: impl Fn(V, &Gpu) -> std::result::Result<Program, PrepareError> + Copy + 'a,
-    cell: &'a OnceCell<R>,
-    build: impl Fn() -> R + Copy + 'a,
-    check: fn(&R, &HostTensor) -> verify::Verdict,
-) -> Vec<Candidate<'a>> {
-    variants
-        .into_iter()
-        .filter(|v| keep(&v.name()))
-        .map(|v| Candidate {
-            variant: v.name(),
-            llvmpipe_left_out: v.llvmpipe_left_out(),
-            prepare: Box::new(move |gpu: &Gpu| {
-                let program = prepare(v, gpu)?;
-                let check: Check =
-                    Box::new(move |output: &HostTensor| check(cell.get_or_init(build), output));
-                Ok((program, check))
-            }),
-        })
-        .collect()
+    rows
 }
 
 /// Verify and measure `candidates`. A tuning search (nothing cached, no `--variant`) screens
@@ -1566,36 +1436,4 @@ pub fn archive_folder(dir: &Path) -> Result<PathBuf> {
         target.display()
     );
     Ok(target)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every variant the llvmpipe search leaves out as superseded names a sibling (by name
-    /// prefix) that the search still tries there; returns how many are superseded.
-    fn superseded_have_searched_siblings<V: Searched>(all: &[V]) -> usize {
-        let mut superseded = 0;
-        for v in all {
-            if let Some(LeftOut::Superseded { by }) = v.llvmpipe_left_out() {
-                superseded += 1;
-                assert!(
-                    all.iter()
-                        .any(|s| s.name().starts_with(by) && s.llvmpipe_left_out().is_none()),
-                    "{} is left out for {by}, which no searched variant is",
-                    v.name()
-                );
-            }
-        }
-        superseded
-    }
-
-    #[test]
-    fn a_variant_superseded_on_llvmpipe_leaves_its_sibling_searched() {
-        assert_eq!(superseded_have_searched_siblings(&MatmulVariant::all()), 2);
-        assert_eq!(
-            superseded_have_searched_siblings(&AttentionVariant::all()),
-            2
-        );
-    }
 }

@@ -1,0 +1,263 @@
+//! A benchmark's variants as candidates: the benchmark's random inputs, how each variant
+//! compiles against them, how its output is checked, and which variants a suite's search on
+//! llvmpipe leaves out. The run loop ([`crate::runner`]) verifies and times them.
+
+use std::cell::OnceCell;
+
+use crate::gpu::Gpu;
+use crate::kernels::attention::{AttentionInputs, AttentionVariant};
+use crate::kernels::elementwise::{prepare_op_with, ElementwiseKind, ElementwiseVariant};
+use crate::kernels::matmul::{MatmulInputs, MatmulVariant};
+use crate::kernels::{HostTensor, PrepareError, Program};
+use crate::shape::{AttentionShape, DType, MatmulShape};
+use crate::suite::{Benchmark, Op};
+use crate::tuning::LeftOut;
+use crate::verify;
+
+/// One variant of a benchmark: its name, and how to compile it together with the check of
+/// its output.
+pub(crate) struct Candidate<'a> {
+    pub variant: String,
+    /// Why a suite's search on llvmpipe leaves it out, if it does
+    /// ([`crate::tuning::left_out_on_llvmpipe`]).
+    pub llvmpipe_left_out: Option<LeftOut>,
+    pub prepare: Prepare<'a>,
+}
+
+pub(crate) type Check<'a> = Box<dyn Fn(&HostTensor) -> verify::Verdict + 'a>;
+pub(crate) type Prepare<'a> =
+    Box<dyn Fn(&Gpu) -> std::result::Result<(Program, Check<'a>), PrepareError> + 'a>;
+
+/// A benchmark's inputs (random, from the run's seed) and, for matmul and attention, the CPU
+/// reference shared by every candidate's check, built on the first check so that its time
+/// counts as verification. Elementwise variants make their own inputs and reference.
+pub(crate) enum BenchInputs {
+    Matmul {
+        shape: MatmulShape,
+        dtype: DType,
+        seed: u64,
+        inputs: MatmulInputs,
+        reference: OnceCell<verify::matmul::Reference>,
+    },
+    Attention {
+        shape: AttentionShape,
+        dtype: DType,
+        seed: u64,
+        inputs: AttentionInputs,
+        reference: OnceCell<verify::attention::Reference>,
+    },
+    Elementwise {
+        op: crate::model::Op,
+        kind: ElementwiseKind,
+        dtype: DType,
+        seed: u64,
+    },
+}
+
+impl BenchInputs {
+    pub fn random(bench: &Benchmark, seed: u64) -> BenchInputs {
+        let dtype = bench.dtype;
+        match bench.op {
+            Op::Matmul(shape) => BenchInputs::Matmul {
+                shape,
+                dtype,
+                seed,
+                inputs: MatmulInputs::random(&shape, dtype, seed),
+                reference: OnceCell::new(),
+            },
+            Op::Attention(shape) => BenchInputs::Attention {
+                shape,
+                dtype,
+                seed,
+                inputs: AttentionInputs::random(&shape, dtype, seed),
+                reference: OnceCell::new(),
+            },
+            Op::Elementwise { kind, .. } => BenchInputs::Elementwise {
+                op: bench.op.to_model(),
+                kind,
+                dtype,
+                seed,
+            },
+        }
+    }
+
+    /// The variants whose names `keep` accepts, in the kernel's list order.
+    pub fn candidates<'a>(&'a self, keep: &dyn Fn(&str) -> bool) -> Vec<Candidate<'a>> {
+        match self {
+            BenchInputs::Matmul {
+                shape,
+                dtype,
+                seed,
+                inputs,
+                reference,
+            } => {
+                let (shape, dtype, seed) = (*shape, *dtype, *seed);
+                checked_candidates(
+                    MatmulVariant::all(),
+                    keep,
+                    move |v, gpu| v.prepare(gpu, &shape, dtype, inputs),
+                    reference,
+                    move || verify::matmul::Reference::new(&shape, dtype, inputs, seed),
+                    verify::matmul::Reference::check,
+                )
+            }
+            BenchInputs::Attention {
+                shape,
+                dtype,
+                seed,
+                inputs,
+                reference,
+            } => {
+                let (shape, dtype, seed) = (*shape, *dtype, *seed);
+                checked_candidates(
+                    AttentionVariant::all(),
+                    keep,
+                    move |v, gpu| v.prepare(gpu, &shape, dtype, inputs),
+                    reference,
+                    move || verify::attention::Reference::new(&shape, dtype, inputs, seed),
+                    verify::attention::Reference::check,
+                )
+            }
+            BenchInputs::Elementwise {
+                op,
+                kind,
+                dtype,
+                seed,
+            } => {
+                let (dtype, seed) = (*dtype, *seed);
+                ElementwiseVariant::all(*kind)
+                    .into_iter()
+                    .filter(|v| keep(&v.name()))
+                    .map(|v| Candidate {
+                        variant: v.name(),
+                        llvmpipe_left_out: None,
+                        prepare: Box::new(move |gpu: &Gpu| {
+                            let (program, check) = prepare_op_with(gpu, op, &v, dtype, seed)?;
+                            Ok((program, check as Check))
+                        }),
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// A matmul's inputs and its reference (built now if no check has built it yet), for the
+    /// native GEMM yardstick; `None` for other ops.
+    pub fn matmul(&self) -> Option<(&MatmulInputs, &verify::matmul::Reference)> {
+        match self {
+            BenchInputs::Matmul {
+                shape,
+                dtype,
+                seed,
+                inputs,
+                reference,
+            } => Some((
+                inputs,
+                reference
+                    .get_or_init(|| verify::matmul::Reference::new(shape, *dtype, inputs, *seed)),
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// What a search needs to know about a kernel's variants besides how to build them.
+pub(crate) trait Searched: Copy {
+    fn name(&self) -> String;
+    fn loads_storage_per_lane(&self) -> bool;
+    /// The sibling that always beat it on llvmpipe (a few matmul and attention variants).
+    fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
+        None
+    }
+    /// See [`Candidate::llvmpipe_left_out`].
+    fn llvmpipe_left_out(&self) -> Option<LeftOut> {
+        if self.loads_storage_per_lane() {
+            return Some(LeftOut::StoragePerLane);
+        }
+        self.superseded_on_llvmpipe()
+            .map(|by| LeftOut::Superseded { by })
+    }
+}
+
+impl Searched for MatmulVariant {
+    fn name(&self) -> String {
+        MatmulVariant::name(self)
+    }
+    fn loads_storage_per_lane(&self) -> bool {
+        MatmulVariant::loads_storage_per_lane(self)
+    }
+    fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
+        MatmulVariant::superseded_on_llvmpipe(self)
+    }
+}
+
+impl Searched for AttentionVariant {
+    fn name(&self) -> String {
+        AttentionVariant::name(self)
+    }
+    fn loads_storage_per_lane(&self) -> bool {
+        AttentionVariant::loads_storage_per_lane(self)
+    }
+    fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
+        AttentionVariant::superseded_on_llvmpipe(self)
+    }
+}
+
+/// The wanted `variants` as candidates: each compiled by `prepare`, each output compared
+/// with one shared reference, built by `build` on first use (inside the first check, so its
+/// time counts as verification) and kept in `cell`.
+fn checked_candidates<'a, V: Searched + 'a, R: 'a>(
+    variants: Vec<V>,
+    keep: &dyn Fn(&str) -> bool,
+    prepare: impl Fn(V, &Gpu) -> std::result::Result<Program, PrepareError> + Copy + 'a,
+    cell: &'a OnceCell<R>,
+    build: impl Fn() -> R + Copy + 'a,
+    check: fn(&R, &HostTensor) -> verify::Verdict,
+) -> Vec<Candidate<'a>> {
+    variants
+        .into_iter()
+        .filter(|v| keep(&v.name()))
+        .map(|v| Candidate {
+            variant: v.name(),
+            llvmpipe_left_out: v.llvmpipe_left_out(),
+            prepare: Box::new(move |gpu: &Gpu| {
+                let program = prepare(v, gpu)?;
+                let check: Check =
+                    Box::new(move |output: &HostTensor| check(cell.get_or_init(build), output));
+                Ok((program, check))
+            }),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant the llvmpipe search leaves out as superseded names a sibling (by name
+    /// prefix) that the search still tries there; returns how many are superseded.
+    fn superseded_have_searched_siblings<V: Searched>(all: &[V]) -> usize {
+        let mut superseded = 0;
+        for v in all {
+            if let Some(LeftOut::Superseded { by }) = v.llvmpipe_left_out() {
+                superseded += 1;
+                assert!(
+                    all.iter()
+                        .any(|s| s.name().starts_with(by) && s.llvmpipe_left_out().is_none()),
+                    "{} is left out for {by}, which no searched variant is",
+                    v.name()
+                );
+            }
+        }
+        superseded
+    }
+
+    #[test]
+    fn a_variant_superseded_on_llvmpipe_leaves_its_sibling_searched() {
+        assert_eq!(superseded_have_searched_siblings(&MatmulVariant::all()), 2);
+        assert_eq!(
+            superseded_have_searched_siblings(&AttentionVariant::all()),
+            2
+        );
+    }
+}
