@@ -343,3 +343,44 @@ fn operands_taller_than_the_texture_limit_are_folded() {
         }
     }
 }
+
+/// gemv_stex reads B from a texture: a B taller than the texture limit is folded into
+/// blocks, in f32 (exact) and f16 (within its tolerance), with one and four rows of A.
+#[test]
+fn the_texture_gemv_reads_folded_weights() {
+    let Some(gpu) = gpu() else { return };
+    let tall = gpu.limits().max_texture_dimension_2d + 12;
+    let gemvs: Vec<MatmulVariant> = MatmulVariant::all()
+        .into_iter()
+        .filter(|v| v.name().starts_with("gemv_stex"))
+        .collect();
+    assert_eq!(gemvs.len(), 2);
+    let mut ran = 0;
+    for m in [1, 4] {
+        let shape = MatmulShape::new(m, tall, 16).transposed_b();
+        for v in &gemvs {
+            let inputs = MatmulInputs::exact(&shape, DType::F32, 5);
+            ran += usize::from(runs_and_verifies(
+                &gpu,
+                v,
+                &shape,
+                DType::F32,
+                &inputs,
+                |out| verify::matmul::check_exact(&shape, &inputs, out),
+            ));
+            if gpu.has_f16() {
+                let inputs = MatmulInputs::random(&shape, DType::F16, 5);
+                ran += usize::from(runs_and_verifies(
+                    &gpu,
+                    v,
+                    &shape,
+                    DType::F16,
+                    &inputs,
+                    |out| verify::matmul::check(&shape, DType::F16, &inputs, out, 1),
+                ));
+            }
+        }
+    }
+    // It needs no optional feature but f16 for its f16 runs.
+    assert!(ran >= 2 * gemvs.len());
+}

@@ -18,9 +18,9 @@
 use std::fmt::Write as _;
 
 use super::{
-    bind, check_buffer, check_workgroups, compile, enable_line, gemv, gemv::GemvTile, render,
-    storage_buffer, texel_layout::TexelLayout, uniform_buffer, Dispatch, HostTensor, PrepareError,
-    Program,
+    bind, check_buffer, check_workgroups, compile, enable_line, gemv, gemv::GemvTile, gemv_texture,
+    gemv_texture::GemvTexTile, render, storage_buffer, texel_layout::TexelLayout, uniform_buffer,
+    Dispatch, HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
@@ -71,6 +71,9 @@ pub enum MatmulVariant {
     /// Matrix-vector product over uniform windows of B (decode shapes only; see
     /// [`super::gemv`]): an 8-lane workgroup takes blocks of B rows one after another.
     Gemv(GemvTile),
+    /// Matrix-vector product with B in a storage texture (decode shapes only; see
+    /// [`super::gemv_texture`]): each lane walks whole B rows.
+    GemvTexture(GemvTexTile),
 }
 
 /// Where a kernel reads A and B from. On lavapipe the choice decides speed: a storage-buffer
@@ -191,6 +194,11 @@ impl MatmulVariant {
             // on most m = 1 shapes, while m = 4 and some k >= 2048 shapes chose 4 x 4.
             MatmulVariant::Gemv(GemvTile { tr: 4, rb: 4 }),
             MatmulVariant::Gemv(GemvTile { tr: 1, rb: 16 }),
+            // Timed in turns with the gemv_ubo pair at gpt2's and a 2048-wide model's decode
+            // shapes (f16): 1.2-3.1x the faster of the two; at 2048 x 8192, where both stream
+            // at memory speed, 0.9-1.2x.
+            MatmulVariant::GemvTexture(GemvTexTile { tn: 2, nsg: 4 }),
+            MatmulVariant::GemvTexture(GemvTexTile { tn: 4, nsg: 4 }),
         ]
     }
 
@@ -202,7 +210,9 @@ impl MatmulVariant {
         match *self {
             MatmulVariant::Naive | MatmulVariant::Reg { .. } | MatmulVariant::Tiled { .. } => true,
             MatmulVariant::Subgroup { operands, .. } => operands == Operands::Buffers,
-            MatmulVariant::Texture { .. } | MatmulVariant::Gemv(_) => false,
+            MatmulVariant::Texture { .. }
+            | MatmulVariant::Gemv(_)
+            | MatmulVariant::GemvTexture(_) => false,
         }
     }
 
@@ -255,6 +265,9 @@ impl MatmulVariant {
                 format!("texture_w{wx}x{wy}_t{tm}x{}", 4 * tn4)
             }
             MatmulVariant::Gemv(GemvTile { tr, rb }) => format!("gemv_ubo_r{tr}_b{rb}"),
+            MatmulVariant::GemvTexture(GemvTexTile { tn, nsg }) => {
+                format!("gemv_stex_t{tn}_x{nsg}")
+            }
         }
     }
 
@@ -267,6 +280,7 @@ impl MatmulVariant {
             MatmulVariant::Subgroup { .. } => "kernels/matmul_subgroup.wgsl",
             MatmulVariant::Texture { .. } => "kernels/matmul_texture_common.wgsl",
             MatmulVariant::Gemv(_) => "kernels/matmul_gemv_ubo.wgsl",
+            MatmulVariant::GemvTexture(_) => "kernels/matmul_gemv_texture.wgsl",
         }
     }
 
@@ -290,6 +304,7 @@ impl MatmulVariant {
             MatmulVariant::Subgroup { s, nsg, .. } => s * nsg,
             MatmulVariant::Texture { wx, wy, .. } => wx * wy,
             MatmulVariant::Gemv(_) => 8,
+            MatmulVariant::GemvTexture(tile) => tile.invocations(),
         }
     }
 
@@ -305,6 +320,7 @@ impl MatmulVariant {
     /// adapter's limits decide the real split, in [`super::gemv::prepare`]).
     pub fn workgroups(&self, shape: &MatmulShape) -> [u32; 3] {
         let (rows, cols) = match *self {
+            MatmulVariant::GemvTexture(tile) => return tile.workgroups(shape),
             MatmulVariant::Gemv(tile) => {
                 let per_window = gemv::plan(shape, DType::F32, tile, 1 << 16, 256)
                     .map_or(1, |p| p.workgroups_per_window());
@@ -384,6 +400,12 @@ impl MatmulVariant {
                 Err(why) => format!("// no texture layout for {shape}: {why:?}\n"),
             },
             // With one 64 KiB window per dispatch; prepare renders it for the adapter.
+            MatmulVariant::GemvTexture(tile) => {
+                match gemv_texture::layout(shape, dtype, max_texture) {
+                    Ok(layout) => gemv_texture::source(shape, dtype, tile, &layout),
+                    Err(why) => format!("// gemv_stex does not apply to {shape}: {why:?}\n"),
+                }
+            }
             MatmulVariant::Gemv(tile) => match gemv::plan(shape, dtype, tile, 1 << 16, 256) {
                 Ok(plan) => gemv::source(shape, dtype, &plan, 1),
                 Err(why) => format!("// gemv_ubo does not apply to {shape}: {why}\n"),
@@ -434,6 +456,9 @@ impl MatmulVariant {
         let label = format!("matmul {} {shape} {dtype}", self.name());
         if let MatmulVariant::Gemv(tile) = *self {
             return gemv::prepare(gpu, shape, dtype, &inputs.a, &inputs.b, tile, &label);
+        }
+        if let MatmulVariant::GemvTexture(tile) = *self {
+            return gemv_texture::prepare(gpu, shape, dtype, &inputs.a, &inputs.b, tile, &label);
         }
         let s = &gpu.summary;
         if let MatmulVariant::Subgroup { s: size, .. } = *self {
@@ -1231,6 +1256,8 @@ mod tests {
                 } => (nsg * s * ra, s * 4 * tn4),
                 // Its geometry follows the windows (gemv.rs tests it).
                 MatmulVariant::Gemv(_) => continue,
+                // Batch 1 only (gemv_texture.rs tests it).
+                MatmulVariant::GemvTexture(_) => continue,
             };
             assert!(x * cols >= 61 && (x - 1) * cols < 61, "{}", v.name());
             assert!(y * rows >= 97 && (y - 1) * rows < 97, "{}", v.name());
@@ -1251,6 +1278,11 @@ mod tests {
                     if let MatmulVariant::Gemv(tile) = v {
                         // Only for skinny transposed shapes (gemv.rs tests them).
                         if gemv::plan(&shape, dtype, tile, 1 << 16, 256).is_err() {
+                            continue;
+                        }
+                    }
+                    if let MatmulVariant::GemvTexture(_) = v {
+                        if gemv_texture::layout(&shape, dtype, 16384).is_err() {
                             continue;
                         }
                     }

@@ -7,6 +7,7 @@
 pub mod attention;
 pub mod elementwise;
 pub mod gemv;
+pub mod gemv_texture;
 pub mod matmul;
 pub mod texel_layout;
 

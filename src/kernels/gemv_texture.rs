@@ -1,0 +1,315 @@
+//! The texture-fed decode matmul (`gemv_stex_*`): A of at most [`GEMV_MAX_M`] rows times Bᵀ,
+//! B staged once (the weights) into an rgba32uint storage texture that each lane reads row
+//! by row. See the header of `kernels/matmul_gemv_texture.wgsl` for why and how.
+
+use std::fmt::Write as _;
+
+use super::gemv::GEMV_MAX_M;
+use super::texel_layout::TexelLayout;
+use super::{
+    check_workgroups, compile, enable_line, render, storage_buffer, uniform_buffer,
+    uniform_readable, Dispatch, HostTensor, PrepareError, Program,
+};
+use crate::gpu::Gpu;
+use crate::shape::{DType, MatmulShape};
+
+const TEMPLATE: &str = include_str!("../../kernels/matmul_gemv_texture.wgsl");
+
+/// The bytes of one texel: rgba32uint.
+const TEXEL_BYTES: u32 = 16;
+
+/// A uniform binding holds at most this much of A (WebGPU's default limit; lavapipe's).
+const MAX_A_BYTES: u64 = 1 << 16;
+
+/// Output columns per lane and 8-lane groups per workgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GemvTexTile {
+    pub tn: u32,
+    pub nsg: u32,
+}
+
+impl GemvTexTile {
+    pub fn invocations(&self) -> u32 {
+        8 * self.nsg
+    }
+
+    /// Output columns per workgroup.
+    pub fn columns(&self) -> u32 {
+        8 * self.nsg * self.tn
+    }
+
+    pub fn workgroups(&self, shape: &MatmulShape) -> [u32; 3] {
+        [shape.n.div_ceil(self.columns()), 1, 1]
+    }
+}
+
+/// B's texel layout for `shape` in `dtype`, in textures of at most `max_texture` texels a
+/// side, or why the kernel does not take the shape.
+pub fn layout(
+    shape: &MatmulShape,
+    dtype: DType,
+    max_texture: u32,
+) -> Result<TexelLayout, PrepareError> {
+    let refuse = |why: String| Err(PrepareError::Unsupported(why));
+    if !shape.transpose_b {
+        return refuse("reads B rows, so needs B stored [n, k] (transpose_b=1)".into());
+    }
+    if shape.batch != 1 {
+        return refuse(format!(
+            "for batch 1 (this shape has batch={})",
+            shape.batch
+        ));
+    }
+    if shape.m > GEMV_MAX_M {
+        return refuse(format!(
+            "for at most {GEMV_MAX_M} rows of A (decode); this shape has m={}",
+            shape.m
+        ));
+    }
+    let per_texel = TEXEL_BYTES / dtype.size() as u32;
+    if !shape.k.is_multiple_of(per_texel) {
+        return refuse(format!(
+            "needs k a multiple of {per_texel} in {dtype}, whole 16-byte texels (k={})",
+            shape.k
+        ));
+    }
+    let a_bytes = shape.a_len() * dtype.size();
+    if a_bytes > MAX_A_BYTES {
+        return refuse(format!(
+            "A ({a_bytes} bytes) must fit one {MAX_A_BYTES}-byte uniform binding"
+        ));
+    }
+    TexelLayout::new("B", shape.k / per_texel, shape.n, max_texture)
+}
+
+/// The 16-byte texel `t` (a WGSL vec4<u32>) as its elements, f32 expressions: 8 halves
+/// (after `unpack`) or 4 f32 bit patterns.
+fn elements(t: &str, dtype: DType) -> (String, Vec<String>) {
+    match dtype {
+        DType::F16 => {
+            let unpack = ["x", "y", "z", "w"]
+                .iter()
+                .map(|c| format!("let {t}{c} = unpack2x16float({t}.{c});"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let names = ["x", "y", "z", "w"]
+                .iter()
+                .flat_map(|c| [format!("{t}{c}.x"), format!("{t}{c}.y")])
+                .collect();
+            (unpack, names)
+        }
+        DType::F32 => (
+            format!("let {t}f = bitcast<vec4<f32>>({t});"),
+            ["x", "y", "z", "w"]
+                .iter()
+                .map(|c| format!("{t}f.{c}"))
+                .collect(),
+        ),
+    }
+}
+
+/// The WGSL for `shape` in `dtype` with `tile`, B laid out as `layout`.
+pub fn source(
+    shape: &MatmulShape,
+    dtype: DType,
+    tile: GemvTexTile,
+    layout: &TexelLayout,
+) -> String {
+    let (m, tn) = (shape.m, tile.tn);
+    let mut declare = String::new();
+    for j in 0..tn {
+        let _ = writeln!(
+            declare,
+            "    let col{j} = base + {}u;\n    let row{j} = min(col{j}, last);",
+            8 * j
+        );
+        for r in 0..m {
+            let _ = writeln!(declare, "    var acc{r}_{j} = 0.0;");
+        }
+    }
+    let mut step = String::new();
+    let ind = "        ";
+    let mut a_elems = Vec::new();
+    for r in 0..m {
+        let _ = writeln!(step, "{ind}let ta{r} = aw[{r}u * p.kt + t];");
+        let (unpack, names) = elements(&format!("ta{r}"), dtype);
+        let _ = writeln!(step, "{ind}{unpack}");
+        a_elems.push(names);
+    }
+    for j in 0..tn {
+        let _ = writeln!(
+            step,
+            "{ind}let tb{j} = textureLoad(b_tex, b_texel(t, row{j}));"
+        );
+        let (unpack, b) = elements(&format!("tb{j}"), dtype);
+        let _ = writeln!(step, "{ind}{unpack}");
+        for (r, a) in a_elems.iter().enumerate() {
+            let mut sum = format!("acc{r}_{j}");
+            for (x, y) in a.iter().zip(&b) {
+                sum = format!("fma({x}, {y}, {sum})");
+            }
+            let _ = writeln!(step, "{ind}acc{r}_{j} = {sum};");
+        }
+    }
+    let mut store = String::new();
+    for j in 0..tn {
+        for r in 0..m {
+            let _ = writeln!(
+                store,
+                "    if (col{j} < p.n) {{\n        c[{r}u * p.n + col{j}] = E(acc{r}_{j});\n    }}"
+            );
+        }
+    }
+    render(
+        TEMPLATE,
+        &[
+            ("ENABLE_F16", enable_line(dtype)),
+            ("ELEM", dtype.wgsl().to_string()),
+            ("AV", (m * layout.width).to_string()),
+            ("B_TEXEL", layout.wgsl("b_texel")),
+            ("WG", tile.invocations().to_string()),
+            ("COLS", tile.columns().to_string()),
+            ("GROUP_COLS", (8 * tn).to_string()),
+            ("DECLARE", declare.trim_end().to_string()),
+            ("STEP", step.trim_end().to_string()),
+            ("STORE", store.trim_end().to_string()),
+        ],
+    )
+}
+
+/// Build the program: B staged once into its texture (the weights), A into a uniform
+/// buffer, one dispatch.
+pub fn prepare(
+    gpu: &Gpu,
+    shape: &MatmulShape,
+    dtype: DType,
+    a: &HostTensor,
+    b: &HostTensor,
+    tile: GemvTexTile,
+    label: &str,
+) -> Result<Program, PrepareError> {
+    let layout = layout(shape, dtype, gpu.limits().max_texture_dimension_2d)?;
+    let workgroups = tile.workgroups(shape);
+    check_workgroups(gpu, workgroups)?;
+    let pipeline = compile(gpu, label, &source(shape, dtype, tile, &layout), "main")?;
+
+    let (width, height) = layout.size();
+    let texture = gpu.device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("B texels"),
+        size: wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba32Uint,
+        usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    });
+    layout.write(gpu, &texture, b.bytes(), TEXEL_BYTES);
+    let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+    let params: Vec<u8> = [shape.n, layout.width, 0, 0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let params = uniform_buffer(gpu, "gemv params", &params);
+    let a_buf = uniform_readable(gpu, "A", a.bytes(), 0);
+    let c = storage_buffer(
+        gpu,
+        "C",
+        HostTensor::nan(dtype, shape.c_len()).bytes(),
+        true,
+    );
+    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: params.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: a_buf.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 2,
+                resource: wgpu::BindingResource::TextureView(&view),
+            },
+            wgpu::BindGroupEntry {
+                binding: 3,
+                resource: c.as_entire_binding(),
+            },
+        ],
+    });
+    Ok(Program {
+        dispatches: vec![Dispatch {
+            pipeline,
+            bind_group,
+            workgroups,
+        }],
+        output: c,
+        output_dtype: dtype,
+        output_len: shape.c_len(),
+        _keep: vec![params, a_buf],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_decode_shapes_and_refuses_the_rest() {
+        let lm_head = MatmulShape::new(1, 50257, 768).transposed_b();
+        // 96 texels of 8 halves a row; 50257 rows fold into 4 blocks of 16384.
+        let l = layout(&lm_head, DType::F16, 16384).unwrap();
+        assert_eq!((l.width, l.height, l.blocks()), (96, 50257, 4));
+        let l = layout(&lm_head, DType::F32, 16384).unwrap();
+        assert_eq!(l.width, 192);
+        for (shape, dtype) in [
+            (MatmulShape::new(5, 64, 64).transposed_b(), DType::F32),
+            (MatmulShape::new(1, 64, 64), DType::F32),
+            (
+                MatmulShape::new(1, 64, 64).transposed_b().batched(2),
+                DType::F32,
+            ),
+            // Half a texel of k.
+            (MatmulShape::new(1, 64, 12).transposed_b(), DType::F16),
+            (MatmulShape::new(1, 64, 6).transposed_b(), DType::F32),
+            // A over one uniform binding.
+            (MatmulShape::new(4, 64, 8192).transposed_b(), DType::F32),
+        ] {
+            assert!(layout(&shape, dtype, 16384).is_err(), "{shape} {dtype}");
+        }
+    }
+
+    #[test]
+    fn renders_every_row_and_column_for_both_dtypes() {
+        for dtype in [DType::F16, DType::F32] {
+            let shape = MatmulShape::new(3, 40, 64).transposed_b();
+            let tile = GemvTexTile { tn: 2, nsg: 4 };
+            let src = source(&shape, dtype, tile, &layout(&shape, dtype, 16384).unwrap());
+            for (r, j) in [(0, 0), (2, 1)] {
+                assert!(src.contains(&format!("c[{r}u * p.n + col{j}]")), "{src}");
+            }
+            assert!(!src.contains("acc3_0") && !src.contains("col2"), "{src}");
+            assert!(src.contains("@workgroup_size(32, 1, 1)"));
+        }
+    }
+
+    #[test]
+    fn the_workgroups_cover_every_column() {
+        let tile = GemvTexTile { tn: 4, nsg: 4 };
+        for n in [1, 127, 128, 129, 50257] {
+            let [x, y, z] = tile.workgroups(&MatmulShape::new(1, n, 64).transposed_b());
+            assert!(
+                x * tile.columns() >= n && (x - 1) * tile.columns() < n,
+                "{n}"
+            );
+            assert_eq!((y, z), (1, 1));
+        }
+    }
+}
