@@ -16,10 +16,12 @@
 // max_texture_dimension_2d (b_texel, from src/kernels/texel_layout.rs). A [M, K] in a
 // uniform buffer, read as the same 16-byte texels: every lane reads the same one, so it
 // serves TN columns. C [M, N] row-major in E. K must fill whole texels (the host checks).
+// N and KT are uniforms and the A binding is declared whole (64 KiB), so shapes share a
+// compiled kernel unless M, the dtype or B's folding differ.
 //
 // Bindings (group 0):
 //   0 uniform  Params { n, kt }
-//   1 uniform  aw: array<vec4<u32>, AV>  (A, AV = M·KT texels)
+//   1 uniform  aw: array<vec4<u32>, AV>  (A in its first M·KT texels; AV = 4096, 64 KiB)
 //   2 texture_storage_2d<rgba32uint, read>  B
 //   3 storage read_write  c: array<E>
 // Dispatch: (ceil(n / (8·NSG·TN)), 1, 1) workgroups of 8·NSG invocations; invocation li
@@ -28,7 +30,7 @@
 // Tile parameters (text-substituted): M (A rows, unrolled), TN (columns per lane,
 // unrolled: TN·M accumulators and TN texels in flight; 2 and 4 were fastest, 8 spilled),
 // NSG (8-lane groups per workgroup: lavapipe pays a fixed cost per workgroup, and four
-// groups amortised it), AV. Nothing here needs subgroup operations: on any adapter the
+// groups amortised it). Nothing here needs subgroup operations: on any adapter the
 // result is the same, only the access pattern is tuned for 8-lane SIMD.
 // Template fields: ENABLE_F16 ELEM M TN WG COLS GROUP_COLS AV B_TEXEL DECLARE STEP STORE.
 {{ENABLE_F16}}

@@ -18,7 +18,10 @@ const TEMPLATE: &str = include_str!("../../kernels/matmul_gemv_texture.wgsl");
 /// The bytes of one texel: rgba32uint.
 const TEXEL_BYTES: u32 = 16;
 
-/// A uniform binding holds at most this much of A (WebGPU's default limit; lavapipe's).
+/// A's uniform binding: 64 KiB, WebGPU's default (and least) max uniform binding size. The
+/// shader declares the whole binding, whatever the shape, so that every shape with the same
+/// rows of A, dtype and B folding shares one compiled kernel (lavapipe compiles each
+/// distinct shader, 1-2 s for the gemv_ubo kernels, which are built per shape).
 const MAX_A_BYTES: u64 = 1 << 16;
 
 /// Output columns per lane and 8-lane groups per workgroup.
@@ -165,7 +168,7 @@ pub fn source(
         &[
             ("ENABLE_F16", enable_line(dtype)),
             ("ELEM", dtype.wgsl().to_string()),
-            ("AV", (m * layout.width).to_string()),
+            ("AV", (MAX_A_BYTES / u64::from(TEXEL_BYTES)).to_string()),
             ("B_TEXEL", layout.wgsl("b_texel")),
             ("WG", tile.invocations().to_string()),
             ("COLS", tile.columns().to_string()),
@@ -215,7 +218,8 @@ pub fn prepare(
         .flat_map(|v| v.to_le_bytes())
         .collect();
     let params = uniform_buffer(gpu, "gemv params", &params);
-    let a_buf = uniform_readable(gpu, "A", a.bytes(), 0);
+    // Padded to the binding the shader declares.
+    let a_buf = uniform_readable(gpu, "A", a.bytes(), MAX_A_BYTES - a.bytes().len() as u64);
     let c = storage_buffer(
         gpu,
         "C",

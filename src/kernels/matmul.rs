@@ -217,11 +217,16 @@ impl MatmulVariant {
     }
 
     /// The variant (or family, by name prefix) that ran faster than this one on lavapipe
-    /// on every quick-suite shape in every recorded run; `None` for most. Both are the
+    /// on every quick-suite shape in every recorded run; `None` for most. Two are the
     /// sampled-texture designs, which storage textures beat on llvmpipe (see [`Operands`]):
     /// - `subgroup_tex8_x8_t16x4` screened 1.24-3.4x behind the chosen variant (fresh
     ///   quick run, Mesa 22.3.6), 1.3-1.6x behind the same tile from storage textures;
     /// - `texture_w8x8_t8x8` screened 1.6-2.3x behind.
+    ///
+    /// The uniform-window decode matmuls (`gemv_ubo_*`) ran behind `gemv_stex_t2_x4` on
+    /// every decode shape of the quick suite's models, f16 and f32, m = 1 and 4, timed in
+    /// turns (1.24-1.95x in f16, 1.3-2.3x in f32), and the quick run's search chose
+    /// `gemv_stex` for all nine; each gemv_ubo kernel is compiled per shape (1-2.3 s).
     pub fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
         match *self {
             MatmulVariant::Subgroup {
@@ -229,6 +234,7 @@ impl MatmulVariant {
                 ..
             } => Some("subgroup_stex8_x8_t16x4"),
             MatmulVariant::Texture { .. } => Some("subgroup_stex"),
+            MatmulVariant::Gemv(_) => Some("gemv_stex"),
             _ => None,
         }
     }
