@@ -12,9 +12,12 @@
 //!     'stex8_x(2_t8x8|2_t16x8)$' 25 3
 //! cargo run --release --example alternate -- attention \
 //!     b=1,hq=8,hkv=8,sq=1024,skv=1024,d=64,causal=1 f32 'flash_ubs' 10 1
+//! cargo run --release --example alternate -- matmul m=1024,n=1024,k=1024 f32,f16 \
+//!     'stex8_x2_t16x8$' 20 1
 //! ```
-//! Arguments: op (`matmul` or `attention`), shape, dtype, a regular expression over the
-//! variant names (`priceperf run` prints them), rounds, and dispatches per timing.
+//! Arguments: op (`matmul` or `attention`), shape, dtype (or several, comma-separated, to
+//! time the dtypes against each other), a regular expression over the variant names
+//! (`priceperf run` prints them), rounds, and dispatches per timing.
 use std::time::{Duration, Instant};
 
 use priceperf::gpu::Gpu;
@@ -38,61 +41,40 @@ fn main() {
         eprintln!("usage: alternate matmul|attention SHAPE DTYPE VARIANT_REGEX ROUNDS ITERS");
         std::process::exit(2);
     }
-    let dtype: DType = parse("dtype", &args[2]);
+    let dtypes: Vec<DType> = args[2].split(',').map(|d| parse("dtype", d)).collect();
     let wanted = regex::Regex::new(&args[3]).unwrap_or_else(|e| fail(&format!("regex: {e}")));
     let rounds: usize = parse("ROUNDS", &args[4]);
     let iters: u64 = parse("ITERS", &args[5]);
     let gpu = Gpu::open(None).unwrap_or_else(|e| fail(&format!("no adapter: {e}")));
     println!("{} ({})", gpu.summary.name, gpu.summary.driver_info);
 
-    // The op's matching variants, each prepared, and its reference check.
-    let (flops, prepared, check): (u64, Vec<Prepared>, Check) = match args[0].as_str() {
-        "matmul" => {
-            let shape: MatmulShape = parse("shape", &args[1]);
-            let inputs = MatmulInputs::random(&shape, dtype, 42);
-            let reference = verify::matmul::Reference::new(&shape, dtype, &inputs, 42);
-            let prepared = matching(MatmulVariant::all(), &wanted, MatmulVariant::name, |v| {
-                v.prepare(&gpu, &shape, dtype, &inputs)
-            });
-            (
-                shape.flops(),
-                prepared,
-                Box::new(move |o| reference.check(o)),
-            )
-        }
-        "attention" => {
-            let shape: AttentionShape = parse("shape", &args[1]);
-            let inputs = AttentionInputs::random(&shape, dtype, 42);
-            let reference = verify::attention::Reference::new(&shape, dtype, &inputs, 42);
-            let prepared = matching(
-                AttentionVariant::all(),
-                &wanted,
-                AttentionVariant::name,
-                |v| v.prepare(&gpu, &shape, dtype, &inputs),
-            );
-            (
-                shape.flops(),
-                prepared,
-                Box::new(move |o| reference.check(o)),
-            )
-        }
-        other => fail(&format!("op `{other}`: matmul or attention")),
-    };
-
+    // Every matching variant in every dtype, verified; the dtype joins the name when there
+    // are several.
+    let mut flops = 0;
     let mut timed: Vec<(String, Program, Vec<f64>)> = Vec::new();
-    for (name, program) in prepared {
-        match program {
-            Ok(p) => {
-                let out = run_and_read(&gpu, &p, TIMEOUT)
-                    .unwrap_or_else(|e| fail(&format!("{name}: {e:?}")));
-                let verdict = check(&out);
-                if verdict.passed {
-                    timed.push((name, p, Vec::new()));
-                } else {
-                    println!("{name:28} failed verification: {:?}", verdict.failure);
+    for &dtype in &dtypes {
+        let (op_flops, prepared, check) = prepare_op(&gpu, &args[0], &args[1], dtype, &wanted);
+        flops = op_flops;
+        let tag = if dtypes.len() > 1 {
+            format!(" {dtype}")
+        } else {
+            String::new()
+        };
+        for (name, program) in prepared {
+            let name = format!("{name}{tag}");
+            match program {
+                Ok(p) => {
+                    let out = run_and_read(&gpu, &p, TIMEOUT)
+                        .unwrap_or_else(|e| fail(&format!("{name}: {e:?}")));
+                    let verdict = check(&out);
+                    if verdict.passed {
+                        timed.push((name, p, Vec::new()));
+                    } else {
+                        println!("{name:28} failed verification: {:?}", verdict.failure);
+                    }
                 }
+                Err(e) => println!("{name:28} not built: {e:?}"),
             }
-            Err(e) => println!("{name:28} not built: {e:?}"),
         }
     }
     if timed.is_empty() {
@@ -118,6 +100,49 @@ fn main() {
             timed[0].0,
             median(&ratios)
         );
+    }
+}
+
+/// The op's variants matching `wanted` for `shape` in `dtype`, each prepared, with the op's
+/// FLOPs and its reference check.
+fn prepare_op(
+    gpu: &Gpu,
+    op: &str,
+    shape: &str,
+    dtype: DType,
+    wanted: &regex::Regex,
+) -> (u64, Vec<Prepared>, Check) {
+    match op {
+        "matmul" => {
+            let shape: MatmulShape = parse("shape", shape);
+            let inputs = MatmulInputs::random(&shape, dtype, 42);
+            let reference = verify::matmul::Reference::new(&shape, dtype, &inputs, 42);
+            let prepared = matching(MatmulVariant::all(), wanted, MatmulVariant::name, |v| {
+                v.prepare(gpu, &shape, dtype, &inputs)
+            });
+            (
+                shape.flops(),
+                prepared,
+                Box::new(move |o| reference.check(o)),
+            )
+        }
+        "attention" => {
+            let shape: AttentionShape = parse("shape", shape);
+            let inputs = AttentionInputs::random(&shape, dtype, 42);
+            let reference = verify::attention::Reference::new(&shape, dtype, &inputs, 42);
+            let prepared = matching(
+                AttentionVariant::all(),
+                wanted,
+                AttentionVariant::name,
+                |v| v.prepare(gpu, &shape, dtype, &inputs),
+            );
+            (
+                shape.flops(),
+                prepared,
+                Box::new(move |o| reference.check(o)),
+            )
+        }
+        other => fail(&format!("op `{other}`: matmul or attention")),
     }
 }
 
