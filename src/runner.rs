@@ -545,6 +545,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
     }
     progress.finish();
     notes.extend(results::noisy_note(&rows));
+    notes.extend(results::over_copy_note(&rows));
 
     let (tokens, compose_notes) = compose::token_rates(&runs, &rows);
     notes.extend(compose_notes);
