@@ -1,6 +1,6 @@
-// matmul_gemv_texture.wgsl: C = A·Bᵀ for skinny A (M <= 4 rows: decode), B stored [n, k]
-// (the weights, one row per output column) in a read-only storage texture, each lane
-// walking whole B rows.
+// matmul_gemv_texture.wgsl: C = A·Bᵀ for skinny A (M <= 8 rows: decode, batched up to 8
+// sequences), B stored [n, k] (the weights, one row per output column) in a read-only
+// storage texture, each lane walking whole B rows.
 //
 // Why: on lavapipe a texel load is vectorised (8 lanes' 16-byte texels in one sequence),
 // while a uniform- or storage-buffer load at per-lane addresses is a scalar load per lane
@@ -27,7 +27,8 @@
 // Dispatch: (ceil(n / (8·NSG·TN)), 1, 1) workgroups of 8·NSG invocations; invocation li
 // owns columns wid.x·8·NSG·TN + (li / 8)·8·TN + li % 8 + 8j for j < TN, clamped to n - 1 on
 // load and skipped on store.
-// Tile parameters (text-substituted): M (A rows, unrolled), TN (columns per lane,
+// Tile parameters (text-substituted): M (A rows, unrolled; at 16 rows the GEMM kernels
+// won), TN (columns per lane,
 // unrolled: TN·M accumulators and TN texels in flight; 2 and 4 were fastest, 8 spilled),
 // NSG (8-lane groups per workgroup: lavapipe pays a fixed cost per workgroup, and four
 // groups amortised it). Nothing here needs subgroup operations: on any adapter the

@@ -345,7 +345,7 @@ fn operands_taller_than_the_texture_limit_are_folded() {
 }
 
 /// gemv_stex reads B from a texture: a B taller than the texture limit is folded into
-/// blocks, in f32 (exact) and f16 (within its tolerance), with one and four rows of A.
+/// blocks, in f32 (exact) and f16 (within its tolerance), with one, four and eight rows of A.
 #[test]
 fn the_texture_gemv_reads_folded_weights() {
     let Some(gpu) = gpu() else { return };
@@ -356,7 +356,7 @@ fn the_texture_gemv_reads_folded_weights() {
         .collect();
     assert_eq!(gemvs.len(), 2);
     let mut ran = 0;
-    for m in [1, 4] {
+    for m in [1, 4, 8] {
         let shape = MatmulShape::new(m, tall, 16).transposed_b();
         for v in &gemvs {
             let inputs = MatmulInputs::exact(&shape, DType::F32, 5);
