@@ -56,6 +56,26 @@ fn row_vec4s(k: u32, dtype: DType) -> u32 {
     }
 }
 
+/// Why a matrix-vector kernel for at most `max_m` rows of A does not take `shape`, if it
+/// does not: the decode matmuls read whole B rows (B stored `[n, k]`), of one batch.
+pub fn skinny_refusal(shape: &MatmulShape, max_m: u32) -> Option<String> {
+    if !shape.transpose_b {
+        return Some("reads B rows, so needs B stored [n, k] (transpose_b=1)".into());
+    }
+    if shape.batch != 1 {
+        return Some(format!(
+            "for batch 1 (this shape has batch={})",
+            shape.batch
+        ));
+    }
+    (shape.m > max_m).then(|| {
+        format!(
+            "for at most {max_m} rows of A (decode); this shape has m={}",
+            shape.m
+        )
+    })
+}
+
 /// The window plan for `shape` with the adapter's uniform binding size and offset alignment,
 /// or why the kernel does not apply.
 pub fn plan(
@@ -65,20 +85,8 @@ pub fn plan(
     max_binding: u64,
     align: u64,
 ) -> Result<GemvPlan, String> {
-    if !shape.transpose_b {
-        return Err("reads B rows, so needs B stored [n, k] (transpose_b=1)".into());
-    }
-    if shape.batch != 1 {
-        return Err(format!(
-            "for batch 1 (this shape has batch={})",
-            shape.batch
-        ));
-    }
-    if shape.m > GEMV_MAX_M {
-        return Err(format!(
-            "for at most {GEMV_MAX_M} rows of A (decode); this shape has m={}",
-            shape.m
-        ));
+    if let Some(why) = skinny_refusal(shape, GEMV_MAX_M) {
+        return Err(why);
     }
     let unit = if dtype == DType::F16 { 8 } else { 4 };
     if !shape.k.is_multiple_of(unit) {

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use super::gemv::skinny_refusal;
 use super::texel_layout::TexelLayout;
 use super::{
     check_workgroups, compile, enable_line, render, storage_buffer, uniform_buffer,
@@ -59,20 +60,8 @@ pub fn layout(
     max_texture: u32,
 ) -> Result<TexelLayout, PrepareError> {
     let refuse = |why: String| Err(PrepareError::Unsupported(why));
-    if !shape.transpose_b {
-        return refuse("reads B rows, so needs B stored [n, k] (transpose_b=1)".into());
-    }
-    if shape.batch != 1 {
-        return refuse(format!(
-            "for batch 1 (this shape has batch={})",
-            shape.batch
-        ));
-    }
-    if shape.m > MAX_M {
-        return refuse(format!(
-            "for at most {MAX_M} rows of A (decode); this shape has m={}",
-            shape.m
-        ));
+    if let Some(why) = skinny_refusal(shape, MAX_M) {
+        return refuse(why);
     }
     let per_texel = TEXEL_BYTES / dtype.size() as u32;
     if !shape.k.is_multiple_of(per_texel) {
@@ -201,21 +190,12 @@ pub fn prepare(
     check_workgroups(gpu, workgroups)?;
     let pipeline = compile(gpu, label, &source(shape, dtype, tile, &layout), "main")?;
 
-    let (width, height) = layout.size();
-    let texture = gpu.device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("B texels"),
-        size: wgpu::Extent3d {
-            width,
-            height,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba32Uint,
-        usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
-        view_formats: &[],
-    });
+    let texture = layout.texture(
+        gpu,
+        "B texels",
+        wgpu::TextureFormat::Rgba32Uint,
+        wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+    );
     layout.write(gpu, &texture, b.bytes(), TEXEL_BYTES);
     let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
     let params: Vec<u8> = [shape.n, layout.width, 0, 0]

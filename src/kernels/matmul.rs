@@ -871,29 +871,16 @@ fn operand_texture(
     layout: &TexelLayout,
     bytes: Option<&[u8]>,
 ) -> wgpu::Texture {
-    let (width, height) = layout.size();
-    let texture = gpu.device.create_texture(&wgpu::TextureDescriptor {
-        label: Some(label),
-        size: wgpu::Extent3d {
-            width,
-            height,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: texture_format(dtype),
-        usage: match operands {
-            Operands::StorageTextures => wgpu::TextureUsages::STORAGE_BINDING,
-            _ => wgpu::TextureUsages::TEXTURE_BINDING,
-        } | if bytes.is_some() {
-            wgpu::TextureUsages::COPY_DST
-        } else {
-            // Written by a compute dispatch.
-            wgpu::TextureUsages::STORAGE_BINDING
-        },
-        view_formats: &[],
-    });
+    let usage = match operands {
+        Operands::StorageTextures => wgpu::TextureUsages::STORAGE_BINDING,
+        _ => wgpu::TextureUsages::TEXTURE_BINDING,
+    } | if bytes.is_some() {
+        wgpu::TextureUsages::COPY_DST
+    } else {
+        // Written by a compute dispatch.
+        wgpu::TextureUsages::STORAGE_BINDING
+    };
+    let texture = layout.texture(gpu, label, texture_format(dtype), usage);
     if let Some(bytes) = bytes {
         layout.write(gpu, &texture, bytes, 4 * dtype.size() as u32);
     }

@@ -91,6 +91,31 @@ impl TexelLayout {
         }
     }
 
+    /// A 2D texture of this layout's size in `format`, for `usage`.
+    pub fn texture(
+        &self,
+        gpu: &Gpu,
+        label: &str,
+        format: wgpu::TextureFormat,
+        usage: wgpu::TextureUsages,
+    ) -> wgpu::Texture {
+        let (width, height) = self.size();
+        gpu.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some(label),
+            size: wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format,
+            usage,
+            view_formats: &[],
+        })
+    }
+
     /// Upload `bytes`, the logical rows one after another (`texel_bytes` per texel), into
     /// `texture`: one write per block of rows.
     pub fn write(&self, gpu: &Gpu, texture: &wgpu::Texture, bytes: &[u8], texel_bytes: u32) {
