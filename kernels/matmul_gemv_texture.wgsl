@@ -5,10 +5,10 @@
 // Why: on lavapipe a texel load is vectorised (8 lanes' 16-byte texels in one sequence),
 // while a uniform- or storage-buffer load at per-lane addresses is a scalar load per lane
 // and component. matmul_gemv_ubo.wgsl reads B through uniform windows at 62-66% of the
-// copy bandwidth; the same products from a texture ran 1.2-3x faster in turns with it
-// (examples/alternate.rs). Lane l of a subgroup owns output columns base + l + 8j: at each
-// texel step the 8 lanes read the same texel column of 8 different B rows, 8 streams
-// through memory.
+// copy bandwidth; the same products from a texture ran 1.24-2.25x faster in turns with it
+// (examples/alternate.rs, gpt2 and llama-3.2-1b decode shapes, f16 and f32). Lane l of each
+// 8-lane group owns output columns base + l + 8j: at each texel step the 8 lanes read the
+// same texel column of 8 different B rows, 8 streams through memory.
 //
 // Memory layout: B [N, K] row-major in the storage type E, uploaded bytes as they are into
 // an rgba32uint texture of KT = K·size(E)/16 texels a row (8 halves, or 4 f32 bit patterns,
@@ -27,13 +27,13 @@
 // Dispatch: (ceil(n / (8·NSG·TN)), 1, 1) workgroups of 8·NSG invocations; invocation li
 // owns columns wid.x·8·NSG·TN + (li / 8)·8·TN + li % 8 + 8j for j < TN, clamped to n - 1 on
 // load and skipped on store.
-// Tile parameters (text-substituted): M (A rows, unrolled; at 16 rows the GEMM kernels
-// won), TN (columns per lane,
-// unrolled: TN·M accumulators and TN texels in flight; 2 and 4 were fastest, 8 spilled),
-// NSG (8-lane groups per workgroup: lavapipe pays a fixed cost per workgroup, and four
-// groups amortised it). Nothing here needs subgroup operations: on any adapter the
-// result is the same, only the access pattern is tuned for 8-lane SIMD.
-// Template fields: ENABLE_F16 ELEM M TN WG COLS GROUP_COLS AV B_TEXEL DECLARE STEP STORE.
+// Tile parameters (unrolled by the host into DECLARE, STEP and STORE, or substituted): M
+// (A rows; at 16 rows the GEMM kernels won), TN (columns per lane: TN·M accumulators and
+// TN texels in flight; 2 and 4 were fastest, 8 slower), NSG (8-lane groups per workgroup,
+// WG = 8·NSG: lavapipe pays a fixed cost per workgroup, and four groups amortised it).
+// Nothing here needs subgroup operations: on any adapter the result is the same, only the
+// access pattern is tuned for 8-lane SIMD.
+// Template fields: ENABLE_F16 ELEM AV B_TEXEL WG COLS GROUP_COLS DECLARE STEP STORE.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
