@@ -8,7 +8,7 @@ use super::gemv::skinny_refusal;
 use super::texel_layout::TexelLayout;
 use super::{
     check_workgroups, compile, enable_line, render, storage_buffer, uniform_buffer,
-    uniform_readable, Dispatch, HostTensor, PrepareError, Program,
+    uniform_readable, unpack_halves, Dispatch, HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
@@ -79,30 +79,18 @@ pub fn layout(
     TexelLayout::new("B", shape.k / per_texel, shape.n, max_texture)
 }
 
-/// The 16-byte texel `t` (a WGSL vec4<u32>) as its elements, f32 expressions: 8 halves
-/// (after `unpack`) or 4 f32 bit patterns.
+/// Statements turning the 16-byte texel `{t}u` (a WGSL `vec4<u32>`) into vec4<f32>s, and
+/// its elements as f32 expressions in k order: 8 halves (`{t}0`, `{t}1`, unpacked as the
+/// uniform-window kernels unpack theirs) or 4 f32 bit patterns (`{t}0`).
 fn elements(t: &str, dtype: DType) -> (String, Vec<String>) {
-    match dtype {
-        DType::F16 => {
-            let unpack = ["x", "y", "z", "w"]
-                .iter()
-                .map(|c| format!("let {t}{c} = unpack2x16float({t}.{c});"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            let names = ["x", "y", "z", "w"]
-                .iter()
-                .flat_map(|c| [format!("{t}{c}.x"), format!("{t}{c}.y")])
-                .collect();
-            (unpack, names)
-        }
-        DType::F32 => (
-            format!("let {t}f = bitcast<vec4<f32>>({t});"),
-            ["x", "y", "z", "w"]
-                .iter()
-                .map(|c| format!("{t}f.{c}"))
-                .collect(),
-        ),
-    }
+    let (unpack, vectors) = match dtype {
+        DType::F16 => (unpack_halves(t), 2),
+        DType::F32 => (format!("let {t}0 = bitcast<vec4<f32>>({t}u);"), 1),
+    };
+    let names = (0..vectors)
+        .flat_map(|v| ["x", "y", "z", "w"].map(|c| format!("{t}{v}.{c}")))
+        .collect();
+    (unpack, names)
 }
 
 /// The WGSL for `shape` in `dtype` with `tile`, B laid out as `layout`.
@@ -128,7 +116,7 @@ pub fn source(
     let ind = "        ";
     let mut a_elems = Vec::new();
     for r in 0..m {
-        let _ = writeln!(step, "{ind}let ta{r} = aw[{r}u * p.kt + t];");
+        let _ = writeln!(step, "{ind}let ta{r}u = aw[{r}u * p.kt + t];");
         let (unpack, names) = elements(&format!("ta{r}"), dtype);
         let _ = writeln!(step, "{ind}{unpack}");
         a_elems.push(names);
@@ -136,7 +124,7 @@ pub fn source(
     for j in 0..tn {
         let _ = writeln!(
             step,
-            "{ind}let tb{j} = textureLoad(b_tex, b_texel(t, row{j}));"
+            "{ind}let tb{j}u = textureLoad(b_tex, b_texel(t, row{j}));"
         );
         let (unpack, b) = elements(&format!("tb{j}"), dtype);
         let _ = writeln!(step, "{ind}{unpack}");
