@@ -31,133 +31,118 @@ pub(crate) type Prepare<'a> =
 /// A benchmark's inputs (random, from the run's seed) and, for matmul and attention, the CPU
 /// reference shared by every candidate's check, built on the first check so that its time
 /// counts as verification. Elementwise variants make their own inputs and reference.
-pub(crate) enum BenchInputs {
+pub(crate) struct BenchInputs {
+    dtype: DType,
+    seed: u64,
+    op: OpInputs,
+}
+
+enum OpInputs {
     Matmul {
         shape: MatmulShape,
-        dtype: DType,
-        seed: u64,
         inputs: MatmulInputs,
         reference: OnceCell<verify::matmul::Reference>,
     },
     Attention {
         shape: AttentionShape,
-        dtype: DType,
-        seed: u64,
         inputs: AttentionInputs,
         reference: OnceCell<verify::attention::Reference>,
     },
     Elementwise {
         op: crate::model::Op,
         kind: ElementwiseKind,
-        dtype: DType,
-        seed: u64,
     },
 }
 
 impl BenchInputs {
     pub fn random(bench: &Benchmark, seed: u64) -> BenchInputs {
         let dtype = bench.dtype;
-        match bench.op {
-            Op::Matmul(shape) => BenchInputs::Matmul {
+        let op = match bench.op {
+            Op::Matmul(shape) => OpInputs::Matmul {
                 shape,
-                dtype,
-                seed,
                 inputs: MatmulInputs::random(&shape, dtype, seed),
                 reference: OnceCell::new(),
             },
-            Op::Attention(shape) => BenchInputs::Attention {
+            Op::Attention(shape) => OpInputs::Attention {
                 shape,
-                dtype,
-                seed,
                 inputs: AttentionInputs::random(&shape, dtype, seed),
                 reference: OnceCell::new(),
             },
-            Op::Elementwise { kind, .. } => BenchInputs::Elementwise {
+            Op::Elementwise { kind, .. } => OpInputs::Elementwise {
                 op: bench.op.to_model(),
                 kind,
-                dtype,
-                seed,
             },
-        }
+        };
+        BenchInputs { dtype, seed, op }
     }
 
     /// The variants whose names `keep` accepts, in the kernel's list order.
     pub fn candidates<'a>(&'a self, keep: &dyn Fn(&str) -> bool) -> Vec<Candidate<'a>> {
-        match self {
-            BenchInputs::Matmul {
+        let (dtype, seed) = (self.dtype, self.seed);
+        match &self.op {
+            OpInputs::Matmul {
                 shape,
-                dtype,
-                seed,
                 inputs,
                 reference,
-            } => {
-                let (shape, dtype, seed) = (*shape, *dtype, *seed);
-                checked_candidates(
-                    MatmulVariant::all(),
-                    keep,
-                    move |v, gpu| v.prepare(gpu, &shape, dtype, inputs),
-                    reference,
-                    move || verify::matmul::Reference::new(&shape, dtype, inputs, seed),
-                    verify::matmul::Reference::check,
-                )
-            }
-            BenchInputs::Attention {
+            } => checked_candidates(
+                MatmulVariant::all(),
+                keep,
+                move |v, gpu| v.prepare(gpu, shape, dtype, inputs),
+                move || self.matmul_reference(shape, inputs, reference),
+                verify::matmul::Reference::check,
+            ),
+            OpInputs::Attention {
                 shape,
-                dtype,
-                seed,
                 inputs,
                 reference,
-            } => {
-                let (shape, dtype, seed) = (*shape, *dtype, *seed);
-                checked_candidates(
-                    AttentionVariant::all(),
-                    keep,
-                    move |v, gpu| v.prepare(gpu, &shape, dtype, inputs),
-                    reference,
-                    move || verify::attention::Reference::new(&shape, dtype, inputs, seed),
-                    verify::attention::Reference::check,
-                )
-            }
-            BenchInputs::Elementwise {
-                op,
-                kind,
-                dtype,
-                seed,
-            } => {
-                let (dtype, seed) = (*dtype, *seed);
-                ElementwiseVariant::all(*kind)
-                    .into_iter()
-                    .filter(|v| keep(&v.name()))
-                    .map(|v| Candidate {
-                        variant: v.name(),
-                        llvmpipe_left_out: None,
-                        prepare: Box::new(move |gpu: &Gpu| {
-                            let (program, check) = prepare_op_with(gpu, op, &v, dtype, seed)?;
-                            Ok((program, check as Check))
-                        }),
+            } => checked_candidates(
+                AttentionVariant::all(),
+                keep,
+                move |v, gpu| v.prepare(gpu, shape, dtype, inputs),
+                move || {
+                    reference.get_or_init(|| {
+                        verify::attention::Reference::new(shape, dtype, inputs, seed)
                     })
-                    .collect()
-            }
+                },
+                verify::attention::Reference::check,
+            ),
+            OpInputs::Elementwise { op, kind } => ElementwiseVariant::all(*kind)
+                .into_iter()
+                .filter(|v| keep(&v.name()))
+                .map(|v| Candidate {
+                    variant: v.name(),
+                    llvmpipe_left_out: None,
+                    prepare: Box::new(move |gpu: &Gpu| {
+                        let (program, check) = prepare_op_with(gpu, op, &v, dtype, seed)?;
+                        Ok((program, check as Check))
+                    }),
+                })
+                .collect(),
         }
     }
 
     /// A matmul's inputs and its reference (built now if no check has built it yet), for the
     /// native GEMM yardstick; `None` for other ops.
     pub fn matmul(&self) -> Option<(&MatmulInputs, &verify::matmul::Reference)> {
-        match self {
-            BenchInputs::Matmul {
-                shape,
-                dtype,
-                seed,
-                inputs,
-                reference,
-            } => Some((
-                inputs,
-                reference
-                    .get_or_init(|| verify::matmul::Reference::new(shape, *dtype, inputs, *seed)),
-            )),
-            _ => None,
-        }
+        let OpInputs::Matmul {
+            shape,
+            inputs,
+            reference,
+        } = &self.op
+        else {
+            return None;
+        };
+        Some((inputs, self.matmul_reference(shape, inputs, reference)))
+    }
+
+    /// The matmul reference in `cell`, built on first use.
+    fn matmul_reference<'a>(
+        &self,
+        shape: &MatmulShape,
+        inputs: &MatmulInputs,
+        cell: &'a OnceCell<verify::matmul::Reference>,
+    ) -> &'a verify::matmul::Reference {
+        cell.get_or_init(|| verify::matmul::Reference::new(shape, self.dtype, inputs, self.seed))
     }
 }
 
@@ -204,14 +189,13 @@ impl Searched for AttentionVariant {
 }
 
 /// The wanted `variants` as candidates: each compiled by `prepare`, each output compared
-/// with one shared reference, built by `build` on first use (inside the first check, so its
-/// time counts as verification) and kept in `cell`.
+/// with one shared reference, which `reference` builds on first use (inside the first check,
+/// so its time counts as verification).
 fn checked_candidates<'a, V: Searched + 'a, R: 'a>(
     variants: Vec<V>,
     keep: &dyn Fn(&str) -> bool,
     prepare: impl Fn(V, &Gpu) -> std::result::Result<Program, PrepareError> + Copy + 'a,
-    cell: &'a OnceCell<R>,
-    build: impl Fn() -> R + Copy + 'a,
+    reference: impl Fn() -> &'a R + Copy + 'a,
     check: fn(&R, &HostTensor) -> verify::Verdict,
 ) -> Vec<Candidate<'a>> {
     variants
@@ -222,8 +206,7 @@ fn checked_candidates<'a, V: Searched + 'a, R: 'a>(
             llvmpipe_left_out: v.llvmpipe_left_out(),
             prepare: Box::new(move |gpu: &Gpu| {
                 let program = prepare(v, gpu)?;
-                let check: Check =
-                    Box::new(move |output: &HostTensor| check(cell.get_or_init(build), output));
+                let check: Check = Box::new(move |output: &HostTensor| check(reference(), output));
                 Ok((program, check))
             }),
         })
