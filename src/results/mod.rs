@@ -166,17 +166,12 @@ pub fn noisy_note(rows: &[KernelRow]) -> Option<String> {
     if noisy.is_empty() {
         return None;
     }
-    let shown: Vec<&str> = noisy.iter().take(5).map(String::as_str).collect();
-    let more = match noisy.len() - shown.len() {
-        0 => String::new(),
-        n => format!(" and {n} more"),
-    };
     Some(format!(
-        "{} of {} chosen rows were measured with a 95% interval wider than ±{:.0}% of the median ({}{more}): the machine's speed changed while they ran (other load, a shared host, clock changes), and their prices carry that uncertainty; rerun them on an idle machine (--filter) for figures to rely on",
+        "{} of {} chosen rows were measured with a 95% interval wider than ±{:.0}% of the median ({}): the machine's speed changed while they ran (other load, a shared host, clock changes), and their prices carry that uncertainty; rerun them on an idle machine (--filter) for figures to rely on",
         noisy.len(),
         chosen.len(),
         NOISY_SPREAD * 100.0,
-        shown.join(", ")
+        first_of(&noisy, 5)
     ))
 }
 
@@ -198,20 +193,25 @@ pub fn over_copy_note(rows: &[KernelRow]) -> Option<String> {
         return None;
     }
     over.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let shown: Vec<String> = over
+    let named: Vec<String> = over
         .iter()
-        .take(3)
         .map(|(b, pct)| format!("{b} {pct:.0}%"))
         .collect();
-    let more = match over.len() - shown.len() {
-        0 => String::new(),
-        n => format!(" and {n} more"),
-    };
     Some(format!(
-        "{} of {chosen} chosen rows moved more bytes per second than the measured copy bandwidth ({}{more}): the copy probe reads and writes while these mostly read, and operands small enough for the caches are read from cache on repeated iterations, so token rates built from them (a small model's decode above all) are optimistic; see Formulas in the README",
+        "{} of {chosen} chosen rows moved more bytes per second than the measured copy bandwidth ({}): the copy probe reads and writes while these mostly read, and operands small enough for the caches are read from cache on repeated iterations, so token rates built from them (a small model's decode above all) are optimistic; see Formulas in the README",
         over.len(),
-        shown.join(", ")
+        first_of(&named, 3)
     ))
+}
+
+/// The first `limit` of `items`, comma-separated, then how many more there are: a run
+/// note names a few rows, not all.
+fn first_of(items: &[String], limit: usize) -> String {
+    let shown = items[..items.len().min(limit)].join(", ");
+    match items.len().saturating_sub(limit) {
+        0 => shown,
+        n => format!("{shown} and {n} more"),
+    }
 }
 
 const KERNEL_HEADER: &[&str] = &[
@@ -761,6 +761,15 @@ pub(crate) mod tests {
         );
         let wide = wide_interval(rows.last().unwrap()).expect("a row note");
         assert!(wide.contains("±25%"), "{wide}");
+    }
+
+    #[test]
+    fn a_note_names_the_first_few_and_counts_the_rest() {
+        let items: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+        assert_eq!(first_of(&items, 5), "a, b, c, d");
+        assert_eq!(first_of(&items, 4), "a, b, c, d");
+        assert_eq!(first_of(&items, 3), "a, b, c and 1 more");
+        assert_eq!(first_of(&items[..0], 3), "");
     }
 
     #[test]
