@@ -64,8 +64,11 @@ fn main() {
             let name = format!("{name}{tag}");
             match program {
                 Ok(p) => {
+                    // Lavapipe compiles at the first dispatch, so this is mostly compiling.
+                    let start = Instant::now();
                     let out = run_and_read(&gpu, &p, TIMEOUT)
                         .unwrap_or_else(|e| fail(&format!("{name}: {e:?}")));
+                    println!("{name:28} first run in {:.2?}", start.elapsed());
                     let verdict = check(&out);
                     if verdict.passed {
                         timed.push((name, p, Vec::new()));

@@ -80,6 +80,14 @@ fn ubo() -> Vec<AttentionVariant> {
         .collect()
 }
 
+/// The texture-fed decode variants: lavapipe's decode kernels.
+fn decode_texture() -> Vec<AttentionVariant> {
+    AttentionVariant::all()
+        .into_iter()
+        .filter(|v| matches!(v, AttentionVariant::DecodeTexture { .. }))
+        .collect()
+}
+
 #[test]
 fn every_variant_verifies_on_awkward_shapes() {
     let Some(gpu) = gpu() else { return };
@@ -107,11 +115,16 @@ fn every_variant_verifies_on_awkward_shapes() {
         &AttentionVariant::all(),
     );
     // Decode where rep·d caps the windows per dispatch (16·64 = 1024: one window per
-    // dispatch, 3 dispatches per KV head, the last partly used); the decode kernel only, as
+    // dispatch, 3 dispatches per KV head, the last partly used); the decode kernels only, as
     // 16 query rows per KV head make the others slow to compile.
     let decode: Vec<AttentionVariant> = AttentionVariant::all()
         .into_iter()
-        .filter(|v| matches!(v, AttentionVariant::Decode { .. }))
+        .filter(|v| {
+            matches!(
+                v,
+                AttentionVariant::Decode { .. } | AttentionVariant::DecodeTexture { .. }
+            )
+        })
         .collect();
     // And short contexts, whose windows from several heads share a dispatch: 12 KV heads
     // of one window each (GQA, rep 2) in two dispatches of 6, the first crossing a batch.
@@ -139,6 +152,33 @@ fn every_head_dim_verifies() {
             DType::F32,
             &variants,
         );
+        run_all(
+            &gpu,
+            &[&format!("b=1,hq=4,hkv=2,sq=1,skv=301,d={d},causal=1")],
+            DType::F32,
+            &decode_texture(),
+        );
+    }
+}
+
+#[test]
+fn decode_texture_folds_a_kv_cache_taller_than_a_texture() {
+    let Some(gpu) = gpu() else { return };
+    // 2 KV heads x 8200 keys: more rows than lavapipe's 16384-texel textures hold, so the
+    // cache continues in a second block of columns; a chunk (k256, k1024) straddles the fold.
+    let max = gpu.limits().max_texture_dimension_2d;
+    let skv = max / 2 + 8;
+    let mut dtypes = vec![DType::F32];
+    if gpu.has_f16() {
+        dtypes.push(DType::F16);
+    }
+    for dtype in dtypes {
+        run_all(
+            &gpu,
+            &[&format!("b=1,hq=4,hkv=2,sq=1,skv={skv},d=64,causal=1")],
+            dtype,
+            &decode_texture(),
+        );
     }
 }
 
@@ -163,6 +203,12 @@ fn f16_storage_verifies() {
         &["b=1,hq=4,hkv=2,sq=33,skv=301,d=128,causal=0"],
         DType::F16,
         &ubo(),
+    );
+    run_all(
+        &gpu,
+        &["b=1,hq=8,hkv=2,sq=1,skv=301,d=128,causal=0"],
+        DType::F16,
+        &decode_texture(),
     );
 }
 

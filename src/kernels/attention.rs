@@ -30,10 +30,16 @@
 //!   one key per SIMD lane (so every gather brings 8 different rows), the rep = Hq / Hkv
 //!   query heads of a KV head handled together (K/V read once for all of them), the 8 lanes
 //!   combined with subgroup reductions, then the same merge pass. Needs SUBGROUP.
+//! - `decode_stex_*`: the same step with Q, K and V in rgba32uint storage textures (bytes as
+//!   they are, one key a texture row, tall caches folded), one dispatch for every head and
+//!   chunk: on lavapipe a texel load is vectorised where a uniform gather goes component by
+//!   component, and this ran 1.5-4.9x `decode_ubo` in turns (2.7x at the quick suite's
+//!   GQA d = 128 decode, skv = 1024, f32). Needs SUBGROUP.
 //!
 //! Variant names: `r` invocations per workgroup, `q` query rows per invocation (at d=64; see
 //! [`rows_per_invocation`]), `c` keys per tile, `k` keys per split chunk; for `decode_ubo`,
-//! `l8` lanes, `t` keys per lane per step, `s` workgroups per window.
+//! `l8` lanes, `t` keys per lane per step, `s` workgroups per window (`k` keys per workgroup
+//! for `decode_stex`).
 
 use std::fmt::Write as _;
 
@@ -43,6 +49,7 @@ use super::{
     HostTensor, PrepareError, Program,
 };
 
+use super::texel_layout::TexelLayout;
 use crate::gpu::Gpu;
 use crate::shape::{AttentionShape, DType};
 
@@ -53,6 +60,7 @@ const FLASH_ROW: &str = include_str!("../../kernels/attention_flash_row.wgsl");
 const FLASH_MERGE: &str = include_str!("../../kernels/attention_flash_merge.wgsl");
 const FLASH_UBO: &str = include_str!("../../kernels/attention_flash_ubo.wgsl");
 const DECODE_UBO: &str = include_str!("../../kernels/attention_decode_ubo.wgsl");
+const DECODE_TEXTURE: &str = include_str!("../../kernels/attention_decode_texture.wgsl");
 
 /// log2(e): scores are kept in log2 units so the kernels can use exp2.
 const LOG2_E: f64 = std::f64::consts::LOG2_E;
@@ -87,6 +95,14 @@ pub enum AttentionVariant {
         tk: u32,
         /// Workgroups (key sub-chunks) per window.
         subs: u32,
+    },
+    /// Decode (Sq = 1) as [`AttentionVariant::Decode`], K and V read from rgba32uint
+    /// storage textures instead of uniform windows: one dispatch for every head and chunk.
+    DecodeTexture {
+        /// Keys per lane per step.
+        tk: u32,
+        /// Keys per workgroup (split chunk).
+        chunk: u32,
     },
 }
 
@@ -194,6 +210,11 @@ impl AttentionVariant {
             AttentionVariant::Decode { tk: 1, subs: 1 },
             AttentionVariant::Decode { tk: 1, subs: 2 },
             AttentionVariant::Decode { tk: 2, subs: 2 },
+            // The chunk is a uniform (t1_k256 and t1_k1024 share a compiled kernel); two
+            // keys per lane ran 1.1-1.6x one in f32 and 0.66-1.0x in f16 (lavapipe).
+            AttentionVariant::DecodeTexture { tk: 1, chunk: 256 },
+            AttentionVariant::DecodeTexture { tk: 1, chunk: 1024 },
+            AttentionVariant::DecodeTexture { tk: 2, chunk: 1024 },
         ]
     }
 
@@ -206,7 +227,7 @@ impl AttentionVariant {
         match *self {
             AttentionVariant::Naive => true,
             AttentionVariant::Flash { kv, .. } => !kv.uniform(),
-            AttentionVariant::Decode { .. } => false,
+            AttentionVariant::Decode { .. } | AttentionVariant::DecodeTexture { .. } => false,
         }
     }
 
@@ -216,15 +237,17 @@ impl AttentionVariant {
     /// - `flash_ubo_r8_q4_c4` (each lane gathers its own K/V rows) screened 1.2-1.9x behind
     ///   `flash_ubs` (one row per lane, shared by subgroupBroadcast) on the quick prefill
     ///   shapes and took 8-15 s to compile;
-    /// - `decode_ubo_l8_t2_s2` (two keys per lane) screened 1.5-2.6x behind `t1` on every
-    ///   quick decode shape and took 6-27 s to compile (27 s at d = 128, rep 4).
+    /// - `decode_ubo_*` (K/V through uniform windows) ran 1.5-4.9x behind `decode_stex`
+    ///   (K/V in textures) in turns on every decode shape tried (d = 64 and 128, MHA and
+    ///   GQA, skv = 1024 and 8192, f32 and f16), and took 15 s to compile at d = 128, rep 4,
+    ///   where `decode_stex_l8_t1` took 6.5-8 s.
     pub fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
         match *self {
             AttentionVariant::Flash {
                 kv: KvAccess::Uniform,
                 ..
             } => Some("flash_ubs"),
-            AttentionVariant::Decode { tk: 2, .. } => Some("decode_ubo_l8_t1"),
+            AttentionVariant::Decode { .. } => Some("decode_stex"),
             _ => None,
         }
     }
@@ -234,6 +257,9 @@ impl AttentionVariant {
         match *self {
             AttentionVariant::Naive => "naive".into(),
             AttentionVariant::Decode { tk, subs } => format!("decode_ubo_l8_t{tk}_s{subs}"),
+            AttentionVariant::DecodeTexture { tk, chunk } => {
+                format!("decode_stex_l8_t{tk}_k{chunk}")
+            }
             AttentionVariant::Flash {
                 kv,
                 br,
@@ -277,6 +303,10 @@ impl AttentionVariant {
                 "kernels/attention_decode_ubo.wgsl",
                 "kernels/attention_flash_merge.wgsl",
             ],
+            AttentionVariant::DecodeTexture { .. } => &[
+                "kernels/attention_decode_texture.wgsl",
+                "kernels/attention_flash_merge.wgsl",
+            ],
             AttentionVariant::Flash { chunk: None, .. } => &["kernels/attention_flash_row.wgsl"],
             AttentionVariant::Flash { .. } => &[
                 "kernels/attention_flash_row.wgsl",
@@ -302,7 +332,7 @@ impl AttentionVariant {
         match *self {
             AttentionVariant::Naive => 256,
             AttentionVariant::Flash { br, .. } => br,
-            AttentionVariant::Decode { .. } => 8,
+            AttentionVariant::Decode { .. } | AttentionVariant::DecodeTexture { .. } => 8,
         }
     }
 
@@ -365,7 +395,8 @@ impl AttentionVariant {
             AttentionVariant::Decode { .. } => self
                 .window_plan(shape, dtype, 1 << 16, 256)
                 .map_or(1, |p| p.windows * p.subs),
-            AttentionVariant::Flash { chunk: Some(k), .. } => shape.skv.div_ceil(k),
+            AttentionVariant::Flash { chunk: Some(k), .. }
+            | AttentionVariant::DecodeTexture { chunk: k, .. } => shape.skv.div_ceil(k),
             _ => 1,
         }
     }
@@ -384,7 +415,9 @@ impl AttentionVariant {
                 ..
             } => rows * (shape.d as u64 + 4) * 4,
             AttentionVariant::Flash { chunk: None, .. } => 0,
-            AttentionVariant::Flash { .. } | AttentionVariant::Decode { .. } => {
+            AttentionVariant::Flash { .. }
+            | AttentionVariant::Decode { .. }
+            | AttentionVariant::DecodeTexture { .. } => {
                 rows * self.splits(shape, dtype) as u64 * (shape.d as u64 + 2) * 4
             }
         }
@@ -399,6 +432,9 @@ impl AttentionVariant {
                 shape.b * shape.hq,
             ],
             AttentionVariant::Decode { .. } => [subs, 1, 1],
+            AttentionVariant::DecodeTexture { chunk, .. } => {
+                [shape.skv.div_ceil(chunk), shape.hkv, shape.b]
+            }
             AttentionVariant::Flash { kv, chunk, .. } => {
                 let blocks = self.row_blocks(shape);
                 if kv.uniform() {
@@ -568,6 +604,9 @@ impl AttentionVariant {
         let rows = shape.b as u64 * shape.hq as u64 * shape.sq as u64;
         if let AttentionVariant::Decode { tk, subs } = *self {
             return prepare_decode(gpu, shape, dtype, inputs, shift, tk, subs, &label);
+        }
+        if let AttentionVariant::DecodeTexture { tk, chunk } = *self {
+            return prepare_decode_texture(gpu, shape, dtype, inputs, shift, tk, chunk, &label);
         }
         let q = storage_buffer(gpu, "Q", inputs.q.bytes(), false);
         let out = storage_buffer(gpu, "O", HostTensor::nan(dtype, q_len).bytes(), true);
@@ -857,44 +896,54 @@ pub fn rows_per_invocation(tq: u32, d: u32) -> u32 {
 /// short chunks); above it the unsplit kernels already fill the device.
 pub const SPLIT_MAX_ROWS: u32 = 256;
 
-/// The WGSL of the decode kernel for `rep` query heads per KV head, head dim `d`, `tk` keys
-/// per lane per step, uniform windows of `q_vec4s` (Q) and `kv_vec4s` (K, V) vec4s, and
-/// `nw` K/V window pairs per dispatch.
-pub fn decode_source(
-    d: u32,
-    dtype: DType,
-    rep: u32,
-    tk: u32,
-    q_vec4s: u32,
-    kv_vec4s: u32,
-    nw: u32,
-) -> String {
+/// The generated parts of a decode kernel (uniform windows or textures): pre-scaled q
+/// (`LOAD_Q`), the per-lane online-softmax state (`INIT`), one step over 8·TK keys (`STEP`,
+/// K and V named `@K` and `@V`) and the subgroup combination of the lanes (`REDUCE`).
+struct DecodeBody {
+    load_q: String,
+    init: String,
+    step: String,
+    reduce: String,
+}
+
+/// Where a decode kernel reads Q, K and V, as WGSL expressions of 16-byte units (a
+/// vec4<f32> in f32 windows, a vec4<u32> otherwise): `q(h, u)` is unit u of the KV head's
+/// query head h, `kv(buffer, t, u)` unit u of the step's key t in K or V (`@K`, `@V`), whose
+/// row `key_row(t)` names (clamped to the chunk); `raw` says f32 units come as u32 bit
+/// patterns.
+struct DecodeSource<'a> {
+    q: &'a dyn Fn(u32, u32) -> String,
+    kv: &'a dyn Fn(&str, u32, u32) -> String,
+    key_row: &'a dyn Fn(u32) -> String,
+    raw: bool,
+}
+
+/// The decode kernel's body for `rep` query heads per KV head, head dim `d` and `tk` keys
+/// per lane per step, reading through `src`.
+fn decode_body(d: u32, dtype: DType, rep: u32, tk: u32, src: &DecodeSource) -> DecodeBody {
     let d4 = d / 4;
     let f16 = dtype == DType::F16;
-    let row = if f16 { d4 / 2 } else { d4 };
     let group = if f16 { 2 } else { 1 };
-    // Statements loading vec4s c0 .. c0 + group of window row `base` (+ `off` vec4s) into
-    // `{name}0`, `{name}1`.
-    let load = |buf: &str, base: &str, off: u32, name: &str| -> String {
+    // Statements loading the 16-byte `unit` into `{name}0` (and `{name}1`: f16).
+    let load = |unit: String, name: &str| -> String {
         if f16 {
-            format!(
-                "let {name}u = {buf}[{base} + {}u]; {}",
-                off / 2,
-                unpack_halves(name)
-            )
+            format!("let {name}u = {unit}; {}", unpack_halves(name))
+        } else if src.raw {
+            format!("let {name}0 = bitcast<vec4<f32>>({unit});")
         } else {
-            format!("let {name}0 = {buf}[{base} + {off}u];")
+            format!("let {name}0 = {unit};")
         }
     };
     let mut load_q = String::new();
     let mut init = String::new();
     for h in 0..rep {
+        for c in 0..d4 {
+            let _ = writeln!(load_q, "    var q{h}_{c}: vec4<f32>;");
+        }
+    }
+    for h in 0..rep {
         for c0 in (0..d4).step_by(group as usize) {
-            let _ = writeln!(
-                load_q,
-                "    {{ {} ",
-                load("qw", "head.z", h * row * group + c0, "x")
-            );
+            let _ = writeln!(load_q, "    {{ {} ", load((src.q)(h, c0 / group), "x"));
             for gi in 0..group {
                 let _ = writeln!(load_q, "        q{h}_{} = x{gi} * p.scale_log2e;", c0 + gi);
             }
@@ -906,30 +955,19 @@ pub fn decode_source(
             let _ = writeln!(init, "    var o{h}_{c} = vec4<f32>(0.0);");
         }
     }
-    let mut q_decl = String::new();
-    for h in 0..rep {
-        for c in 0..d4 {
-            let _ = writeln!(q_decl, "    var q{h}_{c}: vec4<f32>;");
-        }
-    }
-    let load_q = format!("{q_decl}{load_q}");
-    // The loop body, with the slot's K and V bindings written as `@K` and `@V`.
     let mut step = String::new();
     for t in 0..tk {
         let _ = writeln!(step, "{IND}let key{t} = t0 + {} + i32(li);", 8 * t);
         let _ = writeln!(step, "{IND}let msk{t} = key{t} >= see_end;");
         // Masked keys read the chunk's last key (in bounds) and add 0.
-        let _ = writeln!(
-            step,
-            "{IND}let kb{t} = kv_off + u32(min(key{t}, k_end - 1) - i32(k0)) * {row}u;"
-        );
+        let _ = writeln!(step, "{IND}let kb{t} = {};", (src.key_row)(t));
         for h in 0..rep {
             let _ = writeln!(step, "{IND}var s{h}_{t} = 0.0;");
         }
     }
     for c0 in (0..d4).step_by(group as usize) {
         for t in 0..tk {
-            let _ = writeln!(step, "{IND}{{ {}", load("@K", &format!("kb{t}"), c0, "x"));
+            let _ = writeln!(step, "{IND}{{ {}", load((src.kv)("@K", t, c0 / group), "x"));
             for gi in 0..group {
                 let c = c0 + gi;
                 for h in 0..rep {
@@ -967,7 +1005,7 @@ pub fn decode_source(
             }
         }
         for t in 0..tk {
-            let _ = writeln!(step, "{IND}{{ {}", load("@V", &format!("kb{t}"), c0, "y"));
+            let _ = writeln!(step, "{IND}{{ {}", load((src.kv)("@V", t, c0 / group), "y"));
             for gi in 0..group {
                 let c = c0 + gi;
                 for h in 0..rep {
@@ -1002,6 +1040,43 @@ pub fn decode_source(
         let _ = writeln!(reduce, "        }}");
         let _ = writeln!(reduce, "    }}");
     }
+    DecodeBody {
+        load_q,
+        init,
+        step,
+        reduce,
+    }
+}
+
+/// The WGSL of the decode kernel for `rep` query heads per KV head, head dim `d`, `tk` keys
+/// per lane per step, uniform windows of `q_vec4s` (Q) and `kv_vec4s` (K, V) vec4s, and
+/// `nw` K/V window pairs per dispatch.
+pub fn decode_source(
+    d: u32,
+    dtype: DType,
+    rep: u32,
+    tk: u32,
+    q_vec4s: u32,
+    kv_vec4s: u32,
+    nw: u32,
+) -> String {
+    let f16 = dtype == DType::F16;
+    let row = if f16 { d / 8 } else { d / 4 };
+    let q = |h: u32, u: u32| format!("qw[head.z + {}u]", h * row + u);
+    let kv = |buf: &str, t: u32, u: u32| format!("{buf}[kb{t} + {u}u]");
+    let key_row = |t: u32| format!("kv_off + u32(min(key{t}, k_end - 1) - i32(k0)) * {row}u");
+    let body = decode_body(
+        d,
+        dtype,
+        rep,
+        tk,
+        &DecodeSource {
+            q: &q,
+            kv: &kv,
+            key_row: &key_row,
+            raw: false,
+        },
+    );
     let kw = if f16 { "u32" } else { "f32" };
     let mut bindings = String::new();
     for i in 0..nw {
@@ -1014,7 +1089,8 @@ pub fn decode_source(
         }
     }
     let windows = slot_switch("wid.y", nw, |i| {
-        let body = step
+        let body = body
+            .step
             .replace("@K", &format!("kw{i}"))
             .replace("@V", &format!("vw{i}"));
         format!(
@@ -1040,13 +1116,62 @@ pub fn decode_source(
             ("KW", kw.into()),
             ("QV", q_vec4s.to_string()),
             ("NW", nw.to_string()),
-            ("D4", d4.to_string()),
+            ("D4", (d / 4).to_string()),
             ("TK", tk.to_string()),
             ("KV_BINDINGS", bindings.trim_end().to_string()),
-            ("LOAD_Q", load_q.trim_end().to_string()),
-            ("INIT", init.trim_end().to_string()),
+            ("LOAD_Q", body.load_q.trim_end().to_string()),
+            ("INIT", body.init.trim_end().to_string()),
             ("WINDOWS", windows),
-            ("REDUCE", reduce.trim_end().to_string()),
+            ("REDUCE", body.reduce.trim_end().to_string()),
+        ],
+    )
+}
+
+/// The WGSL of the texture-fed decode kernel for `rep` query heads per KV head, head dim
+/// `d` and `tk` keys per lane per step, K and V laid out as `layout`.
+pub fn decode_texture_source(
+    d: u32,
+    dtype: DType,
+    rep: u32,
+    tk: u32,
+    q_layout: &TexelLayout,
+    layout: &TexelLayout,
+) -> String {
+    let q = |h: u32, u: u32| format!("textureLoad(q_tex, q_texel({u}u, qr + {h}u))");
+    let kv = |buf: &str, t: u32, u: u32| format!("textureLoad({buf}, kv_texel({u}u, kb{t}))");
+    let key_row = |t: u32| format!("row0 + u32(min(key{t}, k_end - 1))");
+    let body = decode_body(
+        d,
+        dtype,
+        rep,
+        tk,
+        &DecodeSource {
+            q: &q,
+            kv: &kv,
+            key_row: &key_row,
+            raw: true,
+        },
+    );
+    render(
+        DECODE_TEXTURE,
+        &[
+            ("ENABLE_F16", enable_line(dtype)),
+            ("ELEM", dtype.wgsl().into()),
+            ("D4", (d / 4).to_string()),
+            ("TK", tk.to_string()),
+            ("Q_TEXEL", q_layout.wgsl("q_texel")),
+            ("KV_TEXEL", layout.wgsl("kv_texel")),
+            ("LOAD_Q", body.load_q.trim_end().to_string()),
+            ("INIT", body.init.trim_end().to_string()),
+            (
+                "STEP",
+                body.step
+                    .replace("@K", "k_tex")
+                    .replace("@V", "v_tex")
+                    .trim_end()
+                    .to_string(),
+            ),
+            ("REDUCE", body.reduce.trim_end().to_string()),
         ],
     )
 }
@@ -1295,6 +1420,144 @@ fn prepare_decode(
         output_dtype: dtype,
         output_len: q_len,
         _keep: vec![uniforms, windows, q, k, v, part_o, part_ml],
+    })
+}
+
+/// The bytes of one K/V texel: rgba32uint.
+const KV_TEXEL_BYTES: u32 = 16;
+
+/// K's and V's texel layout for `shape` in `dtype`: one row of D·size/16 texels per key.
+pub fn decode_texture_layout(
+    shape: &AttentionShape,
+    dtype: DType,
+    max_texture: u32,
+) -> Result<TexelLayout, PrepareError> {
+    let rows = shape.b as u64 * shape.hkv as u64 * shape.skv as u64;
+    let rows = u32::try_from(rows).map_err(|_| {
+        PrepareError::Unsupported(format!(
+            "{rows} K/V rows do not fit a texture's 32-bit rows"
+        ))
+    })?;
+    let width = (shape.d as u64 * dtype.size() / KV_TEXEL_BYTES as u64) as u32;
+    TexelLayout::new("K and V", width, rows, max_texture)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prepare_decode_texture(
+    gpu: &Gpu,
+    shape: &AttentionShape,
+    dtype: DType,
+    inputs: &AttentionInputs,
+    shift: i32,
+    tk: u32,
+    chunk: u32,
+    label: &str,
+) -> Result<Program, PrepareError> {
+    let variant = AttentionVariant::DecodeTexture { tk, chunk };
+    let rep = shape.hq / shape.hkv;
+    if shape.sq != 1 {
+        return Err(PrepareError::Unsupported(format!(
+            "the decode kernel is for sq=1 (this shape has sq={})",
+            shape.sq
+        )));
+    }
+    if rep * shape.d > DECODE_MAX_REP_D {
+        return Err(PrepareError::Unsupported(format!(
+            "{rep} query heads per KV head at d={} exceed the decode kernel's rep·d <= {DECODE_MAX_REP_D}",
+            shape.d
+        )));
+    }
+    require_subgroups(gpu, 8, "combines the lanes' keys with subgroup reductions")?;
+    let max_texture = gpu.limits().max_texture_dimension_2d;
+    let layout = decode_texture_layout(shape, dtype, max_texture)?;
+    let q_layout = TexelLayout::new("Q", layout.width, shape.b * shape.hq, max_texture)?;
+    let nsplit = variant.splits(shape, dtype);
+    let rows = shape.b as u64 * shape.hq as u64;
+    let q_len = rows * shape.d as u64;
+    let workgroups = variant.workgroups(shape, 1);
+    check_workgroups(gpu, workgroups)?;
+    let part_o_bytes = rows * nsplit as u64 * shape.d as u64 * 4;
+    check_buffer(gpu, "the partial outputs", part_o_bytes)?;
+    let merge_groups = grid_1d(q_len / 4);
+    check_workgroups(gpu, merge_groups)?;
+    let params = FlashParams {
+        b: shape.b,
+        hq: shape.hq,
+        hkv: shape.hkv,
+        sq: 1,
+        skv: shape.skv,
+        rep,
+        causal: shape.causal as u32,
+        nsplit,
+        shift,
+        chunk,
+        scale_log2e: ((1.0 / (shape.d as f64).sqrt()) * LOG2_E) as f32,
+        _pad: 0,
+    };
+    let source = decode_texture_source(shape.d, dtype, rep, tk, &q_layout, &layout);
+    let main = compile(gpu, label, &source, "main")?;
+    let merge = compile(
+        gpu,
+        &format!("{label} merge"),
+        &merge_source(shape.d, dtype),
+        "main",
+    )?;
+    let texture = |name: &str, layout: &TexelLayout, tensor: &HostTensor| {
+        let t = layout.texture(
+            gpu,
+            name,
+            wgpu::TextureFormat::Rgba32Uint,
+            wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+        );
+        layout.write(gpu, &t, tensor.bytes(), KV_TEXEL_BYTES);
+        t.create_view(&wgpu::TextureViewDescriptor::default())
+    };
+    let q = texture("Q texels", &q_layout, &inputs.q);
+    let k = texture("K texels", &layout, &inputs.k);
+    let v = texture("V texels", &layout, &inputs.v);
+    let out = storage_buffer(gpu, "O", HostTensor::nan(dtype, q_len).bytes(), true);
+    let uniforms = uniform_buffer(gpu, "attention params", bytemuck::bytes_of(&params));
+    let part_o = scratch(gpu, "attention partial o", part_o_bytes);
+    let part_ml = scratch(gpu, "attention partial m, l", rows * nsplit as u64 * 8);
+    let resources = [
+        uniforms.as_entire_binding(),
+        wgpu::BindingResource::TextureView(&q),
+        wgpu::BindingResource::TextureView(&k),
+        wgpu::BindingResource::TextureView(&v),
+        part_o.as_entire_binding(),
+        part_ml.as_entire_binding(),
+    ];
+    let entries: Vec<wgpu::BindGroupEntry> = resources
+        .into_iter()
+        .enumerate()
+        .map(|(i, resource)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource,
+        })
+        .collect();
+    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &main.get_bind_group_layout(0),
+        entries: &entries,
+    });
+    let dispatches = vec![
+        Dispatch {
+            pipeline: main,
+            bind_group,
+            workgroups,
+        },
+        Dispatch {
+            bind_group: bind(gpu, &merge, &[&uniforms, &part_o, &part_ml, &out]),
+            pipeline: merge,
+            workgroups: merge_groups,
+        },
+    ];
+    Ok(Program {
+        dispatches,
+        output: out,
+        output_dtype: dtype,
+        output_len: q_len,
+        _keep: vec![uniforms, part_o, part_ml],
     })
 }
 
@@ -1782,6 +2045,20 @@ mod tests {
                         // Two window slots exercise the switch (a case and the default).
                         let src = decode_source(d, dtype, rep, 2, 64, 4096, 2);
                         validate(&format!("decode rep={rep} d={d} {dtype}"), &src);
+                        // Unfolded and folded K/V layouts.
+                        for skv in [100, 5000] {
+                            let s =
+                                shape(&format!("b=1,hq={},hkv=4,sq=1,skv={skv},d={d}", 4 * rep));
+                            let kv = decode_texture_layout(&s, dtype, 16384).unwrap();
+                            let q = TexelLayout::new("Q", kv.width, 4 * rep, 16384).unwrap();
+                            for tk in [1, 2] {
+                                let src = decode_texture_source(d, dtype, rep, tk, &q, &kv);
+                                validate(
+                                    &format!("decode_stex rep={rep} d={d} skv={skv} {dtype}"),
+                                    &src,
+                                );
+                            }
+                        }
                     }
                 }
             }
@@ -1798,6 +2075,10 @@ mod tests {
                     assert!(x * 16 >= s.skv && y * 16 >= s.sq && z == s.b * s.hq)
                 }
                 AttentionVariant::Decode { .. } => assert_eq!([x, y, z], [3, 1, 1]),
+                AttentionVariant::DecodeTexture { chunk, .. } => {
+                    assert!(x * chunk >= s.skv && (x - 1) * chunk < s.skv);
+                    assert_eq!((y, z), (s.hkv, s.b));
+                }
                 AttentionVariant::Flash {
                     kv, br, tq, chunk, ..
                 } => {
@@ -1866,6 +2147,25 @@ mod tests {
             .window_plan(&s, DType::F32, 1 << 16, 256)
             .is_none());
         assert!(decode.window_plan(&s, DType::F32, 256, 256).is_none());
+    }
+
+    #[test]
+    fn decode_textures_hold_one_key_a_row_and_fold_tall_caches() {
+        // Llama-3-8B's heads at skv = 8192: 65536 keys of 32 f32 texels (16 in f16), in 4
+        // blocks of 16384 rows side by side.
+        let s = shape("b=1,hq=32,hkv=8,sq=1,skv=8192,d=128");
+        let l = decode_texture_layout(&s, DType::F32, 16384).unwrap();
+        assert_eq!((l.width, l.height, l.blocks()), (32, 65536, 4));
+        assert_eq!(l.size(), (128, 16384));
+        let l = decode_texture_layout(&s, DType::F16, 16384).unwrap();
+        assert_eq!((l.width, l.folded()), (16, true));
+        let short = shape("b=1,hq=12,hkv=12,sq=1,skv=1000,d=64");
+        assert!(!decode_texture_layout(&short, DType::F32, 16384)
+            .unwrap()
+            .folded());
+        // More blocks than one texture row holds.
+        let huge = shape("b=64,hq=32,hkv=8,sq=1,skv=32768,d=128");
+        assert!(decode_texture_layout(&huge, DType::F32, 16384).is_err());
     }
 
     #[test]
