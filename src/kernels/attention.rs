@@ -33,8 +33,9 @@
 //! - `decode_stex_*`: the same step with Q, K and V in rgba32uint storage textures (bytes as
 //!   they are, one key a texture row, tall caches folded), one dispatch for every head and
 //!   chunk: on lavapipe a texel load is vectorised where a uniform gather goes component by
-//!   component, and this ran 1.5-4.9x `decode_ubo` in turns (2.7x at the quick suite's
-//!   GQA d = 128 decode, skv = 1024, f32). Needs SUBGROUP.
+//!   component, and the best tile ran 1.2-2.7x `decode_ubo_l8_t1_s1` in turns on every
+//!   decode shape tried (2.7x at the quick suite's GQA d = 128 decode, skv = 1024, f32).
+//!   Needs SUBGROUP.
 //!
 //! Variant names: `r` invocations per workgroup, `q` query rows per invocation (at d=64; see
 //! [`rows_per_invocation`]), `c` keys per tile, `k` keys per split chunk; for `decode_ubo`,
@@ -237,7 +238,7 @@ impl AttentionVariant {
     /// - `flash_ubo_r8_q4_c4` (each lane gathers its own K/V rows) screened 1.2-1.9x behind
     ///   `flash_ubs` (one row per lane, shared by subgroupBroadcast) on the quick prefill
     ///   shapes and took 8-15 s to compile;
-    /// - `decode_ubo_*` (K/V through uniform windows) ran 1.5-4.9x behind `decode_stex`
+    /// - `decode_ubo_*` (K/V through uniform windows) ran 1.2-2.7x behind `decode_stex`
     ///   (K/V in textures) in turns on every decode shape tried (d = 64 and 128, MHA and
     ///   GQA, skv = 1024 and 8192, f32 and f16), and took 15 s to compile at d = 128, rep 4,
     ///   where `decode_stex_l8_t1` took 6.5-8 s.
