@@ -5,6 +5,7 @@
 //! the files in `kernels/`, computes dispatch geometry and checks device limits.
 
 pub mod attention;
+pub mod attention_decode;
 pub mod elementwise;
 pub mod gemv;
 pub mod gemv_texture;
@@ -330,6 +331,21 @@ pub fn check_workgroups(gpu: &Gpu, workgroups: [u32; 3]) -> Result<(), PrepareEr
         )));
     }
     Ok(())
+}
+
+/// Parse and validate `src` with naga (what wgpu runs before any driver sees a shader),
+/// panicking with `what` and the error: catches WGSL errors in tests without an adapter.
+#[cfg(test)]
+pub fn validate_wgsl(what: &str, src: &str) {
+    use wgpu::naga;
+    let module = naga::front::wgsl::parse_str(src)
+        .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(src)));
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{what}: {e:?}"));
 }
 
 #[cfg(test)]

@@ -1,0 +1,754 @@
+//! The decode attention kernels (Sq = 1), lavapipe's designs: one generated step (one key
+//! per SIMD lane, FlashAttention-2's online softmax for the rep query heads of a KV head,
+//! the 8 lanes combined by subgroup reductions) fed two ways, and the host side of each:
+//! - `decode_ubo_*`: K and V through 64 KiB uniform windows, several per dispatch
+//!   (`kernels/attention_decode_ubo.wgsl`);
+//! - `decode_stex_*`: Q, K and V in rgba32uint storage textures, one dispatch for every head
+//!   and chunk (`kernels/attention_decode_texture.wgsl`).
+//!
+//! Both write per-chunk partial results that attention.rs's merge pass combines. The
+//! variants themselves ([`AttentionVariant::Decode`], [`AttentionVariant::DecodeTexture`])
+//! live with the others in attention.rs.
+
+use std::fmt::Write as _;
+
+use super::attention::{
+    bind_entries, grid_1d, merge_source, range, scratch, tree, whole, AttentionInputs,
+    AttentionVariant, FlashParams, IND, LOG2_E,
+};
+use super::texel_layout::TexelLayout;
+use super::{
+    bind, check_buffer, check_workgroups, compile, enable_line, render, require_subgroups,
+    slot_switch, storage_buffer, uniform_buffer, uniform_readable, unpack_halves, Dispatch,
+    HostTensor, PrepareError, Program,
+};
+use crate::gpu::Gpu;
+use crate::shape::{AttentionShape, DType};
+
+const DECODE_UBO: &str = include_str!("../../kernels/attention_decode_ubo.wgsl");
+const DECODE_TEXTURE: &str = include_str!("../../kernels/attention_decode_texture.wgsl");
+
+/// The generated parts of a decode kernel (uniform windows or textures): pre-scaled q
+/// (`LOAD_Q`), the per-lane online-softmax state (`INIT`), one step over 8·TK keys (`STEP`,
+/// K and V named `@K` and `@V`) and the subgroup combination of the lanes (`REDUCE`).
+struct DecodeBody {
+    load_q: String,
+    init: String,
+    step: String,
+    reduce: String,
+}
+
+/// Where a decode kernel reads Q, K and V, as WGSL expressions of 16-byte units (a
+/// vec4<f32> in f32 windows, a vec4<u32> otherwise): `q(h, u)` is unit u of the KV head's
+/// query head h, `kv(buffer, t, u)` unit u of the step's key t in K or V (`@K`, `@V`), whose
+/// row `key_row(t)` names (clamped to the chunk); `raw` says f32 units come as u32 bit
+/// patterns.
+struct DecodeSource<'a> {
+    q: &'a dyn Fn(u32, u32) -> String,
+    kv: &'a dyn Fn(&str, u32, u32) -> String,
+    key_row: &'a dyn Fn(u32) -> String,
+    raw: bool,
+}
+
+/// The decode kernel's body for `rep` query heads per KV head, head dim `d` and `tk` keys
+/// per lane per step, reading through `src`.
+fn decode_body(d: u32, dtype: DType, rep: u32, tk: u32, src: &DecodeSource) -> DecodeBody {
+    let d4 = d / 4;
+    let f16 = dtype == DType::F16;
+    let group = if f16 { 2 } else { 1 };
+    // Statements loading the 16-byte `unit` into `{name}0` (and `{name}1`: f16).
+    let load = |unit: String, name: &str| -> String {
+        if f16 {
+            format!("let {name}u = {unit}; {}", unpack_halves(name))
+        } else if src.raw {
+            format!("let {name}0 = bitcast<vec4<f32>>({unit});")
+        } else {
+            format!("let {name}0 = {unit};")
+        }
+    };
+    let mut load_q = String::new();
+    let mut init = String::new();
+    for h in 0..rep {
+        for c in 0..d4 {
+            let _ = writeln!(load_q, "    var q{h}_{c}: vec4<f32>;");
+        }
+    }
+    for h in 0..rep {
+        for c0 in (0..d4).step_by(group as usize) {
+            let _ = writeln!(load_q, "    {{ {} ", load((src.q)(h, c0 / group), "x"));
+            for gi in 0..group {
+                let _ = writeln!(load_q, "        q{h}_{} = x{gi} * p.scale_log2e;", c0 + gi);
+            }
+            let _ = writeln!(load_q, "    }}");
+        }
+        let _ = writeln!(init, "    var m{h} = NEG;");
+        let _ = writeln!(init, "    var l{h} = 0.0;");
+        for c in 0..d4 {
+            let _ = writeln!(init, "    var o{h}_{c} = vec4<f32>(0.0);");
+        }
+    }
+    let mut step = String::new();
+    for t in 0..tk {
+        let _ = writeln!(step, "{IND}let key{t} = t0 + {} + i32(li);", 8 * t);
+        let _ = writeln!(step, "{IND}let msk{t} = key{t} >= see_end;");
+        // Masked keys read the chunk's last key (in bounds) and add 0.
+        let _ = writeln!(step, "{IND}let kb{t} = {};", (src.key_row)(t));
+        for h in 0..rep {
+            let _ = writeln!(step, "{IND}var s{h}_{t} = 0.0;");
+        }
+    }
+    for c0 in (0..d4).step_by(group as usize) {
+        for t in 0..tk {
+            let _ = writeln!(step, "{IND}{{ {}", load((src.kv)("@K", t, c0 / group), "x"));
+            for gi in 0..group {
+                let c = c0 + gi;
+                for h in 0..rep {
+                    let _ = writeln!(
+                        step,
+                        "{IND}    s{h}_{t} = fma(q{h}_{c}.w, x{gi}.w, fma(q{h}_{c}.z, x{gi}.z, fma(q{h}_{c}.y, x{gi}.y, fma(q{h}_{c}.x, x{gi}.x, s{h}_{t}))));"
+                    );
+                }
+            }
+            let _ = writeln!(step, "{IND}}}");
+        }
+    }
+    for h in 0..rep {
+        let names: Vec<String> = (0..tk).map(|t| format!("s{h}_{t}")).collect();
+        for t in 0..tk {
+            let _ = writeln!(step, "{IND}s{h}_{t} = select(s{h}_{t}, NEG, msk{t});");
+        }
+        let _ = writeln!(step, "{IND}let mn{h} = max(m{h}, {});", tree(&names, "max"));
+        let _ = writeln!(step, "{IND}let alpha{h} = exp2(m{h} - mn{h});");
+        for t in 0..tk {
+            let _ = writeln!(
+                step,
+                "{IND}let p{h}_{t} = select(exp2(s{h}_{t} - mn{h}), 0.0, msk{t});"
+            );
+        }
+        let ps: Vec<String> = (0..tk).map(|t| format!("p{h}_{t}")).collect();
+        let _ = writeln!(step, "{IND}l{h} = fma(l{h}, alpha{h}, {});", tree(&ps, "+"));
+        let _ = writeln!(step, "{IND}m{h} = mn{h};");
+    }
+    for c0 in (0..d4).step_by(group as usize) {
+        for gi in 0..group {
+            for h in 0..rep {
+                let c = c0 + gi;
+                let _ = writeln!(step, "{IND}o{h}_{c} = o{h}_{c} * alpha{h};");
+            }
+        }
+        for t in 0..tk {
+            let _ = writeln!(step, "{IND}{{ {}", load((src.kv)("@V", t, c0 / group), "y"));
+            for gi in 0..group {
+                let c = c0 + gi;
+                for h in 0..rep {
+                    let _ = writeln!(
+                        step,
+                        "{IND}    o{h}_{c} = fma(vec4<f32>(p{h}_{t}), y{gi}, o{h}_{c});"
+                    );
+                }
+            }
+            let _ = writeln!(step, "{IND}}}");
+        }
+    }
+    let mut reduce = String::new();
+    for h in 0..rep {
+        let _ = writeln!(reduce, "    {{");
+        let _ = writeln!(reduce, "        let mx = subgroupMax(m{h});");
+        // A lane that saw no key has m = NEG: its weight is 0 (or 1 with l = 0, o = 0).
+        let _ = writeln!(reduce, "        let sc = exp2(m{h} - mx);");
+        let _ = writeln!(reduce, "        let lt = subgroupAdd(l{h} * sc);");
+        let _ = writeln!(
+            reduce,
+            "        let pb = ((head.x * p.hq + head.y * p.rep + {h}u) * p.sq) * p.nsplit + split0 + sub;"
+        );
+        for c in 0..d4 {
+            let _ = writeln!(reduce, "        let o{c} = subgroupAdd(o{h}_{c} * sc);");
+        }
+        let _ = writeln!(reduce, "        if (li == 0u) {{");
+        for c in 0..d4 {
+            let _ = writeln!(reduce, "            part_o[pb * D4 + {c}u] = o{c};");
+        }
+        let _ = writeln!(reduce, "            part_ml[pb] = vec2<f32>(mx, lt);");
+        let _ = writeln!(reduce, "        }}");
+        let _ = writeln!(reduce, "    }}");
+    }
+    DecodeBody {
+        load_q,
+        init,
+        step,
+        reduce,
+    }
+}
+
+/// The WGSL of the decode kernel for `rep` query heads per KV head, head dim `d`, `tk` keys
+/// per lane per step, uniform windows of `q_vec4s` (Q) and `kv_vec4s` (K, V) vec4s, and
+/// `nw` K/V window pairs per dispatch.
+pub fn decode_source(
+    d: u32,
+    dtype: DType,
+    rep: u32,
+    tk: u32,
+    q_vec4s: u32,
+    kv_vec4s: u32,
+    nw: u32,
+) -> String {
+    let f16 = dtype == DType::F16;
+    let row = if f16 { d / 8 } else { d / 4 };
+    let q = |h: u32, u: u32| format!("qw[head.z + {}u]", h * row + u);
+    let kv = |buf: &str, t: u32, u: u32| format!("{buf}[kb{t} + {u}u]");
+    let key_row = |t: u32| format!("kv_off + u32(min(key{t}, k_end - 1) - i32(k0)) * {row}u");
+    let body = decode_body(
+        d,
+        dtype,
+        rep,
+        tk,
+        &DecodeSource {
+            q: &q,
+            kv: &kv,
+            key_row: &key_row,
+            raw: false,
+        },
+    );
+    let kw = if f16 { "u32" } else { "f32" };
+    let mut bindings = String::new();
+    for i in 0..nw {
+        for (j, name) in ["kw", "vw"].iter().enumerate() {
+            let _ = writeln!(
+                bindings,
+                "@group(0) @binding({}) var<uniform> {name}{i}: array<vec4<{kw}>, {kv_vec4s}>;",
+                3 + 2 * i + j as u32
+            );
+        }
+    }
+    let windows = slot_switch("wid.y", nw, |i| {
+        let body = body
+            .step
+            .replace("@K", &format!("kw{i}"))
+            .replace("@V", &format!("vw{i}"));
+        format!(
+            "            for (var t0 = k_begin; t0 < see_end; t0 += i32(8u * TK)) {{\n{}\n            }}",
+            body.trim_end()
+        )
+    });
+    for (j, (name, ty)) in [("part_o", "vec4<f32>"), ("part_ml", "vec2<f32>")]
+        .into_iter()
+        .enumerate()
+    {
+        let _ = writeln!(
+            bindings,
+            "@group(0) @binding({}) var<storage, read_write> {name}: array<{ty}>;",
+            3 + 2 * nw + j as u32
+        );
+    }
+    render(
+        DECODE_UBO,
+        &[
+            ("ENABLE_F16", enable_line(dtype)),
+            ("ELEM", dtype.wgsl().into()),
+            ("KW", kw.into()),
+            ("QV", q_vec4s.to_string()),
+            ("NW", nw.to_string()),
+            ("D4", (d / 4).to_string()),
+            ("TK", tk.to_string()),
+            ("KV_BINDINGS", bindings.trim_end().to_string()),
+            ("LOAD_Q", body.load_q.trim_end().to_string()),
+            ("INIT", body.init.trim_end().to_string()),
+            ("WINDOWS", windows),
+            ("REDUCE", body.reduce.trim_end().to_string()),
+        ],
+    )
+}
+
+/// The WGSL of the texture-fed decode kernel for `rep` query heads per KV head, head dim
+/// `d` and `tk` keys per lane per step, K and V laid out as `layout`.
+pub fn decode_texture_source(
+    d: u32,
+    dtype: DType,
+    rep: u32,
+    tk: u32,
+    q_layout: &TexelLayout,
+    layout: &TexelLayout,
+) -> String {
+    let q = |h: u32, u: u32| format!("textureLoad(q_tex, q_texel({u}u, qr + {h}u))");
+    let kv = |buf: &str, t: u32, u: u32| format!("textureLoad({buf}, kv_texel({u}u, kb{t}))");
+    let key_row = |t: u32| format!("row0 + u32(min(key{t}, k_end - 1))");
+    let body = decode_body(
+        d,
+        dtype,
+        rep,
+        tk,
+        &DecodeSource {
+            q: &q,
+            kv: &kv,
+            key_row: &key_row,
+            raw: true,
+        },
+    );
+    render(
+        DECODE_TEXTURE,
+        &[
+            ("ENABLE_F16", enable_line(dtype)),
+            ("ELEM", dtype.wgsl().into()),
+            ("D4", (d / 4).to_string()),
+            ("TK", tk.to_string()),
+            ("Q_TEXEL", q_layout.wgsl("q_texel")),
+            ("KV_TEXEL", layout.wgsl("kv_texel")),
+            ("LOAD_Q", body.load_q.trim_end().to_string()),
+            ("INIT", body.init.trim_end().to_string()),
+            (
+                "STEP",
+                body.step
+                    .replace("@K", "k_tex")
+                    .replace("@V", "v_tex")
+                    .trim_end()
+                    .to_string(),
+            ),
+            ("REDUCE", body.reduce.trim_end().to_string()),
+        ],
+    )
+}
+
+/// The most query heads per KV head times head dim the decode kernel unrolls (private
+/// state per lane: q and o, 2·rep·d floats).
+pub const DECODE_MAX_REP_D: u32 = 1024;
+
+/// The most K/V window pairs one decode dispatch binds (lavapipe allows 6: 15 uniform
+/// bindings per stage).
+pub const DECODE_MAX_WINDOWS: u32 = 6;
+
+/// The most rep·d·NW the decode kernel unrolls (each of the NW window slots repeats the
+/// step, whose size grows with rep·d). GQA at d = 128 (rep·d = 512) with NW = 6 took 45 s to
+/// compile on lavapipe with an empty Mesa cache, and with NW = 2 it compiled in 11 s and read
+/// K/V faster (1.53-1.68 against 1.31-1.47 GB/s at skv = 8192, alternating runs): fewer
+/// windows per dispatch cost more dispatches, but the smaller body spills less.
+pub const DECODE_UNROLLED_REP_D: u32 = 1024;
+
+/// The Q window of the decode kernel in vec4s: all of Q where one uniform binding of
+/// `max_binding` bytes holds it, else as much as it holds, plus the alignment slack, so
+/// that one dispatch serves the heads of several slots; `None` where not even one KV head's
+/// `rep` query rows fit.
+fn decode_q_vec4s(
+    shape: &AttentionShape,
+    dtype: DType,
+    align: u64,
+    max_binding: u64,
+) -> Option<u64> {
+    let rows = |n: u64| (align.max(16) - 16 + n * shape.d as u64 * dtype.size()).div_ceil(16);
+    let one = rows((shape.hq / shape.hkv) as u64);
+    let all = rows(shape.b as u64 * shape.hq as u64);
+    (one * 16 <= max_binding).then(|| all.min(max_binding / 16).max(one))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn prepare_decode(
+    gpu: &Gpu,
+    shape: &AttentionShape,
+    dtype: DType,
+    inputs: &AttentionInputs,
+    shift: i32,
+    tk: u32,
+    subs: u32,
+    label: &str,
+) -> Result<Program, PrepareError> {
+    let variant = AttentionVariant::Decode { tk, subs };
+    let rep = shape.hq / shape.hkv;
+    if shape.sq != 1 {
+        return Err(PrepareError::Unsupported(format!(
+            "the decode kernel is for sq=1 (this shape has sq={})",
+            shape.sq
+        )));
+    }
+    if rep * shape.d > DECODE_MAX_REP_D {
+        return Err(PrepareError::Unsupported(format!(
+            "{rep} query heads per KV head at d={} exceed the decode kernel's rep·d <= {DECODE_MAX_REP_D}",
+            shape.d
+        )));
+    }
+    require_subgroups(gpu, 8, "combines the lanes' keys with subgroup reductions")?;
+    let limits = gpu.limits();
+    let align = (limits.min_uniform_buffer_offset_alignment as u64).max(16);
+    let plan = variant
+        .window_plan(shape, dtype, limits.max_uniform_buffer_binding_size, align)
+        .ok_or_else(|| {
+            PrepareError::Unsupported(format!(
+                "a {}-byte uniform window cannot hold a chunk of d={} keys",
+                limits.max_uniform_buffer_binding_size, shape.d
+            ))
+        })?;
+    let Some(q_vec4s) = decode_q_vec4s(shape, dtype, align, limits.max_uniform_buffer_binding_size)
+    else {
+        return Err(PrepareError::Unsupported(format!(
+            "{rep} query rows of d={} do not fit one uniform window",
+            shape.d
+        )));
+    };
+    let nsplit = plan.windows * plan.subs;
+    let chunk = plan.keys / plan.subs;
+    let rows = shape.b as u64 * shape.hq as u64;
+    let q_len = rows * shape.d as u64;
+    let workgroups = variant.workgroups(shape, plan.subs);
+    check_workgroups(gpu, workgroups)?;
+    let part_o_bytes = rows * nsplit as u64 * shape.d as u64 * 4;
+    check_buffer(gpu, "the partial outputs", part_o_bytes)?;
+    let merge_groups = grid_1d(q_len / 4);
+    check_workgroups(gpu, merge_groups)?;
+
+    let params = FlashParams {
+        b: shape.b,
+        hq: shape.hq,
+        hkv: shape.hkv,
+        sq: 1,
+        skv: shape.skv,
+        rep,
+        causal: shape.causal as u32,
+        nsplit,
+        shift,
+        chunk,
+        scale_log2e: ((1.0 / (shape.d as f64).sqrt()) * LOG2_E) as f32,
+        _pad: 0,
+    };
+    // Window pairs per dispatch: as many as the per-stage uniform limit allows beside
+    // Params, the window table and Q, at most DECODE_MAX_WINDOWS, and fewer where the
+    // unrolled window bodies would pass DECODE_UNROLLED_REP_D.
+    let nw = ((limits
+        .max_uniform_buffers_per_shader_stage
+        .saturating_sub(3))
+        / 2)
+    .min(DECODE_MAX_WINDOWS)
+    .min((DECODE_UNROLLED_REP_D / (rep * shape.d)).max(1))
+    .min(plan.windows.saturating_mul(shape.b * shape.hkv));
+    if nw == 0 {
+        return Err(PrepareError::Unsupported(format!(
+            "needs 5 uniform buffers per shader stage (adapter: {})",
+            limits.max_uniform_buffers_per_shader_stage
+        )));
+    }
+    let source = decode_source(
+        shape.d,
+        dtype,
+        rep,
+        tk,
+        q_vec4s as u32,
+        (plan.window_bytes / 16) as u32,
+        nw,
+    );
+    let main = compile(gpu, label, &source, "main")?;
+    let merge = compile(
+        gpu,
+        &format!("{label} merge"),
+        &merge_source(shape.d, dtype),
+        "main",
+    )?;
+    // Padded so a whole window past the last row stays in bounds.
+    let q = uniform_readable(gpu, "Q", inputs.q.bytes(), q_vec4s * 16);
+    let k = uniform_readable(gpu, "K", inputs.k.bytes(), plan.window_bytes);
+    let v = uniform_readable(gpu, "V", inputs.v.bytes(), plan.window_bytes);
+    let out = storage_buffer(gpu, "O", HostTensor::nan(dtype, q_len).bytes(), true);
+    let uniforms = uniform_buffer(gpu, "attention params", bytemuck::bytes_of(&params));
+    let part_o = scratch(gpu, "attention partial o", part_o_bytes);
+    let part_ml = scratch(gpu, "attention partial m, l", rows * nsplit as u64 * 8);
+
+    // One table entry per dispatch: nw slots of (k0, keys, kv_off, split0), then nw of
+    // (batch, g, q_off, 0). A dispatch takes the next nw windows in (batch, g, window)
+    // order, across heads, as long as their query rows fit its Q window (which only binds
+    // where uniform bindings are small: nw heads' rows take at most 24 KiB under the caps).
+    let table_bytes = 32 * nw as u64;
+    let entry = table_bytes.next_multiple_of(align);
+    let row_bytes = shape.d as u64 * dtype.size();
+    let q_rows_bytes = rep as u64 * row_bytes;
+    // Every window of every KV head: its slot words, head, first query row's byte offset
+    // in Q and K/V binding start.
+    struct Slot {
+        words: [u32; 4],
+        batch: u32,
+        g: u32,
+        q_first: u64,
+        start: u64,
+    }
+    let mut all: Vec<Slot> = Vec::new();
+    for batch in 0..shape.b {
+        for g in 0..shape.hkv {
+            let q_first = (batch as u64 * shape.hq as u64 + (g * rep) as u64) * row_bytes;
+            for wi in 0..plan.windows {
+                let k0 = wi * plan.keys;
+                let first = ((batch as u64 * shape.hkv as u64 + g as u64) * shape.skv as u64
+                    + k0 as u64)
+                    * row_bytes;
+                let start = first / align * align;
+                all.push(Slot {
+                    words: [
+                        k0,
+                        plan.keys.min(shape.skv - k0),
+                        ((first - start) / 16) as u32,
+                        wi * plan.subs,
+                    ],
+                    batch,
+                    g,
+                    q_first,
+                    start,
+                });
+            }
+        }
+    }
+    let mut table: Vec<u8> = Vec::new();
+    // Per dispatch: table offset, Q window start, K/V window starts of the used slots.
+    let mut plans: Vec<(u64, u64, Vec<u64>)> = Vec::new();
+    let mut rest = &all[..];
+    while let Some(first) = rest.first() {
+        let q_start = first.q_first / align * align;
+        let fits = |s: &Slot| s.q_first + q_rows_bytes <= q_start + q_vec4s * 16;
+        let used = rest
+            .iter()
+            .take(nw as usize)
+            .take_while(|s| fits(s))
+            .count();
+        let (group, later) = rest.split_at(used);
+        let mut words = vec![0u32; 8 * nw as usize];
+        for (i, s) in group.iter().enumerate() {
+            words[4 * i..4 * i + 4].copy_from_slice(&s.words);
+            let q_off = ((s.q_first - q_start) / 16) as u32;
+            let head = 4 * (nw as usize + i);
+            words[head..head + 4].copy_from_slice(&[s.batch, s.g, q_off, 0]);
+        }
+        plans.push((
+            table.len() as u64,
+            q_start,
+            group.iter().map(|s| s.start).collect(),
+        ));
+        table.extend_from_slice(bytemuck::cast_slice(&words));
+        table.resize((table.len() as u64).next_multiple_of(entry) as usize, 0);
+        rest = later;
+    }
+    let windows = uniform_buffer(gpu, "attention windows", &table);
+    let mut dispatches = Vec::with_capacity(plans.len() + 1);
+    for (table_at, q_start, starts) in plans {
+        let mut entries = vec![
+            whole(&uniforms),
+            range(&windows, table_at, table_bytes),
+            range(&q, q_start, q_vec4s * 16),
+        ];
+        for i in 0..nw as usize {
+            // Unused slots repeat the first window; no workgroup reads them.
+            let start = starts.get(i).copied().unwrap_or(starts[0]);
+            entries.push(range(&k, start, plan.window_bytes));
+            entries.push(range(&v, start, plan.window_bytes));
+        }
+        entries.push(whole(&part_o));
+        entries.push(whole(&part_ml));
+        dispatches.push(Dispatch {
+            bind_group: bind_entries(gpu, &main, &entries),
+            pipeline: main.clone(),
+            workgroups: [workgroups[0], starts.len() as u32, 1],
+        });
+    }
+    dispatches.push(Dispatch {
+        bind_group: bind(gpu, &merge, &[&uniforms, &part_o, &part_ml, &out]),
+        pipeline: merge,
+        workgroups: merge_groups,
+    });
+    Ok(Program {
+        dispatches,
+        output: out,
+        output_dtype: dtype,
+        output_len: q_len,
+        _keep: vec![uniforms, windows, q, k, v, part_o, part_ml],
+    })
+}
+
+/// The bytes of one K/V texel: rgba32uint.
+const KV_TEXEL_BYTES: u32 = 16;
+
+/// K's and V's texel layout for `shape` in `dtype`: one row of D·size/16 texels per key.
+pub fn decode_texture_layout(
+    shape: &AttentionShape,
+    dtype: DType,
+    max_texture: u32,
+) -> Result<TexelLayout, PrepareError> {
+    let rows = shape.b as u64 * shape.hkv as u64 * shape.skv as u64;
+    let rows = u32::try_from(rows).map_err(|_| {
+        PrepareError::Unsupported(format!(
+            "{rows} K/V rows do not fit a texture's 32-bit rows"
+        ))
+    })?;
+    let width = (shape.d as u64 * dtype.size() / KV_TEXEL_BYTES as u64) as u32;
+    TexelLayout::new("K and V", width, rows, max_texture)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn prepare_decode_texture(
+    gpu: &Gpu,
+    shape: &AttentionShape,
+    dtype: DType,
+    inputs: &AttentionInputs,
+    shift: i32,
+    tk: u32,
+    chunk: u32,
+    label: &str,
+) -> Result<Program, PrepareError> {
+    let variant = AttentionVariant::DecodeTexture { tk, chunk };
+    let rep = shape.hq / shape.hkv;
+    if shape.sq != 1 {
+        return Err(PrepareError::Unsupported(format!(
+            "the decode kernel is for sq=1 (this shape has sq={})",
+            shape.sq
+        )));
+    }
+    if rep * shape.d > DECODE_MAX_REP_D {
+        return Err(PrepareError::Unsupported(format!(
+            "{rep} query heads per KV head at d={} exceed the decode kernel's rep·d <= {DECODE_MAX_REP_D}",
+            shape.d
+        )));
+    }
+    require_subgroups(gpu, 8, "combines the lanes' keys with subgroup reductions")?;
+    let max_texture = gpu.limits().max_texture_dimension_2d;
+    let layout = decode_texture_layout(shape, dtype, max_texture)?;
+    let q_layout = TexelLayout::new("Q", layout.width, shape.b * shape.hq, max_texture)?;
+    let nsplit = variant.splits(shape, dtype);
+    let rows = shape.b as u64 * shape.hq as u64;
+    let q_len = rows * shape.d as u64;
+    let workgroups = variant.workgroups(shape, 1);
+    check_workgroups(gpu, workgroups)?;
+    let part_o_bytes = rows * nsplit as u64 * shape.d as u64 * 4;
+    check_buffer(gpu, "the partial outputs", part_o_bytes)?;
+    let merge_groups = grid_1d(q_len / 4);
+    check_workgroups(gpu, merge_groups)?;
+    let params = FlashParams {
+        b: shape.b,
+        hq: shape.hq,
+        hkv: shape.hkv,
+        sq: 1,
+        skv: shape.skv,
+        rep,
+        causal: shape.causal as u32,
+        nsplit,
+        shift,
+        chunk,
+        scale_log2e: ((1.0 / (shape.d as f64).sqrt()) * LOG2_E) as f32,
+        _pad: 0,
+    };
+    let source = decode_texture_source(shape.d, dtype, rep, tk, &q_layout, &layout);
+    let main = compile(gpu, label, &source, "main")?;
+    let merge = compile(
+        gpu,
+        &format!("{label} merge"),
+        &merge_source(shape.d, dtype),
+        "main",
+    )?;
+    let texture = |name: &str, layout: &TexelLayout, tensor: &HostTensor| {
+        let t = layout.texture(
+            gpu,
+            name,
+            wgpu::TextureFormat::Rgba32Uint,
+            wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+        );
+        layout.write(gpu, &t, tensor.bytes(), KV_TEXEL_BYTES);
+        t.create_view(&wgpu::TextureViewDescriptor::default())
+    };
+    let q = texture("Q texels", &q_layout, &inputs.q);
+    let k = texture("K texels", &layout, &inputs.k);
+    let v = texture("V texels", &layout, &inputs.v);
+    let out = storage_buffer(gpu, "O", HostTensor::nan(dtype, q_len).bytes(), true);
+    let uniforms = uniform_buffer(gpu, "attention params", bytemuck::bytes_of(&params));
+    let part_o = scratch(gpu, "attention partial o", part_o_bytes);
+    let part_ml = scratch(gpu, "attention partial m, l", rows * nsplit as u64 * 8);
+    let resources = [
+        uniforms.as_entire_binding(),
+        wgpu::BindingResource::TextureView(&q),
+        wgpu::BindingResource::TextureView(&k),
+        wgpu::BindingResource::TextureView(&v),
+        part_o.as_entire_binding(),
+        part_ml.as_entire_binding(),
+    ];
+    let entries: Vec<wgpu::BindGroupEntry> = resources
+        .into_iter()
+        .enumerate()
+        .map(|(i, resource)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource,
+        })
+        .collect();
+    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &main.get_bind_group_layout(0),
+        entries: &entries,
+    });
+    let dispatches = vec![
+        Dispatch {
+            pipeline: main,
+            bind_group,
+            workgroups,
+        },
+        Dispatch {
+            bind_group: bind(gpu, &merge, &[&uniforms, &part_o, &part_ml, &out]),
+            pipeline: merge,
+            workgroups: merge_groups,
+        },
+    ];
+    Ok(Program {
+        dispatches,
+        output: out,
+        output_dtype: dtype,
+        output_len: q_len,
+        _keep: vec![uniforms, part_o, part_ml],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(spec: &str) -> AttentionShape {
+        spec.parse().unwrap()
+    }
+
+    /// Both decode kernels parse and validate with naga for every head dim, dtype and
+    /// GQA ratio they take, the texture kernel with unfolded and folded K/V layouts.
+    #[test]
+    fn every_decode_source_validates() {
+        let validate = crate::kernels::validate_wgsl;
+        for dtype in [DType::F32, DType::F16] {
+            for d in AttentionShape::HEAD_DIMS {
+                for rep in [1, 4] {
+                    if rep * d > DECODE_MAX_REP_D {
+                        continue;
+                    }
+                    // Two window slots exercise the switch (a case and the default).
+                    let src = decode_source(d, dtype, rep, 2, 64, 4096, 2);
+                    validate(&format!("decode rep={rep} d={d} {dtype}"), &src);
+                    for skv in [100, 5000] {
+                        let s = shape(&format!("b=1,hq={},hkv=4,sq=1,skv={skv},d={d}", 4 * rep));
+                        let kv = decode_texture_layout(&s, dtype, 16384).unwrap();
+                        assert_eq!(kv.folded(), skv == 5000);
+                        let q = TexelLayout::new("Q", kv.width, 4 * rep, 16384).unwrap();
+                        for tk in [1, 2] {
+                            let src = decode_texture_source(d, dtype, rep, tk, &q, &kv);
+                            validate(
+                                &format!("decode_stex rep={rep} d={d} skv={skv} {dtype}"),
+                                &src,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decode_textures_hold_one_key_a_row_and_fold_tall_caches() {
+        // Llama-3-8B's heads at skv = 8192: 65536 keys of 32 f32 texels (16 in f16), in 4
+        // blocks of 16384 rows side by side.
+        let s = shape("b=1,hq=32,hkv=8,sq=1,skv=8192,d=128");
+        let l = decode_texture_layout(&s, DType::F32, 16384).unwrap();
+        assert_eq!((l.width, l.height, l.blocks()), (32, 65536, 4));
+        assert_eq!(l.size(), (128, 16384));
+        let l = decode_texture_layout(&s, DType::F16, 16384).unwrap();
+        assert_eq!((l.width, l.folded()), (16, true));
+        let short = shape("b=1,hq=12,hkv=12,sq=1,skv=1000,d=64");
+        assert!(!decode_texture_layout(&short, DType::F32, 16384)
+            .unwrap()
+            .folded());
+        // More blocks than one texture row holds.
+        let huge = shape("b=64,hq=32,hkv=8,sq=1,skv=32768,d=128");
+        assert!(decode_texture_layout(&huge, DType::F32, 16384).is_err());
+    }
+}
