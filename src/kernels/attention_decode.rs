@@ -339,18 +339,8 @@ fn decode_q_vec4s(
     (one * 16 <= max_binding).then(|| all.min(max_binding / 16).max(one))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn prepare_decode(
-    gpu: &Gpu,
-    shape: &AttentionShape,
-    dtype: DType,
-    inputs: &AttentionInputs,
-    shift: i32,
-    tk: u32,
-    subs: u32,
-    label: &str,
-) -> Result<Program, PrepareError> {
-    let variant = AttentionVariant::Decode { tk, subs };
+/// The query heads per KV head of `shape`, or why the decode kernels do not take it.
+fn decode_rep(gpu: &Gpu, shape: &AttentionShape) -> Result<u32, PrepareError> {
     let rep = shape.hq / shape.hkv;
     if shape.sq != 1 {
         return Err(PrepareError::Unsupported(format!(
@@ -365,6 +355,107 @@ pub(super) fn prepare_decode(
         )));
     }
     require_subgroups(gpu, 8, "combines the lanes' keys with subgroup reductions")?;
+    Ok(rep)
+}
+
+/// What both decode kernels write to and what follows them: the uniform block, the
+/// per-chunk partial outputs and statistics, the output and the merge pass between them.
+struct Partials {
+    uniforms: wgpu::Buffer,
+    part_o: wgpu::Buffer,
+    part_ml: wgpu::Buffer,
+    out: wgpu::Buffer,
+    merge: Dispatch,
+    dtype: DType,
+    out_len: u64,
+}
+
+impl Partials {
+    /// For `nsplit` chunks of `chunk` keys per KV head; causal queries see keys
+    /// 0 ..= `shift`.
+    fn new(
+        gpu: &Gpu,
+        shape: &AttentionShape,
+        dtype: DType,
+        shift: i32,
+        nsplit: u32,
+        chunk: u32,
+        label: &str,
+    ) -> Result<Self, PrepareError> {
+        let rows = shape.b as u64 * shape.hq as u64;
+        let out_len = rows * shape.d as u64;
+        let part_o_bytes = rows * nsplit as u64 * shape.d as u64 * 4;
+        check_buffer(gpu, "the partial outputs", part_o_bytes)?;
+        let merge_groups = grid_1d(out_len / 4);
+        check_workgroups(gpu, merge_groups)?;
+        let params = FlashParams {
+            b: shape.b,
+            hq: shape.hq,
+            hkv: shape.hkv,
+            sq: 1,
+            skv: shape.skv,
+            rep: shape.hq / shape.hkv,
+            causal: shape.causal as u32,
+            nsplit,
+            shift,
+            chunk,
+            scale_log2e: ((1.0 / (shape.d as f64).sqrt()) * LOG2_E) as f32,
+            _pad: 0,
+        };
+        let merge = compile(
+            gpu,
+            &format!("{label} merge"),
+            &merge_source(shape.d, dtype),
+            "main",
+        )?;
+        let uniforms = uniform_buffer(gpu, "attention params", bytemuck::bytes_of(&params));
+        let part_o = scratch(gpu, "attention partial o", part_o_bytes);
+        let part_ml = scratch(gpu, "attention partial m, l", rows * nsplit as u64 * 8);
+        let out = storage_buffer(gpu, "O", HostTensor::nan(dtype, out_len).bytes(), true);
+        let merge = Dispatch {
+            bind_group: bind(gpu, &merge, &[&uniforms, &part_o, &part_ml, &out]),
+            pipeline: merge,
+            workgroups: merge_groups,
+        };
+        Ok(Partials {
+            uniforms,
+            part_o,
+            part_ml,
+            out,
+            merge,
+            dtype,
+            out_len,
+        })
+    }
+
+    /// The program: the kernel's `dispatches`, then the merge; `keep` holds the kernel's
+    /// own buffers alive.
+    fn program(self, mut dispatches: Vec<Dispatch>, mut keep: Vec<wgpu::Buffer>) -> Program {
+        dispatches.push(self.merge);
+        keep.extend([self.uniforms, self.part_o, self.part_ml]);
+        Program {
+            dispatches,
+            output: self.out,
+            output_dtype: self.dtype,
+            output_len: self.out_len,
+            _keep: keep,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn prepare_decode(
+    gpu: &Gpu,
+    shape: &AttentionShape,
+    dtype: DType,
+    inputs: &AttentionInputs,
+    shift: i32,
+    tk: u32,
+    subs: u32,
+    label: &str,
+) -> Result<Program, PrepareError> {
+    let variant = AttentionVariant::Decode { tk, subs };
+    let rep = decode_rep(gpu, shape)?;
     let limits = gpu.limits();
     let align = (limits.min_uniform_buffer_offset_alignment as u64).max(16);
     let plan = variant
@@ -382,31 +473,18 @@ pub(super) fn prepare_decode(
             shape.d
         )));
     };
-    let nsplit = plan.windows * plan.subs;
-    let chunk = plan.keys / plan.subs;
-    let rows = shape.b as u64 * shape.hq as u64;
-    let q_len = rows * shape.d as u64;
     let workgroups = variant.workgroups(shape, plan.subs);
     check_workgroups(gpu, workgroups)?;
-    let part_o_bytes = rows * nsplit as u64 * shape.d as u64 * 4;
-    check_buffer(gpu, "the partial outputs", part_o_bytes)?;
-    let merge_groups = grid_1d(q_len / 4);
-    check_workgroups(gpu, merge_groups)?;
-
-    let params = FlashParams {
-        b: shape.b,
-        hq: shape.hq,
-        hkv: shape.hkv,
-        sq: 1,
-        skv: shape.skv,
-        rep,
-        causal: shape.causal as u32,
-        nsplit,
+    let nsplit = plan.windows * plan.subs;
+    let partials = Partials::new(
+        gpu,
+        shape,
+        dtype,
         shift,
-        chunk,
-        scale_log2e: ((1.0 / (shape.d as f64).sqrt()) * LOG2_E) as f32,
-        _pad: 0,
-    };
+        nsplit,
+        plan.keys / plan.subs,
+        label,
+    )?;
     // Window pairs per dispatch: as many as the per-stage uniform limit allows beside
     // Params, the window table and Q, at most DECODE_MAX_WINDOWS, and fewer where the
     // unrolled window bodies would pass DECODE_UNROLLED_REP_D.
@@ -433,20 +511,10 @@ pub(super) fn prepare_decode(
         nw,
     );
     let main = compile(gpu, label, &source, "main")?;
-    let merge = compile(
-        gpu,
-        &format!("{label} merge"),
-        &merge_source(shape.d, dtype),
-        "main",
-    )?;
     // Padded so a whole window past the last row stays in bounds.
     let q = uniform_readable(gpu, "Q", inputs.q.bytes(), q_vec4s * 16);
     let k = uniform_readable(gpu, "K", inputs.k.bytes(), plan.window_bytes);
     let v = uniform_readable(gpu, "V", inputs.v.bytes(), plan.window_bytes);
-    let out = storage_buffer(gpu, "O", HostTensor::nan(dtype, q_len).bytes(), true);
-    let uniforms = uniform_buffer(gpu, "attention params", bytemuck::bytes_of(&params));
-    let part_o = scratch(gpu, "attention partial o", part_o_bytes);
-    let part_ml = scratch(gpu, "attention partial m, l", rows * nsplit as u64 * 8);
 
     // One table entry per dispatch: nw slots of (k0, keys, kv_off, split0), then nw of
     // (batch, g, q_off, 0). A dispatch takes the next nw windows in (batch, g, window)
@@ -523,7 +591,7 @@ pub(super) fn prepare_decode(
     let mut dispatches = Vec::with_capacity(plans.len() + 1);
     for (table_at, q_start, starts) in plans {
         let mut entries = vec![
-            whole(&uniforms),
+            whole(&partials.uniforms),
             range(&windows, table_at, table_bytes),
             range(&q, q_start, q_vec4s * 16),
         ];
@@ -533,26 +601,15 @@ pub(super) fn prepare_decode(
             entries.push(range(&k, start, plan.window_bytes));
             entries.push(range(&v, start, plan.window_bytes));
         }
-        entries.push(whole(&part_o));
-        entries.push(whole(&part_ml));
+        entries.push(whole(&partials.part_o));
+        entries.push(whole(&partials.part_ml));
         dispatches.push(Dispatch {
             bind_group: bind_entries(gpu, &main, &entries),
             pipeline: main.clone(),
             workgroups: [workgroups[0], starts.len() as u32, 1],
         });
     }
-    dispatches.push(Dispatch {
-        bind_group: bind(gpu, &merge, &[&uniforms, &part_o, &part_ml, &out]),
-        pipeline: merge,
-        workgroups: merge_groups,
-    });
-    Ok(Program {
-        dispatches,
-        output: out,
-        output_dtype: dtype,
-        output_len: q_len,
-        _keep: vec![uniforms, windows, q, k, v, part_o, part_ml],
-    })
+    Ok(partials.program(dispatches, vec![windows, q, k, v]))
 }
 
 /// The bytes of one K/V texel: rgba32uint.
@@ -586,54 +643,16 @@ pub(super) fn prepare_decode_texture(
     label: &str,
 ) -> Result<Program, PrepareError> {
     let variant = AttentionVariant::DecodeTexture { tk, chunk };
-    let rep = shape.hq / shape.hkv;
-    if shape.sq != 1 {
-        return Err(PrepareError::Unsupported(format!(
-            "the decode kernel is for sq=1 (this shape has sq={})",
-            shape.sq
-        )));
-    }
-    if rep * shape.d > DECODE_MAX_REP_D {
-        return Err(PrepareError::Unsupported(format!(
-            "{rep} query heads per KV head at d={} exceed the decode kernel's rep·d <= {DECODE_MAX_REP_D}",
-            shape.d
-        )));
-    }
-    require_subgroups(gpu, 8, "combines the lanes' keys with subgroup reductions")?;
+    let rep = decode_rep(gpu, shape)?;
     let max_texture = gpu.limits().max_texture_dimension_2d;
     let layout = decode_texture_layout(shape, dtype, max_texture)?;
     let q_layout = TexelLayout::new("Q", layout.width, shape.b * shape.hq, max_texture)?;
-    let nsplit = variant.splits(shape, dtype);
-    let rows = shape.b as u64 * shape.hq as u64;
-    let q_len = rows * shape.d as u64;
     let workgroups = variant.workgroups(shape, 1);
     check_workgroups(gpu, workgroups)?;
-    let part_o_bytes = rows * nsplit as u64 * shape.d as u64 * 4;
-    check_buffer(gpu, "the partial outputs", part_o_bytes)?;
-    let merge_groups = grid_1d(q_len / 4);
-    check_workgroups(gpu, merge_groups)?;
-    let params = FlashParams {
-        b: shape.b,
-        hq: shape.hq,
-        hkv: shape.hkv,
-        sq: 1,
-        skv: shape.skv,
-        rep,
-        causal: shape.causal as u32,
-        nsplit,
-        shift,
-        chunk,
-        scale_log2e: ((1.0 / (shape.d as f64).sqrt()) * LOG2_E) as f32,
-        _pad: 0,
-    };
+    let nsplit = variant.splits(shape, dtype);
+    let partials = Partials::new(gpu, shape, dtype, shift, nsplit, chunk, label)?;
     let source = decode_texture_source(shape.d, dtype, rep, tk, &q_layout, &layout);
     let main = compile(gpu, label, &source, "main")?;
-    let merge = compile(
-        gpu,
-        &format!("{label} merge"),
-        &merge_source(shape.d, dtype),
-        "main",
-    )?;
     let texture = |name: &str, layout: &TexelLayout, tensor: &HostTensor| {
         let t = layout.texture(
             gpu,
@@ -647,17 +666,13 @@ pub(super) fn prepare_decode_texture(
     let q = texture("Q texels", &q_layout, &inputs.q);
     let k = texture("K texels", &layout, &inputs.k);
     let v = texture("V texels", &layout, &inputs.v);
-    let out = storage_buffer(gpu, "O", HostTensor::nan(dtype, q_len).bytes(), true);
-    let uniforms = uniform_buffer(gpu, "attention params", bytemuck::bytes_of(&params));
-    let part_o = scratch(gpu, "attention partial o", part_o_bytes);
-    let part_ml = scratch(gpu, "attention partial m, l", rows * nsplit as u64 * 8);
     let resources = [
-        uniforms.as_entire_binding(),
+        partials.uniforms.as_entire_binding(),
         wgpu::BindingResource::TextureView(&q),
         wgpu::BindingResource::TextureView(&k),
         wgpu::BindingResource::TextureView(&v),
-        part_o.as_entire_binding(),
-        part_ml.as_entire_binding(),
+        partials.part_o.as_entire_binding(),
+        partials.part_ml.as_entire_binding(),
     ];
     let entries: Vec<wgpu::BindGroupEntry> = resources
         .into_iter()
@@ -672,25 +687,12 @@ pub(super) fn prepare_decode_texture(
         layout: &main.get_bind_group_layout(0),
         entries: &entries,
     });
-    let dispatches = vec![
-        Dispatch {
-            pipeline: main,
-            bind_group,
-            workgroups,
-        },
-        Dispatch {
-            bind_group: bind(gpu, &merge, &[&uniforms, &part_o, &part_ml, &out]),
-            pipeline: merge,
-            workgroups: merge_groups,
-        },
-    ];
-    Ok(Program {
-        dispatches,
-        output: out,
-        output_dtype: dtype,
-        output_len: q_len,
-        _keep: vec![uniforms, part_o, part_ml],
-    })
+    let main = Dispatch {
+        pipeline: main,
+        bind_group,
+        workgroups,
+    };
+    Ok(partials.program(vec![main], Vec::new()))
 }
 
 #[cfg(test)]
