@@ -35,12 +35,13 @@
 //!   chunk: on lavapipe a texel load is vectorised where a uniform gather goes component by
 //!   component, and the best tile ran 1.2-2.7x `decode_ubo_l8_t1_s1` in turns on every
 //!   decode shape tried (2.7x at the quick suite's GQA d = 128 decode, skv = 1024, f32).
+//!   Its `sd` tiles split the head dim across the lanes for P·V (see the kernel header).
 //!   Needs SUBGROUP.
 //!
 //! Variant names: `r` invocations per workgroup, `q` query rows per invocation (at d=64; see
 //! [`rows_per_invocation`]), `c` keys per tile, `k` keys per split chunk; for `decode_ubo`,
 //! `l8` lanes, `t` keys per lane per step, `s` workgroups per window (`k` keys per workgroup
-//! for `decode_stex`).
+//! and `sd` split-d P·V for `decode_stex`).
 
 use std::fmt::Write as _;
 
@@ -101,6 +102,8 @@ pub enum AttentionVariant {
         tk: u32,
         /// Keys per workgroup (split chunk).
         chunk: u32,
+        /// P·V with the head dim split across the lanes (one key per lane for the scores).
+        split_d: bool,
     },
 }
 
@@ -210,9 +213,33 @@ impl AttentionVariant {
             AttentionVariant::Decode { tk: 2, subs: 2 },
             // The chunk is a uniform (t1_k256 and t1_k1024 share a compiled kernel); two
             // keys per lane ran 1.1-1.6x one in f32 and 0.66-1.0x in f16 (lavapipe).
-            AttentionVariant::DecodeTexture { tk: 1, chunk: 256 },
-            AttentionVariant::DecodeTexture { tk: 1, chunk: 1024 },
-            AttentionVariant::DecodeTexture { tk: 2, chunk: 1024 },
+            AttentionVariant::DecodeTexture {
+                tk: 1,
+                chunk: 256,
+                split_d: false,
+            },
+            AttentionVariant::DecodeTexture {
+                tk: 1,
+                chunk: 1024,
+                split_d: false,
+            },
+            AttentionVariant::DecodeTexture {
+                tk: 2,
+                chunk: 1024,
+                split_d: false,
+            },
+            // Split-d P·V: 1.1-1.8x the others up to skv = 1024, 0.6-0.95x at 8192, and it
+            // compiles in 1-1.6 s where t1 takes 6.5-8 s (d = 128, rep 4, lavapipe).
+            AttentionVariant::DecodeTexture {
+                tk: 1,
+                chunk: 256,
+                split_d: true,
+            },
+            AttentionVariant::DecodeTexture {
+                tk: 1,
+                chunk: 1024,
+                split_d: true,
+            },
         ]
     }
 
@@ -255,8 +282,12 @@ impl AttentionVariant {
         match *self {
             AttentionVariant::Naive => "naive".into(),
             AttentionVariant::Decode { tk, subs } => format!("decode_ubo_l8_t{tk}_s{subs}"),
-            AttentionVariant::DecodeTexture { tk, chunk } => {
-                format!("decode_stex_l8_t{tk}_k{chunk}")
+            AttentionVariant::DecodeTexture { tk, chunk, split_d } => {
+                if split_d {
+                    format!("decode_stex_l8_sd_k{chunk}")
+                } else {
+                    format!("decode_stex_l8_t{tk}_k{chunk}")
+                }
             }
             AttentionVariant::Flash {
                 kv,
@@ -603,8 +634,10 @@ impl AttentionVariant {
         if let AttentionVariant::Decode { tk, subs } = *self {
             return prepare_decode(gpu, shape, dtype, inputs, shift, tk, subs, &label);
         }
-        if let AttentionVariant::DecodeTexture { tk, chunk } = *self {
-            return prepare_decode_texture(gpu, shape, dtype, inputs, shift, tk, chunk, &label);
+        if let AttentionVariant::DecodeTexture { tk, chunk, split_d } = *self {
+            return prepare_decode_texture(
+                gpu, shape, dtype, inputs, shift, tk, chunk, split_d, &label,
+            );
         }
         let q = storage_buffer(gpu, "Q", inputs.q.bytes(), false);
         let out = storage_buffer(gpu, "O", HostTensor::nan(dtype, q_len).bytes(), true);

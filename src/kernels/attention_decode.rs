@@ -38,6 +38,9 @@ struct DecodeBody {
     reduce: String,
 }
 
+/// A WGSL expression built from two others (a unit index and a row).
+type Expr2<'a> = &'a dyn Fn(&str, &str) -> String;
+
 /// Where a decode kernel reads Q, K and V, as WGSL expressions of 16-byte units (a
 /// vec4<f32> in f32 windows, a vec4<u32> otherwise): `q(h, u)` is unit u of the KV head's
 /// query head h, `kv(buffer, t, u)` unit u of the step's key t in K or V (`@K`, `@V`), whose
@@ -48,6 +51,10 @@ struct DecodeSource<'a> {
     kv: &'a dyn Fn(&str, u32, u32) -> String,
     key_row: &'a dyn Fn(u32) -> String,
     raw: bool,
+    /// P·V with the head dim split across the lanes (see [`split_d_pv`]): `v(unit, row)`,
+    /// V's unit at a lane-dependent index and a lane-uniform row. `None`: each lane
+    /// accumulates its own keys' whole rows.
+    v_split: Option<Expr2<'a>>,
 }
 
 /// The decode kernel's body for `rep` query heads per KV head, head dim `d` and `tk` keys
@@ -83,9 +90,6 @@ fn decode_body(d: u32, dtype: DType, rep: u32, tk: u32, src: &DecodeSource) -> D
         }
         let _ = writeln!(init, "    var m{h} = NEG;");
         let _ = writeln!(init, "    var l{h} = 0.0;");
-        for c in 0..d4 {
-            let _ = writeln!(init, "    var o{h}_{c} = vec4<f32>(0.0);");
-        }
     }
     let mut step = String::new();
     for t in 0..tk {
@@ -110,6 +114,23 @@ fn decode_body(d: u32, dtype: DType, rep: u32, tk: u32, src: &DecodeSource) -> D
                 }
             }
             let _ = writeln!(step, "{IND}}}");
+        }
+    }
+    if let Some(v_split) = src.v_split {
+        assert_eq!(tk, 1, "split-d P·V takes one key per lane");
+        let (pv_init, pv_step, reduce) = split_d_pv(d, group, rep, &load, v_split);
+        init.push_str(&pv_init);
+        step.push_str(&pv_step);
+        return DecodeBody {
+            load_q,
+            init,
+            step,
+            reduce,
+        };
+    }
+    for h in 0..rep {
+        for c in 0..d4 {
+            let _ = writeln!(init, "    var o{h}_{c} = vec4<f32>(0.0);");
         }
     }
     for h in 0..rep {
@@ -180,6 +201,115 @@ fn decode_body(d: u32, dtype: DType, rep: u32, tk: u32, src: &DecodeSource) -> D
     }
 }
 
+/// The softmax update, P·V and reduction of a step whose scores `s{h}_0` (one key per lane)
+/// are computed, with the head dim split across the lanes: the running max is shared by the
+/// 8 lanes (one `subgroupMax` per head and step), so o is rescaled once per 8 keys, and lane
+/// l accumulates only V units l, l + 8, ... of every key, each key's weight handed over by
+/// `subgroupBroadcast`. Per lane that keeps rep·ceil(units/8) accumulators instead of
+/// rep·D/4, and each lane writes its own units of the chunk's output. Returns the o
+/// declarations, the step's rest and the reduction.
+fn split_d_pv(
+    d: u32,
+    group: u32,
+    rep: u32,
+    load: &dyn Fn(String, &str) -> String,
+    v_at: &dyn Fn(&str, &str) -> String,
+) -> (String, String, String) {
+    let units = d / 4 / group;
+    let per_lane = units.div_ceil(8);
+    let mut init = String::new();
+    for j in 0..per_lane {
+        // Past the row (d = 80, 96): clamped on load, skipped on store.
+        let _ = writeln!(
+            init,
+            "    let vu{j} = min(li + {}u, {}u);",
+            8 * j,
+            units - 1
+        );
+    }
+    for h in 0..rep {
+        for c in 0..per_lane * group {
+            let _ = writeln!(init, "    var o{h}_{c} = vec4<f32>(0.0);");
+        }
+    }
+    let mut step = String::new();
+    for h in 0..rep {
+        let _ = writeln!(step, "{IND}s{h}_0 = select(s{h}_0, NEG, msk0);");
+        let _ = writeln!(step, "{IND}let mn{h} = max(m{h}, subgroupMax(s{h}_0));");
+        let _ = writeln!(step, "{IND}let alpha{h} = exp2(m{h} - mn{h});");
+        let _ = writeln!(
+            step,
+            "{IND}let p{h} = select(exp2(s{h}_0 - mn{h}), 0.0, msk0);"
+        );
+        let _ = writeln!(step, "{IND}l{h} = fma(l{h}, alpha{h}, p{h});");
+        let _ = writeln!(step, "{IND}m{h} = mn{h};");
+        for c in 0..per_lane * group {
+            let _ = writeln!(step, "{IND}o{h}_{c} = o{h}_{c} * alpha{h};");
+        }
+    }
+    for t in 0..8 {
+        // Key t of the step (masked keys have weight 0; their row is clamped).
+        let _ = writeln!(step, "{IND}{{");
+        let _ = writeln!(
+            step,
+            "{IND}    let vb = row0 + u32(min(t0 + {t}, k_end - 1));"
+        );
+        for h in 0..rep {
+            let _ = writeln!(
+                step,
+                "{IND}    let w{h} = vec4<f32>(subgroupBroadcast(p{h}, {t}u));"
+            );
+        }
+        for j in 0..per_lane {
+            let _ = writeln!(
+                step,
+                "{IND}    {{ {}",
+                load(v_at(&format!("vu{j}"), "vb"), "y")
+            );
+            for gi in 0..group {
+                for h in 0..rep {
+                    let c = j * group + gi;
+                    let _ = writeln!(step, "{IND}        o{h}_{c} = fma(w{h}, y{gi}, o{h}_{c});");
+                }
+            }
+            let _ = writeln!(step, "{IND}    }}");
+        }
+        let _ = writeln!(step, "{IND}}}");
+    }
+    let mut reduce = String::new();
+    for h in 0..rep {
+        let _ = writeln!(reduce, "    {{");
+        let _ = writeln!(reduce, "        let lt = subgroupAdd(l{h});");
+        let _ = writeln!(
+            reduce,
+            "        let pb = ((head.x * p.hq + head.y * p.rep + {h}u) * p.sq) * p.nsplit + split0 + sub;"
+        );
+        for j in 0..per_lane {
+            let guard = 8 * (j + 1) > units;
+            let ind = if guard { "            " } else { "        " };
+            if guard {
+                let _ = writeln!(reduce, "        if (li + {}u < {units}u) {{", 8 * j);
+            }
+            for gi in 0..group {
+                let _ = writeln!(
+                    reduce,
+                    "{ind}part_o[pb * D4 + (li + {}u) * {group}u + {gi}u] = o{h}_{};",
+                    8 * j,
+                    j * group + gi
+                );
+            }
+            if guard {
+                let _ = writeln!(reduce, "        }}");
+            }
+        }
+        let _ = writeln!(reduce, "        if (li == 0u) {{");
+        let _ = writeln!(reduce, "            part_ml[pb] = vec2<f32>(m{h}, lt);");
+        let _ = writeln!(reduce, "        }}");
+        let _ = writeln!(reduce, "    }}");
+    }
+    (init, step, reduce)
+}
+
 /// The WGSL of the decode kernel for `rep` query heads per KV head, head dim `d`, `tk` keys
 /// per lane per step, uniform windows of `q_vec4s` (Q) and `kv_vec4s` (K, V) vec4s, and
 /// `nw` K/V window pairs per dispatch.
@@ -207,6 +337,7 @@ pub fn decode_source(
             kv: &kv,
             key_row: &key_row,
             raw: false,
+            v_split: None,
         },
     );
     let kw = if f16 { "u32" } else { "f32" };
@@ -266,12 +397,14 @@ pub fn decode_texture_source(
     dtype: DType,
     rep: u32,
     tk: u32,
+    split_d: bool,
     q_layout: &TexelLayout,
     layout: &TexelLayout,
 ) -> String {
     let q = |h: u32, u: u32| format!("textureLoad(q_tex, q_texel({u}u, qr + {h}u))");
     let kv = |buf: &str, t: u32, u: u32| format!("textureLoad({buf}, kv_texel({u}u, kb{t}))");
     let key_row = |t: u32| format!("row0 + u32(min(key{t}, k_end - 1))");
+    let v_split = |unit: &str, row: &str| format!("textureLoad(v_tex, kv_texel({unit}, {row}))");
     let body = decode_body(
         d,
         dtype,
@@ -282,6 +415,7 @@ pub fn decode_texture_source(
             kv: &kv,
             key_row: &key_row,
             raw: true,
+            v_split: split_d.then_some(&v_split as Expr2),
         },
     );
     render(
@@ -640,9 +774,10 @@ pub(super) fn prepare_decode_texture(
     shift: i32,
     tk: u32,
     chunk: u32,
+    split_d: bool,
     label: &str,
 ) -> Result<Program, PrepareError> {
-    let variant = AttentionVariant::DecodeTexture { tk, chunk };
+    let variant = AttentionVariant::DecodeTexture { tk, chunk, split_d };
     let rep = decode_rep(gpu, shape)?;
     let max_texture = gpu.limits().max_texture_dimension_2d;
     let layout = decode_texture_layout(shape, dtype, max_texture)?;
@@ -651,7 +786,7 @@ pub(super) fn prepare_decode_texture(
     check_workgroups(gpu, workgroups)?;
     let nsplit = variant.splits(shape, dtype);
     let partials = Partials::new(gpu, shape, dtype, shift, nsplit, chunk, label)?;
-    let source = decode_texture_source(shape.d, dtype, rep, tk, &q_layout, &layout);
+    let source = decode_texture_source(shape.d, dtype, rep, tk, split_d, &q_layout, &layout);
     let main = compile(gpu, label, &source, "main")?;
     let texture = |name: &str, layout: &TexelLayout, tensor: &HostTensor| {
         let t = layout.texture(
@@ -722,8 +857,8 @@ mod tests {
                         let kv = decode_texture_layout(&s, dtype, 16384).unwrap();
                         assert_eq!(kv.folded(), skv == 5000);
                         let q = TexelLayout::new("Q", kv.width, 4 * rep, 16384).unwrap();
-                        for tk in [1, 2] {
-                            let src = decode_texture_source(d, dtype, rep, tk, &q, &kv);
+                        for (tk, split_d) in [(1, false), (2, false), (1, true)] {
+                            let src = decode_texture_source(d, dtype, rep, tk, split_d, &q, &kv);
                             validate(
                                 &format!("decode_stex rep={rep} d={d} skv={skv} {dtype}"),
                                 &src,
