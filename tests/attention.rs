@@ -162,12 +162,12 @@ fn every_head_dim_verifies() {
 }
 
 #[test]
-fn decode_texture_folds_a_kv_cache_taller_than_a_texture() {
+fn decode_texture_wraps_a_kv_cache_taller_than_a_texture() {
     let Some(gpu) = gpu() else { return };
-    // 2 KV heads x 8200 keys: more rows than lavapipe's 16384-texel textures hold, so the
-    // cache continues in a second block of columns; a chunk (k256, k1024) straddles the fold.
+    // More keys than the adapter's texture rows (16384 on lavapipe), so two keys share each
+    // texture row: 2 KV heads x (max/2 + 8) keys, the second head starting mid-texture, and
+    // an odd count (max + 3) whose last texture row is half filled.
     let max = gpu.limits().max_texture_dimension_2d;
-    let skv = max / 2 + 8;
     let mut dtypes = vec![DType::F32];
     if gpu.has_f16() {
         dtypes.push(DType::F16);
@@ -175,7 +175,10 @@ fn decode_texture_folds_a_kv_cache_taller_than_a_texture() {
     for dtype in dtypes {
         run_all(
             &gpu,
-            &[&format!("b=1,hq=4,hkv=2,sq=1,skv={skv},d=64,causal=1")],
+            &[
+                &format!("b=1,hq=4,hkv=2,sq=1,skv={},d=64,causal=1", max / 2 + 8),
+                &format!("b=1,hq=2,hkv=1,sq=1,skv={},d=64,causal=1", max + 3),
+            ],
             dtype,
             &decode_texture(),
         );

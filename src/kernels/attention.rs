@@ -31,7 +31,7 @@
 //!   query heads of a KV head handled together (K/V read once for all of them), the 8 lanes
 //!   combined with subgroup reductions, then the same merge pass. Needs SUBGROUP.
 //! - `decode_stex_*`: the same step with Q, K and V in rgba32uint storage textures (bytes as
-//!   they are, one key a texture row, tall caches folded), one dispatch for every head and
+//!   they are, one key a texture row, tall caches wrapped), one dispatch for every head and
 //!   chunk: on lavapipe a texel load is vectorised where a uniform gather goes component by
 //!   component, and the best tile ran 1.2-2.7x `decode_ubo_l8_t1_s1` in turns on every
 //!   decode shape tried (2.7x at the quick suite's GQA d = 128 decode, skv = 1024, f32).

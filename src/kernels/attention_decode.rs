@@ -762,7 +762,7 @@ pub fn decode_texture_layout(
         ))
     })?;
     let width = (shape.d as u64 * dtype.size() / KV_TEXEL_BYTES as u64) as u32;
-    TexelLayout::new("K and V", width, rows, max_texture)
+    TexelLayout::wrapped("K and V", width, rows, max_texture)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -839,7 +839,7 @@ mod tests {
     }
 
     /// Both decode kernels parse and validate with naga for every head dim, dtype and
-    /// GQA ratio they take, the texture kernel with unfolded and folded K/V layouts.
+    /// GQA ratio they take, the texture kernel with plain and wrapped K/V layouts.
     #[test]
     fn every_decode_source_validates() {
         let validate = crate::kernels::validate_wgsl;
@@ -855,7 +855,7 @@ mod tests {
                     for skv in [100, 5000] {
                         let s = shape(&format!("b=1,hq={},hkv=4,sq=1,skv={skv},d={d}", 4 * rep));
                         let kv = decode_texture_layout(&s, dtype, 16384).unwrap();
-                        assert_eq!(kv.folded(), skv == 5000);
+                        assert_eq!(kv.wrap > 1, skv == 5000);
                         let q = TexelLayout::new("Q", kv.width, 4 * rep, 16384).unwrap();
                         for (tk, split_d) in [(1, false), (2, false), (1, true)] {
                             let src = decode_texture_source(d, dtype, rep, tk, split_d, &q, &kv);
@@ -871,20 +871,24 @@ mod tests {
     }
 
     #[test]
-    fn decode_textures_hold_one_key_a_row_and_fold_tall_caches() {
-        // Llama-3-8B's heads at skv = 8192: 65536 keys of 32 f32 texels (16 in f16), in 4
-        // blocks of 16384 rows side by side.
+    fn decode_textures_hold_one_key_a_row_and_wrap_tall_caches() {
+        // Llama-3-8B's heads at skv = 8192: 65536 keys of 32 f32 texels (16 in f16), 4 keys
+        // to a texture row, in memory order.
         let s = shape("b=1,hq=32,hkv=8,sq=1,skv=8192,d=128");
         let l = decode_texture_layout(&s, DType::F32, 16384).unwrap();
-        assert_eq!((l.width, l.height, l.blocks()), (32, 65536, 4));
+        assert_eq!((l.width, l.height, l.wrap), (32, 65536, 4));
         assert_eq!(l.size(), (128, 16384));
+        assert!(!l.folded());
         let l = decode_texture_layout(&s, DType::F16, 16384).unwrap();
-        assert_eq!((l.width, l.folded()), (16, true));
+        assert_eq!((l.width, l.wrap), (16, 4));
         let short = shape("b=1,hq=12,hkv=12,sq=1,skv=1000,d=64");
-        assert!(!decode_texture_layout(&short, DType::F32, 16384)
-            .unwrap()
-            .folded());
-        // More blocks than one texture row holds.
+        assert_eq!(
+            decode_texture_layout(&short, DType::F32, 16384)
+                .unwrap()
+                .wrap,
+            1
+        );
+        // More keys a row than a texture row holds.
         let huge = shape("b=64,hq=32,hkv=8,sq=1,skv=32768,d=128");
         assert!(decode_texture_layout(&huge, DType::F32, 16384).is_err());
     }

@@ -5,6 +5,11 @@
 //! texture-fed kernels, the fast ones on lavapipe, still apply. The kernels map a logical
 //! texel (x, y) with the WGSL function [`TexelLayout::wgsl`] renders: the identity, or a
 //! shift, a mask and a multiply-add, the block height being a power of two.
+//!
+//! A wrapped layout ([`TexelLayout::wrapped`]) instead puts a power of two of consecutive
+//! logical rows side by side in each texture row, so the texels stay in the operand's own
+//! memory order: the decode kernels' KV caches, read a few consecutive keys at a time, ran
+//! up to 1.6x faster wrapped than folded on lavapipe.
 
 use super::PrepareError;
 use crate::gpu::Gpu;
@@ -18,6 +23,9 @@ pub struct TexelLayout {
     pub height: u32,
     /// Rows per block when folded (a power of two); `None` when the operand fits as it is.
     pub fold_rows: Option<u32>,
+    /// Logical rows side by side in each texture row when wrapped (a power of two); 1
+    /// otherwise.
+    pub wrap: u32,
 }
 
 impl TexelLayout {
@@ -36,6 +44,7 @@ impl TexelLayout {
                 width,
                 height,
                 fold_rows: None,
+                wrap: 1,
             });
         }
         // The largest power of two the adapter allows, so the shader splits rows with a
@@ -45,11 +54,34 @@ impl TexelLayout {
             width,
             height,
             fold_rows: Some(rows),
+            wrap: 1,
         };
         if u64::from(layout.blocks()) * u64::from(width) > u64::from(max) {
             return Err(too_big());
         }
         Ok(layout)
+    }
+
+    /// As [`TexelLayout::new`], but an operand taller than `max` is wrapped: logical row y
+    /// is texture row y / WRAP, columns (y % WRAP)·width onwards, WRAP the least power of
+    /// two that makes the rows fit. Texture memory then holds the operand in its own order.
+    pub fn wrapped(label: &str, width: u32, height: u32, max: u32) -> Result<Self, PrepareError> {
+        if height <= max || max == 0 {
+            // Plain, or the reason it does not fit.
+            return Self::new(label, width, height, max);
+        }
+        let wrap = height.div_ceil(max).next_power_of_two();
+        if u64::from(width) * u64::from(wrap) > u64::from(max) {
+            return Err(PrepareError::Unsupported(format!(
+                "{label} needs a {width}x{height} texture, over the adapter's max texture dimension {max} even with {wrap} rows side by side"
+            )));
+        }
+        Ok(TexelLayout {
+            width,
+            height,
+            fold_rows: None,
+            wrap,
+        })
     }
 
     /// Blocks of rows side by side: 1 unless folded.
@@ -60,7 +92,7 @@ impl TexelLayout {
     /// The texture's size, width by height in texels.
     pub fn size(&self) -> (u32, u32) {
         match self.fold_rows {
-            None => (self.width, self.height),
+            None => (self.width * self.wrap, self.height.div_ceil(self.wrap)),
             Some(rows) => (self.width * self.blocks(), rows),
         }
     }
@@ -81,6 +113,13 @@ impl TexelLayout {
     /// texel (x, y).
     pub fn wgsl(&self, name: &str) -> String {
         match self.fold_rows {
+            None if self.wrap > 1 => format!(
+                "// Wrapped: {wrap} rows side by side in each texture row, in memory order.\nfn {name}(x: u32, y: u32) -> vec2<u32> {{\n    return vec2<u32>(x + (y & {mask}u) * {w}u, y >> {shift}u);\n}}",
+                wrap = self.wrap,
+                mask = self.wrap - 1,
+                w = self.width,
+                shift = self.wrap.trailing_zeros(),
+            ),
             None => format!("fn {name}(x: u32, y: u32) -> vec2<u32> {{\n    return vec2<u32>(x, y);\n}}"),
             Some(rows) => format!(
                 "// Folded: row y is row y % {rows} of block y / {rows}, blocks {w} texels apart.\nfn {name}(x: u32, y: u32) -> vec2<u32> {{\n    return vec2<u32>(x + (y >> {shift}u) * {w}u, y & {mask}u);\n}}",
@@ -120,6 +159,46 @@ impl TexelLayout {
     /// `texture`: one write per block of rows.
     pub fn write(&self, gpu: &Gpu, texture: &wgpu::Texture, bytes: &[u8], texel_bytes: u32) {
         let row_bytes = (self.width * texel_bytes) as usize;
+        if self.wrap > 1 {
+            // Whole texture rows, then the logical rows left over in the last one.
+            let whole = self.height / self.wrap;
+            let rest = self.height % self.wrap;
+            let per_row = row_bytes * self.wrap as usize;
+            let put = |y: u32, rows: u32, logical: u32, data: &[u8]| {
+                gpu.queue.write_texture(
+                    wgpu::TexelCopyTextureInfo {
+                        texture,
+                        mip_level: 0,
+                        origin: wgpu::Origin3d { x: 0, y, z: 0 },
+                        aspect: wgpu::TextureAspect::All,
+                    },
+                    data,
+                    wgpu::TexelCopyBufferLayout {
+                        offset: 0,
+                        bytes_per_row: Some(row_bytes as u32 * logical),
+                        rows_per_image: Some(rows),
+                    },
+                    wgpu::Extent3d {
+                        width: self.width * logical,
+                        height: rows,
+                        depth_or_array_layers: 1,
+                    },
+                );
+            };
+            if whole > 0 {
+                put(0, whole, self.wrap, &bytes[..whole as usize * per_row]);
+            }
+            if rest > 0 {
+                let start = whole as usize * per_row;
+                put(
+                    whole,
+                    1,
+                    rest,
+                    &bytes[start..start + rest as usize * row_bytes],
+                );
+            }
+            return;
+        }
         let (_, block_rows) = self.block();
         for block in 0..self.blocks() {
             let first = block * block_rows;
@@ -159,7 +238,7 @@ mod tests {
     /// Where the WGSL function sends (x, y), evaluated the way the shader does.
     fn place(l: &TexelLayout, x: u32, y: u32) -> (u32, u32) {
         match l.fold_rows {
-            None => (x, y),
+            None => (x + (y % l.wrap) * l.width, y / l.wrap),
             Some(r) => (x + (y >> r.trailing_zeros()) * l.width, y & (r - 1)),
         }
     }
@@ -191,6 +270,37 @@ mod tests {
                 assert!(seen.insert((px, py)), "({x}, {y}) lands on a used texel");
             }
         }
+    }
+
+    #[test]
+    fn a_wrapped_operand_keeps_memory_order_and_covers_every_texel_once() {
+        // Llama-3-8B's KV cache at skv = 8192, f32: 65536 keys of 32 texels, 4 a row.
+        let l = TexelLayout::wrapped("K", 32, 65536, 16384).unwrap();
+        assert_eq!((l.wrap, l.fold_rows, l.size()), (4, None, (128, 16384)));
+        assert!(
+            l.wgsl("t").contains("x + (y & 3u) * 32u, y >> 2u"),
+            "{}",
+            l.wgsl("t")
+        );
+        // A partly filled last row; every texel at its place in row-major memory order.
+        for (width, height, max, wrap, size) in [(3, 21, 16, 2, (6, 11)), (2, 21, 8, 4, (8, 6))] {
+            let l = TexelLayout::wrapped("K", width, height, max).unwrap();
+            assert_eq!((l.wrap, l.size()), (wrap, size));
+            for y in 0..height {
+                for x in 0..width {
+                    let (px, py) = place(&l, x, y);
+                    assert!(px < size.0 && py < size.1, "({x}, {y}) -> ({px}, {py})");
+                    let at = py * size.0 + px;
+                    assert_eq!(at, y * width + x, "({x}, {y}) out of memory order");
+                }
+            }
+        }
+        // One that fits is left as it is; one too wide even wrapped is refused, and why.
+        assert_eq!(TexelLayout::wrapped("K", 3, 8, 8).unwrap().wrap, 1);
+        let Err(PrepareError::Unsupported(why)) = TexelLayout::wrapped("K", 5, 21, 8) else {
+            panic!("5 texels x 4 rows do not fit 8");
+        };
+        assert!(why.contains("4 rows side by side"), "{why}");
     }
 
     #[test]
