@@ -42,8 +42,8 @@
 // Dispatch: (NSPLIT, Hkv, B) workgroups of 8 invocations. Needs SUBGROUP and subgroups of
 // at least 8 invocations, so that the workgroup is one subgroup.
 // Tile parameters (text-substituted): REP query heads per KV head (unrolled; the host
-// refuses REP·D > 1024 to bound private state), TK keys per lane per step (1 with split d:
-// it ran 1.1-1.8x TK = 1 and 2 up to skv = 1024, 0.6-0.95x at skv = 8192), D4 = D / 4,
+// refuses REP·D > 1024 to bound private state), TK keys per lane per step (1 with split d,
+// which ran 1.1-2.2x TK = 1 and 2 on every decode shape timed), D4 = D / 4,
 // CHUNK keys per workgroup (a uniform: enough workgroups to fill the threads, few enough
 // partial results for the merge).
 // Template fields: ENABLE_F16 ELEM D4 TK QROW KV_TEXEL LOAD_Q INIT STEP REDUCE.

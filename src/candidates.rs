@@ -238,10 +238,11 @@ mod tests {
     #[test]
     fn a_variant_superseded_on_llvmpipe_leaves_its_sibling_searched() {
         assert_eq!(superseded_have_searched_siblings(&MatmulVariant::all()), 4);
-        // flash_ubo_r8_q4_c4 (by flash_ubs) and the three decode_ubo tiles (by decode_stex).
+        // flash_ubo_r8_q4_c4 (by flash_ubs), the three decode_ubo tiles (by decode_stex) and
+        // the three key-per-lane decode_stex tiles (by decode_stex_l8_sd).
         assert_eq!(
             superseded_have_searched_siblings(&AttentionVariant::all()),
-            4
+            7
         );
     }
 }

@@ -228,8 +228,8 @@ impl AttentionVariant {
                 chunk: 1024,
                 split_d: false,
             },
-            // Split-d P·V: 1.1-1.8x the others up to skv = 1024, 0.6-0.95x at 8192, and it
-            // compiles in 1-1.6 s where t1 takes 6.5-8 s (d = 128, rep 4, lavapipe).
+            // Split-d P·V: 1.1-2.2x t1 and t2 on every decode shape timed in turns on
+            // lavapipe, and it compiles in 1-1.6 s where t1 takes 6.5-8 s (d = 128, rep 4).
             AttentionVariant::DecodeTexture {
                 tk: 1,
                 chunk: 256,
@@ -265,7 +265,11 @@ impl AttentionVariant {
     /// - `decode_ubo_*` (K/V through uniform windows) ran 1.2-2.7x behind `decode_stex`
     ///   (K/V in textures) in turns on every decode shape tried (d = 64 and 128, MHA and
     ///   GQA, skv = 1024 and 8192, f32 and f16), and took 15 s to compile at d = 128, rep 4,
-    ///   where `decode_stex_l8_t1` took 6.5-8 s.
+    ///   where `decode_stex_l8_t1` took 6.5-8 s;
+    /// - `decode_stex_l8_t1_*` and `t2_*` (each lane accumulates its own keys' whole V
+    ///   rows) ran 1.1-2.2x behind `decode_stex_l8_sd` (split-d P·V) in turns on every
+    ///   decode shape tried (skv = 24 to 32768, d = 64 and 128, MHA and GQA, f32 and f16),
+    ///   and took 6.5-10 s to compile at d = 128, rep 4, where `sd` took 1.1-1.6 s.
     pub fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
         match *self {
             AttentionVariant::Flash {
@@ -273,6 +277,7 @@ impl AttentionVariant {
                 ..
             } => Some("flash_ubs"),
             AttentionVariant::Decode { .. } => Some("decode_stex"),
+            AttentionVariant::DecodeTexture { split_d: false, .. } => Some("decode_stex_l8_sd"),
             _ => None,
         }
     }
