@@ -1,7 +1,7 @@
 //! The decode attention kernels (Sq = 1), lavapipe's designs: one generated step (scores one
 //! key per SIMD lane, FlashAttention-2's online softmax for the rep query heads of a KV
 //! head; P·V per lane over its own keys, the lanes combined by subgroup reductions at the
-//! end, or with the head dim split across the lanes: [`split_d_pv`]) fed two ways, and the
+//! end, or with the head dim split across the lanes: `split_d_pv`) fed two ways, and the
 //! host side of each:
 //! - `decode_ubo_*`: K and V through 64 KiB uniform windows, several per dispatch
 //!   (`kernels/attention_decode_ubo.wgsl`);

@@ -58,8 +58,8 @@ pub fn uniform_readable(gpu: &Gpu, label: &str, bytes: &[u8], pad: u64) -> wgpu:
         })
 }
 
-/// WGSL statements unpacking `{name}u` (a vec4<u32> of 8 halves, as f16 data is read from
-/// uniform arrays, whose elements need a 16-byte stride) into vec4<f32>s `{name}0` and
+/// WGSL statements unpacking `{name}u` (a `vec4<u32>` of 8 halves, as f16 data is read from
+/// uniform arrays, whose elements need a 16-byte stride) into `vec4<f32>`s `{name}0` and
 /// `{name}1`.
 pub fn unpack_halves(name: &str) -> String {
     format!(
