@@ -276,7 +276,7 @@ fn adapter_plan(
     Ok((plan, nw))
 }
 
-/// Whether this kernel takes `shape` in `dtype` on `gpu` ([`adapter_plan`]).
+/// Whether this kernel takes `shape` in `dtype` on `gpu` (`adapter_plan`).
 pub fn applies(gpu: &Gpu, shape: &MatmulShape, dtype: DType) -> bool {
     adapter_plan(gpu, shape, dtype, GemvTile { tr: 4, rb: 1 }).is_ok()
 }

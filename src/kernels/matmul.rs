@@ -344,7 +344,7 @@ impl MatmulVariant {
     }
 
     /// The WGSL source for `shape` and `dtype`; texture-fed variants lay their operands out
-    /// for textures of at most `max_texture` texels a side ([`texture_layouts`]).
+    /// for textures of at most `max_texture` texels a side (`texture_layouts`).
     pub fn source(&self, shape: &MatmulShape, dtype: DType, max_texture: u32) -> String {
         match *self {
             MatmulVariant::Naive => {
