@@ -960,19 +960,11 @@ pub(super) fn bind_entries(
     pipeline: &wgpu::ComputePipeline,
     buffers: &[wgpu::BufferBinding<'_>],
 ) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry> = buffers
+    let resources = buffers
         .iter()
-        .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: wgpu::BindingResource::Buffer(b.clone()),
-        })
+        .map(|b| wgpu::BindingResource::Buffer(b.clone()))
         .collect();
-    gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
-    })
+    super::bind_resources(gpu, pipeline, None, resources)
 }
 
 /// The causal diagonal offset for `shape`: queries aligned to the last keys.

@@ -20,9 +20,9 @@ use super::attention::{
 };
 use super::texel_layout::TexelLayout;
 use super::{
-    bind, check_buffer, check_workgroups, compile, enable_line, render, require_subgroups,
-    slot_switch, storage_buffer, uniform_buffer, uniform_readable, unpack_halves, Dispatch,
-    HostTensor, PrepareError, Program,
+    bind, bind_resources, check_buffer, check_workgroups, compile, enable_line, render,
+    require_subgroups, slot_switch, storage_buffer, uniform_buffer, uniform_readable,
+    unpack_halves, Dispatch, HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
 use crate::shape::{AttentionShape, DType};
@@ -803,7 +803,7 @@ pub(super) fn prepare_decode_texture(
     let q = texture("Q texels", &q_layout, &inputs.q);
     let k = texture("K texels", &layout, &inputs.k);
     let v = texture("V texels", &layout, &inputs.v);
-    let resources = [
+    let resources = vec![
         partials.uniforms.as_entire_binding(),
         wgpu::BindingResource::TextureView(&q),
         wgpu::BindingResource::TextureView(&k),
@@ -811,19 +811,7 @@ pub(super) fn prepare_decode_texture(
         partials.part_o.as_entire_binding(),
         partials.part_ml.as_entire_binding(),
     ];
-    let entries: Vec<wgpu::BindGroupEntry> = resources
-        .into_iter()
-        .enumerate()
-        .map(|(i, resource)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource,
-        })
-        .collect();
-    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout: &main.get_bind_group_layout(0),
-        entries: &entries,
-    });
+    let bind_group = bind_resources(gpu, &main, Some(label), resources);
     let main = Dispatch {
         pipeline: main,
         bind_group,

@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::{check_workgroups, compile, enable_line, render, require_subgroups, slot_switch};
+use super::slot_switch;
+use super::{bind_resources, check_workgroups, compile, enable_line, render, require_subgroups};
 use super::{storage_buffer, uniform_buffer, uniform_readable, unpack_halves};
 use super::{Dispatch, HostTensor, PrepareError, Program};
 use crate::gpu::Gpu;
@@ -344,7 +345,6 @@ pub fn prepare(
             size: std::num::NonZeroU64::new(size),
         })
     }
-    let layout = pipeline.get_bind_group_layout(0);
     let mut dispatches = Vec::with_capacity(groups.len());
     for (table_at, starts, used) in groups {
         let mut resources = vec![
@@ -357,20 +357,8 @@ pub fn prepare(
             resources.push(binding(&b_buf, start, plan.window_bytes));
         }
         resources.push(c.as_entire_binding());
-        let entries: Vec<wgpu::BindGroupEntry> = resources
-            .into_iter()
-            .enumerate()
-            .map(|(i, resource)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource,
-            })
-            .collect();
         dispatches.push(Dispatch {
-            bind_group: gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(label),
-                layout: &layout,
-                entries: &entries,
-            }),
+            bind_group: bind_resources(gpu, &pipeline, Some(label), resources),
             pipeline: pipeline.clone(),
             workgroups: [per_window, used, 1],
         });

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::gemv::skinny_refusal;
 use super::texel_layout::TexelLayout;
 use super::{
-    check_workgroups, compile, enable_line, render, storage_buffer, uniform_buffer,
+    bind_resources, check_workgroups, compile, enable_line, render, storage_buffer, uniform_buffer,
     uniform_readable, unpack_halves, Dispatch, HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
@@ -199,28 +199,13 @@ pub fn prepare(
         HostTensor::nan(dtype, shape.c_len()).bytes(),
         true,
     );
-    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: params.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: a_buf.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 2,
-                resource: wgpu::BindingResource::TextureView(&view),
-            },
-            wgpu::BindGroupEntry {
-                binding: 3,
-                resource: c.as_entire_binding(),
-            },
-        ],
-    });
+    let resources = vec![
+        params.as_entire_binding(),
+        a_buf.as_entire_binding(),
+        wgpu::BindingResource::TextureView(&view),
+        c.as_entire_binding(),
+    ];
+    let bind_group = bind_resources(gpu, &pipeline, Some(label), resources);
     Ok(Program {
         dispatches: vec![Dispatch {
             pipeline,

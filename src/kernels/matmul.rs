@@ -18,9 +18,9 @@
 use std::fmt::Write as _;
 
 use super::{
-    bind, check_buffer, check_workgroups, compile, enable_line, gemv, gemv::GemvTile, gemv_texture,
-    gemv_texture::GemvTexTile, render, storage_buffer, texel_layout::TexelLayout, uniform_buffer,
-    Dispatch, HostTensor, PrepareError, Program,
+    bind, bind_resources, check_buffer, check_workgroups, compile, enable_line, gemv,
+    gemv::GemvTile, gemv_texture, gemv_texture::GemvTexTile, render, storage_buffer,
+    texel_layout::TexelLayout, uniform_buffer, Dispatch, HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
@@ -612,49 +612,26 @@ impl MatmulVariant {
         check_workgroups(gpu, pack_groups)?;
         let a_buffer = storage_buffer(gpu, "A", inputs.a.bytes(), false);
         let pack = Dispatch {
-            bind_group: gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("pack A"),
-                layout: &pack_pipeline.get_bind_group_layout(0),
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: uniforms.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: a_buffer.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: wgpu::BindingResource::TextureView(&a_view),
-                    },
+            bind_group: bind_resources(
+                gpu,
+                &pack_pipeline,
+                Some("pack A"),
+                vec![
+                    uniforms.as_entire_binding(),
+                    a_buffer.as_entire_binding(),
+                    wgpu::BindingResource::TextureView(&a_view),
                 ],
-            }),
+            ),
             pipeline: pack_pipeline,
             workgroups: pack_groups,
         };
-        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(label),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: uniforms.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: wgpu::BindingResource::TextureView(&a_view),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: wgpu::BindingResource::TextureView(&b_view),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: c.as_entire_binding(),
-                },
-            ],
-        });
+        let resources = vec![
+            uniforms.as_entire_binding(),
+            wgpu::BindingResource::TextureView(&a_view),
+            wgpu::BindingResource::TextureView(&b_view),
+            c.as_entire_binding(),
+        ];
+        let bind_group = bind_resources(gpu, &pipeline, Some(label), resources);
         Ok(Program {
             dispatches: vec![
                 pack,

@@ -289,16 +289,28 @@ pub fn bind(
     pipeline: &wgpu::ComputePipeline,
     buffers: &[&wgpu::Buffer],
 ) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry> = buffers
-        .iter()
+    let resources = buffers.iter().map(|b| b.as_entire_binding()).collect();
+    bind_resources(gpu, pipeline, None, resources)
+}
+
+/// Bind `resources` (buffer ranges, texture views) to bindings 0.. of the pipeline's
+/// group 0, in order.
+pub fn bind_resources(
+    gpu: &Gpu,
+    pipeline: &wgpu::ComputePipeline,
+    label: Option<&str>,
+    resources: Vec<wgpu::BindingResource<'_>>,
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = resources
+        .into_iter()
         .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry {
+        .map(|(i, resource)| wgpu::BindGroupEntry {
             binding: i as u32,
-            resource: b.as_entire_binding(),
+            resource,
         })
         .collect();
     gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
+        label,
         layout: &pipeline.get_bind_group_layout(0),
         entries: &entries,
     })

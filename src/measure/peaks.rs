@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::gpu::Gpu;
-use crate::kernels::{compile, enable_line, render, storage_buffer, Dispatch, HostTensor, Program};
+use crate::kernels::{
+    bind_resources, compile, enable_line, render, storage_buffer, Dispatch, HostTensor, Program,
+};
 use crate::measure::{run_and_read, DeviceTrouble, Timer};
 use crate::shape::DType;
 
@@ -404,20 +406,15 @@ fn texture_copy_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
         src.create_view(&Default::default()),
         dst.create_view(&Default::default()),
     );
-    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("peak texture copy"),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::TextureView(&src_view),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: wgpu::BindingResource::TextureView(&dst_view),
-            },
+    let bind_group = bind_resources(
+        gpu,
+        &pipeline,
+        Some("peak texture copy"),
+        vec![
+            wgpu::BindingResource::TextureView(&src_view),
+            wgpu::BindingResource::TextureView(&dst_view),
         ],
-    });
+    );
     let readback = storage_buffer(gpu, "peak copy readback", &vec![0u8; bytes as usize], true);
     let program = Program {
         dispatches: vec![Dispatch {
