@@ -46,12 +46,13 @@ type Expr2<'a> = &'a dyn Fn(&str, &str) -> String;
 /// Where a decode kernel reads Q, K and V, as WGSL expressions of 16-byte units (a
 /// vec4<f32> in f32 windows, a vec4<u32> otherwise): `q(h, u)` is unit u of the KV head's
 /// query head h, `kv(buffer, t, u)` unit u of the step's key t in K or V (`@K`, `@V`), whose
-/// row `key_row(t)` names (clamped to the chunk); `raw` says f32 units come as u32 bit
+/// row `key_row(key)` names for an i32 key expression (clamped to the chunk); `raw` says f32
+/// units come as u32 bit
 /// patterns.
 struct DecodeSource<'a> {
     q: &'a dyn Fn(u32, u32) -> String,
     kv: &'a dyn Fn(&str, u32, u32) -> String,
-    key_row: &'a dyn Fn(u32) -> String,
+    key_row: &'a dyn Fn(&str) -> String,
     raw: bool,
     /// P·V with the head dim split across the lanes (see [`split_d_pv`]): `v(unit, row)`,
     /// V's unit at a lane-dependent index and a lane-uniform row. `None`: each lane
@@ -98,7 +99,11 @@ fn decode_body(d: u32, dtype: DType, rep: u32, tk: u32, src: &DecodeSource) -> D
         let _ = writeln!(step, "{IND}let key{t} = t0 + {} + i32(li);", 8 * t);
         let _ = writeln!(step, "{IND}let msk{t} = key{t} >= see_end;");
         // Masked keys read the chunk's last key (in bounds) and add 0.
-        let _ = writeln!(step, "{IND}let kb{t} = {};", (src.key_row)(t));
+        let _ = writeln!(
+            step,
+            "{IND}let kb{t} = {};",
+            (src.key_row)(&format!("key{t}"))
+        );
         for h in 0..rep {
             let _ = writeln!(step, "{IND}var s{h}_{t} = 0.0;");
         }
@@ -120,7 +125,7 @@ fn decode_body(d: u32, dtype: DType, rep: u32, tk: u32, src: &DecodeSource) -> D
     }
     if let Some(v_split) = src.v_split {
         assert_eq!(tk, 1, "split-d P·V takes one key per lane");
-        let (pv_init, pv_step, reduce) = split_d_pv(d, group, rep, &load, v_split);
+        let (pv_init, pv_step, reduce) = split_d_pv(d, group, rep, &load, src.key_row, v_split);
         init.push_str(&pv_init);
         step.push_str(&pv_step);
         return DecodeBody {
@@ -215,6 +220,7 @@ fn split_d_pv(
     group: u32,
     rep: u32,
     load: &dyn Fn(String, &str) -> String,
+    key_row: &dyn Fn(&str) -> String,
     v_at: &dyn Fn(&str, &str) -> String,
 ) -> (String, String, String) {
     let units = d / 4 / group;
@@ -252,10 +258,7 @@ fn split_d_pv(
     for t in 0..8 {
         // Key t of the step (masked keys have weight 0; their row is clamped).
         let _ = writeln!(step, "{IND}{{");
-        let _ = writeln!(
-            step,
-            "{IND}    let vb = row0 + u32(min(t0 + {t}, k_end - 1));"
-        );
+        let _ = writeln!(step, "{IND}    let vb = {};", key_row(&format!("t0 + {t}")));
         for h in 0..rep {
             let _ = writeln!(
                 step,
@@ -328,7 +331,7 @@ pub fn decode_source(
     let row = if f16 { d / 8 } else { d / 4 };
     let q = |h: u32, u: u32| format!("qw[head.z + {}u]", h * row + u);
     let kv = |buf: &str, t: u32, u: u32| format!("{buf}[kb{t} + {u}u]");
-    let key_row = |t: u32| format!("kv_off + u32(min(key{t}, k_end - 1) - i32(k0)) * {row}u");
+    let key_row = |key: &str| format!("kv_off + u32(min({key}, k_end - 1) - i32(k0)) * {row}u");
     let body = decode_body(
         d,
         dtype,
@@ -405,7 +408,7 @@ pub fn decode_texture_source(
 ) -> String {
     let q = |h: u32, u: u32| format!("textureLoad(q_tex, q_texel({u}u, qr + {h}u))");
     let kv = |buf: &str, t: u32, u: u32| format!("textureLoad({buf}, kv_texel({u}u, kb{t}))");
-    let key_row = |t: u32| format!("row0 + u32(min(key{t}, k_end - 1))");
+    let key_row = |key: &str| format!("row0 + u32(min({key}, k_end - 1))");
     let v_split = |unit: &str, row: &str| format!("textureLoad(v_tex, kv_texel({unit}, {row}))");
     let body = decode_body(
         d,
