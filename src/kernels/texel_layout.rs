@@ -97,7 +97,8 @@ impl TexelLayout {
         }
     }
 
-    /// The size of one upload ([`TexelLayout::write`]): `width` by the rows of a block.
+    /// The size of one upload of a plain or folded layout ([`TexelLayout::write`]): `width`
+    /// by the rows of a block.
     pub fn block(&self) -> (u32, u32) {
         (
             self.width,
@@ -156,46 +157,42 @@ impl TexelLayout {
     }
 
     /// Upload `bytes`, the logical rows one after another (`texel_bytes` per texel), into
-    /// `texture`: one write per block of rows.
+    /// `texture`: one write per block of rows, or, wrapped, one for the whole texture rows
+    /// and one for the logical rows left over in the last.
     pub fn write(&self, gpu: &Gpu, texture: &wgpu::Texture, bytes: &[u8], texel_bytes: u32) {
         let row_bytes = (self.width * texel_bytes) as usize;
+        // `rows` texture rows of `width` texels at (x, y), from `data`.
+        let put = |x: u32, y: u32, width: u32, rows: u32, data: &[u8]| {
+            gpu.queue.write_texture(
+                wgpu::TexelCopyTextureInfo {
+                    texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d { x, y, z: 0 },
+                    aspect: wgpu::TextureAspect::All,
+                },
+                data,
+                wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(width * texel_bytes),
+                    rows_per_image: Some(rows),
+                },
+                wgpu::Extent3d {
+                    width,
+                    height: rows,
+                    depth_or_array_layers: 1,
+                },
+            );
+        };
         if self.wrap > 1 {
-            // Whole texture rows, then the logical rows left over in the last one.
             let whole = self.height / self.wrap;
             let rest = self.height % self.wrap;
-            let per_row = row_bytes * self.wrap as usize;
-            let put = |y: u32, rows: u32, logical: u32, data: &[u8]| {
-                gpu.queue.write_texture(
-                    wgpu::TexelCopyTextureInfo {
-                        texture,
-                        mip_level: 0,
-                        origin: wgpu::Origin3d { x: 0, y, z: 0 },
-                        aspect: wgpu::TextureAspect::All,
-                    },
-                    data,
-                    wgpu::TexelCopyBufferLayout {
-                        offset: 0,
-                        bytes_per_row: Some(row_bytes as u32 * logical),
-                        rows_per_image: Some(rows),
-                    },
-                    wgpu::Extent3d {
-                        width: self.width * logical,
-                        height: rows,
-                        depth_or_array_layers: 1,
-                    },
-                );
-            };
+            let split = whole as usize * self.wrap as usize * row_bytes;
             if whole > 0 {
-                put(0, whole, self.wrap, &bytes[..whole as usize * per_row]);
+                put(0, 0, self.width * self.wrap, whole, &bytes[..split]);
             }
             if rest > 0 {
-                let start = whole as usize * per_row;
-                put(
-                    whole,
-                    1,
-                    rest,
-                    &bytes[start..start + rest as usize * row_bytes],
-                );
+                let end = split + rest as usize * row_bytes;
+                put(0, whole, self.width * rest, 1, &bytes[split..end]);
             }
             return;
         }
@@ -204,29 +201,8 @@ impl TexelLayout {
             let first = block * block_rows;
             let rows = block_rows.min(self.height - first);
             let start = first as usize * row_bytes;
-            gpu.queue.write_texture(
-                wgpu::TexelCopyTextureInfo {
-                    texture,
-                    mip_level: 0,
-                    origin: wgpu::Origin3d {
-                        x: block * self.width,
-                        y: 0,
-                        z: 0,
-                    },
-                    aspect: wgpu::TextureAspect::All,
-                },
-                &bytes[start..start + rows as usize * row_bytes],
-                wgpu::TexelCopyBufferLayout {
-                    offset: 0,
-                    bytes_per_row: Some(row_bytes as u32),
-                    rows_per_image: Some(rows),
-                },
-                wgpu::Extent3d {
-                    width: self.width,
-                    height: rows,
-                    depth_or_array_layers: 1,
-                },
-            );
+            let end = start + rows as usize * row_bytes;
+            put(block * self.width, 0, self.width, rows, &bytes[start..end]);
         }
     }
 }
