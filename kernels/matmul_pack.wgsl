@@ -6,17 +6,20 @@
 //
 // Bindings (group 0):
 //   0 uniform Params { m, n, k, batch, kp, np } (the matmul's own)
-//   1 storage read  a: A[batch, m, k] row-major, as array<vec4<E>> when k % 4 == 0 (one
-//     16-byte load per texel), else array<E> with a bounds check per element
-//   2 texture_storage_2d<FORMAT, write> A texture: logically width kp/4, height batch·m,
+//   1 storage read  a: A[batch, m, k] row-major, as array<vec4<E>> when k % KT == 0 (one
+//     16-byte load per texel; array<vec4<u32>>, the bits, for packed halves), else
+//     array<E> with a bounds check per element
+//   2 texture_storage_2d<FORMAT, write> A texture: logically width kp/KT, height batch·m,
 //     placed by a_texel (folded into blocks side by side when batch·m is too tall)
-// Dispatch: (ceil(kp / 4 / 64), batch·m, 1) workgroups of 64; invocation (x, y) writes
-// logical texel (x, y), the four elements A[y][4x .. 4x + 4] (zero past k), where a_texel
+// KT is the elements per texel: 4 (rgba32float, rgba16float), or 8 halves (rgba32uint, two
+// per u32 as pack2x16float lays them out).
+// Dispatch: (ceil(kp / KT / 64), batch·m, 1) workgroups of 64; invocation (x, y) writes
+// logical texel (x, y), the KT elements A[y][KT·x .. KT·x + KT] (zero past k), where a_texel
 // places it (folded when batch·m passes max_texture_dimension_2d).
 // Tile parameters: none; 64 invocations keep the 8-lane SIMD of lavapipe and 32- or 64-lane
 // GPU subgroups full. Limit: batch·m <= max_compute_workgroups_per_dimension (checked by
 // the host).
-// Template fields: ENABLE_F16 ELEM FORMAT ARRAY LOAD A_TEXEL.
+// Template fields: ENABLE_F16 ELEM FORMAT KT ARRAY LOAD A_TEXEL.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
@@ -37,7 +40,7 @@ struct Params {
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let k0 = gid.x * 4u;
+    let k0 = gid.x * {{KT}}u;
     if (k0 >= p.kp) {
         return;
     }

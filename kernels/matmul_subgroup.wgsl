@@ -6,7 +6,9 @@
 // subgroupBroadcast is a register shuffle. So each lane loads only A rows nobody else
 // loads, shares them by broadcast, and reuses every loaded B vec4 for R rows:
 //   per k-step of 4: a lane loads RA vec4s of A (its rows) and 4·TN4 vec4s of B (its
-//   columns), then for each of the R = S·RA rows issues 4·TN4 vec4 fma.
+//   columns), then for each of the R = S·RA rows issues 4·TN4 vec4 fma. With f16 packed
+//   8 per texel (KSTEP 8), each load is a mat2x4 of two such k-quarters, so a k-step of 8
+//   takes the loads of a k-step of 4.
 // A subgroup computes R rows x (S·4·TN4) columns; lane l owns columns
 // col0 + (j·S + l)·4 .. +4 for j < TN4.
 //
@@ -18,6 +20,7 @@
 //   NSG  subgroups per workgroup; S·NSG <= max_compute_invocations_per_workgroup.
 //   RA   A vec4s per lane per k-step (R = S·RA rows per subgroup).
 //   TN4  vec4 columns per lane. Accumulators are R·TN4 vec4s per lane.
+//   KSTEP  k per loaded texel: 4, or 8 for packed halves (rgba32uint texels).
 // Requires Features::SUBGROUP. Control flow stays uniform (no early return) because every
 // lane must take part in the broadcasts; rows and columns past the edge are clamped on
 // load and skipped on store.
@@ -33,7 +36,7 @@ fn main(
     let col0 = wg.x * {{BN}}u;
     let last_row = p.m - 1u;
 {{DECLARE}}
-    for (var k = 0u; k < p.k; k += 4u) {
+    for (var k = 0u; k < p.k; k += {{KSTEP}}u) {
 {{STEP}}
     }
 {{STORE}}

@@ -8,7 +8,9 @@
 // sampling path), and a read-only storage-texture load skips the sampler machinery and is
 // cheaper still. On GPUs the texture cache serves the same reuse as L1.
 //
-// Layout (zero-padded, rgba32float or rgba16float texels of 4 consecutive elements; B is
+// Layout (zero-padded, rgba32float or rgba16float texels of 4 consecutive elements, or
+// rgba32uint texels of 8 consecutive halves along k, the packed-halves operands, which need
+// f16 and transposed B: read "4" below as 8 along k for them; B is
 // staged once by the host before timing, A is written by matmul_pack.wgsl inside the timed
 // program):
 //   A  texture width kp/4, height batch·m:   texel (k/4, batch·m + row)
@@ -22,12 +24,15 @@
 // Bindings (group 0):
 //   0 uniform Params { m, n, k, batch, kp, np }
 //   1 A, 2 B: texture_2d<f32> (sampled; textureLoad with level 0) or
-//         texture_storage_2d<rgba32float|rgba16float, read> (read-only storage texture)
+//         texture_storage_2d<rgba32float|rgba16float|rgba32uint, read> (read-only storage
+//         texture)
 //   3 storage rw C[batch, m, n] row-major, as array<vec4<E>> when n % 4 == 0, else array<E>
 // Limits: the width, times the blocks when folded, must fit max_texture_dimension_2d.
-// Template fields: ENABLE_F16 ELEM ARRAY TEX_TYPE LEVEL TEXELS LOAD_B STORE_C.
+// Template fields: ENABLE_F16 ELEM OPERAND ARRAY TEX_TYPE TEXELS LOAD_A LOAD_B STORE_C.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
+// What load_a and load_b return: vec4<f32>, or mat2x4<f32> for packed halves.
+alias Operand = {{OPERAND}};
 
 struct Params {
     m: u32,
@@ -45,13 +50,21 @@ struct Params {
 
 {{TEXELS}}
 
-// A[batch, row, k .. k+4]; row < m, k % 4 == 0, k < kp.
-fn load_a(batch: u32, row: u32, k: u32) -> vec4<f32> {
-    return textureLoad(a_tex, a_texel(k >> 2u, batch * p.m + row){{LEVEL}});
+// Eight halves (the bits of an rgba32uint texel) as k .. k+4 and k+4 .. k+8.
+fn unpack8(t: vec4<u32>) -> mat2x4<f32> {
+    return mat2x4<f32>(
+        vec4<f32>(unpack2x16float(t.x), unpack2x16float(t.y)),
+        vec4<f32>(unpack2x16float(t.z), unpack2x16float(t.w)),
+    );
 }
 
-// Row-major: B[batch, k, col .. col+4]. Transposed: Bᵀ[batch, col, k .. k+4].
-fn load_b(batch: u32, k: u32, col: u32) -> vec4<f32> {
+// A[batch, row, k .. k+KT]; row < m, k % KT == 0, k < kp (KT = 4, or 8 packed).
+fn load_a(batch: u32, row: u32, k: u32) -> Operand {
+{{LOAD_A}}
+}
+
+// Row-major: B[batch, k, col .. col+4]. Transposed: Bᵀ[batch, col, k .. k+KT].
+fn load_b(batch: u32, k: u32, col: u32) -> Operand {
 {{LOAD_B}}
 }
 

@@ -94,20 +94,32 @@ fn f16_storage_variants_pass_the_tolerance() {
         return;
     }
     let mut failures = Vec::new();
+    let mut packed_ran = 0;
     for shape in [
         MatmulShape::new(97, 61, 131),
         MatmulShape::new(32, 64, 48).transposed_b().batched(2),
+        // Packed halves (8 per texel along k) with k not a multiple of 8, and below 8; and
+        // row-major B, which they stage transposed, batch by batch.
+        MatmulShape::new(19, 37, 45).transposed_b(),
+        MatmulShape::new(5, 9, 3).transposed_b(),
+        MatmulShape::new(13, 29, 37).batched(3),
         // gemv_ubo in f16: 23 windows of 31 rows over two dispatches; 3 rows of A.
         MatmulShape::new(1, 700, 1024).transposed_b(),
         MatmulShape::new(3, 19, 24).transposed_b(),
     ] {
         let inputs = MatmulInputs::random(&shape, DType::F16, 11);
         for v in MatmulVariant::all() {
-            let Ok(program) = v.prepare(&gpu, &shape, DType::F16, &inputs) else {
-                continue;
+            let program = match v.prepare(&gpu, &shape, DType::F16, &inputs) {
+                Ok(p) => p,
+                Err(PrepareError::Unsupported(_)) => continue,
+                Err(PrepareError::Failed(why)) => {
+                    failures.push(format!("{} {shape}: {why}", v.name()));
+                    continue;
+                }
             };
             let out = run_and_read(&gpu, &program, TIMEOUT).expect("device ran");
             let verdict = verify::matmul::check(&shape, DType::F16, &inputs, &out, 1);
+            packed_ran += usize::from(v.name().starts_with("subgroup_stexh"));
             if !verdict.passed {
                 failures.push(format!(
                     "{} {shape}: {}",
@@ -118,6 +130,15 @@ fn f16_storage_variants_pass_the_tolerance() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Where the subgroup kernels run at all (fixed 8-lane subgroups: lavapipe), the packed
+    // ones must have run, not been skipped.
+    let s = &gpu.summary;
+    if s.subgroups && s.subgroup_min_size == 8 && s.subgroup_max_size == 8 {
+        assert!(
+            packed_ran >= 8,
+            "packed-halves variants ran {packed_ran} times"
+        );
+    }
 }
 
 #[test]
@@ -311,6 +332,31 @@ fn operands_taller_than_the_texture_limit_are_folded() {
 
     if eight_lanes && gpu.has_f16() {
         assert_eq!(ran, textured.len());
+    }
+
+    // Packed halves (16-byte texels of 8 halves): tall Bᵀ, and tall A with row-major B,
+    // which is staged transposed.
+    let packed = MatmulVariant::all()
+        .into_iter()
+        .find(|v| v.name().starts_with("subgroup_stexh8_x2_t8x8"))
+        .expect("a packed-halves variant");
+    let mut ran = 0;
+    for shape in [
+        MatmulShape::new(9, tall, 16).transposed_b(),
+        MatmulShape::new(tall, 7, 12),
+    ] {
+        let inputs = MatmulInputs::random(&shape, DType::F16, 5);
+        ran += usize::from(runs_and_verifies(
+            &gpu,
+            &packed,
+            &shape,
+            DType::F16,
+            &inputs,
+            |out| verify::matmul::check(&shape, DType::F16, &inputs, out, 1),
+        ));
+    }
+    if eight_lanes && gpu.has_f16() {
+        assert_eq!(ran, 2);
     }
 
     // A product gemv takes is not folded: gemv streams it far faster. One it does not take

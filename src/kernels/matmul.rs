@@ -9,6 +9,8 @@
 //! - `subgroup*`: outer products within a subgroup (each lane loads rows nobody else loads
 //!   and shares them with subgroupBroadcast), from buffers, sampled textures (`_tex`) or
 //!   read-only storage textures (`_stex`); `subgroup_stex` is the fast one on lavapipe.
+//!   `subgroup_stexh` packs 8 halves per rgba32uint texel along k (f16 with B stored
+//!   [n, k], the models' products): half the texel loads per k.
 //! - `gemv_ubo_*`: matrix-vector products for decode (A of at most 4 rows, B stored [n, k])
 //!   streaming B through uniform windows; in [`super::gemv`].
 //!
@@ -88,11 +90,40 @@ pub enum Operands {
     Textures,
     /// Read-only storage textures, `texture_storage_2d<rgba32float|rgba16float, read>`.
     StorageTextures,
+    /// Read-only storage textures of `rgba32uint` texels that each hold 8 consecutive f16
+    /// values along k, unpacked in the kernel (`unpack2x16float`): half the texel loads of
+    /// `rgba16float` per k. So f16 only, and both operands k-contiguous: B is staged as Bᵀ
+    /// ([n, k]) whichever way it is stored, as weights are repacked at load time.
+    PackedHalves,
 }
 
 impl Operands {
     fn textured(self) -> bool {
         self != Operands::Buffers
+    }
+
+    /// Elements of k per texel: the k-step of the textured kernels and the padding of k.
+    fn k_per_texel(self) -> u32 {
+        if self == Operands::PackedHalves {
+            8
+        } else {
+            4
+        }
+    }
+
+    /// Why these operands cannot serve `dtype`; `None` when they can.
+    fn unsupported(self, dtype: DType) -> Option<String> {
+        (self == Operands::PackedHalves && dtype != DType::F16)
+            .then(|| "packs 8 halves per texel, so is for f16 only".to_string())
+    }
+
+    /// The shape as the kernel sees it: packed halves stage B transposed, k-contiguous.
+    fn staged(self, shape: &MatmulShape) -> MatmulShape {
+        if self == Operands::PackedHalves {
+            shape.transposed_b()
+        } else {
+            *shape
+        }
     }
 }
 
@@ -182,6 +213,24 @@ impl MatmulVariant {
                 tn4: 2,
                 operands: Operands::StorageTextures,
             },
+            // The two tiles above that the searches chose for the models' products (f16,
+            // B stored [n, k]), reading 8 halves per texel (f16 only). Timed in turns against the
+            // same tiles from rgba16float at gpt2's and llama-3.2-1b's prefill shapes
+            // (m = 64, 16), the faster packed tile ran 1.04-1.28x the faster unpacked one.
+            Subgroup {
+                s: 8,
+                nsg: 2,
+                ra: 1,
+                tn4: 2,
+                operands: Operands::PackedHalves,
+            },
+            Subgroup {
+                s: 8,
+                nsg: 2,
+                ra: 2,
+                tn4: 2,
+                operands: Operands::PackedHalves,
+            },
             Texture {
                 wx: 8,
                 wy: 8,
@@ -263,6 +312,7 @@ impl MatmulVariant {
                     Operands::Buffers => "subgroup",
                     Operands::Textures => "subgroup_tex",
                     Operands::StorageTextures => "subgroup_stex",
+                    Operands::PackedHalves => "subgroup_stexh",
                 };
                 format!("{family}{s}_x{nsg}_t{}x{}", s * ra, 4 * tn4)
             }
@@ -395,15 +445,16 @@ impl MatmulVariant {
                 );
                 format!("{}\n{body}", common(shape, dtype))
             }
-            MatmulVariant::Texture { wx, wy, tm, tn4 } => match texture_layouts(shape, max_texture)
-            {
-                Ok(layouts) => {
-                    let body = reg_body(wx, wy, tm, tn4, shape.transpose_b);
-                    let access = texture_common(shape, dtype, Operands::Textures, &layouts);
-                    format!("{access}\n{body}")
+            MatmulVariant::Texture { wx, wy, tm, tn4 } => {
+                match texture_layouts(shape, max_texture, Operands::Textures) {
+                    Ok(layouts) => {
+                        let body = reg_body(wx, wy, tm, tn4, shape.transpose_b);
+                        let access = texture_common(shape, dtype, Operands::Textures, &layouts);
+                        format!("{access}\n{body}")
+                    }
+                    Err(why) => format!("// no texture layout for {shape}: {why:?}\n"),
                 }
-                Err(why) => format!("// no texture layout for {shape}: {why:?}\n"),
-            },
+            }
             // With one 64 KiB window per dispatch; prepare renders it for the adapter.
             MatmulVariant::GemvTexture(tile) => {
                 match gemv_texture::layout(shape, dtype, max_texture) {
@@ -422,6 +473,10 @@ impl MatmulVariant {
                 tn4,
                 operands,
             } => {
+                if let Some(why) = operands.unsupported(dtype) {
+                    return format!("// {why}\n");
+                }
+                let shape = &operands.staged(shape);
                 let body = render(
                     SUBGROUP,
                     &[
@@ -430,12 +485,22 @@ impl MatmulVariant {
                         ("R", (s * ra).to_string()),
                         ("BN", (s * 4 * tn4).to_string()),
                         ("DECLARE", declare_block(s * ra, tn4, "")),
-                        ("STEP", subgroup_step(s, ra, tn4, shape.transpose_b)),
+                        ("KSTEP", operands.k_per_texel().to_string()),
+                        (
+                            "STEP",
+                            subgroup_step(
+                                s,
+                                ra,
+                                tn4,
+                                shape.transpose_b,
+                                operands == Operands::PackedHalves,
+                            ),
+                        ),
                         ("STORE", subgroup_store(s, ra, tn4)),
                     ],
                 );
                 let access = if operands.textured() {
-                    match texture_layouts(shape, max_texture) {
+                    match texture_layouts(shape, max_texture, operands) {
                         Ok(layouts) => texture_common(shape, dtype, operands, &layouts),
                         Err(why) => return format!("// no texture layout for {shape}: {why:?}\n"),
                     }
@@ -502,6 +567,9 @@ impl MatmulVariant {
         check_workgroups(gpu, workgroups)?;
 
         if let Some(operands) = self.texture_operands() {
+            if let Some(why) = operands.unsupported(dtype) {
+                return Err(PrepareError::Unsupported(why));
+            }
             return self.prepare_textured(gpu, shape, dtype, inputs, &label, operands);
         }
         let max_texture = gpu.limits().max_texture_dimension_2d;
@@ -545,9 +613,11 @@ impl MatmulVariant {
     ) -> Result<Program, PrepareError> {
         // Checked against the adapter's limits by `prepare`.
         let workgroups = self.workgroups(shape);
-        let (kp, np) = (shape.k.next_multiple_of(4), shape.n.next_multiple_of(4));
+        let kt = operands.k_per_texel();
+        let (kp, np) = (shape.k.next_multiple_of(kt), shape.n.next_multiple_of(4));
         let max_texture = gpu.limits().max_texture_dimension_2d;
-        let layouts = texture_layouts(shape, max_texture)?;
+        let staged = operands.staged(shape);
+        let layouts = texture_layouts(&staged, max_texture, operands)?;
         if (layouts.a.folded() || layouts.b.folded()) && gemv::applies(gpu, shape, dtype) {
             return Err(PrepareError::Unsupported(format!(
                 "an operand is taller than the adapter's max texture dimension {max_texture}, and this product is left to gemv_ubo, which streams it far faster (at m <= {} the GEMM tiles are mostly padding)",
@@ -558,12 +628,15 @@ impl MatmulVariant {
         let a = operand_texture(gpu, "A", dtype, operands, &layouts.a, None);
         let b_bytes = if shape.transpose_b {
             pad_matrix(&inputs.b, shape.batch, shape.n, shape.k, shape.n, kp)
+        } else if staged.transpose_b {
+            let bt = transpose(&inputs.b, shape.batch, shape.k, shape.n);
+            pad_matrix(&bt, shape.batch, shape.n, shape.k, shape.n, kp)
         } else {
             pad_matrix(&inputs.b, shape.batch, shape.k, shape.n, kp, np)
         };
         // Each block is one upload, staged by wgpu in a buffer of its size.
         let (width, rows) = layouts.b.block();
-        let block_bytes = u64::from(width) * u64::from(rows) * 4 * dtype.size();
+        let block_bytes = u64::from(width) * u64::from(rows) * u64::from(kt) * dtype.size();
         if block_bytes > gpu.summary.max_buffer_bytes {
             return Err(PrepareError::Unsupported(format!(
                 "B's texture takes uploads of {block_bytes} bytes, over the adapter's max buffer size of {} bytes",
@@ -584,31 +657,13 @@ impl MatmulVariant {
             a.create_view(&Default::default()),
             b.create_view(&Default::default()),
         );
-        let (pack_array, pack_load) = if shape.k.is_multiple_of(4) {
-            ("vec4<E>", "    let v = vec4<f32>(a[base >> 2u]);")
-        } else {
-            (
-                "E",
-                "    var v = vec4<f32>(0.0);\n    for (var i = 0u; i < 4u; i++) {\n        if (k0 + i < p.k) {\n            v[i] = f32(a[base + i]);\n        }\n    }",
-            )
-        };
         let pack_pipeline = compile(
             gpu,
             &format!("{label} pack A"),
-            &render(
-                PACK,
-                &[
-                    ("ENABLE_F16", enable_line(dtype)),
-                    ("ELEM", dtype.wgsl().into()),
-                    ("FORMAT", texture_format_name(dtype).into()),
-                    ("ARRAY", pack_array.into()),
-                    ("LOAD", pack_load.into()),
-                    ("A_TEXEL", layouts.a.wgsl("a_texel")),
-                ],
-            ),
+            &pack_source(shape, dtype, operands, &layouts),
             "main",
         )?;
-        let pack_groups = [kp.div_ceil(4 * 64), shape.batch * shape.m, 1];
+        let pack_groups = [kp.div_ceil(kt * 64), shape.batch * shape.m, 1];
         check_workgroups(gpu, pack_groups)?;
         let a_buffer = storage_buffer(gpu, "A", inputs.a.bytes(), false);
         let pack = Dispatch {
@@ -717,9 +772,15 @@ struct TextureLayouts {
 }
 
 /// A and B of `shape` as textures of at most `max` texels a side (layout in
-/// matmul_texture_common.wgsl), folded where an operand is taller than that.
-fn texture_layouts(shape: &MatmulShape, max: u32) -> Result<TextureLayouts, PrepareError> {
-    let (kp, np) = (shape.k.next_multiple_of(4), shape.n.next_multiple_of(4));
+/// matmul_texture_common.wgsl), folded where an operand is taller than that; a texel holds
+/// `operands.k_per_texel()` elements along k (B row-major: 4 along n).
+fn texture_layouts(
+    shape: &MatmulShape,
+    max: u32,
+    operands: Operands,
+) -> Result<TextureLayouts, PrepareError> {
+    let kt = operands.k_per_texel();
+    let (kp, np) = (shape.k.next_multiple_of(kt), shape.n.next_multiple_of(4));
     let rows = |what: &str, per_batch: u32| {
         shape.batch.checked_mul(per_batch).ok_or_else(|| {
             PrepareError::Unsupported(format!(
@@ -729,12 +790,12 @@ fn texture_layouts(shape: &MatmulShape, max: u32) -> Result<TextureLayouts, Prep
         })
     };
     let b = if shape.transpose_b {
-        TexelLayout::new("B", kp / 4, rows("B", shape.n)?, max)?
+        TexelLayout::new("B", kp / kt, rows("B", shape.n)?, max)?
     } else {
         TexelLayout::new("B", np / 4, rows("B", kp)?, max)?
     };
     Ok(TextureLayouts {
-        a: TexelLayout::new("A", kp / 4, rows("A", shape.m)?, max)?,
+        a: TexelLayout::new("A", kp / kt, rows("A", shape.m)?, max)?,
         b,
     })
 }
@@ -747,14 +808,25 @@ fn texture_common(
     layouts: &TextureLayouts,
 ) -> String {
     let (tex_type, level) = match operands {
-        Operands::StorageTextures => (
-            format!("texture_storage_2d<{}, read>", texture_format_name(dtype)),
+        Operands::StorageTextures | Operands::PackedHalves => (
+            format!(
+                "texture_storage_2d<{}, read>",
+                texture_format_name(dtype, operands)
+            ),
             "",
         ),
         _ => ("texture_2d<f32>".to_string(), ", 0"),
     };
+    // A texel of packed halves is 8 along k, unpacked into a mat2x4 (k .. k+4, k+4 .. k+8).
+    let (operand, shift, unpack) = if operands == Operands::PackedHalves {
+        ("mat2x4<f32>", 3, "unpack8")
+    } else {
+        ("vec4<f32>", 2, "")
+    };
+    let load_a =
+        format!("    return {unpack}(textureLoad(a_tex, a_texel(k >> {shift}u, batch * p.m + row){level}));");
     let load_b = if shape.transpose_b {
-        format!("    return textureLoad(b_tex, b_texel(k >> 2u, batch * p.n + min(col, p.n - 1u)){level});")
+        format!("    return {unpack}(textureLoad(b_tex, b_texel(k >> {shift}u, batch * p.n + min(col, p.n - 1u)){level}));")
     } else {
         format!("    return textureLoad(b_tex, b_texel(min(col, p.np - 4u) >> 2u, batch * p.kp + k){level});")
     };
@@ -771,27 +843,91 @@ fn texture_common(
             ("ELEM", dtype.wgsl().into()),
             ("ARRAY", array.into()),
             ("TEX_TYPE", tex_type),
-            ("LEVEL", level.into()),
             ("TEXELS", texels),
+            ("OPERAND", operand.into()),
+            ("LOAD_A", load_a),
             ("LOAD_B", load_b),
             ("STORE_C", store),
         ],
     )
 }
 
-/// The texel format of an operand texture: four elements of the storage type.
-fn texture_format(dtype: DType) -> wgpu::TextureFormat {
-    match dtype {
-        DType::F32 => wgpu::TextureFormat::Rgba32Float,
-        DType::F16 => wgpu::TextureFormat::Rgba16Float,
+/// The texel format of an operand texture: four elements of the storage type, or eight
+/// halves as raw bits.
+fn texture_format(dtype: DType, operands: Operands) -> wgpu::TextureFormat {
+    match (operands, dtype) {
+        (Operands::PackedHalves, _) => wgpu::TextureFormat::Rgba32Uint,
+        (_, DType::F32) => wgpu::TextureFormat::Rgba32Float,
+        (_, DType::F16) => wgpu::TextureFormat::Rgba16Float,
     }
 }
 
 /// [`texture_format`] as WGSL spells it.
-fn texture_format_name(dtype: DType) -> &'static str {
-    match dtype {
-        DType::F32 => "rgba32float",
-        DType::F16 => "rgba16float",
+fn texture_format_name(dtype: DType, operands: Operands) -> &'static str {
+    match (operands, dtype) {
+        (Operands::PackedHalves, _) => "rgba32uint",
+        (_, DType::F32) => "rgba32float",
+        (_, DType::F16) => "rgba16float",
+    }
+}
+
+/// The WGSL of the dispatch that packs A into its texture (matmul_pack.wgsl).
+fn pack_source(
+    shape: &MatmulShape,
+    dtype: DType,
+    operands: Operands,
+    layouts: &TextureLayouts,
+) -> String {
+    let (array, load) = pack_load(shape, operands);
+    render(
+        PACK,
+        &[
+            ("ENABLE_F16", enable_line(dtype)),
+            ("ELEM", dtype.wgsl().into()),
+            ("FORMAT", texture_format_name(dtype, operands).into()),
+            ("KT", operands.k_per_texel().to_string()),
+            ("ARRAY", array.into()),
+            ("LOAD", load.into()),
+            ("A_TEXEL", layouts.a.wgsl("a_texel")),
+        ],
+    )
+}
+
+/// The pack dispatch's A binding type and the WGSL that loads `v`, the texel at `base`
+/// (k0 = its first k; zero past k): 16-byte loads when k is a multiple of the texel's
+/// elements, else one element at a time.
+fn pack_load(shape: &MatmulShape, operands: Operands) -> (&'static str, &'static str) {
+    match (operands, shape.k.is_multiple_of(operands.k_per_texel())) {
+        // The halves' bits as they are.
+        (Operands::PackedHalves, true) => ("vec4<u32>", "    let v = a[base >> 3u];"),
+        (Operands::PackedHalves, false) => (
+            "E",
+            "    var h = array<f32, 8>();\n    for (var i = 0u; i < 8u; i++) {\n        if (k0 + i < p.k) {\n            h[i] = f32(a[base + i]);\n        }\n    }\n    var v = vec4<u32>(0u);\n    for (var i = 0u; i < 4u; i++) {\n        v[i] = pack2x16float(vec2<f32>(h[2u * i], h[2u * i + 1u]));\n    }",
+        ),
+        (_, true) => ("vec4<E>", "    let v = vec4<f32>(a[base >> 2u]);"),
+        (_, false) => (
+            "E",
+            "    var v = vec4<f32>(0.0);\n    for (var i = 0u; i < 4u; i++) {\n        if (k0 + i < p.k) {\n            v[i] = f32(a[base + i]);\n        }\n    }",
+        ),
+    }
+}
+
+/// The [batch, cols, rows] transpose of a row-major [batch, rows, cols] tensor.
+fn transpose(t: &HostTensor, batch: u32, rows: u32, cols: u32) -> HostTensor {
+    let (batch, rows, cols) = (batch as usize, rows as usize, cols as usize);
+    fn flip<T: Copy>(v: &[T], batch: usize, rows: usize, cols: usize) -> Vec<T> {
+        let mut out = Vec::with_capacity(v.len());
+        for b in 0..batch {
+            let m = &v[b * rows * cols..(b + 1) * rows * cols];
+            for c in 0..cols {
+                out.extend((0..rows).map(|r| m[r * cols + c]));
+            }
+        }
+        out
+    }
+    match t {
+        HostTensor::F32(v) => HostTensor::F32(flip(v, batch, rows, cols)),
+        HostTensor::F16(v) => HostTensor::F16(flip(v, batch, rows, cols)),
     }
 }
 
@@ -837,8 +973,9 @@ fn pad_matrix(
     }
 }
 
-/// A texture of vec4 texels for an operand laid out as `layout` says, holding `bytes` (its
-/// logical rows one after another) or, without them, written by a compute dispatch.
+/// A texture for an operand laid out as `layout` says (texels of `operands.k_per_texel()`
+/// elements), holding `bytes` (its logical rows one after another) or, without them,
+/// written by a compute dispatch.
 fn operand_texture(
     gpu: &Gpu,
     label: &str,
@@ -848,7 +985,7 @@ fn operand_texture(
     bytes: Option<&[u8]>,
 ) -> wgpu::Texture {
     let usage = match operands {
-        Operands::StorageTextures => wgpu::TextureUsages::STORAGE_BINDING,
+        Operands::StorageTextures | Operands::PackedHalves => wgpu::TextureUsages::STORAGE_BINDING,
         _ => wgpu::TextureUsages::TEXTURE_BINDING,
     } | if bytes.is_some() {
         wgpu::TextureUsages::COPY_DST
@@ -856,9 +993,10 @@ fn operand_texture(
         // Written by a compute dispatch.
         wgpu::TextureUsages::STORAGE_BINDING
     };
-    let texture = layout.texture(gpu, label, texture_format(dtype), usage);
+    let texture = layout.texture(gpu, label, texture_format(dtype, operands), usage);
     if let Some(bytes) = bytes {
-        layout.write(gpu, &texture, bytes, 4 * dtype.size() as u32);
+        let texel_bytes = operands.k_per_texel() * dtype.size() as u32;
+        layout.write(gpu, &texture, bytes, texel_bytes);
     }
     texture
 }
@@ -1011,8 +1149,10 @@ fn reg_store(tm: u32, tn4: u32) -> String {
     s.trim_end().to_string()
 }
 
-/// One k-step of 4 for the subgroup kernel: own loads, then broadcast rows to every lane.
-fn subgroup_step(s: u32, ra: u32, tn4: u32, transpose_b: bool) -> String {
+/// One k-step for the subgroup kernel: own loads, then broadcast rows to every lane. The
+/// step is 4 (a loaded texel is a vec4), or 8 with `packed` halves: each texel is a
+/// mat2x4 of two k-quarters, and each quarter runs the 4-step's products.
+fn subgroup_step(s: u32, ra: u32, tn4: u32, transpose_b: bool, packed: bool) -> String {
     let mut out = String::new();
     let ind = "        ";
     for q in 0..ra {
@@ -1022,16 +1162,20 @@ fn subgroup_step(s: u32, ra: u32, tn4: u32, transpose_b: bool) -> String {
             q * s
         );
     }
+    // The k-quarters of a texel: `[0]`, `[1]` of a packed mat2x4, or the vec4 itself.
+    let halves: &[&str] = if packed { &["[0]", "[1]"] } else { &[""] };
     for j in 0..tn4 {
         let col = format!("col0 + ({}u + lane) * 4u", j * s);
         if transpose_b {
             for i in 0..4 {
                 let _ = writeln!(out, "{ind}let bt_{j}_{i} = load_b(batch, k, {col} + {i}u);");
             }
-            let _ = writeln!(
-                out,
-                "{ind}let m_{j} = mat4x4<f32>(bt_{j}_0, bt_{j}_1, bt_{j}_2, bt_{j}_3);"
-            );
+            for (h, half) in halves.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{ind}let m_{j}_{h} = mat4x4<f32>(bt_{j}_0{half}, bt_{j}_1{half}, bt_{j}_2{half}, bt_{j}_3{half});"
+                );
+            }
         } else {
             for i in 0..4 {
                 let _ = writeln!(out, "{ind}let b_{j}_{i} = load_b(batch, k + {i}u, {col});");
@@ -1039,21 +1183,23 @@ fn subgroup_step(s: u32, ra: u32, tn4: u32, transpose_b: bool) -> String {
         }
     }
     for r in 0..s * ra {
-        let _ = writeln!(
-            out,
-            "{ind}let a_{r} = subgroupBroadcast(av_{}, {}u);",
-            r / s,
-            r % s
-        );
-        for j in 0..tn4 {
-            if transpose_b {
-                let _ = writeln!(out, "{ind}acc_{r}_{j} += a_{r} * m_{j};");
-            } else {
-                for (i, lane) in LANES.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "{ind}acc_{r}_{j} = fma(vec4<f32>(a_{r}.{lane}), b_{j}_{i}, acc_{r}_{j});"
-                    );
+        for (h, half) in halves.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{ind}let a_{r}_{h} = subgroupBroadcast(av_{}{half}, {}u);",
+                r / s,
+                r % s
+            );
+            for j in 0..tn4 {
+                if transpose_b {
+                    let _ = writeln!(out, "{ind}acc_{r}_{j} += a_{r}_{h} * m_{j}_{h};");
+                } else {
+                    for (i, lane) in LANES.iter().enumerate() {
+                        let _ = writeln!(
+                            out,
+                            "{ind}acc_{r}_{j} = fma(vec4<f32>(a_{r}_{h}.{lane}), b_{j}_{i}, acc_{r}_{j});"
+                        );
+                    }
                 }
             }
         }
@@ -1255,6 +1401,11 @@ mod tests {
                             continue;
                         }
                     }
+                    if let Some(operands) = v.texture_operands() {
+                        if operands.unsupported(dtype).is_some() {
+                            continue;
+                        }
+                    }
                     let src = v.source(&shape, dtype, 16384);
                     assert!(!src.contains("{{"), "{} {shape}", v.name());
                     assert_eq!(
@@ -1271,12 +1422,64 @@ mod tests {
         let shape = MatmulShape::new(1, 1 << 20, 8)
             .transposed_b()
             .batched(1 << 13);
-        let Err(PrepareError::Unsupported(why)) = texture_layouts(&shape, 1 << 20) else {
+        let Err(PrepareError::Unsupported(why)) =
+            texture_layouts(&shape, 1 << 20, Operands::StorageTextures)
+        else {
             panic!("2^33 rows of B fit a u32 coordinate?");
         };
         assert!(why.contains("8192 x 1048576 rows"), "{why}");
-        let fits = texture_layouts(&MatmulShape::new(5, 20000, 8).transposed_b(), 16384).unwrap();
+        let shape = MatmulShape::new(5, 20000, 8).transposed_b();
+        let fits = texture_layouts(&shape, 16384, Operands::StorageTextures).unwrap();
         assert!(fits.b.folded() && !fits.a.folded());
+    }
+
+    #[test]
+    fn packed_halves_sources_validate_and_are_f16_only() {
+        let packed: Vec<MatmulVariant> = MatmulVariant::all()
+            .into_iter()
+            .filter(|v| v.texture_operands() == Some(Operands::PackedHalves))
+            .collect();
+        assert!(!packed.is_empty());
+        // k = 48 packs by 16-byte loads, k = 37 and 5 element by element (zero past k).
+        for shape in [
+            MatmulShape::new(64, 96, 48).transposed_b(),
+            MatmulShape::new(9, 7, 37).transposed_b().batched(2),
+            MatmulShape::new(3, 5, 5).transposed_b(),
+        ] {
+            let layouts = texture_layouts(&shape, 16384, Operands::PackedHalves).unwrap();
+            assert_eq!(layouts.a.width, shape.k.div_ceil(8), "{shape}");
+            let pack = pack_source(&shape, DType::F16, Operands::PackedHalves, &layouts);
+            crate::kernels::validate_wgsl(&format!("pack A {shape}"), &pack);
+            for v in &packed {
+                let src = v.source(&shape, DType::F16, 16384);
+                crate::kernels::validate_wgsl(&format!("{} {shape}", v.name()), &src);
+                assert!(src.contains("k += 8u"), "{}", v.name());
+            }
+        }
+        // Row-major B is staged transposed: the same kernel as for B stored [n, k].
+        let shape = MatmulShape::new(64, 96, 48);
+        assert_eq!(
+            packed[0].source(&shape, DType::F16, 16384),
+            packed[0].source(&shape.transposed_b(), DType::F16, 16384)
+        );
+        let why = Operands::PackedHalves.unsupported(DType::F32).unwrap();
+        assert!(why.contains("f16 only"), "{why}");
+        assert!(packed[0]
+            .source(&shape, DType::F32, 16384)
+            .starts_with("// packs"));
+    }
+
+    #[test]
+    fn transpose_flips_each_batch() {
+        // Two batches of [2, 3] -> [3, 2].
+        let t = HostTensor::F32((0..12).map(|i| i as f32).collect());
+        let HostTensor::F32(v) = transpose(&t, 2, 2, 3) else {
+            unreachable!()
+        };
+        assert_eq!(
+            v,
+            [0., 3., 1., 4., 2., 5., 6., 9., 7., 10., 8., 11.].to_vec()
+        );
     }
 
     #[test]
