@@ -86,6 +86,7 @@ impl BenchInputs {
                 reference,
             } => checked_candidates(
                 MatmulVariant::all(),
+                dtype,
                 keep,
                 move |v, gpu| v.prepare(gpu, shape, dtype, inputs),
                 move || self.matmul_reference(shape, inputs, reference),
@@ -97,6 +98,7 @@ impl BenchInputs {
                 reference,
             } => checked_candidates(
                 AttentionVariant::all(),
+                dtype,
                 keep,
                 move |v, gpu| v.prepare(gpu, shape, dtype, inputs),
                 move || {
@@ -150,16 +152,17 @@ impl BenchInputs {
 pub(crate) trait Searched: Copy {
     fn name(&self) -> String;
     fn loads_storage_per_lane(&self) -> bool;
-    /// The sibling that always beat it on llvmpipe (a few matmul and attention variants).
-    fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
+    /// The sibling that always beat it on llvmpipe in `dtype` (a few matmul and attention
+    /// variants).
+    fn superseded_on_llvmpipe(&self, _dtype: DType) -> Option<&'static str> {
         None
     }
     /// See [`Candidate::llvmpipe_left_out`].
-    fn llvmpipe_left_out(&self) -> Option<LeftOut> {
+    fn llvmpipe_left_out(&self, dtype: DType) -> Option<LeftOut> {
         if self.loads_storage_per_lane() {
             return Some(LeftOut::StoragePerLane);
         }
-        self.superseded_on_llvmpipe()
+        self.superseded_on_llvmpipe(dtype)
             .map(|by| LeftOut::Superseded { by })
     }
 }
@@ -171,8 +174,8 @@ impl Searched for MatmulVariant {
     fn loads_storage_per_lane(&self) -> bool {
         MatmulVariant::loads_storage_per_lane(self)
     }
-    fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
-        MatmulVariant::superseded_on_llvmpipe(self)
+    fn superseded_on_llvmpipe(&self, dtype: DType) -> Option<&'static str> {
+        MatmulVariant::superseded_on_llvmpipe(self, dtype)
     }
 }
 
@@ -183,16 +186,17 @@ impl Searched for AttentionVariant {
     fn loads_storage_per_lane(&self) -> bool {
         AttentionVariant::loads_storage_per_lane(self)
     }
-    fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
-        AttentionVariant::superseded_on_llvmpipe(self)
+    fn superseded_on_llvmpipe(&self, dtype: DType) -> Option<&'static str> {
+        AttentionVariant::superseded_on_llvmpipe(self, dtype)
     }
 }
 
-/// The wanted `variants` as candidates: each compiled by `prepare`, each output compared
-/// with one shared reference, which `reference` builds on first use (inside the first check,
-/// so its time counts as verification).
+/// The wanted `variants` as candidates in `dtype`: each compiled by `prepare`, each output
+/// compared with one shared reference, which `reference` builds on first use (inside the
+/// first check, so its time counts as verification).
 fn checked_candidates<'a, V: Searched + 'a, R: 'a>(
     variants: Vec<V>,
+    dtype: DType,
     keep: &dyn Fn(&str) -> bool,
     prepare: impl Fn(V, &Gpu) -> std::result::Result<Program, PrepareError> + Copy + 'a,
     reference: impl Fn() -> &'a R + Copy + 'a,
@@ -203,7 +207,7 @@ fn checked_candidates<'a, V: Searched + 'a, R: 'a>(
         .filter(|v| keep(&v.name()))
         .map(|v| Candidate {
             variant: v.name(),
-            llvmpipe_left_out: v.llvmpipe_left_out(),
+            llvmpipe_left_out: v.llvmpipe_left_out(dtype),
             prepare: Box::new(move |gpu: &Gpu| {
                 let program = prepare(v, gpu)?;
                 let check: Check = Box::new(move |output: &HostTensor| check(reference(), output));
@@ -217,17 +221,17 @@ fn checked_candidates<'a, V: Searched + 'a, R: 'a>(
 mod tests {
     use super::*;
 
-    /// Every variant the llvmpipe search leaves out as superseded names a sibling (by name
-    /// prefix) that the search still tries there; returns how many are superseded.
-    fn superseded_have_searched_siblings<V: Searched>(all: &[V]) -> usize {
+    /// Every variant the llvmpipe search leaves out as superseded in `dtype` names a sibling
+    /// (by name prefix) that the search still tries there; returns how many are superseded.
+    fn superseded_have_searched_siblings<V: Searched>(all: &[V], dtype: DType) -> usize {
         let mut superseded = 0;
         for v in all {
-            if let Some(LeftOut::Superseded { by }) = v.llvmpipe_left_out() {
+            if let Some(LeftOut::Superseded { by }) = v.llvmpipe_left_out(dtype) {
                 superseded += 1;
                 assert!(
                     all.iter()
-                        .any(|s| s.name().starts_with(by) && s.llvmpipe_left_out().is_none()),
-                    "{} is left out for {by}, which no searched variant is",
+                        .any(|s| s.name().starts_with(by) && s.llvmpipe_left_out(dtype).is_none()),
+                    "{} is left out for {by} in {dtype}, which no searched variant is",
                     v.name()
                 );
             }
@@ -237,12 +241,17 @@ mod tests {
 
     #[test]
     fn a_variant_superseded_on_llvmpipe_leaves_its_sibling_searched() {
-        assert_eq!(superseded_have_searched_siblings(&MatmulVariant::all()), 4);
+        let matmuls = MatmulVariant::all();
+        assert_eq!(superseded_have_searched_siblings(&matmuls, DType::F32), 4);
+        // And in f16 the six rgba16float subgroup_stex tiles (by the packed subgroup_stexh).
+        assert_eq!(superseded_have_searched_siblings(&matmuls, DType::F16), 10);
         // flash_ubo_r8_q4_c4 (by flash_ubs), the three decode_ubo tiles (by decode_stex) and
         // the three key-per-lane decode_stex tiles (by decode_stex_l8_sd).
-        assert_eq!(
-            superseded_have_searched_siblings(&AttentionVariant::all()),
-            7
-        );
+        for dtype in [DType::F32, DType::F16] {
+            assert_eq!(
+                superseded_have_searched_siblings(&AttentionVariant::all(), dtype),
+                7
+            );
+        }
     }
 }

@@ -213,10 +213,18 @@ impl MatmulVariant {
                 tn4: 2,
                 operands: Operands::StorageTextures,
             },
-            // The two tiles above that the searches chose for the models' products (f16,
-            // B stored [n, k]), reading 8 halves per texel (f16 only). Timed in turns against the
-            // same tiles from rgba16float at gpt2's and llama-3.2-1b's prefill shapes
-            // (m = 64, 16), the faster packed tile ran 1.04-1.28x the faster unpacked one.
+            // Three of the tiles above, reading 8 halves per texel (f16 only): x2_t8x8 and
+            // x2_t16x8, which the searches chose for the models' products, and x8_t16x4,
+            // chosen at 1024³. Timed in turns against the same tiles from rgba16float, the
+            // faster packed tile ran 1.04-1.32x the faster unpacked one at gpt2's and
+            // llama-3.2-1b's prefill shapes (m = 64, 16) and at 1024³.
+            Subgroup {
+                s: 8,
+                nsg: 8,
+                ra: 2,
+                tn4: 1,
+                operands: Operands::PackedHalves,
+            },
             Subgroup {
                 s: 8,
                 nsg: 2,
@@ -268,19 +276,33 @@ impl MatmulVariant {
     /// on every quick-suite shape in every recorded run; `None` for most. Two are the
     /// sampled-texture designs, which storage textures beat on llvmpipe (see [`Operands`]):
     /// - `subgroup_tex8_x8_t16x4` screened 1.24-3.4x behind the chosen variant (fresh
-    ///   quick run, Mesa 22.3.6), 1.3-1.6x behind the same tile from storage textures;
+    ///   quick run, Mesa 22.3.6), 1.3-1.6x behind the same tile from storage textures (in
+    ///   f16 it gives way to that tile packed, `subgroup_stexh8_x8_t16x4`);
     /// - `texture_w8x8_t8x8` screened 1.6-2.3x behind.
     ///
     /// The uniform-window decode matmuls (`gemv_ubo_*`) ran behind `gemv_stex_t2_x4` on
     /// every decode shape of the quick suite's models, f16 and f32, m = 1 and 4, timed in
     /// turns (1.24-1.95x in f16, 1.3-2.3x in f32), and the quick run's search chose
     /// `gemv_stex` for all nine; each gemv_ubo kernel is compiled per shape (1-2.3 s).
-    pub fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
+    ///
+    /// In f16 the rgba16float `subgroup_stex` tiles give way to the packed-halves ones
+    /// (`subgroup_stexh`): timed in turns, the faster packed tile ran 1.04-1.32x the faster
+    /// unpacked one at each of gpt2's and llama-3.2-1b's seven prefill products and at
+    /// 1024³ with row-major B.
+    pub fn superseded_on_llvmpipe(&self, dtype: DType) -> Option<&'static str> {
         match *self {
             MatmulVariant::Subgroup {
                 operands: Operands::Textures,
                 ..
-            } => Some("subgroup_stex8_x8_t16x4"),
+            } => Some(if dtype == DType::F16 {
+                "subgroup_stexh8_x8_t16x4"
+            } else {
+                "subgroup_stex8_x8_t16x4"
+            }),
+            MatmulVariant::Subgroup {
+                operands: Operands::StorageTextures,
+                ..
+            } if dtype == DType::F16 => Some("subgroup_stexh"),
             MatmulVariant::Texture { .. } => Some("subgroup_stex"),
             MatmulVariant::Gemv(_) => Some("gemv_stex"),
             _ => None,
