@@ -216,7 +216,7 @@ impl MatmulVariant {
             // Three of the tiles above, reading 8 halves per texel (f16 only): x2_t8x8 and
             // x2_t16x8, which the searches chose for the models' products, and x8_t16x4,
             // chosen at 1024³. Timed in turns against the same tiles from rgba16float, the
-            // faster packed tile ran 1.04-1.32x the faster unpacked one at gpt2's and
+            // faster packed tile ran 1.04-1.28x the faster unpacked one at gpt2's and
             // llama-3.2-1b's prefill shapes (m = 64, 16) and at 1024³.
             Subgroup {
                 s: 8,
@@ -286,7 +286,7 @@ impl MatmulVariant {
     /// `gemv_stex` for all nine; each gemv_ubo kernel is compiled per shape (1-2.3 s).
     ///
     /// In f16 the rgba16float `subgroup_stex` tiles give way to the packed-halves ones
-    /// (`subgroup_stexh`): timed in turns, the faster packed tile ran 1.04-1.32x the faster
+    /// (`subgroup_stexh`): timed in turns, the faster packed tile ran 1.04-1.28x the faster
     /// unpacked one at each of gpt2's and llama-3.2-1b's seven prefill products and at
     /// 1024³ with row-major B.
     pub fn superseded_on_llvmpipe(&self, dtype: DType) -> Option<&'static str> {
