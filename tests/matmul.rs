@@ -430,3 +430,76 @@ fn the_texture_gemv_reads_folded_weights() {
     // It needs no optional feature but f16 for its f16 runs.
     assert!(ran >= 2 * gemvs.len());
 }
+
+#[test]
+fn every_copy_of_the_weights_gives_the_same_answer() {
+    // The timing cycles through copies of B so that it comes from memory, not a cache; each
+    // execution binds the next copy, so a copy staged wrong (or not at all) would change
+    // the answer of every execution that uses it. Run each program once per copy, and once
+    // more to come back to the first.
+    let Some(gpu) = gpu() else { return };
+    let cases = [
+        (
+            MatmulShape::new(9, 13, 20),
+            DType::F32,
+            "subgroup_stex8_x8_t8x8",
+        ),
+        (MatmulShape::new(9, 13, 20), DType::F32, "naive"),
+        (
+            MatmulShape::new(1, 40, 24).transposed_b(),
+            DType::F32,
+            "gemv_stex_t2_x4",
+        ),
+        (
+            MatmulShape::new(1, 40, 24).transposed_b(),
+            DType::F32,
+            "gemv_ubo_r4_b4",
+        ),
+        (
+            MatmulShape::new(5, 12, 20),
+            DType::F16,
+            "subgroup_stexh8_x2_t8x8",
+        ),
+    ];
+    let mut ran = 0;
+    for (shape, dtype, name) in cases {
+        if dtype == DType::F16 && !gpu.has_f16() {
+            continue;
+        }
+        let v = MatmulVariant::all()
+            .into_iter()
+            .find(|v| v.name() == name)
+            .unwrap_or_else(|| panic!("no variant {name}"));
+        let inputs = MatmulInputs::exact(&shape, dtype, 9);
+        let program = match v.prepare(&gpu, &shape, dtype, &inputs) {
+            Ok(p) => p,
+            Err(PrepareError::Unsupported(why)) => {
+                eprintln!("{name} {shape}: unsupported here ({why})");
+                continue;
+            }
+            Err(PrepareError::Failed(why)) => panic!("{name} {shape}: {why}"),
+        };
+        // B is a few hundred bytes: the most copies there are.
+        let copies = priceperf::kernels::weights::weight_copies(inputs.b.bytes().len() as u64);
+        assert_eq!(
+            copies as u64,
+            priceperf::kernels::weights::MAX_WEIGHT_COPIES
+        );
+        assert_eq!(program.copies(), copies, "{name}");
+        for execution in 0..=copies {
+            let out = run_and_read(&gpu, &program, TIMEOUT).expect("device ran");
+            // f16 output rounds the exact sums: held to the f16 bound instead.
+            let verdict = match dtype {
+                DType::F32 => verify::matmul::check_exact(&shape, &inputs, &out),
+                DType::F16 => verify::matmul::check(&shape, dtype, &inputs, &out, 1),
+            };
+            assert!(
+                verdict.passed,
+                "{name} {shape} {dtype}, execution {execution}: {}",
+                verdict.failure.unwrap_or_default()
+            );
+        }
+        ran += 1;
+    }
+    assert!(ran >= 2, "only {ran} programs ran");
+}

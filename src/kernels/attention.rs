@@ -647,13 +647,7 @@ impl AttentionVariant {
         let q = storage_buffer(gpu, "Q", inputs.q.bytes(), false);
         let out = storage_buffer(gpu, "O", HostTensor::nan(dtype, q_len).bytes(), true);
         let program = |dispatches: Vec<Dispatch>, keep: Vec<wgpu::Buffer>, out: wgpu::Buffer| {
-            Ok(Program {
-                dispatches,
-                output: out,
-                output_dtype: dtype,
-                output_len: q_len,
-                _keep: keep,
-            })
+            Ok(Program::new(dispatches, out, dtype, q_len, keep))
         };
         let AttentionVariant::Flash { kv, chunk, .. } = *self else {
             // The naive path: scores, softmax, P·V.
@@ -687,22 +681,15 @@ impl AttentionVariant {
             let p_pv = compile(gpu, &format!("{label} pv"), &pv_src, "main")?;
             let uniforms = uniform_buffer(gpu, "attention params", bytemuck::bytes_of(&params));
             let scores = scratch(gpu, "attention scores", scores_bytes);
+            let (b_scores, b_softmax, b_pv) = (
+                bind(gpu, &p_scores, &[&uniforms, &q, &k, &scores]),
+                bind(gpu, &p_softmax, &[&uniforms, &scores]),
+                bind(gpu, &p_pv, &[&uniforms, &scores, &v, &out]),
+            );
             let dispatches = vec![
-                Dispatch {
-                    bind_group: bind(gpu, &p_scores, &[&uniforms, &q, &k, &scores]),
-                    pipeline: p_scores,
-                    workgroups,
-                },
-                Dispatch {
-                    bind_group: bind(gpu, &p_softmax, &[&uniforms, &scores]),
-                    pipeline: p_softmax,
-                    workgroups: softmax_groups,
-                },
-                Dispatch {
-                    bind_group: bind(gpu, &p_pv, &[&uniforms, &scores, &v, &out]),
-                    pipeline: p_pv,
-                    workgroups: pv_groups,
-                },
+                Dispatch::new(p_scores, b_scores, workgroups),
+                Dispatch::new(p_softmax, b_softmax, softmax_groups),
+                Dispatch::new(p_pv, b_pv, pv_groups),
             ];
             return program(dispatches, vec![uniforms, q, k, v, scores], out);
         };
@@ -854,11 +841,8 @@ impl AttentionVariant {
                     }
                     _ => unreachable!("either state or partials"),
                 }
-                dispatches.push(Dispatch {
-                    bind_group: bind_entries(gpu, &main, &entries),
-                    pipeline: main.clone(),
-                    workgroups,
-                });
+                let bind_group = bind_entries(gpu, &main, &entries);
+                dispatches.push(Dispatch::new(main.clone(), bind_group, workgroups));
             }
             keep.extend([uniforms.clone(), windows, q.clone(), k, v]);
             keep.extend(state);
@@ -869,11 +853,7 @@ impl AttentionVariant {
                 (Some(po), Some(pm)) => bind(gpu, &main, &[&uniforms, &q, &k, &v, po, pm]),
                 _ => bind(gpu, &main, &[&uniforms, &q, &k, &v, &out]),
             };
-            dispatches.push(Dispatch {
-                pipeline: main,
-                bind_group,
-                workgroups,
-            });
+            dispatches.push(Dispatch::new(main, bind_group, workgroups));
             keep.extend([uniforms.clone(), q.clone(), k, v]);
         }
         if let (Some(po), Some(pm)) = (part_o, part_ml) {
@@ -885,11 +865,8 @@ impl AttentionVariant {
                 &merge_source(shape.d, dtype),
                 "main",
             )?;
-            dispatches.push(Dispatch {
-                bind_group: bind(gpu, &merge, &[&uniforms, &po, &pm, &out]),
-                pipeline: merge,
-                workgroups: merge_groups,
-            });
+            let bind_group = bind(gpu, &merge, &[&uniforms, &po, &pm, &out]);
+            dispatches.push(Dispatch::new(merge, bind_group, merge_groups));
             keep.extend([po, pm]);
         }
         program(dispatches, keep, out)

@@ -551,11 +551,8 @@ impl Partials {
         let part_o = scratch(gpu, "attention partial o", part_o_bytes);
         let part_ml = scratch(gpu, "attention partial m, l", rows * nsplit as u64 * 8);
         let out = storage_buffer(gpu, "O", HostTensor::nan(dtype, out_len).bytes(), true);
-        let merge = Dispatch {
-            bind_group: bind(gpu, &merge, &[&uniforms, &part_o, &part_ml, &out]),
-            pipeline: merge,
-            workgroups: merge_groups,
-        };
+        let bind_group = bind(gpu, &merge, &[&uniforms, &part_o, &part_ml, &out]);
+        let merge = Dispatch::new(merge, bind_group, merge_groups);
         Ok(Partials {
             uniforms,
             part_o,
@@ -572,13 +569,7 @@ impl Partials {
     fn program(self, mut dispatches: Vec<Dispatch>, mut keep: Vec<wgpu::Buffer>) -> Program {
         dispatches.push(self.merge);
         keep.extend([self.uniforms, self.part_o, self.part_ml]);
-        Program {
-            dispatches,
-            output: self.out,
-            output_dtype: self.dtype,
-            output_len: self.out_len,
-            _keep: keep,
-        }
+        Program::new(dispatches, self.out, self.dtype, self.out_len, keep)
     }
 }
 
@@ -742,11 +733,9 @@ pub(super) fn prepare_decode(
         }
         entries.push(whole(&partials.part_o));
         entries.push(whole(&partials.part_ml));
-        dispatches.push(Dispatch {
-            bind_group: bind_entries(gpu, &main, &entries),
-            pipeline: main.clone(),
-            workgroups: [workgroups[0], starts.len() as u32, 1],
-        });
+        let bind_group = bind_entries(gpu, &main, &entries);
+        let groups = [workgroups[0], starts.len() as u32, 1];
+        dispatches.push(Dispatch::new(main.clone(), bind_group, groups));
     }
     Ok(partials.program(dispatches, vec![windows, q, k, v]))
 }
@@ -815,11 +804,7 @@ pub(super) fn prepare_decode_texture(
         partials.part_ml.as_entire_binding(),
     ];
     let bind_group = bind_resources(gpu, &main, Some(label), resources);
-    let main = Dispatch {
-        pipeline: main,
-        bind_group,
-        workgroups,
-    };
+    let main = Dispatch::new(main, bind_group, workgroups);
     Ok(partials.program(vec![main], Vec::new()))
 }
 

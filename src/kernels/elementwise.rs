@@ -586,17 +586,13 @@ impl ElementwiseVariant {
             all.push(&output);
             bind(gpu, &pipeline, &all)
         };
-        Ok(Program {
-            dispatches: vec![Dispatch {
-                pipeline,
-                bind_group,
-                workgroups,
-            }],
+        Ok(Program::single(
+            Dispatch::new(pipeline, bind_group, workgroups),
             output,
-            output_dtype: dtype,
-            output_len: shape.len(),
-            _keep: keep,
-        })
+            dtype,
+            shape.len(),
+            keep,
+        ))
     }
 }
 

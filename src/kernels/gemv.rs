@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::slot_switch;
 use super::{bind_resources, check_workgroups, compile, enable_line, render, require_subgroups};
 use super::{storage_buffer, uniform_buffer, uniform_readable, unpack_halves};
-use super::{Dispatch, HostTensor, PrepareError, Program};
+use super::{weights, Dispatch, HostTensor, PrepareError, Program};
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
 
@@ -302,7 +302,14 @@ pub fn prepare(
     let a_vec4s = (shape.m * row_vec4s(shape.k, dtype)) as u64;
     // Padded so a whole window bound at the last row stays in bounds.
     let a_buf = uniform_readable(gpu, "A", a.bytes(), 0);
-    let b_buf = uniform_readable(gpu, "B", b.bytes(), plan.window_bytes);
+    // Copies of B, the weights, for the timing to cycle through (see `weights`).
+    let b_bufs = weights::buffers(
+        gpu,
+        "B",
+        b.bytes(),
+        (b.bytes().len() as u64 + plan.window_bytes).next_multiple_of(16),
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+    );
     let c = storage_buffer(
         gpu,
         "C",
@@ -347,29 +354,28 @@ pub fn prepare(
     }
     let mut dispatches = Vec::with_capacity(groups.len());
     for (table_at, starts, used) in groups {
-        let mut resources = vec![
-            binding(&table_buf, table_at, table_bytes),
-            binding(&a_buf, 0, a_vec4s * 16),
-        ];
-        for i in 0..nw as usize {
-            // Unused slots repeat the first window; no workgroup reads them.
-            let start = starts.get(i).copied().unwrap_or(starts[0]);
-            resources.push(binding(&b_buf, start, plan.window_bytes));
-        }
-        resources.push(c.as_entire_binding());
-        dispatches.push(Dispatch {
-            bind_group: bind_resources(gpu, &pipeline, Some(label), resources),
-            pipeline: pipeline.clone(),
-            workgroups: [per_window, used, 1],
-        });
+        let bind_groups = b_bufs
+            .iter()
+            .map(|b_buf| {
+                let mut resources = vec![
+                    binding(&table_buf, table_at, table_bytes),
+                    binding(&a_buf, 0, a_vec4s * 16),
+                ];
+                for i in 0..nw as usize {
+                    // Unused slots repeat the first window; no workgroup reads them.
+                    let start = starts.get(i).copied().unwrap_or(starts[0]);
+                    resources.push(binding(b_buf, start, plan.window_bytes));
+                }
+                resources.push(c.as_entire_binding());
+                bind_resources(gpu, &pipeline, Some(label), resources)
+            })
+            .collect();
+        let workgroups = [per_window, used, 1];
+        dispatches.push(Dispatch::cycling(pipeline.clone(), bind_groups, workgroups));
     }
-    Ok(Program {
-        dispatches,
-        output: c,
-        output_dtype: dtype,
-        output_len: shape.c_len(),
-        _keep: vec![table_buf, a_buf, b_buf],
-    })
+    let mut keep = vec![table_buf, a_buf];
+    keep.extend(b_bufs);
+    Ok(Program::new(dispatches, c, dtype, shape.c_len(), keep))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::gemv::skinny_refusal;
 use super::texel_layout::TexelLayout;
 use super::{
     bind_resources, check_workgroups, compile, enable_line, render, storage_buffer, uniform_buffer,
-    uniform_readable, unpack_halves, Dispatch, HostTensor, PrepareError, Program,
+    uniform_readable, unpack_halves, weights, Dispatch, HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
@@ -178,14 +178,6 @@ pub fn prepare(
     check_workgroups(gpu, workgroups)?;
     let pipeline = compile(gpu, label, &source(shape, dtype, tile, &layout), "main")?;
 
-    let texture = layout.texture(
-        gpu,
-        "B texels",
-        wgpu::TextureFormat::Rgba32Uint,
-        wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
-    );
-    layout.write(gpu, &texture, b.bytes(), TEXEL_BYTES);
-    let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
     let params: Vec<u8> = [shape.n, layout.width, 0, 0]
         .iter()
         .flat_map(|v| v.to_le_bytes())
@@ -199,24 +191,36 @@ pub fn prepare(
         HostTensor::nan(dtype, shape.c_len()).bytes(),
         true,
     );
-    let resources = vec![
-        params.as_entire_binding(),
-        a_buf.as_entire_binding(),
-        wgpu::BindingResource::TextureView(&view),
-        c.as_entire_binding(),
-    ];
-    let bind_group = bind_resources(gpu, &pipeline, Some(label), resources);
-    Ok(Program {
-        dispatches: vec![Dispatch {
-            pipeline,
-            bind_group,
-            workgroups,
-        }],
-        output: c,
-        output_dtype: dtype,
-        output_len: shape.c_len(),
-        _keep: vec![params, a_buf],
-    })
+    // Copies of B, the weights, for the timing to cycle through (see `weights`).
+    let textures = weights::textures(
+        gpu,
+        &layout,
+        "B texels",
+        wgpu::TextureFormat::Rgba32Uint,
+        wgpu::TextureUsages::STORAGE_BINDING,
+        b.bytes(),
+        TEXEL_BYTES,
+    );
+    let bind_groups = textures
+        .iter()
+        .map(|texture| {
+            let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+            let resources = vec![
+                params.as_entire_binding(),
+                a_buf.as_entire_binding(),
+                wgpu::BindingResource::TextureView(&view),
+                c.as_entire_binding(),
+            ];
+            bind_resources(gpu, &pipeline, Some(label), resources)
+        })
+        .collect();
+    Ok(Program::single(
+        Dispatch::cycling(pipeline, bind_groups, workgroups),
+        c,
+        dtype,
+        shape.c_len(),
+        vec![params, a_buf],
+    ))
 }
 
 #[cfg(test)]

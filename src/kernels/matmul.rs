@@ -22,7 +22,8 @@ use std::fmt::Write as _;
 use super::{
     bind, bind_resources, check_buffer, check_workgroups, compile, enable_line, gemv,
     gemv::GemvTile, gemv_texture, gemv_texture::GemvTexTile, render, storage_buffer,
-    texel_layout::TexelLayout, uniform_buffer, Dispatch, HostTensor, PrepareError, Program,
+    texel_layout::TexelLayout, uniform_buffer, weights, Dispatch, HostTensor, PrepareError,
+    Program,
 };
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
@@ -108,6 +109,16 @@ impl Operands {
             8
         } else {
             4
+        }
+    }
+
+    /// How the kernel binds an operand texture.
+    fn binding_usage(self) -> wgpu::TextureUsages {
+        match self {
+            Operands::StorageTextures | Operands::PackedHalves => {
+                wgpu::TextureUsages::STORAGE_BINDING
+            }
+            _ => wgpu::TextureUsages::TEXTURE_BINDING,
         }
     }
 
@@ -599,25 +610,27 @@ impl MatmulVariant {
         let params: [u32; 4] = [shape.m, shape.n, shape.k, shape.batch];
         let uniforms = uniform_buffer(gpu, "matmul params", bytemuck::bytes_of(&params));
         let a = storage_buffer(gpu, "A", inputs.a.bytes(), false);
-        let b = storage_buffer(gpu, "B", inputs.b.bytes(), false);
+        // Copies of B, the weights, for the timing to cycle through (see `weights`).
+        let bs = weights::buffers(gpu, "B", inputs.b.bytes(), 4, wgpu::BufferUsages::STORAGE);
         let c = storage_buffer(
             gpu,
             "C",
             HostTensor::nan(dtype, shape.c_len()).bytes(),
             true,
         );
-        let bind_group = bind(gpu, &pipeline, &[&uniforms, &a, &b, &c]);
-        Ok(Program {
-            dispatches: vec![Dispatch {
-                pipeline,
-                bind_group,
-                workgroups,
-            }],
-            output: c,
-            output_dtype: dtype,
-            output_len: shape.c_len(),
-            _keep: vec![uniforms, a, b],
-        })
+        let bind_groups = bs
+            .iter()
+            .map(|b| bind(gpu, &pipeline, &[&uniforms, &a, b, &c]))
+            .collect();
+        let mut keep = vec![uniforms, a];
+        keep.extend(bs);
+        Ok(Program::single(
+            Dispatch::cycling(pipeline, bind_groups, workgroups),
+            c,
+            dtype,
+            shape.c_len(),
+            keep,
+        ))
     }
 }
 
@@ -647,7 +660,12 @@ impl MatmulVariant {
             )));
         }
         // A is written by the pack dispatch inside the timed program.
-        let a = operand_texture(gpu, "A", dtype, operands, &layouts.a, None);
+        let a = layouts.a.texture(
+            gpu,
+            "A",
+            texture_format(dtype, operands),
+            operands.binding_usage() | wgpu::TextureUsages::STORAGE_BINDING,
+        );
         let b_bytes = if shape.transpose_b {
             pad_matrix(&inputs.b, shape.batch, shape.n, shape.k, shape.n, kp)
         } else if staged.transpose_b {
@@ -665,7 +683,19 @@ impl MatmulVariant {
                 gpu.summary.max_buffer_bytes
             )));
         }
-        let b = operand_texture(gpu, "B", dtype, operands, &layouts.b, Some(&b_bytes));
+        // Copies of B, the weights, for the timing to cycle through (see `weights`).
+        let b_views: Vec<wgpu::TextureView> = weights::textures(
+            gpu,
+            &layouts.b,
+            "B",
+            texture_format(dtype, operands),
+            operands.binding_usage(),
+            &b_bytes,
+            operands.k_per_texel() * dtype.size() as u32,
+        )
+        .iter()
+        .map(|b| b.create_view(&Default::default()))
+        .collect();
         let pipeline = compile(gpu, label, &self.source(shape, dtype, max_texture), "main")?;
         let params: [u32; 8] = [shape.m, shape.n, shape.k, shape.batch, kp, np, 0, 0];
         let uniforms = uniform_buffer(gpu, "matmul params", bytemuck::bytes_of(&params));
@@ -675,10 +705,7 @@ impl MatmulVariant {
             HostTensor::nan(dtype, shape.c_len()).bytes(),
             true,
         );
-        let (a_view, b_view) = (
-            a.create_view(&Default::default()),
-            b.create_view(&Default::default()),
-        );
+        let a_view = a.create_view(&Default::default());
         let pack_pipeline = compile(
             gpu,
             &format!("{label} pack A"),
@@ -688,41 +715,37 @@ impl MatmulVariant {
         let pack_groups = [kp.div_ceil(kt * 64), shape.batch * shape.m, 1];
         check_workgroups(gpu, pack_groups)?;
         let a_buffer = storage_buffer(gpu, "A", inputs.a.bytes(), false);
-        let pack = Dispatch {
-            bind_group: bind_resources(
-                gpu,
-                &pack_pipeline,
-                Some("pack A"),
-                vec![
-                    uniforms.as_entire_binding(),
-                    a_buffer.as_entire_binding(),
-                    wgpu::BindingResource::TextureView(&a_view),
-                ],
-            ),
-            pipeline: pack_pipeline,
-            workgroups: pack_groups,
-        };
-        let resources = vec![
-            uniforms.as_entire_binding(),
-            wgpu::BindingResource::TextureView(&a_view),
-            wgpu::BindingResource::TextureView(&b_view),
-            c.as_entire_binding(),
-        ];
-        let bind_group = bind_resources(gpu, &pipeline, Some(label), resources);
-        Ok(Program {
-            dispatches: vec![
-                pack,
-                Dispatch {
-                    pipeline,
-                    bind_group,
-                    workgroups,
-                },
+        let pack_bind_group = bind_resources(
+            gpu,
+            &pack_pipeline,
+            Some("pack A"),
+            vec![
+                uniforms.as_entire_binding(),
+                a_buffer.as_entire_binding(),
+                wgpu::BindingResource::TextureView(&a_view),
             ],
-            output: c,
-            output_dtype: dtype,
-            output_len: shape.c_len(),
-            _keep: vec![uniforms, a_buffer],
-        })
+        );
+        let pack = Dispatch::new(pack_pipeline, pack_bind_group, pack_groups);
+        let bind_groups = b_views
+            .iter()
+            .map(|b_view| {
+                let resources = vec![
+                    uniforms.as_entire_binding(),
+                    wgpu::BindingResource::TextureView(&a_view),
+                    wgpu::BindingResource::TextureView(b_view),
+                    c.as_entire_binding(),
+                ];
+                bind_resources(gpu, &pipeline, Some(label), resources)
+            })
+            .collect();
+        let main = Dispatch::cycling(pipeline, bind_groups, workgroups);
+        Ok(Program::new(
+            vec![pack, main],
+            c,
+            dtype,
+            shape.c_len(),
+            vec![uniforms, a_buffer],
+        ))
     }
 }
 
@@ -993,34 +1016,6 @@ fn pad_matrix(
             bytemuck::cast_slice(&out).to_vec()
         }
     }
-}
-
-/// A texture for an operand laid out as `layout` says (texels of `operands.k_per_texel()`
-/// elements), holding `bytes` (its logical rows one after another) or, without them,
-/// written by a compute dispatch.
-fn operand_texture(
-    gpu: &Gpu,
-    label: &str,
-    dtype: DType,
-    operands: Operands,
-    layout: &TexelLayout,
-    bytes: Option<&[u8]>,
-) -> wgpu::Texture {
-    let usage = match operands {
-        Operands::StorageTextures | Operands::PackedHalves => wgpu::TextureUsages::STORAGE_BINDING,
-        _ => wgpu::TextureUsages::TEXTURE_BINDING,
-    } | if bytes.is_some() {
-        wgpu::TextureUsages::COPY_DST
-    } else {
-        // Written by a compute dispatch.
-        wgpu::TextureUsages::STORAGE_BINDING
-    };
-    let texture = layout.texture(gpu, label, texture_format(dtype, operands), usage);
-    if let Some(bytes) = bytes {
-        let texel_bytes = operands.k_per_texel() * dtype.size() as u32;
-        layout.write(gpu, &texture, bytes, texel_bytes);
-    }
-    texture
 }
 
 /// Whether the 16-byte vec4 access path applies: k, and for row-major B and C also n, are

@@ -11,6 +11,7 @@ pub mod gemv;
 pub mod gemv_texture;
 pub mod matmul;
 pub mod texel_layout;
+pub mod weights;
 
 use half::f16;
 use wgpu::util::DeviceExt;
@@ -163,6 +164,47 @@ pub struct Dispatch {
     pub pipeline: wgpu::ComputePipeline,
     pub bind_group: wgpu::BindGroup,
     pub workgroups: [u32; 3],
+    /// Bind groups that stand in for `bind_group` in turn, each binding another copy of the
+    /// weights (see [`weights`]); empty where nothing is cycled.
+    pub cycle: Vec<wgpu::BindGroup>,
+}
+
+impl Dispatch {
+    pub fn new(
+        pipeline: wgpu::ComputePipeline,
+        bind_group: wgpu::BindGroup,
+        workgroups: [u32; 3],
+    ) -> Self {
+        Dispatch {
+            pipeline,
+            bind_group,
+            workgroups,
+            cycle: Vec::new(),
+        }
+    }
+
+    /// A dispatch that takes each of `bind_groups` in turn, one per execution of its
+    /// program (one bind group per copy of the weights; at least one).
+    pub fn cycling(
+        pipeline: wgpu::ComputePipeline,
+        bind_groups: Vec<wgpu::BindGroup>,
+        workgroups: [u32; 3],
+    ) -> Self {
+        let mut groups = bind_groups.into_iter();
+        let first = groups.next().expect("a dispatch needs a bind group");
+        Dispatch {
+            cycle: groups.collect(),
+            ..Dispatch::new(pipeline, first, workgroups)
+        }
+    }
+
+    /// The bind group of the program's execution number `execution`.
+    fn bind_group_for(&self, execution: usize) -> &wgpu::BindGroup {
+        match execution % (self.cycle.len() + 1) {
+            0 => &self.bind_group,
+            i => &self.cycle[i - 1],
+        }
+    }
 }
 
 /// A kernel ready to run: its dispatches (in order), with inputs on the device and the output
@@ -174,12 +216,54 @@ pub struct Program {
     pub output_len: u64,
     /// Buffers the program keeps alive (inputs, uniforms).
     pub _keep: Vec<wgpu::Buffer>,
+    /// Executions encoded so far: picks each dispatch's bind group from its cycle.
+    executions: std::sync::atomic::AtomicUsize,
 }
 
 impl Program {
-    /// Record one execution of the program into a compute pass.
+    pub fn new(
+        dispatches: Vec<Dispatch>,
+        output: wgpu::Buffer,
+        output_dtype: DType,
+        output_len: u64,
+        keep: Vec<wgpu::Buffer>,
+    ) -> Self {
+        Program {
+            dispatches,
+            output,
+            output_dtype,
+            output_len,
+            _keep: keep,
+            executions: Default::default(),
+        }
+    }
+
+    /// A program of one dispatch.
+    pub fn single(
+        dispatch: Dispatch,
+        output: wgpu::Buffer,
+        output_dtype: DType,
+        output_len: u64,
+        keep: Vec<wgpu::Buffer>,
+    ) -> Self {
+        Program::new(vec![dispatch], output, output_dtype, output_len, keep)
+    }
+
+    /// How many copies of its weights the program cycles through (1: none).
+    pub fn copies(&self) -> usize {
+        self.dispatches
+            .iter()
+            .map(|d| d.cycle.len() + 1)
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// Record one execution of the program into a compute pass: the next copy of the
+    /// weights where they are cycled.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.encode_sized(pass, |d| d.workgroups);
+        use std::sync::atomic::Ordering;
+        let execution = self.executions.fetch_add(1, Ordering::Relaxed);
+        self.encode_sized(pass, execution, |d| d.workgroups);
     }
 
     /// Every pipeline bound and dispatched with no workgroups: no invocation runs and no
@@ -187,15 +271,21 @@ impl Program {
     /// with nothing in Mesa's shader cache: seconds to minutes for big unrolled kernels)
     /// compiles it here, so the next real dispatch times the kernel alone.
     pub fn encode_empty(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.encode_sized(pass, |_| [0; 3]);
+        self.encode_sized(pass, 0, |_| [0; 3]);
     }
 
-    /// Every dispatch in order, with the workgroup counts `size` gives it.
-    fn encode_sized(&self, pass: &mut wgpu::ComputePass<'_>, size: impl Fn(&Dispatch) -> [u32; 3]) {
+    /// Every dispatch in order, bound for execution number `execution`, with the workgroup
+    /// counts `size` gives it.
+    fn encode_sized(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        execution: usize,
+        size: impl Fn(&Dispatch) -> [u32; 3],
+    ) {
         for d in &self.dispatches {
             let [x, y, z] = size(d);
             pass.set_pipeline(&d.pipeline);
-            pass.set_bind_group(0, &d.bind_group, &[]);
+            pass.set_bind_group(0, d.bind_group_for(execution), &[]);
             pass.dispatch_workgroups(x, y, z);
         }
     }

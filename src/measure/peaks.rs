@@ -247,16 +247,14 @@ fn fma_gflops(gpu: &Gpu, dtype: DType, timeout: Duration) -> Result<f64, String>
         true,
     );
     let bind_group = crate::kernels::bind(gpu, &pipeline, &[&out]);
-    let program = |groups: u32| Program {
-        dispatches: vec![Dispatch {
-            pipeline: pipeline.clone(),
-            bind_group: bind_group.clone(),
-            workgroups: [groups, 1, 1],
-        }],
-        output: out.clone(),
-        output_dtype: DType::F32,
-        output_len: groups as u64 * 64 * 4,
-        _keep: vec![],
+    let program = |groups: u32| {
+        Program::single(
+            Dispatch::new(pipeline.clone(), bind_group.clone(), [groups, 1, 1]),
+            out.clone(),
+            DType::F32,
+            groups as u64 * 64 * 4,
+            vec![],
+        )
     };
     // Verified like every kernel: all chains ran and stayed finite (they converge to 1).
     let t = Instant::now();
@@ -333,17 +331,13 @@ fn buffer_copy_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
     let bind_group = crate::kernels::bind(gpu, &pipeline, &[&src, &dst]);
     let groups = n.div_ceil(256) as u32;
     let x = groups.min(32768);
-    let program = Program {
-        dispatches: vec![Dispatch {
-            pipeline,
-            bind_group,
-            workgroups: [x, groups.div_ceil(x), 1],
-        }],
-        output: dst,
-        output_dtype: DType::F32,
-        output_len: n * 4,
-        _keep: vec![src],
-    };
+    let program = Program::single(
+        Dispatch::new(pipeline, bind_group, [x, groups.div_ceil(x), 1]),
+        dst,
+        DType::F32,
+        n * 4,
+        vec![src],
+    );
     run_and_read(gpu, &program, timeout).map_err(trouble)?;
     check_copy(gpu, &program, bytemuck::cast_slice(&src_data), timeout)
         .map_err(|e| format!("buffer copy: {e}"))?;
@@ -416,17 +410,13 @@ fn texture_copy_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
         ],
     );
     let readback = storage_buffer(gpu, "peak copy readback", &vec![0u8; bytes as usize], true);
-    let program = Program {
-        dispatches: vec![Dispatch {
-            pipeline,
-            bind_group,
-            workgroups: [width / 64, height, 1],
-        }],
-        output: readback.clone(),
-        output_dtype: DType::F32,
-        output_len: bytes / 4,
-        _keep: vec![],
-    };
+    let program = Program::single(
+        Dispatch::new(pipeline, bind_group, [width / 64, height, 1]),
+        readback.clone(),
+        DType::F32,
+        bytes / 4,
+        vec![],
+    );
     // Run once, then bring the texture into the buffer to check it.
     run_and_read(gpu, &program, timeout).map_err(trouble)?;
     let mut encoder = gpu.device.create_command_encoder(&Default::default());

@@ -177,10 +177,10 @@ pub fn noisy_note(rows: &[KernelRow]) -> Option<String> {
 
 /// A run note naming the chosen rows that moved more bytes per second than the measured
 /// copy bandwidth, or `None` when there are none. Not an error: the copy probe reads and
-/// writes, a read-only stream can go faster, and an operand that fits the caches is read
-/// from cache on every repeated iteration (a decode matmul's weights at gpt2's sizes read
-/// at 1.3-2.3x the copy probe on lavapipe). But token rates built from such rows assume
-/// weights stay in cache between ops, so the note says they are optimistic.
+/// writes, and a read-only stream can go faster. Matmul weights are cycled through copies
+/// larger than the caches ([`crate::kernels::weights`]), but other operands (activations,
+/// KV caches) that fit the caches are read from cache on every repeated iteration, so the
+/// note says token rates built from such rows may be optimistic.
 pub fn over_copy_note(rows: &[KernelRow]) -> Option<String> {
     let chosen = rows.iter().filter(|r| r.chosen).count();
     let mut over: Vec<(&str, f64)> = rows
@@ -198,7 +198,7 @@ pub fn over_copy_note(rows: &[KernelRow]) -> Option<String> {
         .map(|(b, pct)| format!("{b} {pct:.0}%"))
         .collect();
     Some(format!(
-        "{} of {chosen} chosen rows moved more bytes per second than the measured copy bandwidth ({}): the copy probe reads and writes while these mostly read, and operands small enough for the caches are read from cache on repeated iterations, so token rates built from them (a small model's decode above all) are optimistic; see Formulas in the README",
+        "{} of {chosen} chosen rows moved more bytes per second than the measured copy bandwidth ({}): the copy probe reads and writes while these mostly read, and a read-only stream can run faster; matmul weights are cycled through copies larger than the caches, but other operands (activations, KV caches) small enough for them are read from cache on repeated iterations, so token rates built from these rows may be optimistic; see Formulas in the README",
         over.len(),
         first_of(&named, 3)
     ))
@@ -486,7 +486,8 @@ pub struct RunTime {
     /// The FMA probe at the run's start and end (`measure::peaks::SpeedCheck`).
     #[serde(default)]
     pub speed_check_s: f64,
-    /// Shader compilation and input upload.
+    /// Shader compilation and input upload (the copies of matmul weights included; see
+    /// [`crate::kernels::weights`]).
     pub compile_s: f64,
     /// First run and comparison with the CPU reference.
     pub verify_s: f64,
@@ -511,7 +512,7 @@ impl RunTime {
     pub fn describe(&self) -> String {
         let pct = |v: f64| 100.0 * v / self.total_s.max(1e-9);
         format!(
-            "time: {:.0} s in all; measuring chosen kernels {:.0} s ({:.0}%), native yardstick {:.0} s; overhead {:.0} s ({:.0}%): setup {:.0}, peaks {:.0}, speed check {:.0}, compile {:.0}, verify {:.0}, tuning search {:.0} ({} benchmarks searched, {} from the tuning cache)",
+            "time: {:.0} s in all; measuring chosen kernels {:.0} s ({:.0}%), native yardstick {:.0} s; overhead {:.0} s ({:.0}%): setup {:.0}, peaks {:.0}, speed check {:.0}, compile and upload {:.0}, verify {:.0}, tuning search {:.0} ({} benchmarks searched, {} from the tuning cache)",
             self.total_s,
             self.measure_chosen_s,
             pct(self.measure_chosen_s),
