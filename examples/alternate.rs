@@ -18,6 +18,10 @@
 //! Arguments: op (`matmul` or `attention`), shape, dtype (or several, comma-separated, to
 //! time the dtypes against each other), a regular expression over the variant names
 //! (`priceperf run` prints them), rounds, and dispatches per timing.
+//!
+//! With `ALTERNATE_HOT=1`, each variant that cycles copies of its weights (see
+//! `priceperf::kernels::weights`) is also timed with one copy only, named `... hot`: the
+//! cache's share of a memory-bound kernel's speed, measured in turns.
 use std::time::{Duration, Instant};
 
 use priceperf::gpu::Gpu;
@@ -52,18 +56,35 @@ fn main() {
     // are several.
     let mut flops = 0;
     let mut timed: Vec<(String, Program, Vec<f64>)> = Vec::new();
-    for &dtype in &dtypes {
+    let hot = std::env::var("ALTERNATE_HOT").is_ok_and(|v| v == "1");
+    let runs = if hot {
+        [false, true].as_slice()
+    } else {
+        &[false]
+    };
+    for (&dtype, &hot) in dtypes.iter().flat_map(|d| runs.iter().map(move |h| (d, h))) {
         let (op_flops, prepared, check) = prepare_op(&gpu, &args[0], &args[1], dtype, &wanted);
         flops = op_flops;
-        let tag = if dtypes.len() > 1 {
+        let mut tag = if dtypes.len() > 1 {
             format!(" {dtype}")
         } else {
             String::new()
         };
+        if hot {
+            tag.push_str(" hot");
+        }
         for (name, program) in prepared {
             let name = format!("{name}{tag}");
             match program {
-                Ok(p) => {
+                Ok(mut p) => {
+                    if hot {
+                        if p.copies() == 1 {
+                            continue;
+                        }
+                        for d in &mut p.dispatches {
+                            d.cycle.clear();
+                        }
+                    }
                     // Lavapipe compiles at the first dispatch, so this is mostly compiling.
                     let start = Instant::now();
                     let out = run_and_read(&gpu, &p, TIMEOUT)
