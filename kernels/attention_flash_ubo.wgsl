@@ -45,7 +45,7 @@
 //   TQ  rows per invocation: each K/V vec4 loaded feeds TQ rows; private state TQ·(2·D + BC).
 //   BC  keys per tile; a window holds a multiple of BC keys.
 //   D4  = D / 4, fully unrolled.  NV = window bytes / 16 <= 4096 (64 KiB).
-// Template fields: ENABLE_F16 ELEM KW NV KV_ROW BR TQ BC D4 OUT_BINDINGS ROWS TILE STORE.
+// Template fields: ENABLE_F16 ELEM KW NV KV_ROW Q_VEC BR TQ BC D4 OUT_BINDINGS ROWS TILE STORE.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
@@ -84,7 +84,7 @@ const NEG: f32 = -3.0e38;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<uniform> w: Window;
-@group(0) @binding(2) var<storage, read> q: array<vec4<E>>;
+@group(0) @binding(2) var<storage, read> q: array<{{Q_VEC}}>;
 @group(0) @binding(3) var<uniform> kw: array<vec4<{{KW}}>, {{NV}}>;
 @group(0) @binding(4) var<uniform> vw: array<vec4<{{KW}}>, {{NV}}>;
 {{OUT_BINDINGS}}

@@ -203,7 +203,12 @@ fn f16_storage_verifies() {
     );
     run_all(
         &gpu,
-        &["b=1,hq=4,hkv=2,sq=33,skv=301,d=128,causal=0"],
+        // Q and O packed 8 halves per vec4<u32>: d = 80 has an odd count of vec4s per
+        // packed row (10).
+        &[
+            "b=1,hq=4,hkv=2,sq=33,skv=301,d=128,causal=0",
+            "b=1,hq=2,hkv=1,sq=19,skv=45,d=80,causal=1",
+        ],
         DType::F16,
         &ubo(),
     );
