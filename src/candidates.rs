@@ -86,6 +86,7 @@ impl BenchInputs {
                 reference,
             } => checked_candidates(
                 MatmulVariant::all(),
+                shape,
                 dtype,
                 keep,
                 move |v, gpu| v.prepare(gpu, shape, dtype, inputs),
@@ -98,6 +99,7 @@ impl BenchInputs {
                 reference,
             } => checked_candidates(
                 AttentionVariant::all(),
+                shape,
                 dtype,
                 keep,
                 move |v, gpu| v.prepare(gpu, shape, dtype, inputs),
@@ -150,52 +152,61 @@ impl BenchInputs {
 
 /// What a search needs to know about a kernel's variants besides how to build them.
 pub(crate) trait Searched: Copy {
+    /// The op's shape type.
+    type Shape;
     fn name(&self) -> String;
     fn loads_storage_per_lane(&self) -> bool;
-    /// The sibling that always beat it on llvmpipe in `dtype` (a few matmul and attention
-    /// variants).
-    fn superseded_on_llvmpipe(&self, _dtype: DType) -> Option<&'static str> {
+    /// The sibling that always beat it on llvmpipe at `shape` in `dtype` (a few matmul and
+    /// attention variants).
+    fn superseded_on_llvmpipe(&self, _shape: &Self::Shape, _dtype: DType) -> Option<&'static str> {
         None
     }
     /// See [`Candidate::llvmpipe_left_out`].
-    fn llvmpipe_left_out(&self, dtype: DType) -> Option<LeftOut> {
+    fn llvmpipe_left_out(&self, shape: &Self::Shape, dtype: DType) -> Option<LeftOut> {
         if self.loads_storage_per_lane() {
             return Some(LeftOut::StoragePerLane);
         }
-        self.superseded_on_llvmpipe(dtype)
+        self.superseded_on_llvmpipe(shape, dtype)
             .map(|by| LeftOut::Superseded { by })
     }
 }
 
 impl Searched for MatmulVariant {
+    type Shape = MatmulShape;
     fn name(&self) -> String {
         MatmulVariant::name(self)
     }
     fn loads_storage_per_lane(&self) -> bool {
         MatmulVariant::loads_storage_per_lane(self)
     }
-    fn superseded_on_llvmpipe(&self, dtype: DType) -> Option<&'static str> {
-        MatmulVariant::superseded_on_llvmpipe(self, dtype)
+    fn superseded_on_llvmpipe(&self, shape: &MatmulShape, dtype: DType) -> Option<&'static str> {
+        MatmulVariant::superseded_on_llvmpipe(self, shape, dtype)
     }
 }
 
 impl Searched for AttentionVariant {
+    type Shape = AttentionShape;
     fn name(&self) -> String {
         AttentionVariant::name(self)
     }
     fn loads_storage_per_lane(&self) -> bool {
         AttentionVariant::loads_storage_per_lane(self)
     }
-    fn superseded_on_llvmpipe(&self, dtype: DType) -> Option<&'static str> {
+    fn superseded_on_llvmpipe(
+        &self,
+        _shape: &AttentionShape,
+        dtype: DType,
+    ) -> Option<&'static str> {
         AttentionVariant::superseded_on_llvmpipe(self, dtype)
     }
 }
 
-/// The wanted `variants` as candidates in `dtype`: each compiled by `prepare`, each output
-/// compared with one shared reference, which `reference` builds on first use (inside the
-/// first check, so its time counts as verification).
+/// The wanted `variants` as candidates at `shape` in `dtype`: each compiled by `prepare`,
+/// each output compared with one shared reference, which `reference` builds on first use
+/// (inside the first check, so its time counts as verification).
 fn checked_candidates<'a, V: Searched + 'a, R: 'a>(
     variants: Vec<V>,
+    shape: &V::Shape,
     dtype: DType,
     keep: &dyn Fn(&str) -> bool,
     prepare: impl Fn(V, &Gpu) -> std::result::Result<Program, PrepareError> + Copy + 'a,
@@ -207,7 +218,7 @@ fn checked_candidates<'a, V: Searched + 'a, R: 'a>(
         .filter(|v| keep(&v.name()))
         .map(|v| Candidate {
             variant: v.name(),
-            llvmpipe_left_out: v.llvmpipe_left_out(dtype),
+            llvmpipe_left_out: v.llvmpipe_left_out(shape, dtype),
             prepare: Box::new(move |gpu: &Gpu| {
                 let program = prepare(v, gpu)?;
                 let check: Check = Box::new(move |output: &HostTensor| check(reference(), output));
@@ -221,16 +232,22 @@ fn checked_candidates<'a, V: Searched + 'a, R: 'a>(
 mod tests {
     use super::*;
 
-    /// Every variant the llvmpipe search leaves out as superseded in `dtype` names a sibling
-    /// (by name prefix) that the search still tries there; returns how many are superseded.
-    fn superseded_have_searched_siblings<V: Searched>(all: &[V], dtype: DType) -> usize {
+    /// Every variant the llvmpipe search leaves out as superseded at `shape` in `dtype` names
+    /// a sibling (by name prefix) that the search still tries there; returns how many are
+    /// superseded.
+    fn superseded_have_searched_siblings<V: Searched>(
+        all: &[V],
+        shape: &V::Shape,
+        dtype: DType,
+    ) -> usize {
         let mut superseded = 0;
         for v in all {
-            if let Some(LeftOut::Superseded { by }) = v.llvmpipe_left_out(dtype) {
+            if let Some(LeftOut::Superseded { by }) = v.llvmpipe_left_out(shape, dtype) {
                 superseded += 1;
                 assert!(
                     all.iter()
-                        .any(|s| s.name().starts_with(by) && s.llvmpipe_left_out(dtype).is_none()),
+                        .any(|s| s.name().starts_with(by)
+                            && s.llvmpipe_left_out(shape, dtype).is_none()),
                     "{} is left out for {by} in {dtype}, which no searched variant is",
                     v.name()
                 );
@@ -242,14 +259,37 @@ mod tests {
     #[test]
     fn a_variant_superseded_on_llvmpipe_leaves_its_sibling_searched() {
         let matmuls = MatmulVariant::all();
-        assert_eq!(superseded_have_searched_siblings(&matmuls, DType::F32), 4);
+        let gemm = MatmulShape::new(64, 768, 768).transposed_b();
+        assert_eq!(
+            superseded_have_searched_siblings(&matmuls, &gemm, DType::F32),
+            4
+        );
         // And in f16 the six rgba16float subgroup_stex tiles (by the packed subgroup_stexh).
-        assert_eq!(superseded_have_searched_siblings(&matmuls, DType::F16), 10);
-        // flash_ubo_r8_q4_c4 (by flash_ubs), the three decode_ubo tiles (by decode_stex) and
-        // the three key-per-lane decode_stex tiles (by decode_stex_l8_sd).
+        assert_eq!(
+            superseded_have_searched_siblings(&matmuls, &gemm, DType::F16),
+            10
+        );
+        // At m = 1 with B stored [n, k] every GEMM tile gives way to gemv_stex: the six
+        // storage-texture and three packed tiles as well, whatever the dtype; with row-major
+        // B gemv_stex does not apply and the GEMM tiles stay.
+        let decode = MatmulShape::new(1, 768, 768).transposed_b();
         for dtype in [DType::F32, DType::F16] {
             assert_eq!(
-                superseded_have_searched_siblings(&AttentionVariant::all(), dtype),
+                superseded_have_searched_siblings(&matmuls, &decode, dtype),
+                13
+            );
+        }
+        let row_major = MatmulShape::new(1, 768, 768);
+        assert_eq!(
+            superseded_have_searched_siblings(&matmuls, &row_major, DType::F32),
+            4
+        );
+        // flash_ubo_r8_q4_c4 (by flash_ubs), the three decode_ubo tiles (by decode_stex) and
+        // the three key-per-lane decode_stex tiles (by decode_stex_l8_sd).
+        let attention: AttentionShape = "b=1,hq=8,hkv=2,sq=1,skv=64,d=64".parse().unwrap();
+        for dtype in [DType::F32, DType::F16] {
+            assert_eq!(
+                superseded_have_searched_siblings(&AttentionVariant::all(), &attention, dtype),
                 7
             );
         }

@@ -189,8 +189,9 @@ pub enum LeftOut {
     /// within 2x of the texture and uniform-window kernels on any quick-suite shape, and
     /// the attention ones cost minutes of compiling with an empty Mesa shader cache.
     StoragePerLane,
-    /// A sibling variant (`by`) ran faster on every quick-suite shape in every recorded
-    /// llvmpipe run: searching this one only lengthens a run, a first run most (compiling
+    /// A sibling variant (`by`) ran faster on every quick-suite shape of the kind at hand (in
+    /// f16, or at m = 1, for some) in every recorded llvmpipe run: searching this one only
+    /// lengthens a run, a first run most (compiling
     /// takes 0.3-1 s per matmul variant and 5-27 s per attention variant there with an
     /// empty Mesa shader cache).
     Superseded { by: &'static str },
@@ -200,7 +201,7 @@ pub enum LeftOut {
 pub fn left_out_on_llvmpipe(variant: &str, why: LeftOut) -> String {
     let reason = match why {
         LeftOut::StoragePerLane => "this kernel reads its operands from storage buffers at per-lane addresses, which llvmpipe compiles to a scalar loop over the SIMD lanes (2-100x behind the texture and uniform-window kernels on every quick-suite shape)".to_string(),
-        LeftOut::Superseded { by } => format!("{by} ran faster on every quick-suite shape in every recorded llvmpipe run, so searching this kernel there only lengthens the run"),
+        LeftOut::Superseded { by } => format!("{by} ran faster on every quick-suite shape of this kind in every recorded llvmpipe run, so searching this kernel there only lengthens the run"),
     };
     format!("not searched on llvmpipe: {reason}; measure it with --variant '^{variant}$' or --suite full")
 }

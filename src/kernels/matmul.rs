@@ -300,7 +300,22 @@ impl MatmulVariant {
     /// (`subgroup_stexh`): timed in turns, the faster packed tile ran 1.04-1.28x the faster
     /// unpacked one at each of gpt2's and llama-3.2-1b's seven prefill products and at
     /// 1024³ with row-major B.
-    pub fn superseded_on_llvmpipe(&self, dtype: DType) -> Option<&'static str> {
+    ///
+    /// At m = 1, where `gemv_stex` applies (B stored [n, k], batch 1), the GEMM tiles give way
+    /// to it: they screened 4-22x behind it at every decode shape of the quick suite (a tile
+    /// of 8 or 16 rows computes one, and reads B as the gemv does).
+    pub fn superseded_on_llvmpipe(
+        &self,
+        shape: &MatmulShape,
+        dtype: DType,
+    ) -> Option<&'static str> {
+        let gemm_tile = matches!(
+            self,
+            MatmulVariant::Subgroup { .. } | MatmulVariant::Texture { .. }
+        );
+        if gemm_tile && shape.m == 1 && gemv_texture::layout(shape, dtype, u32::MAX).is_ok() {
+            return Some("gemv_stex");
+        }
         match *self {
             MatmulVariant::Subgroup {
                 operands: Operands::Textures,
