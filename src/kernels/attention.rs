@@ -1130,11 +1130,12 @@ impl Gen {
                 c0 / 8,
                 c0 % 8
             ),
+            // f16: each lane unpacked its own load (`lane_loads`), once for all rows and
+            // columns; the broadcasts share f32 vec4s.
             KvAccess::UniformShared => format!(
-                "let {name}u = subgroupBroadcast({buf}l{j}_{}, {}u); {}",
-                c0 / 16,
-                (c0 / 2) % 8,
-                unpack_halves(name)
+                "let {name}0 = subgroupBroadcast({buf}l{j}_{u}_0, {l}u); let {name}1 = subgroupBroadcast({buf}l{j}_{u}_1, {l}u);",
+                u = c0 / 16,
+                l = (c0 / 2) % 8,
             ),
             KvAccess::Uniform if !self.f16 => {
                 format!("let {name}0 = {buf}w[kb + {}u];", j * d4 + c0)
@@ -1149,7 +1150,10 @@ impl Gen {
 
     /// For `UniformShared`: each lane's share of the tile's BC key rows of `buf` (k or v),
     /// window vec4 u·8 + lane of row j in `{buf}l{j}_{u}` (clamped to the row's last vec4
-    /// when the row is not a multiple of 8 vec4s); empty for the other accesses.
+    /// when the row is not a multiple of 8 vec4s), in f16 unpacked by the lane into
+    /// `{buf}l{j}_{u}_0` and `_1`: one unpack per load, where unpacking after the broadcast
+    /// took one per row vec4 per key (f16 had run 0.95x f32 at gpt2's prefill); empty for the
+    /// other accesses.
     fn lane_loads(&self, buf: &str) -> String {
         let mut s = String::new();
         if self.kv != KvAccess::UniformShared {
@@ -1166,6 +1170,13 @@ impl Gen {
                     u * 8,
                     row - 1
                 );
+                if self.f16 {
+                    let t = format!("{buf}l{j}_{u}");
+                    let _ = writeln!(
+                        s,
+                        "{IND}let {t}_0 = vec4<f32>(unpack2x16float({t}.x), unpack2x16float({t}.y)); let {t}_1 = vec4<f32>(unpack2x16float({t}.z), unpack2x16float({t}.w));"
+                    );
+                }
             }
         }
         s
