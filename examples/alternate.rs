@@ -82,7 +82,7 @@ fn main() {
                             continue;
                         }
                         for d in &mut p.dispatches {
-                            d.cycle.clear();
+                            d.bind_groups.truncate(1);
                         }
                     }
                     // Lavapipe compiles at the first dispatch, so this is mostly compiling.

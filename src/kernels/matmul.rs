@@ -706,7 +706,7 @@ impl MatmulVariant {
             texture_format(dtype, operands),
             operands.binding_usage(),
             &b_bytes,
-            operands.k_per_texel() * dtype.size() as u32,
+            kt * dtype.size() as u32,
         )
         .iter()
         .map(|b| b.create_view(&Default::default()))

@@ -162,11 +162,10 @@ pub fn compile(
 /// One compute dispatch: pipeline, bindings and workgroup counts.
 pub struct Dispatch {
     pub pipeline: wgpu::ComputePipeline,
-    pub bind_group: wgpu::BindGroup,
+    /// Taken in turn, one per execution of the program: one per copy of the weights where
+    /// they are cycled (see [`weights`]), else just one. Never empty.
+    pub bind_groups: Vec<wgpu::BindGroup>,
     pub workgroups: [u32; 3],
-    /// Bind groups that stand in for `bind_group` in turn, each binding another copy of the
-    /// weights (see [`weights`]); empty where nothing is cycled.
-    pub cycle: Vec<wgpu::BindGroup>,
 }
 
 impl Dispatch {
@@ -175,12 +174,7 @@ impl Dispatch {
         bind_group: wgpu::BindGroup,
         workgroups: [u32; 3],
     ) -> Self {
-        Dispatch {
-            pipeline,
-            bind_group,
-            workgroups,
-            cycle: Vec::new(),
-        }
+        Dispatch::cycling(pipeline, vec![bind_group], workgroups)
     }
 
     /// A dispatch that takes each of `bind_groups` in turn, one per execution of its
@@ -190,19 +184,11 @@ impl Dispatch {
         bind_groups: Vec<wgpu::BindGroup>,
         workgroups: [u32; 3],
     ) -> Self {
-        let mut groups = bind_groups.into_iter();
-        let first = groups.next().expect("a dispatch needs a bind group");
+        assert!(!bind_groups.is_empty(), "a dispatch needs a bind group");
         Dispatch {
-            cycle: groups.collect(),
-            ..Dispatch::new(pipeline, first, workgroups)
-        }
-    }
-
-    /// The bind group of the program's execution number `execution`.
-    fn bind_group_for(&self, execution: usize) -> &wgpu::BindGroup {
-        match execution % (self.cycle.len() + 1) {
-            0 => &self.bind_group,
-            i => &self.cycle[i - 1],
+            pipeline,
+            bind_groups,
+            workgroups,
         }
     }
 }
@@ -216,7 +202,7 @@ pub struct Program {
     pub output_len: u64,
     /// Buffers the program keeps alive (inputs, uniforms).
     pub _keep: Vec<wgpu::Buffer>,
-    /// Executions encoded so far: picks each dispatch's bind group from its cycle.
+    /// Executions encoded so far: picks each dispatch's bind group.
     executions: std::sync::atomic::AtomicUsize,
 }
 
@@ -253,7 +239,7 @@ impl Program {
     pub fn copies(&self) -> usize {
         self.dispatches
             .iter()
-            .map(|d| d.cycle.len() + 1)
+            .map(|d| d.bind_groups.len())
             .max()
             .unwrap_or(1)
     }
@@ -285,7 +271,7 @@ impl Program {
         for d in &self.dispatches {
             let [x, y, z] = size(d);
             pass.set_pipeline(&d.pipeline);
-            pass.set_bind_group(0, d.bind_group_for(execution), &[]);
+            pass.set_bind_group(0, &d.bind_groups[execution % d.bind_groups.len()], &[]);
             pass.dispatch_workgroups(x, y, z);
         }
     }
