@@ -385,6 +385,12 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         speed_start = SpeedCheck::probe(&gpu, config.timeout).ok();
         time.speed_check_s = t.elapsed().as_secs_f64();
         progress.line(&peaks.describe(cached));
+        let mut peaks = peaks;
+        if let Some(a) = &accel {
+            if let Some(tflops) = a.fp32_tflops {
+                notes.extend(peaks.drop_fma_beyond_spec(&a.name, tflops));
+            }
+        }
         info.peaks = Some(peaks.clone());
         write_json(&dir.join("run.json"), &info)?;
         Some(peaks)

@@ -26,7 +26,7 @@ const COPY: &str = include_str!("../../kernels/peak_copy.wgsl");
 const COPY_TEXTURE: &str = include_str!("../../kernels/peak_copy_texture.wgsl");
 
 /// Bump when a probe changes what it measures, so cached peaks are measured again.
-pub const PROBE_VERSION: u32 = 1;
+pub const PROBE_VERSION: u32 = 3;
 
 /// Loop iterations, unroll and chains of the FMA probe: 512 · 4 · 4 · 8 FLOPs per
 /// invocation. Measured on lavapipe (2 cores, AVX2): unroll 4 reaches 95 GFLOP/s, unroll 1
@@ -34,6 +34,9 @@ pub const PROBE_VERSION: u32 = 1;
 const FMA_ITERS: u32 = 512;
 const FMA_UNROLL: u32 = 4;
 const FMA_CHAINS: u32 = 4;
+/// The FMA probe's addend: every chain a = a·a + C converges to the fixed point
+/// (1 - sqrt(1 - 4C)) / 2, about 0.1127, from its start in (0.1, 0.6).
+const FMA_C: f64 = 0.1;
 /// Workgroups of the FMA probe: 262 144 invocations fill the largest GPUs.
 const FMA_GROUPS: u32 = 4096;
 /// Bytes each copy buffer holds where the limits allow: past any last-level cache.
@@ -73,6 +76,24 @@ impl Peaks {
                 (a, b) => a.or(b),
             },
         }
+    }
+
+    /// Sanity against the spec sheet: an FMA probe cannot beat the chip, so an f32 rate above
+    /// the matched accelerator's spec FP32 peak (`spec_tflops`, with 5% for boost clocks)
+    /// means the driver folded the probe's arithmetic. Both FMA peaks (one probe design) are
+    /// then dropped, leaving `pct_of_measured_flops` empty rather than wrong, and the note
+    /// says why.
+    pub fn drop_fma_beyond_spec(&mut self, accelerator: &str, spec_tflops: f64) -> Option<String> {
+        let measured = self.fma_f32_gflops?;
+        if measured <= 1.05 * spec_tflops * 1000.0 {
+            return None;
+        }
+        self.fma_f32_gflops = None;
+        self.fma_f16_gflops = None;
+        Some(format!(
+            "the f32 FMA probe measured {measured:.0} GFLOP/s, {:.0}% of the {accelerator}'s spec FP32 peak ({spec_tflops} TFLOP/s); a probe cannot beat the chip, so the driver must have folded its arithmetic: the measured FMA peaks are left out and % of measured FLOP/s is empty (% of spec peak stands)",
+            100.0 * measured / (spec_tflops * 1000.0)
+        ))
     }
 
     /// One line for the terminal.
@@ -205,13 +226,13 @@ pub fn fma_source(dtype: DType) -> String {
     let mut body = String::new();
     for a in 0..chains {
         declare.push_str(&format!(
-            "    var a{a} = vec4<E>(s, E(0.1), E(0.2), E(0.3)) + vec4<E>(E({}));\n",
+            "    var a{a} = vec4<E>(s) + vec4<E>(E(0.0), E(0.1), E(0.2), E(0.3)) + vec4<E>(E({}));\n",
             a as f32 * 0.01
         ));
     }
     for _ in 0..FMA_UNROLL {
         for a in 0..chains {
-            body.push_str(&format!("        a{a} = fma(a{a}, m, c);\n"));
+            body.push_str(&format!("        a{a} = fma(a{a}, a{a}, c);\n"));
         }
     }
     let sum = (0..chains)
@@ -223,6 +244,7 @@ pub fn fma_source(dtype: DType) -> String {
         &[
             ("ENABLE_F16", enable_line(dtype)),
             ("ELEM", dtype.wgsl().into()),
+            ("C", format!("{FMA_C:?}")),
             ("DECLARE", declare.trim_end().to_string()),
             ("ITERS", FMA_ITERS.to_string()),
             ("BODY", body.trim_end().to_string()),
@@ -256,15 +278,19 @@ fn fma_gflops(gpu: &Gpu, dtype: DType, timeout: Duration) -> Result<f64, String>
             vec![],
         )
     };
-    // Verified like every kernel: all chains ran and stayed finite (they converge to 1).
+    // Verified like every kernel: every chain ran to its fixed point, so each output is
+    // CHAINS of them (a dropped or diverged chain is off by at least one).
     let t = Instant::now();
     let got = run_and_read(gpu, &program(FMA_GROUPS), timeout).map_err(trouble)?;
     let full_s = t.elapsed().as_secs_f64();
-    if let Some(i) = (0..got.len()).find(|&i| !(got.get(i).is_finite() && got.get(i) > 1.0)) {
+    let want = FMA_CHAINS as f64 * fma_fixed_point();
+    if let Some(i) = (0..got.len()).find(|&i| {
+        let off = (got.get(i) - want).abs();
+        off.is_nan() || off >= 0.01 * want
+    }) {
         return Err(format!(
-            "output {i} is {} where the chains sum to about {}; not counted",
+            "output {i} is {} where the chains sum to {want:.4}; not counted",
             got.get(i),
-            FMA_CHAINS
         ));
     }
     // Fewer workgroups where the full dispatch is slow (CPU adapters): the rate is the same
@@ -273,6 +299,11 @@ fn fma_gflops(gpu: &Gpu, dtype: DType, timeout: Duration) -> Result<f64, String>
     let flops = groups as f64 * 64.0 * (FMA_ITERS * FMA_UNROLL * FMA_CHAINS) as f64 * 8.0;
     let seconds = median_seconds(gpu, &program(groups), timeout)?;
     Ok(flops / seconds / 1e9)
+}
+
+/// Where every chain of the FMA probe ends: p = p² + C.
+fn fma_fixed_point() -> f64 {
+    (1.0 - (1.0 - 4.0 * FMA_C).sqrt()) / 2.0
 }
 
 /// `full` workgroups scaled down so one execution takes about [`SAMPLE_TARGET`] when
@@ -521,7 +552,58 @@ mod tests {
             FMA_CHAINS * FMA_UNROLL,
             "the FLOP count assumes CHAINS x UNROLL fma per iteration"
         );
+        // Each step squares its own chain: no constant multiplier a compiler could fold.
+        // Every lane of every chain starts from the invocation's `s`: a lane that started
+        // from constants would be folded whole at compile time.
+        assert_eq!(
+            src.matches("= vec4<E>(s) + ").count() as u32,
+            FMA_CHAINS,
+            "{src}"
+        );
+        assert_eq!(
+            src.matches("a0 = fma(a0, a0, c);").count() as u32,
+            FMA_UNROLL
+        );
         assert!(fma_source(DType::F16).contains("\nenable f16;"));
+    }
+
+    /// The host's check expects every chain at its fixed point: from each start the shader
+    /// uses, ITERS · UNROLL steps get there, in f32 and at f16's precision alike.
+    #[test]
+    fn fma_probe_chains_reach_the_fixed_point() {
+        let p = fma_fixed_point();
+        assert!((p - 0.1127).abs() < 1e-4, "{p}");
+        for start in [0.1f32, 0.35, 0.6] {
+            let mut a = start;
+            for _ in 0..FMA_ITERS * FMA_UNROLL {
+                a = a.mul_add(a, FMA_C as f32);
+                // f16 keeps 11 significant bits.
+                a = (a * 2048.0).round() / 2048.0;
+            }
+            assert!((a as f64 - p).abs() < 1e-3, "{start} -> {a}");
+        }
+    }
+
+    #[test]
+    fn an_fma_peak_above_the_spec_sheet_is_dropped() {
+        let mut p = Peaks {
+            adapter: "x".into(),
+            probe_version: PROBE_VERSION,
+            measured_at: String::new(),
+            fma_f32_gflops: Some(184_164.4),
+            fma_f16_gflops: Some(246_376.2),
+            copy_gbps: Some(4198.1),
+            copy_via: "buffers".into(),
+            probe_seconds: 1.0,
+        };
+        let mut fine = p.clone();
+        fine.fma_f32_gflops = Some(60_000.0);
+        assert_eq!(fine.drop_fma_beyond_spec("H200", 66.9), None);
+        assert_eq!(fine.fma_f32_gflops, Some(60_000.0));
+        let note = p.drop_fma_beyond_spec("H200", 66.9).unwrap();
+        assert!(note.contains("184164 GFLOP/s, 275%"), "{note}");
+        assert_eq!((p.gflops(DType::F32), p.gflops(DType::F16)), (None, None));
+        assert_eq!(p.copy_gbps, Some(4198.1), "the copy probe stands");
     }
 
     #[test]
