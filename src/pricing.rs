@@ -5,7 +5,7 @@
 
 use crate::catalog::{Catalog, Offering};
 use crate::cost::{
-    price_offerings, price_projected, sort_cost_rows, CostRow, OwnedHardware, TokensRow,
+    price_offerings, price_projected, sort_cost_rows, Basis, CostRow, OwnedHardware, TokensRow,
 };
 use crate::error::Result;
 use crate::gpu::AdapterSummary;
@@ -86,7 +86,10 @@ pub fn price_run(
     let mut rows = price_offerings(tokens, &offerings, opts.utilization)?;
     if let (Some(a), None, None) = (accel, &opts.instance, opts.price_per_hour) {
         let projected = price_projected(catalog, tokens, a, dtype, opts.utilization)?;
-        if projected.is_empty() && catalog.unreachable_accelerators().next().is_some() {
+        // Only where there were token rates to project: a kernel-only run has none, and
+        // the note would blame a spec peak the accelerator has.
+        let measured = tokens.iter().any(|t| t.basis == Basis::Measured);
+        if projected.is_empty() && measured && catalog.unreachable_accelerators().next().is_some() {
             notes.push(format!(
                 "no projected rows: `{}` has no spec peak to scale from",
                 a.name
@@ -96,4 +99,69 @@ pub fn price_run(
         sort_cost_rows(&mut rows);
     }
     Ok((rows, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PhaseKind;
+
+    fn h200() -> AdapterSummary {
+        AdapterSummary {
+            name: "NVIDIA H200".into(),
+            backend: "vulkan".into(),
+            device_type: "discrete".into(),
+            driver: "NVIDIA".into(),
+            driver_info: "580.159.04".into(),
+            vendor_id: 0x10de,
+            device_id: 0x2335,
+            timestamps: true,
+            f16: true,
+            subgroups: true,
+            subgroup_min_size: 32,
+            subgroup_max_size: 32,
+            max_workgroup_storage_bytes: 49152,
+            max_invocations_per_workgroup: 1024,
+            max_workgroups_per_dimension: 65535,
+            max_storage_binding_bytes: 1 << 31,
+            max_buffer_bytes: 1 << 32,
+        }
+    }
+
+    /// A kernel-only run has no token rates to project: no note may blame the spec peak
+    /// (the H200 run at 4096³ said "`H200` has no spec peak to scale from"). With a measured
+    /// rate, the accelerators wgpu cannot reach get projected rows.
+    #[test]
+    fn projection_notes_only_where_there_was_something_to_project() {
+        let catalog = Catalog::from_files(None, None, false).unwrap();
+        let opts = PricingOptions {
+            instance: None,
+            price_per_hour: None,
+            utilization: None,
+            owned: None,
+            max_age_days: 100_000,
+        };
+        let price = |tokens: &[TokensRow]| {
+            price_run(&catalog, &h200(), 16, tokens, DType::F16, &opts).unwrap()
+        };
+        let (rows, notes) = price(&[]);
+        assert!(rows.is_empty(), "{rows:?}");
+        assert!(
+            !notes.iter().any(|n| n.contains("no projected rows")),
+            "{notes:?}"
+        );
+        let measured = TokensRow {
+            model: "gpt2".into(),
+            phase: PhaseKind::Decode,
+            batch: 1,
+            prompt_len: None,
+            context_len: Some(576),
+            tokens_per_s: 396.5,
+            tokens_per_s_low: None,
+            tokens_per_s_high: None,
+            basis: Basis::Measured,
+        };
+        let (rows, _) = price(&[measured]);
+        assert!(rows.iter().any(|r| r.basis == Basis::Projected), "{rows:?}");
+    }
 }
