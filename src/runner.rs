@@ -1388,14 +1388,9 @@ pub fn parse_run_info(path: &Path, text: &str) -> Result<RunInfo> {
     })
 }
 
+/// The commit this binary was built from (`build.rs`), `+dirty` where its sources differed.
 fn git_commit() -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    option_env!("PRICEPERF_GIT_COMMIT").map(str::to_string)
 }
 
 fn hostname() -> String {

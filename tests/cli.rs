@@ -56,6 +56,7 @@ fn a_small_run_writes_the_result_folder() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("run");
     let out = priceperf()
+        .current_dir(dir.path())
         .args([
             "run",
             "--kernel",
@@ -95,6 +96,22 @@ fn a_small_run_writes_the_result_folder() {
     }
     let info = priceperf::runner::read_run_info(&out_dir.join("run.json")).unwrap();
     assert!(info.finished.is_some());
+    // The commit is the one the binary was built from (this checkout's HEAD), whatever the
+    // working directory: a binary carried to another machine kept reporting that one's.
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    if let Some(head) = head {
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        let commit = info.git_commit.clone().unwrap_or_default();
+        assert!(
+            commit == head || commit == format!("{head}+dirty"),
+            "{commit} against {head}"
+        );
+    }
     assert_eq!(info.schema_version, priceperf::results::SCHEMA_VERSION);
     assert!(out_dir.join("results.json").exists());
 
