@@ -203,7 +203,7 @@ pub fn kernel_line(r: &KernelRow) -> String {
 }
 
 /// The kernel table printed at the end of a run: benchmark, variant, GFLOP/s, % of spec
-/// peak where the accelerator is known, % of the measured FMA peak and copy bandwidth,
+/// peak where the accelerator is known, % of the measured FMA peak and streaming bandwidth,
 /// verified.
 pub fn kernel_table(rows: &[KernelRow]) -> String {
     let headers = [

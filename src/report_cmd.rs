@@ -1052,23 +1052,18 @@ fn roofline_point(r: &KernelRow) -> Option<KernelPoint> {
 const NATIVE_POINTS: &str = "native CPU GEMM (not via the adapter)";
 
 /// The roofs this adapter's peak probes measured (`measure::peaks`): the FMA peak of the
-/// highest-peaked dtype the rows use, and the streaming-copy bandwidth. Where the catalog
-/// has no spec sheet (CPU adapters, unknown GPUs) these are the honest ceilings, where the
-/// best achieved row would only say how far the fastest kernel got.
+/// highest-peaked dtype the rows use, and the better of the streaming copy and read. Where
+/// the catalog has no spec sheet (CPU adapters, unknown GPUs) these are the honest ceilings,
+/// where the best achieved row would only say how far the fastest kernel got.
 fn measured_roofs(peaks: &Peaks, rows: &[&KernelRow]) -> Option<Roofs> {
-    let bw = peaks.copy_gbps.filter(|b| *b > 0.0)?;
+    let (bw, what) = peaks.bandwidth().filter(|b| b.0 > 0.0)?;
     let (gflops, dtype) = highest_peak(rows, |d| peaks.gflops(d).filter(|g| *g > 0.0))?;
-    let via = if peaks.copy_via.is_empty() {
-        String::new()
-    } else {
-        format!(" via {}", peaks.copy_via)
-    };
     let date = peaks.measured_at.get(..10).unwrap_or(&peaks.measured_at);
     Some(Roofs {
         compute_gflops: gflops,
         bandwidth_gbs: bw,
         source: format!(
-            "measured roofs of this adapter (peak probes of {date}): FMA peak for {dtype} kernels {} GFLOP/s, streaming copy{via} {} GB/s",
+            "measured roofs of this adapter (peak probes of {date}): FMA peak for {dtype} kernels {} GFLOP/s, {what} {} GB/s",
             charts::number(gflops),
             charts::number(bw)
         ),
@@ -1295,6 +1290,8 @@ mod tests {
             fma_f16_gflops: f16,
             copy_gbps: copy,
             copy_via: "textures".into(),
+            read_gbps: None,
+            read_via: String::new(),
             probe_seconds: 4.8,
         };
         let f32_row = crate::results::tests::row("t", Status::Ok);
@@ -1306,7 +1303,7 @@ mod tests {
         assert!(
             r.source.contains("2026-11-27")
                 && r.source.contains("f16 kernels 120 GFLOP/s")
-                && r.source.contains("copy via textures 4.2 GB/s"),
+                && r.source.contains("streaming copy via textures 4.2 GB/s"),
             "{}",
             r.source
         );

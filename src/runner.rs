@@ -551,7 +551,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
     }
     progress.finish();
     notes.extend(results::noisy_note(&rows));
-    notes.extend(results::over_copy_note(&rows));
+    notes.extend(results::over_bandwidth_note(&rows));
 
     let (tokens, compose_notes) = compose::token_rates(&runs, &rows);
     notes.extend(compose_notes);
@@ -682,7 +682,7 @@ fn with_pct_of_peak(
         if let (Some(g), Some(peak)) = (row.gflops, p.gflops(row.dtype)) {
             row.pct_of_measured_flops = Some(100.0 * g / peak);
         }
-        if let (Some(g), Some(peak)) = (row.gbps, p.copy_gbps) {
+        if let (Some(g), Some((peak, _))) = (row.gbps, p.bandwidth()) {
             row.pct_of_measured_bw = Some(100.0 * g / peak);
         }
     }

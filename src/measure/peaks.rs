@@ -1,7 +1,8 @@
 //! The adapter's practical peaks, measured by probe kernels: FMA throughput per storage type
-//! (`kernels/peak_fma.wgsl`) and streaming-copy bandwidth (`kernels/peak_copy.wgsl`). Every
-//! kernel row reports its % of these next to its % of the spec-sheet peak: the spec says what
-//! was bought, the probe what this adapter and driver can actually deliver.
+//! (`kernels/peak_fma.wgsl`), streaming-copy bandwidth (`kernels/peak_copy*.wgsl`) and
+//! streaming-read bandwidth (`kernels/peak_read*.wgsl`). Every kernel row reports its % of
+//! these next to its % of the spec-sheet peak: the spec says what was bought, the probe what
+//! this adapter and driver can actually deliver.
 //!
 //! Peaks are cached per adapter, driver and probe version (`cache.rs`), so a run measures
 //! them once per machine; `--retune` measures them again.
@@ -24,9 +25,11 @@ use crate::shape::DType;
 const FMA: &str = include_str!("../../kernels/peak_fma.wgsl");
 const COPY: &str = include_str!("../../kernels/peak_copy.wgsl");
 const COPY_TEXTURE: &str = include_str!("../../kernels/peak_copy_texture.wgsl");
+const READ: &str = include_str!("../../kernels/peak_read.wgsl");
+const READ_TEXTURE: &str = include_str!("../../kernels/peak_read_texture.wgsl");
 
 /// Bump when a probe changes what it measures, so cached peaks are measured again.
-pub const PROBE_VERSION: u32 = 3;
+pub const PROBE_VERSION: u32 = 4;
 
 /// Loop iterations, unroll and chains of the FMA probe: 512 · 4 · 4 · 8 FLOPs per
 /// invocation. Measured on lavapipe (2 cores, AVX2): unroll 4 reaches 95 GFLOP/s, unroll 1
@@ -41,6 +44,8 @@ const FMA_C: f64 = 0.1;
 const FMA_GROUPS: u32 = 4096;
 /// Bytes each copy buffer holds where the limits allow: past any last-level cache.
 const COPY_BYTES: u64 = 256 << 20;
+/// Loads summed per invocation of the read probes: their writes stay under 2% of the bytes.
+const READ_ROWS: u64 = 64;
 /// Timed samples per probe (the median is kept) and the time each aims for.
 const SAMPLES: usize = 5;
 const SAMPLE_TARGET: Duration = Duration::from_millis(50);
@@ -60,6 +65,12 @@ pub struct Peaks {
     /// Which copy probe gave `copy_gbps`: `buffers` or `textures`.
     #[serde(default)]
     pub copy_via: String,
+    /// Streaming-read bandwidth (bytes read, and the probe's few writes, per second).
+    #[serde(default)]
+    pub read_gbps: Option<f64>,
+    /// Which read probe gave `read_gbps`: `buffers` or `textures`.
+    #[serde(default)]
+    pub read_via: String,
     /// Wall time the probes took, compilation included.
     pub probe_seconds: f64,
 }
@@ -96,21 +107,56 @@ impl Peaks {
         ))
     }
 
+    /// The bandwidth ceiling of memory-bound rows and what gave it (`streaming read via
+    /// textures`): the better of the streaming copy and the streaming read. A copy writes as
+    /// much as it reads, so kernels that mostly read (a decode step streams its weights)
+    /// outran it; on the 2-core lavapipe VM every decode matmul of a quick run did, by
+    /// 1.1-1.5x.
+    pub fn bandwidth(&self) -> Option<(f64, String)> {
+        let copy = self
+            .copy_gbps
+            .map(|g| (g, "streaming copy", &self.copy_via));
+        let read = self
+            .read_gbps
+            .map(|g| (g, "streaming read", &self.read_via));
+        let (g, what, via) = match (copy, read) {
+            (Some(c), Some(r)) => {
+                if r.0 > c.0 {
+                    r
+                } else {
+                    c
+                }
+            }
+            (c, r) => c.or(r)?,
+        };
+        let via = if via.is_empty() {
+            String::new()
+        } else {
+            format!(" via {via}")
+        };
+        Some((g, format!("{what}{via}")))
+    }
+
     /// One line for the terminal.
     pub fn describe(&self, cached: bool) -> String {
         let show = |v: Option<f64>, unit: &str| {
             v.map_or("not measured".to_string(), |v| format!("{v:.1} {unit}"))
         };
+        let via = |v: &str| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.to_string()
+            }
+        };
         format!(
-            "measured peaks: FMA f32 {}, f16 {}, copy {} via {} ({})",
+            "measured peaks: FMA f32 {}, f16 {}, copy {} via {}, read {} via {} ({})",
             show(self.fma_f32_gflops, "GFLOP/s"),
             show(self.fma_f16_gflops, "GFLOP/s"),
             show(self.copy_gbps, "GB/s"),
-            if self.copy_via.is_empty() {
-                "-"
-            } else {
-                &self.copy_via
-            },
+            via(&self.copy_via),
+            show(self.read_gbps, "GB/s"),
+            via(&self.read_via),
             if cached {
                 format!("cached from {}", self.measured_at)
             } else {
@@ -163,6 +209,10 @@ pub fn measure(gpu: &Gpu, timeout: Duration) -> Peaks {
         Ok((v, via)) => (Some(v), via.to_string()),
         Err(e) => (warn("copy", e), String::new()),
     };
+    let (read_gbps, read_via) = match read_gbps(gpu, timeout) {
+        Ok((v, via)) => (Some(v), via.to_string()),
+        Err(e) => (warn("read", e), String::new()),
+    };
     Peaks {
         adapter: crate::cache::adapter_key(&gpu.summary),
         probe_version: PROBE_VERSION,
@@ -171,6 +221,8 @@ pub fn measure(gpu: &Gpu, timeout: Duration) -> Peaks {
         fma_f16_gflops,
         copy_gbps,
         copy_via,
+        read_gbps,
+        read_via,
         probe_seconds: t0.elapsed().as_secs_f64(),
     }
 }
@@ -320,12 +372,37 @@ fn scaled_groups(full: u32, full_s: f64) -> u32 {
 /// copy (on lavapipe a per-lane buffer access is a scalar loop while texel access is
 /// vectorised, so the two differ several times; on GPUs they are close).
 fn copy_gbps(gpu: &Gpu, timeout: Duration) -> Result<(f64, &'static str), String> {
-    let buffer = buffer_copy_gbps(gpu, timeout).map(|v| (v, "buffers"));
-    let texture = texture_copy_gbps(gpu, timeout).map(|v| (v, "textures"));
-    match (buffer, texture) {
+    better_of(
+        "copy",
+        buffer_copy_gbps(gpu, timeout),
+        texture_copy_gbps(gpu, timeout),
+    )
+}
+
+/// The streaming-read bandwidth, the better of a storage-buffer and a storage-texture read,
+/// for the same reason as [`copy_gbps`].
+fn read_gbps(gpu: &Gpu, timeout: Duration) -> Result<(f64, &'static str), String> {
+    better_of(
+        "read",
+        buffer_read_gbps(gpu, timeout),
+        texture_read_gbps(gpu, timeout),
+    )
+}
+
+/// The faster of a probe through buffers and through textures, named; one that failed is
+/// noted and the other kept.
+fn better_of(
+    probe: &str,
+    buffer: Result<f64, String>,
+    texture: Result<f64, String>,
+) -> Result<(f64, &'static str), String> {
+    match (
+        buffer.map(|v| (v, "buffers")),
+        texture.map(|v| (v, "textures")),
+    ) {
         (Ok(a), Ok(b)) => Ok(if a.0 >= b.0 { a } else { b }),
         (Ok(a), Err(e)) | (Err(e), Ok(a)) => {
-            crate::progress::notice(&format!("priceperf: note: one copy probe failed: {e}"));
+            crate::progress::notice(&format!("priceperf: note: one {probe} probe failed: {e}"));
             Ok(a)
         }
         (Err(a), Err(b)) => Err(format!("{a}; {b}")),
@@ -470,6 +547,158 @@ fn texture_copy_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
     Ok(2.0 * bytes as f64 / seconds / 1e9)
 }
 
+fn buffer_read_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
+    let bytes = copy_bytes(gpu) / (16 * READ_ROWS) * (16 * READ_ROWS);
+    let n = bytes / 16 / READ_ROWS;
+    if n == 0 {
+        return Err("the adapter's storage binding limit is below 1 KiB".into());
+    }
+    let source = render(READ, &[("ROWS", READ_ROWS.to_string())]);
+    let pipeline = compile(gpu, "peak read", &source, "main").map_err(|e| format!("{e:?}"))?;
+    // src[k] = k, so every sum has a closed form (`check_sums`).
+    let src_data: Vec<u32> = (0..bytes / 4).map(|k| k as u32).collect();
+    let src = storage_buffer(gpu, "peak read src", bytemuck::cast_slice(&src_data), false);
+    let sums = storage_buffer(gpu, "peak read sums", &vec![0u8; 16 * n as usize], true);
+    let bind_group = crate::kernels::bind(gpu, &pipeline, &[&src, &sums]);
+    let groups = n.div_ceil(256) as u32;
+    let x = groups.min(32768);
+    let program = Program::single(
+        Dispatch::new(pipeline, bind_group, [x, groups.div_ceil(x), 1]),
+        sums,
+        DType::F32,
+        n * 4,
+        vec![src],
+    );
+    run_and_read(gpu, &program, timeout).map_err(trouble)?;
+    let got =
+        crate::measure::read_buffer(gpu, &program.output, 16 * n, timeout).map_err(trouble)?;
+    check_sums(&got, n).map_err(|e| format!("buffer read: {e}"))?;
+    let seconds = median_seconds(gpu, &program, timeout)?;
+    Ok((bytes + 16 * n) as f64 / seconds / 1e9)
+}
+
+/// The read as texel loads from a read-only storage texture, sums to a write-only one, then
+/// a texture-to-buffer copy of the sums for the check (outside the timing).
+fn texture_read_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
+    let bytes = copy_bytes(gpu);
+    let max = gpu.limits().max_texture_dimension_2d;
+    let width = 2048u32.min(max) / 64 * 64;
+    let rows = READ_ROWS as u32;
+    let height = (bytes / (16 * width.max(1) as u64)).min(max as u64) as u32 / rows * rows;
+    if width == 0 || height == 0 {
+        return Err(format!(
+            "a {} MiB texture does not fit the adapter's texture limits",
+            bytes >> 20
+        ));
+    }
+    let sum_rows = height / rows;
+    let bytes = 16 * width as u64 * height as u64;
+    let n = width as u64 * sum_rows as u64;
+    let src_data: Vec<u32> = (0..bytes / 4).map(|k| k as u32).collect();
+    let texture = |label: &str, height: u32, usage: wgpu::TextureUsages| {
+        gpu.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some(label),
+            size: wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Uint,
+            usage,
+            view_formats: &[],
+        })
+    };
+    let src = texture(
+        "peak read src texture",
+        height,
+        wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+    );
+    let sums = texture(
+        "peak read sums texture",
+        sum_rows,
+        wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_SRC,
+    );
+    gpu.queue.write_texture(
+        src.as_image_copy(),
+        bytemuck::cast_slice(&src_data),
+        wgpu::TexelCopyBufferLayout {
+            offset: 0,
+            bytes_per_row: Some(16 * width),
+            rows_per_image: Some(height),
+        },
+        src.size(),
+    );
+    let source = render(READ_TEXTURE, &[("ROWS", READ_ROWS.to_string())]);
+    let pipeline =
+        compile(gpu, "peak texture read", &source, "main").map_err(|e| format!("{e:?}"))?;
+    let (src_view, sums_view) = (
+        src.create_view(&Default::default()),
+        sums.create_view(&Default::default()),
+    );
+    let bind_group = bind_resources(
+        gpu,
+        &pipeline,
+        Some("peak texture read"),
+        vec![
+            wgpu::BindingResource::TextureView(&src_view),
+            wgpu::BindingResource::TextureView(&sums_view),
+        ],
+    );
+    let readback = storage_buffer(gpu, "peak read readback", &vec![0u8; 16 * n as usize], true);
+    let program = Program::single(
+        Dispatch::new(pipeline, bind_group, [width / 64, sum_rows, 1]),
+        readback.clone(),
+        DType::F32,
+        n * 4,
+        vec![],
+    );
+    run_and_read(gpu, &program, timeout).map_err(trouble)?;
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    encoder.copy_texture_to_buffer(
+        sums.as_image_copy(),
+        wgpu::TexelCopyBufferInfo {
+            buffer: &readback,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(16 * width),
+                rows_per_image: Some(sum_rows),
+            },
+        },
+        sums.size(),
+    );
+    crate::measure::submit_wait(gpu, encoder, timeout).map_err(trouble)?;
+    let got = crate::measure::read_buffer(gpu, &readback, 16 * n, timeout).map_err(trouble)?;
+    check_sums(&got, n).map_err(|e| format!("texture read: {e}"))?;
+    let seconds = median_seconds(gpu, &program, timeout)?;
+    Ok((bytes + 16 * n) as f64 / seconds / 1e9)
+}
+
+/// Check every sum of a read probe: with the source holding its own u32 index k at each
+/// component, sum i's component c is Σ_{j < ROWS} 4·(j·n + i) + c, wrapping, which is
+/// 4n·ROWS(ROWS-1)/2 + ROWS·(4i + c) mod 2³². (The texture probe's texel (x, j·R + r) is
+/// index j·(R·width) + (r·width + x), so the same form holds with n = R·width.)
+fn check_sums(got: &[u8], n: u64) -> Result<(), String> {
+    let got: &[u32] = bytemuck::cast_slice(got);
+    let base = 4 * n * READ_ROWS * (READ_ROWS - 1) / 2;
+    for (k, &g) in got.iter().enumerate().take(4 * n as usize) {
+        let want = (base + READ_ROWS * k as u64) as u32;
+        if g != want {
+            return Err(format!(
+                "sum {} component {} is {g}, not {want}; not counted",
+                k / 4,
+                k % 4
+            ));
+        }
+    }
+    if got.len() < 4 * n as usize {
+        return Err(format!("{} of {} sums came back", got.len() / 4, n));
+    }
+    Ok(())
+}
+
 /// Read the program's output buffer (the program has run) and compare it with the source at
 /// spread-out bytes.
 fn check_copy(gpu: &Gpu, program: &Program, want: &[u8], timeout: Duration) -> Result<(), String> {
@@ -594,6 +823,8 @@ mod tests {
             fma_f16_gflops: Some(246_376.2),
             copy_gbps: Some(4198.1),
             copy_via: "buffers".into(),
+            read_gbps: None,
+            read_via: String::new(),
             probe_seconds: 1.0,
         };
         let mut fine = p.clone();
@@ -616,6 +847,8 @@ mod tests {
             fma_f16_gflops: None,
             copy_gbps: Some(5.0),
             copy_via: "buffers".into(),
+            read_gbps: None,
+            read_via: String::new(),
             probe_seconds: 1.0,
         };
         assert_eq!(p.gflops(DType::F16), Some(10.0));
@@ -629,5 +862,62 @@ mod tests {
             "f16 kernels accumulate in f32"
         );
         assert!(p.describe(true).contains("cached"));
+    }
+
+    /// The bandwidth ceiling is the better of the copy and the read probe, named; either
+    /// alone stands in for both.
+    #[test]
+    fn bandwidth_is_the_better_of_copy_and_read() {
+        let p = |copy: Option<f64>, read: Option<f64>| Peaks {
+            adapter: "x".into(),
+            probe_version: PROBE_VERSION,
+            measured_at: String::new(),
+            fma_f32_gflops: None,
+            fma_f16_gflops: None,
+            copy_gbps: copy,
+            copy_via: "textures".into(),
+            read_gbps: read,
+            read_via: "buffers".into(),
+            probe_seconds: 1.0,
+        };
+        let bw = |copy, read| p(copy, read).bandwidth();
+        assert_eq!(
+            bw(Some(4.2), Some(6.5)),
+            Some((6.5, "streaming read via buffers".to_string()))
+        );
+        assert_eq!(
+            bw(Some(4.2), Some(3.0)),
+            Some((4.2, "streaming copy via textures".to_string()))
+        );
+        assert_eq!(bw(None, Some(3.0)).unwrap().0, 3.0);
+        assert_eq!(bw(Some(4.2), None).unwrap().0, 4.2);
+        assert_eq!(bw(None, None), None);
+        let line = p(Some(4.2), Some(6.5)).describe(false);
+        assert!(
+            line.contains("copy 4.2 GB/s via textures, read 6.5 GB/s via buffers"),
+            "{line}"
+        );
+    }
+
+    /// The read probes' check: the closed form matches a direct sum, and one wrong
+    /// component fails.
+    #[test]
+    fn read_probe_sums_are_checked_exactly() {
+        let n = 5u64;
+        let src: Vec<u32> = (0..4 * n * READ_ROWS).map(|k| k as u32).collect();
+        let sums: Vec<u32> = (0..4 * n as usize)
+            .map(|k| {
+                let (i, c) = (k / 4, k % 4);
+                (0..READ_ROWS as usize)
+                    .map(|j| src[(j * n as usize + i) * 4 + c])
+                    .fold(0u32, u32::wrapping_add)
+            })
+            .collect();
+        assert_eq!(check_sums(bytemuck::cast_slice(&sums), n), Ok(()));
+        let mut wrong = sums.clone();
+        wrong[13] += 1;
+        let e = check_sums(bytemuck::cast_slice(&wrong), n).unwrap_err();
+        assert!(e.contains("sum 3 component 1"), "{e}");
+        assert!(check_sums(bytemuck::cast_slice(&sums[..8]), n).is_err());
     }
 }

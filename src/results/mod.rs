@@ -96,7 +96,8 @@ pub struct KernelRow {
     /// (`measure::peaks`).
     #[serde(default)]
     pub pct_of_measured_flops: Option<f64>,
-    /// Achieved GB/s over this adapter's measured streaming-copy bandwidth, in percent.
+    /// Achieved GB/s over this adapter's measured streaming bandwidth (the better of a copy
+    /// and a read), in percent.
     #[serde(default)]
     pub pct_of_measured_bw: Option<f64>,
 }
@@ -176,12 +177,12 @@ pub fn noisy_note(rows: &[KernelRow]) -> Option<String> {
 }
 
 /// A run note naming the chosen rows that moved more bytes per second than the measured
-/// copy bandwidth, or `None` when there are none. Not an error: the copy probe reads and
-/// writes, and a read-only stream can go faster. Matmul weights are cycled through copies
-/// larger than the caches ([`crate::kernels::weights`]), but other operands (activations,
-/// KV caches) that fit the caches are read from cache on every repeated iteration, so the
-/// note says token rates built from such rows may be optimistic.
-pub fn over_copy_note(rows: &[KernelRow]) -> Option<String> {
+/// streaming bandwidth (the better of the copy and the read probe), or `None` when there
+/// are none. Not an error: matmul weights are cycled through copies larger than the caches
+/// ([`crate::kernels::weights`]), but other operands (activations, KV caches) that fit the
+/// caches are read from cache on every repeated iteration, so the note says token rates
+/// built from such rows may be optimistic.
+pub fn over_bandwidth_note(rows: &[KernelRow]) -> Option<String> {
     let chosen = rows.iter().filter(|r| r.chosen).count();
     let mut over: Vec<(&str, f64)> = rows
         .iter()
@@ -198,7 +199,7 @@ pub fn over_copy_note(rows: &[KernelRow]) -> Option<String> {
         .map(|(b, pct)| format!("{b} {pct:.0}%"))
         .collect();
     Some(format!(
-        "{} of {chosen} chosen rows moved more bytes per second than the measured copy bandwidth ({}): the copy probe reads and writes while these mostly read, and a read-only stream can run faster; matmul weights are cycled through copies larger than the caches, but other operands (activations, KV caches) small enough for them are read from cache on repeated iterations, so token rates built from these rows may be optimistic; see Formulas in the README",
+        "{} of {chosen} chosen rows moved more bytes per second than the measured streaming bandwidth ({}): matmul weights are cycled through copies larger than the caches, but other operands (activations, KV caches) small enough for them are read from cache on repeated iterations, so token rates built from these rows may be optimistic; see Formulas in the README",
         over.len(),
         first_of(&named, 3)
     ))
@@ -774,7 +775,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn chosen_rows_above_the_copy_bandwidth_get_a_note() {
+    fn chosen_rows_above_the_measured_bandwidth_get_a_note() {
         let at = |benchmark: &str, pct: Option<f64>, chosen: bool| KernelRow {
             benchmark: benchmark.into(),
             chosen,
@@ -787,7 +788,7 @@ pub(crate) mod tests {
             at("b", None, true),
             at("c", Some(300.0), false),
         ];
-        assert_eq!(over_copy_note(&calm), None);
+        assert_eq!(over_bandwidth_note(&calm), None);
         let mut rows = calm;
         rows.push(at(
             "matmul/f16/m=1,n=768,k=768,transpose_b=1",
@@ -799,7 +800,7 @@ pub(crate) mod tests {
             Some(233.2),
             true,
         ));
-        let note = over_copy_note(&rows).expect("a note");
+        let note = over_bandwidth_note(&rows).expect("a note");
         assert!(
             note.starts_with("2 of 4 chosen rows")
                 && note.contains("n=3072,k=768,transpose_b=1 233%, matmul/f16/m=1,n=768")
