@@ -447,103 +447,36 @@ fn buffer_copy_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
         vec![src],
     );
     run_and_read(gpu, &program, timeout).map_err(trouble)?;
-    check_copy(gpu, &program, bytemuck::cast_slice(&src_data), timeout)
-        .map_err(|e| format!("buffer copy: {e}"))?;
+    let got = crate::measure::read_buffer(gpu, &program.output, bytes, timeout).map_err(trouble)?;
+    check_copied(&got, bytemuck::cast_slice(&src_data)).map_err(|e| format!("buffer copy: {e}"))?;
     let seconds = median_seconds(gpu, &program, timeout)?;
     Ok(2.0 * bytes as f64 / seconds / 1e9)
 }
 
-/// The copy as texel loads from a read-only storage texture and stores to a write-only one,
-/// then a buffer copy of the result for verification (outside the timing).
+/// The copy as texel loads from a read-only storage texture and stores to a write-only one
+/// ([`texture_probe`]).
 fn texture_copy_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
     let bytes = copy_bytes(gpu);
-    let width = 2048u32.min(gpu.limits().max_texture_dimension_2d);
+    let max = gpu.limits().max_texture_dimension_2d;
+    let width = 2048u32.min(max);
     let height = (bytes / (16 * width as u64)) as u32;
-    if height == 0 || height > gpu.limits().max_texture_dimension_2d {
+    if height == 0 || height > max {
         return Err(format!(
             "a {} MiB texture does not fit the adapter's texture limits",
             bytes >> 20
         ));
     }
     let bytes = 16 * width as u64 * height as u64;
-    let src_data: Vec<u32> = (0..bytes / 4).map(|i| i as u32).collect();
-    let size = wgpu::Extent3d {
-        width,
-        height,
-        depth_or_array_layers: 1,
-    };
-    let texture = |label: &str, usage: wgpu::TextureUsages| {
-        gpu.device.create_texture(&wgpu::TextureDescriptor {
-            label: Some(label),
-            size,
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba32Uint,
-            usage,
-            view_formats: &[],
-        })
-    };
-    let src = texture(
-        "peak copy src texture",
-        wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
-    );
-    let dst = texture(
-        "peak copy dst texture",
-        wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_SRC,
-    );
-    gpu.queue.write_texture(
-        src.as_image_copy(),
-        bytemuck::cast_slice(&src_data),
-        wgpu::TexelCopyBufferLayout {
-            offset: 0,
-            bytes_per_row: Some(16 * width),
-            rows_per_image: Some(height),
-        },
-        size,
-    );
-    let pipeline =
-        compile(gpu, "peak texture copy", COPY_TEXTURE, "main").map_err(|e| format!("{e:?}"))?;
-    let (src_view, dst_view) = (
-        src.create_view(&Default::default()),
-        dst.create_view(&Default::default()),
-    );
-    let bind_group = bind_resources(
+    let seconds = texture_probe(
         gpu,
-        &pipeline,
-        Some("peak texture copy"),
-        vec![
-            wgpu::BindingResource::TextureView(&src_view),
-            wgpu::BindingResource::TextureView(&dst_view),
-        ],
-    );
-    let readback = storage_buffer(gpu, "peak copy readback", &vec![0u8; bytes as usize], true);
-    let program = Program::single(
-        Dispatch::new(pipeline, bind_group, [width / 64, height, 1]),
-        readback.clone(),
-        DType::F32,
-        bytes / 4,
-        vec![],
-    );
-    // Run once, then bring the texture into the buffer to check it.
-    run_and_read(gpu, &program, timeout).map_err(trouble)?;
-    let mut encoder = gpu.device.create_command_encoder(&Default::default());
-    encoder.copy_texture_to_buffer(
-        dst.as_image_copy(),
-        wgpu::TexelCopyBufferInfo {
-            buffer: &readback,
-            layout: wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(16 * width),
-                rows_per_image: Some(height),
-            },
-        },
-        size,
-    );
-    crate::measure::submit_wait(gpu, encoder, timeout).map_err(trouble)?;
-    check_copy(gpu, &program, bytemuck::cast_slice(&src_data), timeout)
-        .map_err(|e| format!("texture copy: {e}"))?;
-    let seconds = median_seconds(gpu, &program, timeout)?;
+        "peak texture copy",
+        COPY_TEXTURE,
+        [width, height, height],
+        [width / 64, height, 1],
+        |got, src| check_copied(got, bytemuck::cast_slice(src)),
+        timeout,
+    )
+    .map_err(|e| format!("texture copy: {e}"))?;
     Ok(2.0 * bytes as f64 / seconds / 1e9)
 }
 
@@ -577,8 +510,8 @@ fn buffer_read_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
     Ok((bytes + 16 * n) as f64 / seconds / 1e9)
 }
 
-/// The read as texel loads from a read-only storage texture, sums to a write-only one, then
-/// a texture-to-buffer copy of the sums for the check (outside the timing).
+/// The read as texel loads from a read-only storage texture, sums stored to a write-only
+/// one ([`texture_probe`]).
 fn texture_read_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
     let bytes = copy_bytes(gpu);
     let max = gpu.limits().max_texture_dimension_2d;
@@ -592,9 +525,35 @@ fn texture_read_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
         ));
     }
     let sum_rows = height / rows;
-    let bytes = 16 * width as u64 * height as u64;
     let n = width as u64 * sum_rows as u64;
-    let src_data: Vec<u32> = (0..bytes / 4).map(|k| k as u32).collect();
+    let source = render(READ_TEXTURE, &[("ROWS", READ_ROWS.to_string())]);
+    let seconds = texture_probe(
+        gpu,
+        "peak texture read",
+        &source,
+        [width, height, sum_rows],
+        [width / 64, sum_rows, 1],
+        |got, _| check_sums(got, n),
+        timeout,
+    )
+    .map_err(|e| format!("texture read: {e}"))?;
+    Ok(16.0 * (width as u64 * height as u64 + n) as f64 / seconds / 1e9)
+}
+
+/// What the texture probes share: an rgba32uint `src` texture of `width` x `height` texels,
+/// each holding its own u32 component indices, read by the kernel `source` (bindings: `src`
+/// read, `dst` write) into a `dst` texture of `width` x `dst_height`, dispatched as `groups`.
+/// It runs once, `dst` is copied into a buffer and `check`ed (given those bytes and the
+/// source data), and then it is timed: returns seconds per execution ([`median_seconds`]).
+fn texture_probe(
+    gpu: &Gpu,
+    label: &str,
+    source: &str,
+    [width, height, dst_height]: [u32; 3],
+    groups: [u32; 3],
+    check: impl Fn(&[u8], &[u32]) -> Result<(), String>,
+    timeout: Duration,
+) -> Result<f64, String> {
     let texture = |label: &str, height: u32, usage: wgpu::TextureUsages| {
         gpu.device.create_texture(&wgpu::TextureDescriptor {
             label: Some(label),
@@ -611,69 +570,68 @@ fn texture_read_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
             view_formats: &[],
         })
     };
+    let layout = |rows: u32| wgpu::TexelCopyBufferLayout {
+        offset: 0,
+        bytes_per_row: Some(16 * width),
+        rows_per_image: Some(rows),
+    };
     let src = texture(
-        "peak read src texture",
+        "peak src texture",
         height,
         wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
     );
-    let sums = texture(
-        "peak read sums texture",
-        sum_rows,
+    let dst = texture(
+        "peak dst texture",
+        dst_height,
         wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_SRC,
     );
+    let src_data: Vec<u32> = (0..4 * width as u64 * height as u64)
+        .map(|k| k as u32)
+        .collect();
     gpu.queue.write_texture(
         src.as_image_copy(),
         bytemuck::cast_slice(&src_data),
-        wgpu::TexelCopyBufferLayout {
-            offset: 0,
-            bytes_per_row: Some(16 * width),
-            rows_per_image: Some(height),
-        },
+        layout(height),
         src.size(),
     );
-    let source = render(READ_TEXTURE, &[("ROWS", READ_ROWS.to_string())]);
-    let pipeline =
-        compile(gpu, "peak texture read", &source, "main").map_err(|e| format!("{e:?}"))?;
-    let (src_view, sums_view) = (
+    let pipeline = compile(gpu, label, source, "main").map_err(|e| format!("{e:?}"))?;
+    let (src_view, dst_view) = (
         src.create_view(&Default::default()),
-        sums.create_view(&Default::default()),
+        dst.create_view(&Default::default()),
     );
     let bind_group = bind_resources(
         gpu,
         &pipeline,
-        Some("peak texture read"),
+        Some(label),
         vec![
             wgpu::BindingResource::TextureView(&src_view),
-            wgpu::BindingResource::TextureView(&sums_view),
+            wgpu::BindingResource::TextureView(&dst_view),
         ],
     );
-    let readback = storage_buffer(gpu, "peak read readback", &vec![0u8; 16 * n as usize], true);
+    let dst_bytes = 16 * width as u64 * dst_height as u64;
+    let readback = storage_buffer(gpu, "peak readback", &vec![0u8; dst_bytes as usize], true);
     let program = Program::single(
-        Dispatch::new(pipeline, bind_group, [width / 64, sum_rows, 1]),
+        Dispatch::new(pipeline, bind_group, groups),
         readback.clone(),
         DType::F32,
-        n * 4,
+        dst_bytes / 4,
         vec![],
     );
+    // Run once, then bring the texture into the buffer to check it.
     run_and_read(gpu, &program, timeout).map_err(trouble)?;
     let mut encoder = gpu.device.create_command_encoder(&Default::default());
     encoder.copy_texture_to_buffer(
-        sums.as_image_copy(),
+        dst.as_image_copy(),
         wgpu::TexelCopyBufferInfo {
             buffer: &readback,
-            layout: wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(16 * width),
-                rows_per_image: Some(sum_rows),
-            },
+            layout: layout(dst_height),
         },
-        sums.size(),
+        dst.size(),
     );
     crate::measure::submit_wait(gpu, encoder, timeout).map_err(trouble)?;
-    let got = crate::measure::read_buffer(gpu, &readback, 16 * n, timeout).map_err(trouble)?;
-    check_sums(&got, n).map_err(|e| format!("texture read: {e}"))?;
-    let seconds = median_seconds(gpu, &program, timeout)?;
-    Ok((bytes + 16 * n) as f64 / seconds / 1e9)
+    let got = crate::measure::read_buffer(gpu, &readback, dst_bytes, timeout).map_err(trouble)?;
+    check(&got, &src_data)?;
+    median_seconds(gpu, &program, timeout)
 }
 
 /// Check every sum of a read probe: with the source holding its own u32 index k at each
@@ -699,11 +657,8 @@ fn check_sums(got: &[u8], n: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Read the program's output buffer (the program has run) and compare it with the source at
-/// spread-out bytes.
-fn check_copy(gpu: &Gpu, program: &Program, want: &[u8], timeout: Duration) -> Result<(), String> {
-    let got = crate::measure::read_buffer(gpu, &program.output, want.len() as u64, timeout)
-        .map_err(trouble)?;
+/// Compare a copy's output bytes with its source at spread-out bytes.
+fn check_copied(got: &[u8], want: &[u8]) -> Result<(), String> {
     if let Some(i) = (0..want.len())
         .step_by(4093)
         .find(|&i| got.get(i) != Some(&want[i]))
