@@ -43,7 +43,8 @@ fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 /// `PRICEPERF_GIT_COMMIT`: HEAD's short hash, with `+dirty` where the sources built differ
 /// from it. Taken at build time, because a binary is often run elsewhere (a device machine,
 /// a copied folder) where the working directory's git, if any, says nothing about it. Not
-/// set outside a git checkout.
+/// set outside a git checkout of this crate (a crate unpacked inside some other repository
+/// must not take that repository's commit).
 fn git_commit() {
     let git = |args: &[&str]| -> Option<String> {
         let out = Command::new("git").args(args).output().ok()?;
@@ -51,23 +52,36 @@ fn git_commit() {
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
+    let ours = |top: &str| {
+        let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+        let canon = |p: &str| std::fs::canonicalize(p).ok();
+        canon(top).is_some() && canon(top) == canon(&manifest)
+    };
     let Some(head) = git(&["rev-parse", "--short=12", "HEAD"]) else {
         return;
     };
-    // Rerun after a commit or checkout, and when a built source changes (the crate
-    // recompiles then anyway).
+    if !git(&["rev-parse", "--show-toplevel"]).is_some_and(|t| ours(&t)) {
+        return;
+    }
+    // Rerun after a commit, checkout, reset or amend, and when a built source changes (the
+    // crate recompiles then anyway). Git appends to logs/HEAD on every move of HEAD, in a
+    // linked worktree too, where the branch refs live in the common directory instead; the
+    // refs are watched as well for repositories that keep no reflog.
     for p in ["src", "kernels", "Cargo.toml", "Cargo.lock", "build.rs"] {
         println!("cargo:rerun-if-changed={p}");
     }
-    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        let dir = Path::new(&dir);
-        let mut watched = vec![dir.join("HEAD"), dir.join("packed-refs")];
-        if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            watched.push(dir.join(r));
+    let mut watched: Vec<String> = ["HEAD", "logs/HEAD"]
+        .iter()
+        .filter_map(|p| git(&["rev-parse", "--git-path", p]))
+        .collect();
+    if let Some(common) = git(&["rev-parse", "--git-common-dir"]) {
+        let common = Path::new(&common);
+        for p in ["packed-refs", "refs/heads"] {
+            watched.push(common.join(p).display().to_string());
         }
-        for p in watched.iter().filter(|p| p.exists()) {
-            println!("cargo:rerun-if-changed={}", p.display());
-        }
+    }
+    for p in watched.iter().filter(|p| Path::new(p).exists()) {
+        println!("cargo:rerun-if-changed={p}");
     }
     let sources = [
         "status",

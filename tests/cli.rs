@@ -315,6 +315,12 @@ fn tuning_choices_and_peaks_are_cached_and_retune_searches_again() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
+        // Every probe verified: a failed one is a warning ("... probe: why") or, where its
+        // buffer or texture twin passed, a note ("one ... probe failed").
+        assert!(
+            !stderr.contains(" probe: ") && !stderr.contains("probe failed"),
+            "{stderr}"
+        );
         let rows = priceperf::results::read_kernel_rows(&out_dir.join("kernels.csv")).unwrap();
         let info = priceperf::runner::read_run_info(&out_dir.join("run.json")).unwrap();
         (rows, info)
@@ -367,7 +373,12 @@ fn tuning_choices_and_peaks_are_cached_and_retune_searches_again() {
     );
     assert!(cache.join("tuning.json").exists() && cache.join("peaks.json").exists());
     let peaks = info.peaks.expect("peaks in run.json");
-    assert!(peaks.fma_f32_gflops.is_some_and(|g| g > 0.0), "{peaks:?}");
+    assert!(
+        peaks.fma_f32_gflops.is_some_and(|g| g > 0.0)
+            && peaks.copy_gbps.is_some_and(|g| g > 0.0)
+            && peaks.read_gbps.is_some_and(|g| g > 0.0),
+        "{peaks:?}"
+    );
     assert!(chosen.pct_of_measured_flops.is_some_and(|p| p > 0.0));
     let time = info.time.expect("time in run.json");
     assert!(
