@@ -1254,7 +1254,13 @@ fn verify_candidate(
     let t0 = Instant::now();
     let (output, ran) = match run_timed_and_read(gpu, &program, config.timeout) {
         Ok(o) => o,
-        Err(trouble) => return Err(Box::new(device_trouble(gpu, row, trouble))),
+        Err(trouble) => {
+            // A verification run that timed out still took the time (up to --timeout),
+            // and so does recreating a lost device: verification's, not setup's.
+            let row = device_trouble(gpu, row, trouble);
+            out.verify_s += t0.elapsed().as_secs_f64();
+            return Err(Box::new(row));
+        }
     };
     let first_run_s = ran.as_secs_f64();
     let verdict = check(&output);

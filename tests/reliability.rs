@@ -1,6 +1,7 @@
 //! Interrupted runs lose nothing: a run killed with SIGKILL mid-way leaves a valid folder
 //! that `--resume` completes without duplicate rows; a first SIGINT finishes the current
-//! benchmark and writes everything.
+//! benchmark and writes everything. A timed-out kernel's wait is accounted where it
+//! happened.
 
 mod result_fixtures;
 use std::path::Path;
@@ -194,4 +195,37 @@ fn a_second_run_into_a_locked_folder_is_refused() {
     assert_eq!(second.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&second.stderr).contains("another run"));
     assert!(!out.join("kernels.csv").exists());
+}
+
+/// A verification run that times out is counted as verification in the run's time line,
+/// not left to the "setup" remainder (a 2048³ search on lavapipe, whose naive kernel ran
+/// into the 60 s timeout, reported 60 s of setup). Where the adapter is fast enough that
+/// nothing times out there is nothing to check.
+#[test]
+fn a_timed_out_verification_counts_as_verification() {
+    if !has_adapter() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let timeout = 0.3;
+    let run = priceperf()
+        .args(["run", "--kernel", "matmul", "--shape", "m=512,n=512,k=512"])
+        .args(["--dtype", "f32", "--variant", "^naive$"])
+        .args(["--timeout", &timeout.to_string(), "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let rows = read_kernel_rows(&out.join("kernels.csv")).unwrap();
+    assert_eq!(rows.len(), 1, "{stderr}");
+    if rows[0].status != priceperf::results::Status::Timeout {
+        return;
+    }
+    let info = priceperf::runner::read_run_info(&out.join("run.json")).unwrap();
+    let time = info.time.expect("time in run.json");
+    assert!(
+        time.verify_s >= timeout && time.setup_s < timeout,
+        "{time:?} {stderr}"
+    );
 }
