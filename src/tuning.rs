@@ -25,8 +25,10 @@ pub const SCREEN_ROUNDS: usize = 5;
 
 /// About how long each screening timing runs: long enough that a timing spans many
 /// dispatches on a GPU and several lavapipe scheduling quanta, short against criterion's
-/// one to two seconds per variant.
-pub const SCREEN_SAMPLE: Duration = Duration::from_millis(25);
+/// one to two seconds per variant. 15 ms instead of 25 took a tuning-cold quick run's search
+/// on lavapipe from 21-22 to 14-15 s, with choices that agreed with the 25 ms ones as often
+/// as two 25 ms runs agreed with each other (see the README's Peaks and tuning).
+pub const SCREEN_SAMPLE: Duration = Duration::from_millis(15);
 
 /// A variant whose first screening timing is this many times the fastest screen so far is
 /// not timed again: it cannot become a finalist.
