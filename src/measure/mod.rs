@@ -141,8 +141,14 @@ pub fn run_timed_and_read(
     program: &Program,
     timeout: Duration,
 ) -> Result<(HostTensor, Duration), DeviceTrouble> {
-    let ran = submit_pass(gpu, timeout, |pass| program.encode(pass))?;
+    let ran = run(gpu, program, timeout)?;
     Ok((read_output(gpu, program, timeout)?, ran))
+}
+
+/// Run the program once and wait, reading nothing back: the wall time from submit to the
+/// end of the wait.
+pub fn run(gpu: &Gpu, program: &Program, timeout: Duration) -> Result<Duration, DeviceTrouble> {
+    submit_pass(gpu, timeout, |pass| program.encode(pass))
 }
 
 /// The program's output buffer as it is now.

@@ -434,26 +434,15 @@ fn buffer_copy_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
     if bytes == 0 {
         return Err("the adapter's storage binding limit is below 4 KiB".into());
     }
-    let n = bytes / 16;
-    let pipeline = compile(gpu, "peak copy", COPY, "main").map_err(|e| format!("{e:?}"))?;
-    // Distinct values (the index as f32 bits) so a wrong index shows.
-    let src_data: Vec<u32> = (0..n * 4).map(|i| i as u32).collect();
-    let src = storage_buffer(gpu, "peak copy src", bytemuck::cast_slice(&src_data), false);
-    let dst = storage_buffer(gpu, "peak copy dst", &vec![0u8; bytes as usize], true);
-    let bind_group = crate::kernels::bind(gpu, &pipeline, &[&src, &dst]);
-    let groups = n.div_ceil(256) as u32;
-    let x = groups.min(32768);
-    let program = Program::single(
-        Dispatch::new(pipeline, bind_group, [x, groups.div_ceil(x), 1]),
-        dst,
-        DType::F32,
-        n * 4,
-        vec![src],
-    );
-    run_and_read(gpu, &program, timeout).map_err(trouble)?;
-    let got = crate::measure::read_buffer(gpu, &program.output, bytes, timeout).map_err(trouble)?;
-    check_copied(&got, bytemuck::cast_slice(&src_data)).map_err(|e| format!("buffer copy: {e}"))?;
-    let seconds = median_seconds(gpu, &program, timeout)?;
+    let seconds = buffer_probe(
+        gpu,
+        "peak copy",
+        COPY,
+        [bytes / 16, bytes / 16],
+        |got, src| check_copied(got, bytemuck::cast_slice(src)),
+        timeout,
+    )
+    .map_err(|e| format!("buffer copy: {e}"))?;
     Ok(2.0 * bytes as f64 / seconds / 1e9)
 }
 
@@ -491,27 +480,49 @@ fn buffer_read_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
         return Err("the adapter's storage binding limit is below 4 KiB".into());
     }
     let source = render(READ, &[("ROWS", READ_ROWS.to_string())]);
-    let pipeline = compile(gpu, "peak read", &source, "main").map_err(|e| format!("{e:?}"))?;
-    // src[k] = k, so every sum has a closed form (`check_sums`).
-    let src_data: Vec<u32> = (0..bytes / 4).map(|k| k as u32).collect();
-    let src = storage_buffer(gpu, "peak read src", bytemuck::cast_slice(&src_data), false);
-    let sums = storage_buffer(gpu, "peak read sums", &vec![0u8; 16 * n as usize], true);
-    let bind_group = crate::kernels::bind(gpu, &pipeline, &[&src, &sums]);
-    let groups = n.div_ceil(256) as u32;
+    let seconds = buffer_probe(
+        gpu,
+        "peak read",
+        &source,
+        [bytes / 16, n],
+        |got, _| check_sums(got, n),
+        timeout,
+    )
+    .map_err(|e| format!("buffer read: {e}"))?;
+    Ok((bytes + 16 * n) as f64 / seconds / 1e9)
+}
+
+/// What the buffer probes share: a `src` storage buffer of `src_vec4s` vec4<u32>s, each u32
+/// holding its own index (distinct values, so a wrong index shows), read by the kernel
+/// `source` (bindings: `src` read, `dst` read_write) into `dst_vec4s` vec4<u32>s, one
+/// invocation each in workgroups of 256 (flattened over x and y past the per-dimension
+/// limit). It runs once, `dst` is read back and `check`ed (given those bytes and the source
+/// data), and then it is timed: returns seconds per execution ([`median_seconds`]).
+fn buffer_probe(
+    gpu: &Gpu,
+    label: &str,
+    source: &str,
+    [src_vec4s, dst_vec4s]: [u64; 2],
+    check: impl Fn(&[u8], &[u32]) -> Result<(), String>,
+    timeout: Duration,
+) -> Result<f64, String> {
+    let pipeline = compile(gpu, label, source, "main").map_err(|e| format!("{e:?}"))?;
+    let src_data: Vec<u32> = (0..4 * src_vec4s).map(|k| k as u32).collect();
+    let src = storage_buffer(gpu, "peak src", bytemuck::cast_slice(&src_data), false);
+    let dst = storage_buffer(gpu, "peak dst", &vec![0u8; 16 * dst_vec4s as usize], true);
+    let bind_group = crate::kernels::bind(gpu, &pipeline, &[&src, &dst]);
+    let groups = dst_vec4s.div_ceil(256) as u32;
     let x = groups.min(32768);
     let program = Program::single(
         Dispatch::new(pipeline, bind_group, [x, groups.div_ceil(x), 1]),
-        sums,
+        dst,
         DType::F32,
-        n * 4,
+        4 * dst_vec4s,
         vec![src],
     );
-    run_and_read(gpu, &program, timeout).map_err(trouble)?;
-    let got =
-        crate::measure::read_buffer(gpu, &program.output, 16 * n, timeout).map_err(trouble)?;
-    check_sums(&got, n).map_err(|e| format!("buffer read: {e}"))?;
-    let seconds = median_seconds(gpu, &program, timeout)?;
-    Ok((bytes + 16 * n) as f64 / seconds / 1e9)
+    let got = run_and_read(gpu, &program, timeout).map_err(trouble)?;
+    check(got.bytes(), &src_data)?;
+    median_seconds(gpu, &program, timeout)
 }
 
 /// The read as texel loads from a read-only storage texture, sums stored to a write-only
@@ -622,7 +633,7 @@ fn texture_probe(
         vec![],
     );
     // Run once, then bring the texture into the buffer to check it.
-    run_and_read(gpu, &program, timeout).map_err(trouble)?;
+    crate::measure::run(gpu, &program, timeout).map_err(trouble)?;
     let mut encoder = gpu.device.create_command_encoder(&Default::default());
     encoder.copy_texture_to_buffer(
         dst.as_image_copy(),
@@ -633,8 +644,8 @@ fn texture_probe(
         dst.size(),
     );
     crate::measure::submit_wait(gpu, encoder, timeout).map_err(trouble)?;
-    let got = crate::measure::read_buffer(gpu, &readback, dst_bytes, timeout).map_err(trouble)?;
-    check(&got, &src_data)?;
+    let got = crate::measure::read_output(gpu, &program, timeout).map_err(trouble)?;
+    check(got.bytes(), &src_data)?;
     median_seconds(gpu, &program, timeout)
 }
 
