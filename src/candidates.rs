@@ -158,9 +158,7 @@ pub(crate) trait Searched: Copy {
     fn loads_storage_per_lane(&self) -> bool;
     /// The sibling that always beat it on llvmpipe at `shape` in `dtype` (a few matmul and
     /// attention variants).
-    fn superseded_on_llvmpipe(&self, _shape: &Self::Shape, _dtype: DType) -> Option<&'static str> {
-        None
-    }
+    fn superseded_on_llvmpipe(&self, shape: &Self::Shape, dtype: DType) -> Option<&'static str>;
     /// See [`Candidate::llvmpipe_left_out`].
     fn llvmpipe_left_out(&self, shape: &Self::Shape, dtype: DType) -> Option<LeftOut> {
         if self.loads_storage_per_lane() {
@@ -192,12 +190,9 @@ impl Searched for AttentionVariant {
     fn loads_storage_per_lane(&self) -> bool {
         AttentionVariant::loads_storage_per_lane(self)
     }
-    fn superseded_on_llvmpipe(
-        &self,
-        _shape: &AttentionShape,
-        dtype: DType,
-    ) -> Option<&'static str> {
-        AttentionVariant::superseded_on_llvmpipe(self, dtype)
+    /// The same at every shape and dtype.
+    fn superseded_on_llvmpipe(&self, _: &AttentionShape, _: DType) -> Option<&'static str> {
+        AttentionVariant::superseded_on_llvmpipe(self)
     }
 }
 

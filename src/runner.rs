@@ -371,7 +371,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         None
     } else {
         let t = Instant::now();
-        let (peaks, cached) =
+        let (mut peaks, cached) =
             crate::measure::peaks::cached_or_measured(&gpu, config.retune, config.timeout);
         if !cached {
             time.peaks_s = t.elapsed().as_secs_f64();
@@ -385,7 +385,6 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         speed_start = SpeedCheck::probe(&gpu, config.timeout).ok();
         time.speed_check_s = t.elapsed().as_secs_f64();
         progress.line(&peaks.describe(cached));
-        let mut peaks = peaks;
         if let Some(a) = &accel {
             if let Some(tflops) = a.fp32_tflops {
                 notes.extend(peaks.drop_fma_beyond_spec(&a.name, tflops));

@@ -193,9 +193,8 @@ pub enum LeftOut {
     StoragePerLane,
     /// A sibling variant (`by`) ran faster on every quick-suite shape of the kind at hand (in
     /// f16, or at m = 1, for some) in every recorded llvmpipe run: searching this one only
-    /// lengthens a run, a first run most (compiling
-    /// takes 0.3-1 s per matmul variant and 5-27 s per attention variant there with an
-    /// empty Mesa shader cache).
+    /// lengthens a run, a first run most (compiling takes 0.3-1 s per matmul variant and
+    /// 5-27 s per attention variant there with an empty Mesa shader cache).
     Superseded { by: &'static str },
 }
 

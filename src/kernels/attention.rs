@@ -270,7 +270,7 @@ impl AttentionVariant {
     ///   rows) ran 1.1-2.2x behind `decode_stex_l8_sd` (split-d P·V) in turns on every
     ///   decode shape tried (skv = 24 to 32768, d = 64 and 128, MHA and GQA, f32 and f16),
     ///   and took 6.5-10 s to compile at d = 128, rep 4, where `sd` took 1.1-1.6 s.
-    pub fn superseded_on_llvmpipe(&self, _dtype: DType) -> Option<&'static str> {
+    pub fn superseded_on_llvmpipe(&self) -> Option<&'static str> {
         match *self {
             AttentionVariant::Flash {
                 kv: KvAccess::Uniform,

@@ -106,7 +106,7 @@ impl Peaks {
         self.fma_f16_gflops = None;
         Some(format!(
             "the f32 FMA probe measured {measured:.0} GFLOP/s, {:.0}% of the {accelerator}'s spec FP32 peak ({spec_tflops} TFLOP/s); a probe cannot beat the chip, so the driver must have folded its arithmetic: the measured FMA peaks are left out and % of measured FLOP/s is empty (% of spec peak stands)",
-            100.0 * measured / (spec_tflops * 1000.0)
+            100.0 * measured / spec
         ))
     }
 
@@ -122,16 +122,11 @@ impl Peaks {
         let read = self
             .read_gbps
             .map(|g| (g, "streaming read", &self.read_via));
-        let (g, what, via) = match (copy, read) {
-            (Some(c), Some(r)) => {
-                if r.0 > c.0 {
-                    r
-                } else {
-                    c
-                }
-            }
-            (c, r) => c.or(r)?,
-        };
+        // The copy where the two tie.
+        let (g, what, via) = [read, copy]
+            .into_iter()
+            .flatten()
+            .max_by(|a, b| a.0.total_cmp(&b.0))?;
         let via = if via.is_empty() {
             String::new()
         } else {
