@@ -106,25 +106,11 @@ mod tests {
     use super::*;
     use crate::model::PhaseKind;
 
+    /// Pricing sees the adapter's name and type only.
     fn h200() -> AdapterSummary {
         AdapterSummary {
             name: "NVIDIA H200".into(),
-            backend: "vulkan".into(),
-            device_type: "discrete".into(),
-            driver: "NVIDIA".into(),
-            driver_info: "580.159.04".into(),
-            vendor_id: 0x10de,
-            device_id: 0x2335,
-            timestamps: true,
-            f16: true,
-            subgroups: true,
-            subgroup_min_size: 32,
-            subgroup_max_size: 32,
-            max_workgroup_storage_bytes: 49152,
-            max_invocations_per_workgroup: 1024,
-            max_workgroups_per_dimension: 65535,
-            max_storage_binding_bytes: 1 << 31,
-            max_buffer_bytes: 1 << 32,
+            ..crate::suite::tests::adapter(false)
         }
     }
 

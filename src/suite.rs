@@ -327,10 +327,13 @@ fn attention_benchmarks(suite: SuiteName, cpu: bool) -> Vec<(Op, &'static [DType
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn adapter(cpu: bool) -> AdapterSummary {
+    /// A test adapter named `test`: a CPU one with lavapipe's features and limits (8-lane
+    /// subgroups, 32 KiB of workgroup memory, 128 MiB bindings) or a discrete GPU with the
+    /// same.
+    pub(crate) fn adapter(cpu: bool) -> AdapterSummary {
         AdapterSummary {
             name: "test".into(),
             backend: "vulkan".into(),
