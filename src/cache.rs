@@ -1,6 +1,6 @@
 //! What priceperf keeps between runs on one machine: measured peaks and tuning choices, one
-//! JSON file each in the cache folder, keyed by adapter and driver so another adapter or a
-//! driver update never reuses them.
+//! JSON file each in the cache folder, keyed by adapter and driver (and, for a CPU adapter,
+//! processor and threads) so another adapter, machine or driver update never reuses them.
 //!
 //! The folder is `$PRICEPERF_CACHE_DIR`, else `$XDG_CACHE_HOME/priceperf`, else
 //! `~/.cache/priceperf`. Writes are atomic. A cache file that cannot be read or parsed is
@@ -28,11 +28,32 @@ pub fn dir() -> PathBuf {
     }
 }
 
-/// The identity cached entries are keyed by: the adapter and its driver, exactly.
+/// The identity cached entries are keyed by: the adapter and its driver, exactly, and for a
+/// CPU adapter also the processor and the threads it runs on. A GPU's name says which chip
+/// it is; llvmpipe's is the same on every machine, so without them a cache carried to
+/// another machine (a copied home folder, a CI cache, a container image) or a run with
+/// another `LP_NUM_THREADS` would reuse peaks and tuning choices measured elsewhere.
 pub fn adapter_key(a: &AdapterSummary) -> String {
-    format!(
+    let key = format!(
         "{} | {} | {} | {}",
         a.name, a.backend, a.driver, a.driver_info
+    );
+    if a.is_cpu() {
+        with_host(
+            key,
+            crate::gpu::host_cpu_model().as_deref(),
+            crate::gpu::cpu_adapter_threads(),
+        )
+    } else {
+        key
+    }
+}
+
+/// `key` with the host's processor model and thread count.
+fn with_host(key: String, cpu_model: Option<&str>, threads: usize) -> String {
+    format!(
+        "{key} | {} | {threads} threads",
+        cpu_model.unwrap_or("unknown processor")
     )
 }
 
@@ -81,6 +102,33 @@ mod tests {
     struct Entry {
         key: String,
         value: f64,
+    }
+
+    #[test]
+    fn cpu_adapters_are_keyed_by_processor_and_threads() {
+        let gpu = crate::suite::tests::adapter(false);
+        assert_eq!(
+            adapter_key(&gpu),
+            format!(
+                "{} | {} | {} | {}",
+                gpu.name, gpu.backend, gpu.driver, gpu.driver_info
+            ),
+            "a GPU's key stays as it was, so its caches stay valid"
+        );
+        let cpu = crate::suite::tests::adapter(true);
+        let base = format!(
+            "{} | {} | {} | {}",
+            cpu.name, cpu.backend, cpu.driver, cpu.driver_info
+        );
+        assert!(adapter_key(&cpu).starts_with(&format!("{base} | ")));
+        assert!(adapter_key(&cpu).ends_with(&format!(
+            " | {} threads",
+            crate::gpu::cpu_adapter_threads()
+        )));
+        let two = with_host(base.clone(), Some("AMD EPYC 7B13"), 2);
+        assert_ne!(two, with_host(base.clone(), Some("AMD EPYC 7B13"), 1));
+        assert_ne!(two, with_host(base.clone(), Some("Intel Xeon 8375C"), 2));
+        assert_ne!(two, with_host(base, None, 2));
     }
 
     #[test]

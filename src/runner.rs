@@ -253,12 +253,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         rows = results::read_kernel_rows(&kernels_csv)?;
     }
 
-    native::set_threads(
-        std::env::var("LP_NUM_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-    );
+    native::set_threads(crate::gpu::cpu_adapter_threads());
     let catalog = Catalog::from_files(
         config.instances_file.as_deref(),
         config.accelerators_file.as_deref(),
@@ -554,10 +549,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
 
     let (tokens, compose_notes) = compose::token_rates(&runs, &rows);
     notes.extend(compose_notes);
-    let vcpus = std::env::var("LP_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(info.cpu_threads as u32);
+    let vcpus = crate::gpu::cpu_adapter_threads() as u32;
     let (costs, price_notes) = pricing::price_run(
         &catalog,
         &summary,

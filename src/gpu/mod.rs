@@ -16,6 +16,28 @@ const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
     .union(wgpu::Features::SHADER_F16)
     .union(wgpu::Features::SUBGROUP);
 
+/// The threads a CPU adapter (llvmpipe) runs workgroups on: `LP_NUM_THREADS` where set
+/// (0, llvmpipe's no-thread mode, counts as one), else every hardware thread, llvmpipe's
+/// default.
+pub fn cpu_adapter_threads() -> usize {
+    std::env::var("LP_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map(|n| n.max(1))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The host processor's model name (Linux: `/proc/cpuinfo`); `None` where the system does
+/// not say. A CPU adapter's name and driver do not tell one processor from another.
+pub fn host_cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim() == "model name")
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
 /// What a result row needs to know about an adapter: identity, driver and the limits that
 /// decide which shapes run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
