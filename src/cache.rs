@@ -52,8 +52,9 @@ pub fn adapter_key(a: &AdapterSummary) -> String {
 /// `key` with the host's processor model and thread count.
 fn with_host(key: String, cpu_model: Option<&str>, threads: usize) -> String {
     format!(
-        "{key} | {} | {threads} threads",
-        cpu_model.unwrap_or("unknown processor")
+        "{key} | {} | {threads} thread{}",
+        cpu_model.unwrap_or("unknown processor"),
+        if threads == 1 { "" } else { "s" }
     )
 }
 
@@ -120,15 +121,19 @@ mod tests {
             "{} | {} | {} | {}",
             cpu.name, cpu.backend, cpu.driver, cpu.driver_info
         );
-        assert!(adapter_key(&cpu).starts_with(&format!("{base} | ")));
-        assert!(adapter_key(&cpu).ends_with(&format!(
-            " | {} threads",
-            crate::gpu::cpu_adapter_threads()
-        )));
+        assert_eq!(
+            adapter_key(&cpu),
+            with_host(
+                base.clone(),
+                crate::gpu::host_cpu_model().as_deref(),
+                crate::gpu::cpu_adapter_threads()
+            )
+        );
         let two = with_host(base.clone(), Some("AMD EPYC 7B13"), 2);
         assert_ne!(two, with_host(base.clone(), Some("AMD EPYC 7B13"), 1));
         assert_ne!(two, with_host(base.clone(), Some("Intel Xeon 8375C"), 2));
-        assert_ne!(two, with_host(base, None, 2));
+        assert_ne!(two, with_host(base.clone(), None, 2));
+        assert!(with_host(base, None, 1).ends_with("| unknown processor | 1 thread"));
     }
 
     #[test]

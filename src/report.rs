@@ -30,7 +30,9 @@ pub fn run_summary(outcome: &RunOutcome) -> String {
         out.push_str(&format!("note: {n}\n"));
     }
     if let Some(p) = &outcome.info.peaks {
-        out.push_str(&format!("{}\n", p.describe(true)));
+        // Probed in this run where the run spent time probing; otherwise from the cache.
+        let cached = outcome.info.time.as_ref().is_none_or(|t| t.peaks_s == 0.0);
+        out.push_str(&format!("{}\n", p.describe(cached)));
     }
     if let Some(t) = &outcome.info.time {
         out.push_str(&format!("{}\n", t.describe()));

@@ -323,7 +323,13 @@ fn tuning_choices_and_peaks_are_cached_and_retune_searches_again() {
         );
         let rows = priceperf::results::read_kernel_rows(&out_dir.join("kernels.csv")).unwrap();
         let info = priceperf::runner::read_run_info(&out_dir.join("run.json")).unwrap();
-        (rows, info)
+        // The summary's peaks line, which says whether this run probed them.
+        let peaks_line = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("measured peaks:"))
+            .unwrap_or_default()
+            .to_string();
+        (rows, info, peaks_line)
     };
     let gpu_rows = |rows: &[priceperf::results::KernelRow]| {
         rows.iter()
@@ -331,7 +337,8 @@ fn tuning_choices_and_peaks_are_cached_and_retune_searches_again() {
             .count()
     };
 
-    let (first, info) = run("first", &[]);
+    let (first, info, peaks_line) = run("first", &[]);
+    assert!(peaks_line.contains("probes took"), "{peaks_line}");
     assert!(gpu_rows(&first) > 3, "a search tries every variant");
     let chosen = first.iter().find(|r| r.chosen).expect("a chosen row");
     assert!(chosen.note.contains("search over"), "{}", chosen.note);
@@ -386,7 +393,8 @@ fn tuning_choices_and_peaks_are_cached_and_retune_searches_again() {
         "{time:?}"
     );
 
-    let (second, info) = run("second", &[]);
+    let (second, info, peaks_line) = run("second", &[]);
+    assert!(peaks_line.contains("cached from"), "{peaks_line}");
     assert_eq!(gpu_rows(&second), 1, "{second:?}");
     let again = second.iter().find(|r| r.chosen).unwrap();
     assert_eq!(again.variant, chosen.variant);
@@ -402,7 +410,7 @@ fn tuning_choices_and_peaks_are_cached_and_retune_searches_again() {
     assert!(time.speed_check_s > 0.0, "{time:?}");
     assert_eq!(info.peaks.unwrap().measured_at, peaks.measured_at);
 
-    let (third, info) = run("third", &["--retune"]);
+    let (third, info, _) = run("third", &["--retune"]);
     assert_eq!(gpu_rows(&third), gpu_rows(&first));
     assert_ne!(info.peaks.unwrap().measured_at, peaks.measured_at);
 }
