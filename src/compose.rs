@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use crate::cost::{Basis, TokensRow};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{
     head_ops, kv_cache_bytes, layer_ops, weight_bytes, ModelPreset, ModelPresets, Op, Phase,
     PhaseKind,
@@ -131,6 +131,21 @@ pub fn model_runs(
         };
         for phase in run.phases() {
             phase.check(&run.preset)?;
+        }
+        // The KV cache at the end of generation holds prompt + gen tokens (one decode step
+        // at least, as the decode phase measures one).
+        let end = u64::from(*prompt_len) + u64::from((*gen_len).max(1));
+        if end > u64::from(run.preset.max_context) {
+            return Err(Error::bad_input(
+                format!(
+                    "{name}: --prompt-len {prompt_len} + --gen-len {gen_len} is {end} tokens, longer than {}'s context of {} tokens",
+                    run.preset.name, run.preset.max_context
+                ),
+                format!(
+                    "Use a prompt and generation of at most {} tokens together (at least one generated)",
+                    run.preset.max_context
+                ),
+            ));
         }
         if let Some(mem) = memory_bytes {
             if run.memory_bytes() > mem {
@@ -352,6 +367,27 @@ mod tests {
         // Everything that fits is measured as it is.
         let norm = head.iter().find(|o| o.name() == "final_norm").unwrap();
         assert_eq!(measured(norm, &r), (*norm, 1));
+    }
+
+    /// The whole generation must fit the model's context: gpt2 has 1024 positions.
+    #[test]
+    fn prompt_and_generation_together_fit_the_context() {
+        let presets = ModelPresets::load_default().unwrap();
+        let runs = |prompt: u32, gen: u32| {
+            model_runs(
+                &presets,
+                &[("gpt2".into(), 1, prompt, gen)],
+                DType::F32,
+                None,
+            )
+            .map(|(runs, _)| runs.len())
+        };
+        assert_eq!(runs(960, 64).unwrap(), 1);
+        assert_eq!(runs(1023, 1).unwrap(), 1);
+        let err = runs(960, 100).unwrap_err().to_string();
+        assert!(err.contains("1060 tokens") && err.contains("1024"), "{err}");
+        // No generation still measures one decode step, which needs one more position.
+        assert!(runs(1023, 0).is_ok() && runs(1024, 0).is_err());
     }
 
     fn chosen_row(b: &Benchmark, ns: f64) -> KernelRow {
