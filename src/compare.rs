@@ -32,7 +32,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::dataset::{NaturalKey, Run};
-use crate::error::{Error, Result, EXIT_FAILED, EXIT_OK};
+use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
 use crate::report::table;
 use crate::results::{KernelRow, Status};
 
@@ -51,6 +51,12 @@ pub const DEFAULT_ALPHA: f64 = 0.001;
 
 /// Fewest samples per side for the rank test to be used.
 const MIN_SAMPLES_FOR_TEST: usize = 5;
+
+/// A row with fewer samples than this was not measured in full (criterion takes at least
+/// 10, which `--sample-size` enforces): it holds a tuning screen's or final's few short
+/// timings, whose interval is not a confidence interval (one timing gives a zero-width
+/// one). Its timing verdict is shown, never gated.
+const MIN_SAMPLES_FOR_GATE: u64 = 10;
 
 /// Per-benchmark thresholds: lines of `PCT REGEX`, `#` comments, first match on
 /// `benchmark/variant` wins; rows no line matches use the default.
@@ -357,13 +363,19 @@ pub struct Comparison {
     pub median_change_pct: Option<f64>,
     /// Things a reader should know before trusting the verdicts.
     pub warnings: Vec<String>,
+    /// Runs on either side that did not finish (crashed, killed, stopped early): the rows
+    /// of the benchmarks they never reached are missing, so the comparison is incomplete
+    /// and exits 2 whatever the rows say.
+    pub incomplete_runs: Vec<String>,
 }
 
 impl Comparison {
-    /// 1 when a row fails (a correctness regression, or a timing regression with the gate
-    /// on), else 0.
+    /// 2 when a side's run did not finish, else 1 when a row fails (a correctness
+    /// regression, or a timing regression with the gate on), else 0.
     pub fn exit_code(&self) -> i32 {
-        if self.rows.iter().any(|r| r.verdict.fails(r.timing_gated)) {
+        if !self.incomplete_runs.is_empty() {
+            EXIT_BAD_INPUT
+        } else if self.rows.iter().any(|r| r.verdict.fails(r.timing_gated)) {
             EXIT_FAILED
         } else {
             EXIT_OK
@@ -432,17 +444,35 @@ pub fn compare(
             continue; // summarised per adapter
         }
         let threshold = opts.thresholds.for_key(key).unwrap_or(opts.threshold_pct);
-        let software = [b, h].iter().flatten().any(|e| e.run.info.adapter.is_cpu());
         let mut row = judge(key, b, h, threshold, opts.alpha);
-        row.timing_gated = opts.timing_gate.applies(software);
-        if !row.timing_gated && matches!(row.verdict, Verdict::Regressed | Verdict::TimedOut) {
-            row.reason.push_str(if software {
-                "; informational: software adapter (--timing-gate on gates it)"
-            } else {
-                "; informational (--timing-gate off)"
-            });
-        }
+        gate_timing(&mut row, b, h, opts.timing_gate);
         rows.push(row);
+    }
+    // Tokens and prices use each benchmark's chosen variant. When the two sides chose
+    // different variants, each variant's own row is only on one side (a warm tuning cache
+    // measures only the chosen one), so the benchmark's chosen rows are judged against
+    // each other: a change that makes the search pick a slower kernel is a regression.
+    let head_chosen = chosen_rows(&head_rows);
+    for (at, b) in chosen_rows(&base_rows) {
+        let Some(&h) = head_chosen.get(&at) else {
+            continue;
+        };
+        if b.row.variant == h.row.variant {
+            continue;
+        }
+        let key = NaturalKey {
+            variant: format!("chosen: {} -> {}", b.row.variant, h.row.variant),
+            ..NaturalKey::of(h.row)
+        };
+        let threshold = opts.thresholds.for_key(&key).unwrap_or(opts.threshold_pct);
+        let mut row = judge(&key, Some(b), Some(h), threshold, opts.alpha);
+        row.reason = format!(
+            "the chosen variant changed from {} to {}: {}",
+            b.row.variant, h.row.variant, row.reason
+        );
+        gate_timing(&mut row, Some(b), Some(h), opts.timing_gate);
+        rows.push(row);
+        matched += 1;
     }
     if matched == 0 {
         return Err(no_overlap(base_path, &base_rows, head_path, &head_rows));
@@ -472,6 +502,26 @@ pub fn compare(
             m,
             if m > 0.0 { "slower" } else { "faster" }
         ));
+    }
+    // A run that did not finish lacks the rows of every benchmark it did not reach, and a
+    // missing row is "only in base", which never fails: a crash must not pass the gate.
+    let mut incomplete_runs = Vec::new();
+    for (name, path, runs) in [("BASE", base_path, base), ("HEAD", head_path, head)] {
+        for run in runs {
+            let why = if run.info.finished.is_none() {
+                "did not finish (run.json has no finish time: it crashed, was killed or is still running)"
+            } else if run.info.interrupted {
+                "was stopped early (Ctrl-C)"
+            } else {
+                continue;
+            };
+            warnings.push(format!(
+                "{name} run {} ({path}) {why}, so the rows of the benchmarks it never reached are missing and this comparison is incomplete (exit 2); finish it with priceperf run --resume --out {}, or run it again",
+                run.info.run_id,
+                run.dir.display()
+            ));
+            incomplete_runs.push(run.info.run_id.clone());
+        }
     }
     // A run whose machine changed speed between its start and end mixes two speeds.
     for (name, path, runs) in [("BASE", base_path, base), ("HEAD", head_path, head)] {
@@ -508,7 +558,64 @@ pub fn compare(
         counts,
         median_change_pct,
         warnings,
+        incomplete_runs,
     })
+}
+
+/// Whether a timing verdict on `row` (from `b` and `h`) fails the comparison, with the
+/// reason it does not where it would have: a software adapter (under `--timing-gate auto`),
+/// the gate off, a side not measured in full ([`MIN_SAMPLES_FOR_GATE`]), or the two sides
+/// timed differently (device timestamps against the wall clock differ by the submit and
+/// wait, not by the code).
+fn gate_timing(row: &mut RowChange, b: Option<&Entry>, h: Option<&Entry>, gate: TimingGate) {
+    let sides: Vec<&Entry> = [b, h].into_iter().flatten().collect();
+    let software = sides.iter().any(|e| e.run.info.adapter.is_cpu());
+    let thin = sides
+        .iter()
+        .find(|e| e.row.samples.is_some_and(|n| n < MIN_SAMPLES_FOR_GATE));
+    let timings = (b.and_then(|e| e.row.timing), h.and_then(|e| e.row.timing));
+    let why_not = if let Some(e) = thin {
+        Some(format!(
+            "informational: {} samples on one side, a tuning screen's or final's short timings rather than a full measurement (--variant '^{}$' measures it in full)",
+            e.row.samples.unwrap_or(0),
+            e.row.variant
+        ))
+    } else if let (Some(tb), Some(th)) = timings {
+        (tb != th).then(|| {
+            format!("informational: timed by {tb} in base and by {th} in head, which differ by more than the code")
+        })
+    } else {
+        None
+    }
+    .or_else(|| match gate.applies(software) {
+        true => None,
+        false if software => {
+            Some("informational: software adapter (--timing-gate on gates it)".to_string())
+        }
+        false => Some("informational (--timing-gate off)".to_string()),
+    });
+    row.timing_gated = why_not.is_none();
+    if let Some(why) =
+        why_not.filter(|_| matches!(row.verdict, Verdict::Regressed | Verdict::TimedOut))
+    {
+        row.reason.push_str(&format!("; {why}"));
+    }
+}
+
+/// Each benchmark's chosen row, by benchmark, adapter and driver.
+type ChosenAt = (String, String, String);
+fn chosen_rows<'m, 'a>(
+    rows: &'m BTreeMap<NaturalKey, Entry<'a>>,
+) -> BTreeMap<ChosenAt, &'m Entry<'a>> {
+    rows.iter()
+        .filter(|(_, e)| e.row.chosen)
+        .map(|(k, e)| {
+            (
+                (k.benchmark.clone(), k.adapter.clone(), k.driver.clone()),
+                e,
+            )
+        })
+        .collect()
 }
 
 /// A row and the raw samples its run kept.
@@ -743,8 +850,9 @@ fn judge(
         }
         _ => None,
     };
-    let bs = b.run.samples_of(key).unwrap_or(&[]);
-    let hs = h.run.samples_of(key).unwrap_or(&[]);
+    // Each side's own samples: a chosen-against-chosen row pairs two variants.
+    let bs = b.run.samples_of(&NaturalKey::of(b.row)).unwrap_or(&[]);
+    let hs = h.run.samples_of(&NaturalKey::of(h.row)).unwrap_or(&[]);
     let slower = change > 0.0;
     if bs.len() >= MIN_SAMPLES_FOR_TEST && hs.len() >= MIN_SAMPLES_FOR_TEST {
         out.p_value = Some(if slower {
@@ -951,6 +1059,9 @@ fn rule_text(c: &Comparison) -> String {
         TimingGate::On => "; timing regressions fail on every adapter (--timing-gate on)",
         TimingGate::Off => "; timing regressions are informational (--timing-gate off)",
     });
+    s.push_str(&format!(
+        ", as are rows with fewer than {MIN_SAMPLES_FOR_GATE} samples (a tuning screen's or final's) and rows timed by another method; where the chosen variant changed, the chosen rows are compared too"
+    ));
     s
 }
 

@@ -315,6 +315,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         run_id: format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), summary.slug()),
         started: started.to_rfc3339(),
         finished: None,
+        interrupted: false,
         git_commit: git_commit(),
         host: hostname(),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
@@ -563,6 +564,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
     results::write_csv(&dir.join("costs.csv"), &costs)?;
 
     info.finished = Some(chrono::Utc::now().to_rfc3339());
+    info.interrupted = interrupted;
     time.total_s = run_started.elapsed().as_secs_f64();
     time.setup_s = (time.total_s
         - time.peaks_s
@@ -1376,13 +1378,32 @@ pub fn read_run_info(path: &Path) -> Result<RunInfo> {
 
 /// Parse the text of a `run.json`; `path` is only used in error messages.
 pub fn parse_run_info(path: &Path, text: &str) -> Result<RunInfo> {
-    serde_json::from_str(text).map_err(|e| Error::BadFile {
+    let info: RunInfo = serde_json::from_str(text).map_err(|e| Error::BadFile {
         path: path.to_path_buf(),
         line: (e.line() as u64).max(1),
         column: (e.column() as u64).max(1),
         what: format!("not a priceperf run.json: {e}"),
         fix: "Point at a folder written by `priceperf run` or `cargo bench`".into(),
-    })
+    })?;
+    // A newer schema may mean columns this version reads wrongly, not just ones it ignores.
+    if !(1..=results::SCHEMA_VERSION).contains(&info.schema_version) {
+        let line = text
+            .lines()
+            .position(|l| l.contains("\"schema_version\""))
+            .map_or(1, |i| i as u64 + 1);
+        return Err(Error::BadFile {
+            path: path.to_path_buf(),
+            line,
+            column: 1,
+            what: format!(
+                "schema_version {} is not one this priceperf reads (1 to {})",
+                info.schema_version,
+                results::SCHEMA_VERSION
+            ),
+            fix: "Read it with the priceperf version that wrote it, or a newer one".into(),
+        });
+    }
+    Ok(info)
 }
 
 /// The commit this binary was built from (`build.rs`), `+dirty` where its sources differed.

@@ -325,6 +325,136 @@ fn bad_inputs_exit_2_with_a_place_and_a_fix() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("t.txt:3:1"), "{err}");
+
+    // A run.json from a newer schema is refused, not read as if it were this one.
+    let newer = root.join("newer");
+    write_side(&newer, 3, 0.02, None, false);
+    let text = std::fs::read_to_string(newer.join("run.json")).unwrap();
+    let text = text.replace(
+        &format!("\"schema_version\": {}", priceperf::results::SCHEMA_VERSION),
+        "\"schema_version\": 99",
+    );
+    std::fs::write(newer.join("run.json"), text).unwrap();
+    let (code, _, err) = priceperf(&["compare", path_str(&root.join("good")), path_str(&newer)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("run.json:2:1") && err.contains("schema_version 99"),
+        "{err}"
+    );
+}
+
+/// A run that crashed (no finish time) or was stopped early lacks the rows of the
+/// benchmarks it never reached; those rows would be "only in base", which never fails, so
+/// the comparison itself exits 2 and says why.
+#[test]
+fn an_unfinished_run_makes_the_comparison_incomplete() {
+    let (_t, root) = tmp();
+    write_side(&root.join("base"), 1, 0.02, None, true);
+    for (name, crashed) in [("crashed", true), ("stopped", false)] {
+        let dir = root.join(name);
+        let mut i = info(name, "ci", GPU);
+        if crashed {
+            i.finished = None;
+        } else {
+            i.interrupted = true;
+        }
+        let s = samples(1e6, 0.02, 20, 5);
+        write_run(&dir, &i, &[measured(256, "naive", GPU, &s)], &[]);
+        let c = compare_dirs(&root.join("base"), &dir, &Options::default());
+        assert_eq!(c.exit_code(), 2, "{c:#?}");
+        assert_eq!(c.count(Verdict::OnlyBase), 2, "{c:#?}");
+        let why = if crashed {
+            "did not finish"
+        } else {
+            "stopped early"
+        };
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains(why) && w.contains("--resume")),
+            "{:?}",
+            c.warnings
+        );
+        let (code, out, _) = priceperf(&["compare", path_str(&root.join("base")), path_str(&dir)]);
+        assert_eq!(code, 2, "{out}");
+        assert!(out.contains(why), "{out}");
+    }
+}
+
+/// The search's other rows carry a screen's or a final's few timings, whose interval is no
+/// confidence interval (one timing: zero width, so "intervals separate" on any change).
+/// Their verdicts are shown, never gated; the same for rows timed by other methods.
+#[test]
+fn screen_rows_and_changed_timing_methods_do_not_gate() {
+    let (_t, root) = tmp();
+    let write = |dir: &Path, ns: f64, n: usize, wall: bool| {
+        let s = samples(ns, 0.0, n, 1);
+        let mut r = measured(256, "naive", GPU, &s);
+        if wall {
+            r.timing = Some(priceperf::measure::TimingMethod::Wall);
+        }
+        write_run(dir, &info("r", "ci", GPU), &[r], &[]);
+    };
+    let opts = Options {
+        threshold_pct: 5.0,
+        ..Options::default()
+    };
+    write(&root.join("b1"), 1e6, 1, false);
+    write(&root.join("h1"), 1.06e6, 1, false);
+    let c = compare_dirs(&root.join("b1"), &root.join("h1"), &opts);
+    assert_eq!(c.rows[0].verdict, Verdict::Regressed, "{c:#?}");
+    assert!(!c.rows[0].timing_gated && c.rows[0].reason.contains("1 samples"));
+    assert_eq!(c.exit_code(), 0);
+    // The same change measured in full fails.
+    write(&root.join("b2"), 1e6, 20, false);
+    write(&root.join("h2"), 1.25e6, 20, false);
+    let c = compare_dirs(&root.join("b2"), &root.join("h2"), &opts);
+    assert_eq!(c.exit_code(), 1, "{c:#?}");
+    write(&root.join("h3"), 1.25e6, 20, true);
+    let c = compare_dirs(&root.join("b2"), &root.join("h3"), &opts);
+    assert_eq!(c.rows[0].verdict, Verdict::Regressed, "{c:#?}");
+    assert!(
+        c.rows[0]
+            .reason
+            .contains("timed by device in base and by wall"),
+        "{}",
+        c.rows[0].reason
+    );
+    assert_eq!(c.exit_code(), 0);
+}
+
+/// With a warm tuning cache a run measures only each benchmark's chosen variant. When the
+/// head chose another, slower variant, the two rows are each on one side only; the chosen
+/// rows are compared with each other, and that is the regression prices would show.
+#[test]
+fn a_slower_chosen_variant_regresses() {
+    let (_t, root) = tmp();
+    let write = |dir: &Path, variant: &str, ns: f64| {
+        let mut r = measured(256, variant, GPU, &samples(ns, 0.02, 20, 2));
+        r.chosen = true;
+        write_run(dir, &info("r", "ci", GPU), &[r], &[]);
+    };
+    write(&root.join("base"), "tiled", 1e6);
+    write(&root.join("head"), "reg", 1.7e6);
+    let c = compare_dirs(&root.join("base"), &root.join("head"), &Options::default());
+    let row = c
+        .rows
+        .iter()
+        .find(|r| r.key.variant == "chosen: tiled -> reg")
+        .unwrap_or_else(|| panic!("{c:#?}"));
+    assert_eq!(row.verdict, Verdict::Regressed, "{row:#?}");
+    assert!(
+        row.reason.contains("changed from tiled to reg"),
+        "{}",
+        row.reason
+    );
+    assert_eq!(c.count(Verdict::OnlyBase) + c.count(Verdict::OnlyHead), 2);
+    assert_eq!(c.exit_code(), 1);
+    // A faster new choice is an improvement, and passes.
+    write(&root.join("head2"), "reg", 0.6e6);
+    let c = compare_dirs(&root.join("base"), &root.join("head2"), &Options::default());
+    assert_eq!(c.count(Verdict::Improved), 1, "{c:#?}");
+    assert_eq!(c.exit_code(), 0);
 }
 
 #[test]

@@ -235,6 +235,7 @@ fn write_run(dir: &Path, run_id: &str, started: &str, speed: f64) {
         run_id: run_id.into(),
         started: started.into(),
         finished: Some(started.replace("T10:", "T11:")),
+        interrupted: false,
         git_commit: Some("0123456789ab".into()),
         host: "ci-l4".into(),
         os: "linux x86_64".into(),

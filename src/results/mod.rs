@@ -538,7 +538,12 @@ pub struct RunInfo {
     pub schema_version: u32,
     pub run_id: String,
     pub started: String,
+    /// When it ended; `None` while it runs, and forever after a crash or a kill.
     pub finished: Option<String>,
+    /// Stopped early (Ctrl-C): the finished benchmarks' rows are there, the rest missing
+    /// until `--resume` completes it.
+    #[serde(default)]
+    pub interrupted: bool,
     pub git_commit: Option<String>,
     pub host: String,
     pub os: String,

@@ -51,6 +51,7 @@ pub fn info(run_id: &str, host: &str, adapter_name: &str) -> RunInfo {
         run_id: run_id.into(),
         started: "2025-01-01T00:00:00+00:00".into(),
         finished: Some("2025-01-01T00:05:00+00:00".into()),
+        interrupted: false,
         git_commit: Some("abc123".into()),
         host: host.into(),
         os: "linux x86_64".into(),
