@@ -89,9 +89,15 @@ pub struct PriceArgs {
     /// The instance the run is on (e.g. p5.48xlarge): price only that instance.
     #[arg(long)]
     pub instance: Option<String>,
-    /// A private quote in $/hour for the whole machine (tier `custom`).
+    /// A private quote in $/hour for the whole machine (tier `custom`), shared among its
+    /// --accelerators-per-machine.
     #[arg(long, allow_negative_numbers = true)]
     pub price_per_hour: Option<f64>,
+    /// Accelerators in the machine --price-per-hour is quoted for: the quote is divided
+    /// among them, as a run measures one accelerator and $/Mtok is per accelerator's
+    /// tokens (default 1).
+    #[arg(long, default_value_t = 1, requires = "price_per_hour", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub accelerators_per_machine: u32,
     /// Fraction of time the accelerator does useful work, in (0, 1]; divides $/Mtok.
     #[arg(long, allow_negative_numbers = true)]
     pub utilization: Option<f64>,
@@ -156,11 +162,12 @@ impl PriceArgs {
         }
         cost::check_utilization(self.utilization)?;
         if let Some(p) = self.price_per_hour {
-            cost::usd_per_accelerator_hour(p, 1)?;
+            cost::usd_per_accelerator_hour(p, self.accelerators_per_machine)?;
         }
         Ok(PricingOptions {
             instance: self.instance.clone(),
             price_per_hour: self.price_per_hour,
+            accelerators_per_machine: self.accelerators_per_machine,
             utilization: self.utilization,
             owned,
             max_age_days: self.max_price_age_days,
@@ -197,6 +204,9 @@ pub struct PricesArgs {
     /// Instance price file extending the built-in catalog.
     #[arg(long, env = "PRICEPERF_CATALOG")]
     pub catalog: Option<PathBuf>,
+    /// Accelerator spec file extending the built-in one (for the catalog's own accelerators).
+    #[arg(long, env = "PRICEPERF_ACCELERATORS")]
+    pub accelerators: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = TableFormat::Table)]
     pub format: TableFormat,
 }
@@ -495,7 +505,7 @@ fn what_if(args: &CostArgs) -> Result<i32> {
         vec![Offering::custom(
             args.accelerator.as_deref().unwrap_or("custom"),
             p,
-            1,
+            opts.accelerators_per_machine,
         )?]
     } else if let Some(instance) = &opts.instance {
         catalog.offerings_for_instance(instance)?
@@ -528,6 +538,11 @@ fn what_if(args: &CostArgs) -> Result<i32> {
         basis: Basis::Measured,
     }];
     let rows = cost::price_offerings(&tokens, &offerings, opts.utilization)?;
+    let today = chrono::Utc::now().date_naive();
+    // On stderr: csv and json output stays machine-readable.
+    if let Some(note) = crate::pricing::age_note(&offerings, today, opts.max_age_days) {
+        eprintln!("note: {note}");
+    }
     match args.format {
         TableFormat::Table => print!("{}", report::cost_table(&rows, usize::MAX)),
         TableFormat::Csv => print!("{}", crate::results::csv_cells::encode(&rows, true)),
@@ -548,7 +563,8 @@ fn what_if(args: &CostArgs) -> Result<i32> {
 
 /// `priceperf prices`: the catalog, filtered.
 fn prices(args: &PricesArgs) -> Result<i32> {
-    let catalog = Catalog::from_files(args.catalog.as_deref(), None, false)?;
+    let catalog =
+        Catalog::from_files(args.catalog.as_deref(), args.accelerators.as_deref(), false)?;
     let rows = catalog.prices(args.accelerator.as_deref(), args.provider.as_deref())?;
     match args.format {
         TableFormat::Table => print!("{}", report::prices_table(&rows)),

@@ -10,20 +10,38 @@ use crate::cost::{
 use crate::error::Result;
 use crate::gpu::AdapterSummary;
 use crate::shape::DType;
+use chrono::NaiveDate;
 
 /// How the user wants the run priced.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PricingOptions {
     /// The instance the run is on: price only its offerings.
     pub instance: Option<String>,
-    /// A private quote in $/hour for the whole machine the run is on.
+    /// A private quote in $/hour for the whole machine the run is on ...
     pub price_per_hour: Option<f64>,
+    /// ... shared among this many accelerators.
+    pub accelerators_per_machine: u32,
     /// Fraction of time the accelerator does useful work, in (0, 1].
     pub utilization: Option<f64>,
     /// Owned-hardware costs, priced as tier `owned`.
     pub owned: Option<OwnedHardware>,
     /// Prices older than this many days are flagged.
     pub max_age_days: u32,
+}
+
+impl Default for PricingOptions {
+    /// The catalog's offerings as they are, prices older than 180 days flagged (the CLI's
+    /// defaults).
+    fn default() -> Self {
+        PricingOptions {
+            instance: None,
+            price_per_hour: None,
+            accelerators_per_machine: 1,
+            utilization: None,
+            owned: None,
+            max_age_days: 180,
+        }
+    }
 }
 
 /// Cost rows for a run, cheapest first, and notes (what was matched, stale prices).
@@ -46,7 +64,11 @@ pub fn price_run(
         )),
     }
     let mut offerings: Vec<Offering> = if let Some(p) = opts.price_per_hour {
-        vec![Offering::custom(&accel_name, p, 1)?]
+        vec![Offering::custom(
+            &accel_name,
+            p,
+            opts.accelerators_per_machine,
+        )?]
     } else if let Some(instance) = &opts.instance {
         catalog.offerings_for_instance(instance)?
     } else if adapter.is_cpu() {
@@ -63,26 +85,7 @@ pub fn price_run(
         offerings.push(Offering::owned(&accel_name, hw)?);
     }
     let today = chrono::Utc::now().date_naive();
-    let stale: Vec<String> = offerings
-        .iter()
-        .filter(|o| o.as_of.is_some() && o.is_stale(today, opts.max_age_days))
-        .map(|o| {
-            format!(
-                "{} {} ({})",
-                o.provider,
-                o.instance,
-                o.as_of.map(|d| d.to_string()).unwrap_or_default()
-            )
-        })
-        .collect();
-    if !stale.is_empty() {
-        notes.push(format!(
-            "{} price(s) are older than {} days: {}",
-            stale.len(),
-            opts.max_age_days,
-            stale.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-        ));
-    }
+    notes.extend(age_note(&offerings, today, opts.max_age_days));
     let mut rows = price_offerings(tokens, &offerings, opts.utilization)?;
     if let (Some(a), None, None) = (accel, &opts.instance, opts.price_per_hour) {
         let projected = price_projected(catalog, tokens, a, dtype, opts.utilization)?;
@@ -101,10 +104,81 @@ pub fn price_run(
     Ok((rows, notes))
 }
 
+/// A note naming the catalog prices (on-demand and spot) older than `max_age_days` or with
+/// no as-of date at all, which nobody can say are current; `None` when every price is
+/// dated and recent. Custom quotes and owned hardware carry no date and need none.
+pub fn age_note(offerings: &[Offering], today: NaiveDate, max_age_days: u32) -> Option<String> {
+    let name = |o: &Offering| format!("{} {} {}", o.provider, o.instance, o.tier.as_str());
+    let stale: Vec<&Offering> = offerings
+        .iter()
+        .filter(|o| o.is_stale(today, max_age_days))
+        .collect();
+    let (dated, undated): (Vec<&Offering>, Vec<&Offering>) =
+        stale.into_iter().partition(|o| o.as_of.is_some());
+    let list = |v: &[&Offering], show_date: bool| {
+        let mut names: Vec<String> = v
+            .iter()
+            .take(5)
+            .map(|o| match (show_date, o.as_of) {
+                (true, Some(d)) => format!("{} ({d})", name(o)),
+                _ => name(o),
+            })
+            .collect();
+        if v.len() > 5 {
+            names.push(format!("and {} more", v.len() - 5));
+        }
+        names.join(", ")
+    };
+    let mut parts = Vec::new();
+    if !dated.is_empty() {
+        parts.push(format!(
+            "{} price(s) are older than {max_age_days} days: {}",
+            dated.len(),
+            list(&dated, true)
+        ));
+    }
+    if !undated.is_empty() {
+        parts.push(format!(
+            "{} price(s) have no as-of date, so nothing says they are current: {}",
+            undated.len(),
+            list(&undated, false)
+        ));
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "{}; check them with the provider before relying on their rows",
+            parts.join("; ")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::PhaseKind;
+
+    /// Old and undated catalog prices are named; custom quotes carry no date and need none.
+    #[test]
+    fn old_and_undated_prices_are_flagged() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+        let catalog = Catalog::from_files(None, None, false).unwrap();
+        let mut offerings = catalog.offerings_for("H100 SXM");
+        assert!(!offerings.is_empty());
+        assert_eq!(age_note(&offerings, today, 100_000), None);
+        offerings[0].as_of = None;
+        let note = age_note(&offerings, today, 100_000).unwrap();
+        assert!(note.contains("1 price(s) have no as-of date"), "{note}");
+        offerings[0].as_of = NaiveDate::from_ymd_opt(2025, 1, 1);
+        let note = age_note(&offerings, today, 180).unwrap();
+        assert!(
+            note.contains("older than 180 days") && note.contains("(2025-01-01)"),
+            "{note}"
+        );
+        let quote = [Offering::custom("H100 SXM", 55.04, 8).unwrap()];
+        assert_eq!(age_note(&quote, today, 0), None);
+        // The quote is shared by the machine's accelerators.
+        assert!((quote[0].usd_per_accelerator_hour - 6.88).abs() < 1e-9);
+    }
 
     /// Pricing sees the adapter's name and type only.
     fn h200() -> AdapterSummary {
@@ -121,11 +195,8 @@ mod tests {
     fn projection_notes_only_where_there_was_something_to_project() {
         let catalog = Catalog::from_files(None, None, false).unwrap();
         let opts = PricingOptions {
-            instance: None,
-            price_per_hour: None,
-            utilization: None,
-            owned: None,
             max_age_days: 100_000,
+            ..PricingOptions::default()
         };
         let price = |tokens: &[TokensRow]| {
             price_run(&catalog, &h200(), 16, tokens, DType::F16, &opts).unwrap()

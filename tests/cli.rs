@@ -414,3 +414,47 @@ fn tuning_choices_and_peaks_are_cached_and_retune_searches_again() {
     assert_eq!(gpu_rows(&third), gpu_rows(&first));
     assert_ne!(info.peaks.unwrap().measured_at, peaks.measured_at);
 }
+
+/// A machine's quote is shared by its accelerators: a run measures one, and $/Mtok is per
+/// accelerator's tokens. p5.48xlarge's $55.04/h over 8 GPUs at 1800 tokens/s is $1.06/Mtok,
+/// the same as pricing the catalog's instance; charged to one GPU it was 8x that.
+#[test]
+fn a_machine_quote_is_shared_by_its_accelerators() {
+    let cost = |extra: &[&str]| {
+        let out = priceperf()
+            .args(["cost", "--tokens-per-second", "1800", "--format", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        rows[0]["usd_per_mtok"].as_f64().unwrap()
+    };
+    let quote = cost(&[
+        "--price-per-hour",
+        "55.04",
+        "--accelerators-per-machine",
+        "8",
+    ]);
+    assert!(
+        (quote - 55.04 / 8.0 / (1800.0 * 3600.0) * 1e6).abs() < 1e-6,
+        "{quote}"
+    );
+    assert!((cost(&["--price-per-hour", "55.04"]) - 8.0 * quote).abs() < 1e-6);
+    let out = priceperf()
+        .args([
+            "cost",
+            "--tokens-per-second",
+            "1800",
+            "--instance",
+            "p5.48xlarge",
+        ])
+        .args(["--accelerators-per-machine", "8"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "needs --price-per-hour");
+}

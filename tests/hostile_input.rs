@@ -800,6 +800,19 @@ fn formula_injection_is_neutralised_in_every_csv_export() {
     ]);
     assert_eq!(code, 0, "{err}");
     check(&out, "cost");
+    // prices reads the user's accelerator file too (it refused the catalog's own
+    // accelerator before: "not in the accelerator spec file").
+    let (code, out, err) = fx::priceperf(&[
+        "prices",
+        "--catalog",
+        &cat,
+        "--accelerators",
+        &acc,
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    check(&out, "prices");
 
     // A result folder whose text cells are hostile: export csv (every table) and merge.
     let dir = root.join("run");
