@@ -27,7 +27,7 @@ use crate::dataset::{
 use crate::error::{Error, Result};
 use crate::history::{self, SampleLine};
 use crate::results::csv_cells::CsvRow;
-use crate::results::{self, KernelRow};
+use crate::results::{self, KernelRow, RunInfo};
 
 /// The report file at the top of a merged folder.
 pub const MERGED_JSON: &str = "merged.json";
@@ -149,11 +149,7 @@ pub fn plan(inputs: &[PathBuf], runs: Vec<Run>) -> Plan {
     let mut conflicts = Vec::new();
     let mut renamed = Vec::new();
     for mut run in runs {
-        let same = groups.iter().position(|g| {
-            g.run.info.run_id == run.info.run_id
-                && g.run.info.host == run.info.host
-                && g.run.info.started == run.info.started
-        });
+        let same = groups.iter().position(|g| is_copy(&g.run.info, &run.info));
         let Some(gi) = same else {
             if groups.iter().any(|g| g.run.info.run_id == run.info.run_id) {
                 let base = format!("{}-{}", run.info.run_id, slug(&run.info.host));
@@ -268,6 +264,31 @@ pub fn plan(inputs: &[PathBuf], runs: Vec<Run>) -> Plan {
         renamed,
     };
     Plan { groups, report }
+}
+
+/// Whether `b` is a copy of the run `a`: same host, start time and run id, where a run id
+/// that merge renamed (`<run id>-<host>`, `<run id>-<host>-<n>`) still names its run. The
+/// group of a renamed run carries the new id, and an earlier merge holds it under that id,
+/// so without this a further copy of such a run would be kept as one more run.
+fn is_copy(a: &RunInfo, b: &RunInfo) -> bool {
+    a.host == b.host
+        && a.started == b.started
+        && unrenamed(&a.run_id, &a.host) == unrenamed(&b.run_id, &b.host)
+}
+
+/// A run id without the `-<host>` or `-<host>-<n>` suffix that renaming adds.
+fn unrenamed<'a>(run_id: &'a str, host: &str) -> &'a str {
+    let suffix = format!("-{}", slug(host));
+    let numbered = run_id
+        .rsplit_once('-')
+        .filter(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(head, _)| head);
+    // The plain suffix first: a host name may itself end in `-<digits>`.
+    [Some(run_id), numbered]
+        .into_iter()
+        .flatten()
+        .find_map(|id| id.strip_suffix(suffix.as_str()).filter(|b| !b.is_empty()))
+        .unwrap_or(run_id)
 }
 
 fn new_group(run: Run) -> Group {
@@ -432,4 +453,21 @@ pub fn execute(args: &crate::cli::MergeArgs) -> Result<i32> {
     let report = merge(&args.dirs, &args.out, args.strict)?;
     eprintln!("priceperf: {}", report.summary(&args.out));
     Ok(crate::error::EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renamed_run_ids_name_their_run() {
+        assert_eq!(unrenamed("r1-node-2", "node-2"), "r1");
+        assert_eq!(unrenamed("r1-node-2-3", "node-2"), "r1");
+        assert_eq!(unrenamed("r1-h2", "h2"), "r1");
+        assert_eq!(unrenamed("r1-h2-2", "h2"), "r1");
+        assert_eq!(unrenamed("r1", "h2"), "r1");
+        assert_eq!(unrenamed("r1-2", "h2"), "r1-2");
+        assert_eq!(unrenamed("-h2", "h2"), "-h2", "never empty");
+        assert_eq!(unrenamed("r1-my-host", "my host"), "r1", "slugged host");
+    }
 }

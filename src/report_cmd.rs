@@ -88,7 +88,8 @@ pub fn execute(args: &ReportArgs) -> Result<i32> {
             crate::results::write_atomic(path, text.as_bytes())?;
             eprintln!("priceperf: wrote {}", path.display());
         }
-        None => print!("{text}"),
+        // A reader that stops early (`| head`) is not an error, as for `export`.
+        None => crate::export::write_stdout(&text)?,
     }
     Ok(EXIT_OK)
 }

@@ -224,3 +224,56 @@ fn merge_refuses_bad_outputs_and_inputs() {
     assert_eq!(code, 0, "{err}");
     assert!(root.join("empty/runs/r1/kernels.csv").is_file());
 }
+
+/// A run id that two hosts share in the renamed-copy test.
+const COPIED_RUN_ID: &str = "20250101T000000Z-a10g";
+
+/// Run COPIED_RUN_ID of three variants on `host`.
+fn write_copied(dir: &Path, host: &str, seed: u64) {
+    let rows: Vec<_> = ["naive", "tiled", "reg"]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            measured(
+                128,
+                v,
+                GPU,
+                &samples(1e5 * (i as f64 + 1.0), 0.02, 10, seed + i as u64),
+            )
+        })
+        .collect();
+    let kept: Vec<(usize, Vec<f64>)> = (0..rows.len())
+        .map(|i| (i, vec![1.0, 2.0, 3.0 + i as f64]))
+        .collect();
+    write_run(dir, &info(COPIED_RUN_ID, host, GPU), &rows, &kept);
+}
+
+/// A further copy of a run that merge renamed is still a copy of it, also when an earlier
+/// merge holds the run under its new id.
+#[test]
+fn another_copy_of_a_renamed_run_is_a_duplicate() {
+    let (_t, root) = tmp();
+    write_copied(&root.join("a"), "node-1", 1);
+    write_copied(&root.join("b"), "node-2", 5);
+    write_copied(&root.join("b-copy"), "node-2", 5);
+
+    let out = root.join("out");
+    let inputs = [root.join("a"), root.join("b"), root.join("b-copy")];
+    let report = merge::merge(&inputs, &out, false).unwrap();
+    assert_eq!(report.runs.len(), 2, "{:#?}", report.runs);
+    assert_eq!(report.duplicates, 6, "3 rows and 3 sample lines of b again");
+    assert!(report.conflicts.is_empty(), "{:#?}", report.conflicts);
+    assert_eq!(report.renamed.len(), 1);
+    let renamed = format!("{COPIED_RUN_ID}-node-2");
+    assert_eq!(report.runs[1].run_id, renamed);
+    assert_eq!(report.runs[1].sources.len(), 2);
+    assert_eq!(dataset::load(&out).unwrap().len(), 2);
+
+    // An earlier merge holds the run under its new id; a raw copy is still the same run.
+    let again = root.join("again");
+    let report = merge::merge(&[out.clone(), root.join("b-copy")], &again, false).unwrap();
+    assert_eq!(report.runs.len(), 2, "{:#?}", report.runs);
+    assert_eq!(report.duplicates, 6);
+    assert!(report.renamed.is_empty() && report.conflicts.is_empty());
+    assert_eq!(report.runs[1].run_id, renamed);
+}

@@ -677,3 +677,27 @@ fn folded(html: &str) -> u64 {
         })
         .count() as u64
 }
+
+/// A reader that stops early (`| head`) is not an error, as for `export`.
+#[test]
+fn report_to_a_closed_pipe_is_not_an_error() {
+    let (_t, root) = result_fixtures::tmp();
+    write_run(&root.join("a"), "pipe", "2025-01-01T10:00:00+00:00", 1.0);
+    let mut child = result_fixtures::isolated(&mut Command::new(env!("CARGO_BIN_EXE_priceperf")))
+        .args([
+            "report",
+            result_fixtures::path_str(&root.join("a")),
+            "--format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before anything is written, as `| head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
