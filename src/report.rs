@@ -135,9 +135,10 @@ pub fn prices_table(rows: &[PriceRow]) -> String {
         "spot $/h",
         "on-demand $/acc-h",
         "as of",
+        "spot as of",
     ];
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
-    let cells: Vec<[String; 10]> = rows
+    let cells: Vec<[String; 11]> = rows
         .iter()
         .map(|r| {
             [
@@ -151,6 +152,10 @@ pub fn prices_table(rows: &[PriceRow]) -> String {
                 opt(r.usd_per_hour_spot),
                 opt(r.usd_per_accelerator_hour_on_demand),
                 r.as_of.clone().unwrap_or_else(|| "undated".into()),
+                match (r.usd_per_hour_spot, &r.spot_as_of) {
+                    (None, _) => "-".into(),
+                    (Some(_), d) => d.clone().unwrap_or_else(|| "undated".into()),
+                },
             ]
         })
         .collect();
@@ -160,7 +165,7 @@ pub fn prices_table(rows: &[PriceRow]) -> String {
 /// `priceperf prices --format csv`, spreadsheet-safe.
 pub fn prices_csv(rows: &[PriceRow]) -> String {
     use crate::results::csv_cells::{escape_text, Cell};
-    let mut out = String::from("accelerator,provider,instance,region,accelerators_per_instance,vcpus,usd_per_hour_on_demand,usd_per_hour_spot,usd_per_accelerator_hour_on_demand,usd_per_accelerator_hour_spot,as_of,source\n");
+    let mut out = String::from("accelerator,provider,instance,region,accelerators_per_instance,vcpus,usd_per_hour_on_demand,usd_per_hour_spot,usd_per_accelerator_hour_on_demand,usd_per_accelerator_hour_spot,as_of,spot_as_of,source\n");
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(Vec::new());
@@ -177,6 +182,7 @@ pub fn prices_csv(rows: &[PriceRow]) -> String {
             Cell::Num(r.usd_per_accelerator_hour_on_demand).encode(),
             Cell::Num(r.usd_per_accelerator_hour_spot).encode(),
             r.as_of.clone().unwrap_or_default(),
+            r.spot_as_of.clone().unwrap_or_default(),
             escape_text(&r.source),
         ];
         w.write_record(&cells).expect("writing to memory");

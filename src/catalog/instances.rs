@@ -29,6 +29,10 @@ pub struct Instance {
     /// Date of the newest dated fact used for this row; None when the source is undated.
     #[serde(serialize_with = "serialize_date")]
     pub as_of: Option<NaiveDate>,
+    /// Date of the spot price, which often comes from another source than the on-demand
+    /// one: the `spot_as_of` column where the file has it (blank: undated), else `as_of`.
+    #[serde(serialize_with = "serialize_date")]
+    pub spot_as_of: Option<NaiveDate>,
     pub source: String,
 }
 
@@ -65,7 +69,7 @@ const SCHEMA: Schema = Schema {
         "as_of",
         "source",
     ],
-    optional: &["accelerator_memory_gb", "vcpus", "host_cpu"],
+    optional: &["accelerator_memory_gb", "vcpus", "host_cpu", "spot_as_of"],
     what: "instance price file",
 };
 
@@ -92,6 +96,7 @@ pub(crate) fn parse(src: Source<'_>, accelerators: &[Accelerator]) -> Result<Vec
                 ),
             ));
         };
+        let as_of = rec.opt_date("as_of")?;
         let inst = Instance {
             provider: rec.required("provider", "the provider, e.g. AWS")?,
             instance: rec.required("instance", "the instance type, e.g. p5.48xlarge")?,
@@ -108,7 +113,12 @@ pub(crate) fn parse(src: Source<'_>, accelerators: &[Accelerator]) -> Result<Vec
             region: rec.required("region", "the region, e.g. us-east-1 (or `unspecified`)")?,
             usd_per_hour_on_demand: rec.positive_f64("usd_per_hour_on_demand", "the on-demand price in USD per instance-hour")?,
             usd_per_hour_spot: rec.positive_f64("usd_per_hour_spot", "the spot price in USD per instance-hour")?,
-            as_of: rec.opt_date("as_of")?,
+            as_of,
+            spot_as_of: if rec.has("spot_as_of") {
+                rec.opt_date("spot_as_of")?
+            } else {
+                as_of
+            },
             source: rec.required("source", "where the price comes from (URL, file and commit, or contract)")?,
         };
         if acc.kind == AcceleratorKind::Cpu && inst.vcpus.is_none() {

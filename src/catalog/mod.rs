@@ -125,6 +125,8 @@ pub struct PriceRow {
     pub usd_per_accelerator_hour_spot: Option<f64>,
     /// ISO date, None when the source is undated.
     pub as_of: Option<String>,
+    /// ISO date of the spot price, None when undated.
+    pub spot_as_of: Option<String>,
     pub source: String,
 }
 
@@ -411,6 +413,7 @@ impl Catalog {
                 ),
                 usd_per_accelerator_hour_spot: per_acc(i.usd_per_hour_spot, i.accelerator_count),
                 as_of: i.as_of.map(|d| d.format("%Y-%m-%d").to_string()),
+                spot_as_of: i.spot_as_of.map(|d| d.format("%Y-%m-%d").to_string()),
                 source: i.source.clone(),
             })
             .collect();
@@ -494,7 +497,10 @@ fn instance_offerings(i: &Instance, scale_to_vcpus: Option<u32>) -> Vec<Offering
             accelerators_per_instance: i.accelerator_count,
             usd_per_accelerator_hour: per_acc,
             vcpus,
-            as_of: i.as_of,
+            as_of: match tier {
+                Tier::Spot => i.spot_as_of,
+                _ => i.as_of,
+            },
             source: i.source.clone(),
             note,
         });

@@ -216,6 +216,11 @@ impl Record<'_> {
         self.cells.iter().find(|(c, _, _)| *c == col)
     }
 
+    /// Whether the file has the (optional) column `col`.
+    pub fn has(&self, col: &str) -> bool {
+        self.find(col).is_some()
+    }
+
     /// The cell's text, "" when the (optional) column is absent.
     pub fn text(&self, col: &str) -> &str {
         self.find(col).map_or("", |(_, _, v)| v.as_str())

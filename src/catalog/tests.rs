@@ -504,3 +504,37 @@ fn non_utf8_is_a_bad_file_not_a_panic() {
     );
     assert_bad_file(r, 2, 2, "cannot read");
 }
+
+/// A spot price often comes from another source than the on-demand one, and carries its
+/// own date: p5.48xlarge's spot price is an undated pre-June-2025 sample, while its
+/// on-demand price is dated 2026-01-21. A file without the column dates both alike; a bad
+/// date in it is refused at its cell.
+#[test]
+fn spot_prices_carry_their_own_date() {
+    let c = Catalog::load_default().unwrap();
+    let p5 = c.offerings_for_instance("p5.48xlarge").unwrap();
+    let date_of = |tier: Tier| p5.iter().find(|o| o.tier == tier).unwrap().as_of;
+    assert_eq!(date_of(Tier::OnDemand), Some(date("2026-01-21")));
+    assert_eq!(date_of(Tier::Spot), None);
+
+    let c = parse_instances(&format!("{INST_HEADER}{GOOD_INST}")).unwrap();
+    let o = c.offerings_for_instance("p5.48xlarge").unwrap();
+    assert!(
+        o.iter().all(|o| o.as_of == Some(date("2026-01-21"))),
+        "{o:?}"
+    );
+
+    let header = INST_HEADER.replace("as_of,", "as_of,spot_as_of,");
+    let row = GOOD_INST.replace("2026-01-21,", "2026-01-21,2025-05-01,");
+    let c = parse_instances(&format!("{header}{row}")).unwrap();
+    let o = c.offerings_for_instance("p5.48xlarge").unwrap();
+    let spot = o.iter().find(|o| o.tier == Tier::Spot).unwrap();
+    assert_eq!(spot.as_of, Some(date("2025-05-01")));
+    let bad = GOOD_INST.replace("2026-01-21,", "2026-01-21,soon,");
+    assert_bad_file(
+        parse_instances(&format!("{header}{bad}")),
+        2,
+        12,
+        "spot_as_of",
+    );
+}
