@@ -218,7 +218,7 @@ pub fn check_inputs(config: &RunConfig) -> Result<()> {
     if let Some(dir) = &config.out {
         let kernels_csv = dir.join("kernels.csv");
         if config.resume && kernels_csv.is_file() {
-            results::read_kernel_rows(&kernels_csv)?;
+            results::read_resumable_rows(&kernels_csv)?;
         }
     }
     Ok(())
@@ -249,6 +249,9 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
                 format!("{} already holds results", dir.display()),
                 "Pass --resume to continue that run, or choose another folder with --out.",
             ));
+        }
+        if let Some(what) = results::cut_torn_tail(&kernels_csv)? {
+            crate::progress::notice(&format!("priceperf: {what}"));
         }
         rows = results::read_kernel_rows(&kernels_csv)?;
     }

@@ -322,7 +322,7 @@ pub fn parse_kernel_rows(path: &Path, text: &str) -> Result<Vec<KernelRow>> {
         line,
         column: column as u64 + 1,
         what,
-        fix: "This file is written by priceperf; restore it from a copy or rerun the benchmarks (priceperf run --resume rewrites missing rows)".into(),
+        fix: "This file is written by priceperf; restore it from a copy, or delete the damaged benchmark's lines and continue with priceperf run --resume, which measures the benchmarks with no rows".into(),
     }
     };
     let header = reader
@@ -579,6 +579,69 @@ pub fn append_rows<R: CsvRow>(path: &Path, rows: &[R]) -> Result<()> {
     f.sync_data().map_err(|e| Error::io("sync", path, e))
 }
 
+/// The whole records of a `kernels.csv` that a killed run may have left mid-append: the
+/// text up to its last line break, without the last benchmark's rows (an append is one
+/// benchmark's rows, so a torn line means that batch is incomplete; where the tear fell
+/// just after a whole batch, that benchmark is measured again, which costs time, not
+/// results). `None` when the file ends whole.
+fn torn_tail_cut(path: &Path, text: &str) -> Result<Option<usize>> {
+    if text.is_empty() || text.ends_with('\n') {
+        return Ok(None);
+    }
+    let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    // The rest must be sound: damage anywhere else is not a torn append.
+    parse_kernel_rows(path, whole)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(whole.as_bytes());
+    let mut cut = whole.len();
+    let mut last: Option<String> = None;
+    let mut record = csv::StringRecord::new();
+    loop {
+        let at = reader.position().byte() as usize;
+        match reader.read_record(&mut record) {
+            Ok(true) => {
+                let bench = record.get(0).unwrap_or_default().to_string();
+                if last.as_deref() != Some(bench.as_str()) {
+                    cut = at;
+                    last = Some(bench);
+                }
+            }
+            _ => break,
+        }
+    }
+    // With no row at all, keep the header (or nothing).
+    Ok(Some(if last.is_some() { cut } else { whole.len() }))
+}
+
+/// Cut the torn tail a killed run left in `kernels.csv` ([`torn_tail_cut`]), keeping the
+/// whole file as `kernels.csv.torn` beside it so nothing is lost; says what it did, or
+/// `None` when the file ends whole.
+pub fn cut_torn_tail(path: &Path) -> Result<Option<String>> {
+    let text = read_text(path)?;
+    let Some(cut) = torn_tail_cut(path, &text)? else {
+        return Ok(None);
+    };
+    let kept = path.with_extension("csv.torn");
+    write_atomic(&kept, text.as_bytes())?;
+    write_atomic(path, &text.as_bytes()[..cut])?;
+    Ok(Some(format!(
+        "{} ended in a torn line (the run was killed while writing it): cut it and the last benchmark's rows, which --resume measures again; the file as it was is in {}",
+        path.display(),
+        kept.display()
+    )))
+}
+
+/// The rows of a `kernels.csv` that `--resume` would keep ([`cut_torn_tail`]), without
+/// changing the file: how `run` checks a folder before it starts.
+pub fn read_resumable_rows(path: &Path) -> Result<Vec<KernelRow>> {
+    let text = read_text(path)?;
+    match torn_tail_cut(path, &text)? {
+        Some(cut) => parse_kernel_rows(path, &text[..cut]),
+        None => parse_kernel_rows(path, &text),
+    }
+}
+
 /// Write a whole file atomically: a temporary file in the same folder, then a rename.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let tmp: PathBuf = path.with_extension(format!(
@@ -739,6 +802,40 @@ pub(crate) mod tests {
         assert_eq!(text.matches("benchmark,kernel").count(), 1, "one header");
         assert!(text.contains("'=cmd"), "injection escaped: {text}");
         assert_eq!(read_kernel_rows(&path).unwrap(), rows);
+    }
+
+    /// A run killed while appending leaves a torn last line; --resume cuts it and the last
+    /// benchmark's rows (its batch may be incomplete), keeps the file as it was beside it,
+    /// and a whole file is left alone.
+    #[test]
+    fn a_torn_tail_is_cut_with_the_last_benchmarks_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kernels.csv");
+        let of = |bench: &str, variant: &str| KernelRow {
+            benchmark: bench.into(),
+            ..row(variant, Status::Ok)
+        };
+        let first = [of("a", "naive"), of("a", "reg")];
+        append_rows(&path, &first).unwrap();
+        append_rows(&path, &[of("b", "naive"), of("b", "reg")]).unwrap();
+        assert_eq!(cut_torn_tail(&path).unwrap(), None, "a whole file stays");
+        let whole = fs::read_to_string(&path).unwrap();
+        fs::write(&path, format!("{whole}c,matm")).unwrap();
+        assert_eq!(read_resumable_rows(&path).unwrap(), first);
+        assert!(
+            read_kernel_rows(&path).is_err(),
+            "read_resumable_rows changed nothing"
+        );
+        let said = cut_torn_tail(&path).unwrap().unwrap();
+        assert!(said.contains("torn line"), "{said}");
+        assert_eq!(read_kernel_rows(&path).unwrap(), first);
+        let kept = fs::read_to_string(path.with_extension("csv.torn")).unwrap();
+        assert_eq!(kept, format!("{whole}c,matm"));
+        // Damage before the tail is not a torn append: refused, the file untouched.
+        let bad = whole.replacen(",naive,", ",naive,\"", 1) + "x";
+        fs::write(&path, &bad).unwrap();
+        assert!(cut_torn_tail(&path).is_err());
+        assert_eq!(fs::read_to_string(&path).unwrap(), bad);
     }
 
     #[test]
