@@ -52,11 +52,9 @@ pub const DEFAULT_ALPHA: f64 = 0.001;
 /// Fewest samples per side for the rank test to be used.
 const MIN_SAMPLES_FOR_TEST: usize = 5;
 
-/// A row with fewer samples than this was not measured in full (criterion takes at least
-/// 10, which `--sample-size` enforces): it holds a tuning screen's or final's few short
-/// timings, whose interval is not a confidence interval (one timing gives a zero-width
-/// one). Its timing verdict is shown, never gated.
-const MIN_SAMPLES_FOR_GATE: u64 = 10;
+/// A row with fewer samples than this was not measured in full: its timing verdict is
+/// shown, never gated.
+const MIN_SAMPLES_FOR_GATE: u64 = crate::results::FULL_MEASUREMENT_SAMPLES;
 
 /// Per-benchmark thresholds: lines of `PCT REGEX`, `#` comments, first match on
 /// `benchmark/variant` wins; rows no line matches use the default.
@@ -570,9 +568,7 @@ pub fn compare(
 fn gate_timing(row: &mut RowChange, b: Option<&Entry>, h: Option<&Entry>, gate: TimingGate) {
     let sides: Vec<&Entry> = [b, h].into_iter().flatten().collect();
     let software = sides.iter().any(|e| e.run.info.adapter.is_cpu());
-    let thin = sides
-        .iter()
-        .find(|e| e.row.samples.is_some_and(|n| n < MIN_SAMPLES_FOR_GATE));
+    let thin = sides.iter().find(|e| !e.row.measured_in_full());
     let timings = (b.and_then(|e| e.row.timing), h.and_then(|e| e.row.timing));
     let why_not = if let Some(e) = thin {
         Some(format!(

@@ -208,10 +208,14 @@ fn sig(v: f64) -> String {
     format!("{v:.digits$}")
 }
 
-/// Latency of a measured kernel row (ns).
+/// Latency of a measured kernel row (ns), with its interval where criterion measured it in
+/// full (a tuning screen's few timings have a time but no confidence interval).
 fn kernel_latency(row: &KernelRow) -> Option<Measure> {
     if row.status != Status::Ok {
         return None;
+    }
+    if !row.measured_in_full() {
+        return Measure::new(row.median_ns?, None, None);
     }
     Measure::new(row.median_ns?, row.ci_low_ns, row.ci_high_ns)
 }

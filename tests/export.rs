@@ -245,6 +245,29 @@ fn bmf_has_latency_throughput_and_cost_measures() {
         .is_some());
 }
 
+/// A tuning screen's row has a time but no confidence interval (one timing: zero width):
+/// trackers get its value without bounds, which they would take for a measured spread.
+#[test]
+fn screen_rows_export_without_bounds() {
+    let (_t, root) = tmp();
+    let rows = vec![
+        measured(64, "naive", LAVAPIPE, &samples(4.0e5, 0.03, 3, 2)),
+        measured(64, "tiled", LAVAPIPE, &samples(1.0e5, 0.03, 10, 3)),
+    ];
+    write_run(&root.join("run"), &info("r", "h", LAVAPIPE), &rows, &[]);
+    let runs = dataset::load(&root.join("run")).unwrap();
+    let v: Value =
+        serde_json::from_str(&run_export(&runs, ExportFormat::Bmf, TableName::Kernels)).unwrap();
+    assert_bmf_shape(&v);
+    let screen = &v["matmul/f32/m=64,n=64,k=64/naive"]["latency"];
+    assert!(
+        screen["value"].as_f64().is_some() && screen.get("lower_value").is_none(),
+        "{v}"
+    );
+    let full = &v["matmul/f32/m=64,n=64,k=64/tiled"]["latency"];
+    assert!(full.get("lower_value").is_some(), "{v}");
+}
+
 /// github-action-benchmark's custom format: an array of {name, unit, value, range?,
 /// extra?}; `range` must match the action's `(\+-|±)\s*<number>` so it shows as the spread.
 fn assert_gab_shape(v: &Value) -> Vec<String> {

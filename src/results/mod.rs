@@ -130,12 +130,24 @@ impl KernelRow {
     }
 
     /// The half-width of the time's confidence interval as a fraction of the median, for a
-    /// row measured in full (criterion's ten or more samples); `None` otherwise.
+    /// row measured in full ([`FULL_MEASUREMENT_SAMPLES`]); `None` otherwise.
     pub fn spread(&self) -> Option<f64> {
         let (median, low, high) = (self.median_ns?, self.ci_low_ns?, self.ci_high_ns?);
-        (self.samples? >= 10 && median > 0.0).then(|| (high - low) / 2.0 / median)
+        (self.samples? >= FULL_MEASUREMENT_SAMPLES && median > 0.0)
+            .then(|| (high - low) / 2.0 / median)
+    }
+
+    /// Whether criterion measured the row in full, so its interval is a confidence interval
+    /// (rows from before the `samples` column count as such).
+    pub fn measured_in_full(&self) -> bool {
+        self.samples.is_none_or(|n| n >= FULL_MEASUREMENT_SAMPLES)
     }
 }
+
+/// Criterion's fewest samples per measurement, which `--sample-size` enforces. A row with
+/// fewer holds a tuning screen's or final's few short timings: a real time, but its
+/// interval is no confidence interval (one timing gives one of zero width).
+pub const FULL_MEASUREMENT_SAMPLES: u64 = 10;
 
 /// A chosen row whose interval is wider than this (± fraction of the median) was measured
 /// while the machine's speed changed: eight repeated runs of one lavapipe matmul gave
