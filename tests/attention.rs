@@ -88,6 +88,57 @@ fn decode_texture() -> Vec<AttentionVariant> {
         .collect()
 }
 
+/// Decode timing cycles through copies of K and V, one pair per execution, so the KV cache
+/// comes from memory as in a forward pass; prefill keeps one copy (its K and V were just
+/// written). A copy staged wrong would change the answer of every execution that binds it:
+/// run each decode program once per copy, and once more to come back to the first.
+#[test]
+fn every_copy_of_the_kv_cache_gives_the_same_answer() {
+    use priceperf::kernels::attention::kv_copies;
+    let Some(gpu) = gpu() else { return };
+    let decode = shape("b=1,hq=4,hkv=2,sq=1,skv=37,d=64,causal=1");
+    let prefill = shape("b=1,hq=4,hkv=2,sq=37,skv=37,d=64,causal=1");
+    let copies = kv_copies(&decode, DType::F32);
+    assert_eq!(
+        copies as u64,
+        priceperf::kernels::weights::MAX_WEIGHT_COPIES,
+        "a few KB of KV cache: the most copies there are"
+    );
+    assert_eq!(kv_copies(&prefill, DType::F32), 1);
+    let inputs = AttentionInputs::random(&decode, DType::F32, 5);
+    let reference = Reference::with_shift(&decode, DType::F32, &inputs, 7, causal_shift(&decode));
+    let mut ran = 0;
+    for v in AttentionVariant::all() {
+        let program = match v.prepare(&gpu, &decode, DType::F32, &inputs) {
+            Ok(p) => p,
+            Err(PrepareError::Unsupported(why)) => {
+                eprintln!("{}: unsupported here ({why})", v.name());
+                continue;
+            }
+            Err(PrepareError::Failed(why)) => panic!("{}: {why}", v.name()),
+        };
+        assert_eq!(program.copies(), copies, "{}", v.name());
+        for execution in 0..=copies {
+            let out = run_and_read(&gpu, &program, Duration::from_secs(300)).unwrap();
+            let verdict = reference.check(&out);
+            assert!(
+                verdict.passed,
+                "{} execution {execution}: {}",
+                v.name(),
+                verdict.failure.unwrap_or_default()
+            );
+        }
+        ran += 1;
+    }
+    assert!(ran >= 3, "only {ran} variants ran");
+    let prefill_inputs = AttentionInputs::random(&prefill, DType::F32, 5);
+    for v in ubo() {
+        if let Ok(p) = v.prepare(&gpu, &prefill, DType::F32, &prefill_inputs) {
+            assert_eq!(p.copies(), 1, "{}", v.name());
+        }
+    }
+}
+
 #[test]
 fn every_variant_verifies_on_awkward_shapes() {
     let Some(gpu) = gpu() else { return };

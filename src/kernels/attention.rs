@@ -48,8 +48,8 @@ use std::fmt::Write as _;
 use super::attention_decode::{prepare_decode, prepare_decode_texture};
 use super::{
     bind, check_buffer, check_workgroups, compile, enable_line, render, require_subgroups,
-    storage_buffer, uniform_buffer, uniform_readable, unpack_halves, Dispatch, HostTensor,
-    PrepareError, Program,
+    storage_buffer, uniform_buffer, unpack_halves, weights, Dispatch, HostTensor, PrepareError,
+    Program,
 };
 use crate::gpu::Gpu;
 use crate::shape::{AttentionShape, DType};
@@ -657,8 +657,7 @@ impl AttentionVariant {
         };
         let AttentionVariant::Flash { kv, chunk, .. } = *self else {
             // The naive path: scores, softmax, P·V.
-            let k = storage_buffer(gpu, "K", inputs.k.bytes(), false);
-            let v = storage_buffer(gpu, "V", inputs.v.bytes(), false);
+            let (ks, vs) = kv_buffers(gpu, shape, dtype, inputs, 0, wgpu::BufferUsages::STORAGE);
             let scores_bytes = self.scratch_bytes(shape, dtype);
             check_buffer(gpu, "the score matrix", scores_bytes)?;
             let workgroups = self.workgroups(shape, 1);
@@ -687,17 +686,24 @@ impl AttentionVariant {
             let p_pv = compile(gpu, &format!("{label} pv"), &pv_src, "main")?;
             let uniforms = uniform_buffer(gpu, "attention params", bytemuck::bytes_of(&params));
             let scores = scratch(gpu, "attention scores", scores_bytes);
+            // Execution e reads copy e of K and of V (see kv_copies).
             let (b_scores, b_softmax, b_pv) = (
-                bind(gpu, &p_scores, &[&uniforms, &q, &k, &scores]),
+                ks.iter()
+                    .map(|k| bind(gpu, &p_scores, &[&uniforms, &q, k, &scores]))
+                    .collect(),
                 bind(gpu, &p_softmax, &[&uniforms, &scores]),
-                bind(gpu, &p_pv, &[&uniforms, &scores, &v, &out]),
+                vs.iter()
+                    .map(|v| bind(gpu, &p_pv, &[&uniforms, &scores, v, &out]))
+                    .collect(),
             );
             let dispatches = vec![
-                Dispatch::new(p_scores, b_scores, workgroups),
+                Dispatch::cycling(p_scores, b_scores, workgroups),
                 Dispatch::new(p_softmax, b_softmax, softmax_groups),
-                Dispatch::new(p_pv, b_pv, pv_groups),
+                Dispatch::cycling(p_pv, b_pv, pv_groups),
             ];
-            return program(dispatches, vec![uniforms, q, k, v, scores], out);
+            let mut keep = vec![uniforms, q, scores];
+            keep.extend(ks.into_iter().chain(vs));
+            return program(dispatches, keep, out);
         };
 
         // Fused variants.
@@ -784,8 +790,14 @@ impl AttentionVariant {
         let mut dispatches = Vec::new();
         if let Some(plan) = plan {
             // A whole window past the last key must stay inside the buffer.
-            let k = uniform_readable(gpu, "K", inputs.k.bytes(), plan.window_bytes);
-            let v = uniform_readable(gpu, "V", inputs.v.bytes(), plan.window_bytes);
+            let (ks, vs) = kv_buffers(
+                gpu,
+                shape,
+                dtype,
+                inputs,
+                plan.window_bytes,
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+            );
             let state = if chunk.is_none() {
                 let bytes = rows * (shape.d as u64 / 4 + 1) * 16;
                 check_buffer(gpu, "the softmax state", bytes)?;
@@ -829,38 +841,50 @@ impl AttentionVariant {
             }
             let windows = uniform_buffer(gpu, "attention windows", &slots);
             for (slot_at, start) in ranges {
-                let mut entries = vec![
-                    whole(&uniforms),
-                    range(&windows, slot_at, 32),
-                    whole(&q),
-                    range(&k, start, plan.window_bytes),
-                    range(&v, start, plan.window_bytes),
-                ];
-                match (&state, &part_o, &part_ml) {
-                    (Some(st), _, _) => {
-                        entries.push(whole(st));
-                        entries.push(whole(&out));
-                    }
-                    (None, Some(po), Some(pm)) => {
-                        entries.push(whole(po));
-                        entries.push(whole(pm));
-                    }
-                    _ => unreachable!("either state or partials"),
-                }
-                let bind_group = bind_entries(gpu, &main, &entries);
-                dispatches.push(Dispatch::new(main.clone(), bind_group, workgroups));
+                // One bind group per copy of K and V (see kv_copies).
+                let bind_groups = ks
+                    .iter()
+                    .zip(&vs)
+                    .map(|(k, v)| {
+                        let mut entries = vec![
+                            whole(&uniforms),
+                            range(&windows, slot_at, 32),
+                            whole(&q),
+                            range(k, start, plan.window_bytes),
+                            range(v, start, plan.window_bytes),
+                        ];
+                        match (&state, &part_o, &part_ml) {
+                            (Some(st), _, _) => {
+                                entries.push(whole(st));
+                                entries.push(whole(&out));
+                            }
+                            (None, Some(po), Some(pm)) => {
+                                entries.push(whole(po));
+                                entries.push(whole(pm));
+                            }
+                            _ => unreachable!("either state or partials"),
+                        }
+                        bind_entries(gpu, &main, &entries)
+                    })
+                    .collect();
+                dispatches.push(Dispatch::cycling(main.clone(), bind_groups, workgroups));
             }
-            keep.extend([uniforms.clone(), windows, q.clone(), k, v]);
+            keep.extend([uniforms.clone(), windows, q.clone()]);
+            keep.extend(ks.into_iter().chain(vs));
             keep.extend(state);
         } else {
-            let k = storage_buffer(gpu, "K", inputs.k.bytes(), false);
-            let v = storage_buffer(gpu, "V", inputs.v.bytes(), false);
-            let bind_group = match (&part_o, &part_ml) {
-                (Some(po), Some(pm)) => bind(gpu, &main, &[&uniforms, &q, &k, &v, po, pm]),
-                _ => bind(gpu, &main, &[&uniforms, &q, &k, &v, &out]),
-            };
-            dispatches.push(Dispatch::new(main, bind_group, workgroups));
-            keep.extend([uniforms.clone(), q.clone(), k, v]);
+            let (ks, vs) = kv_buffers(gpu, shape, dtype, inputs, 0, wgpu::BufferUsages::STORAGE);
+            let bind_groups = ks
+                .iter()
+                .zip(&vs)
+                .map(|(k, v)| match (&part_o, &part_ml) {
+                    (Some(po), Some(pm)) => bind(gpu, &main, &[&uniforms, &q, k, v, po, pm]),
+                    _ => bind(gpu, &main, &[&uniforms, &q, k, v, &out]),
+                })
+                .collect();
+            dispatches.push(Dispatch::cycling(main, bind_groups, workgroups));
+            keep.extend([uniforms.clone(), q.clone()]);
+            keep.extend(ks.into_iter().chain(vs));
         }
         if let (Some(po), Some(pm)) = (part_o, part_ml) {
             let merge_groups = grid_1d(rows * shape.d as u64 / 4);
@@ -909,6 +933,43 @@ pub fn merge_source(d: u32, dtype: DType) -> String {
 /// and the size of the unrolled shader, whose compile time grows faster than its length.
 pub fn rows_per_invocation(tq: u32, d: u32) -> u32 {
     (tq * 64 / d).max(1)
+}
+
+/// Query rows per sequence up to which attention is a decode step (as
+/// [`crate::tuning::regime`] counts it).
+pub const DECODE_MAX_SQ: u32 = 4;
+
+/// How many copies of K and V the timing cycles through, one per execution. A decode step
+/// reads its layer's KV cache, which the other layers' weights streamed since have evicted,
+/// so like weights ([`weights::weight_copies`]) it must come from memory, not from the cache
+/// the previous execution filled: an H100's 50 MB L2 holds a 37.7 MB layer cache of
+/// llama-3.1-8b at batch 16 and context 576. Prefill reads the K and V its layer has just
+/// written, from cache as in a forward pass: one copy.
+pub fn kv_copies(shape: &AttentionShape, dtype: DType) -> usize {
+    if shape.sq > DECODE_MAX_SQ {
+        return 1;
+    }
+    let kv_bytes =
+        2 * shape.b as u64 * shape.hkv as u64 * shape.skv as u64 * shape.d as u64 * dtype.size();
+    weights::weight_copies(kv_bytes)
+}
+
+/// [`kv_copies`] copies of K and of V in buffers of `usage`, each padded by `pad` bytes
+/// (rounded up to 16) so a whole uniform window past the last key stays inside it.
+pub(super) fn kv_buffers(
+    gpu: &Gpu,
+    shape: &AttentionShape,
+    dtype: DType,
+    inputs: &AttentionInputs,
+    pad: u64,
+    usage: wgpu::BufferUsages,
+) -> (Vec<wgpu::Buffer>, Vec<wgpu::Buffer>) {
+    let copies = kv_copies(shape, dtype);
+    let copy = |label: &str, t: &HostTensor| {
+        let len = (t.bytes().len() as u64 + pad).next_multiple_of(16);
+        weights::buffer_copies(gpu, label, t.bytes(), len, usage, copies)
+    };
+    (copy("K", &inputs.k), copy("V", &inputs.v))
 }
 
 /// Split variants apply to shapes with at most this many query rows per KV head (decode,

@@ -15,8 +15,8 @@
 use std::fmt::Write as _;
 
 use super::attention::{
-    bind_entries, grid_1d, merge_source, range, scratch, tree, whole, AttentionInputs,
-    AttentionVariant, FlashParams, IND, LOG2_E,
+    bind_entries, grid_1d, kv_buffers, kv_copies, merge_source, range, scratch, tree, whole,
+    AttentionInputs, AttentionVariant, FlashParams, IND, LOG2_E,
 };
 use super::texel_layout::TexelLayout;
 use super::{
@@ -643,8 +643,14 @@ pub(super) fn prepare_decode(
     let main = compile(gpu, label, &source, "main")?;
     // Padded so a whole window past the last row stays in bounds.
     let q = uniform_readable(gpu, "Q", inputs.q.bytes(), q_vec4s * 16);
-    let k = uniform_readable(gpu, "K", inputs.k.bytes(), plan.window_bytes);
-    let v = uniform_readable(gpu, "V", inputs.v.bytes(), plan.window_bytes);
+    let (ks, vs) = kv_buffers(
+        gpu,
+        shape,
+        dtype,
+        inputs,
+        plan.window_bytes,
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+    );
 
     // One table entry per dispatch: nw slots of (k0, keys, kv_off, split0), then nw of
     // (batch, g, q_off, 0). A dispatch takes the next nw windows in (batch, g, window)
@@ -720,24 +726,33 @@ pub(super) fn prepare_decode(
     let windows = uniform_buffer(gpu, "attention windows", &table);
     let mut dispatches = Vec::with_capacity(plans.len() + 1);
     for (table_at, q_start, starts) in plans {
-        let mut entries = vec![
-            whole(&partials.uniforms),
-            range(&windows, table_at, table_bytes),
-            range(&q, q_start, q_vec4s * 16),
-        ];
-        for i in 0..nw as usize {
-            // Unused slots repeat the first window; no workgroup reads them.
-            let start = starts.get(i).copied().unwrap_or(starts[0]);
-            entries.push(range(&k, start, plan.window_bytes));
-            entries.push(range(&v, start, plan.window_bytes));
-        }
-        entries.push(whole(&partials.part_o));
-        entries.push(whole(&partials.part_ml));
-        let bind_group = bind_entries(gpu, &main, &entries);
+        // One bind group per copy of K and V (see kv_copies).
+        let bind_groups = ks
+            .iter()
+            .zip(&vs)
+            .map(|(k, v)| {
+                let mut entries = vec![
+                    whole(&partials.uniforms),
+                    range(&windows, table_at, table_bytes),
+                    range(&q, q_start, q_vec4s * 16),
+                ];
+                for i in 0..nw as usize {
+                    // Unused slots repeat the first window; no workgroup reads them.
+                    let start = starts.get(i).copied().unwrap_or(starts[0]);
+                    entries.push(range(k, start, plan.window_bytes));
+                    entries.push(range(v, start, plan.window_bytes));
+                }
+                entries.push(whole(&partials.part_o));
+                entries.push(whole(&partials.part_ml));
+                bind_entries(gpu, &main, &entries)
+            })
+            .collect();
         let groups = [workgroups[0], starts.len() as u32, 1];
-        dispatches.push(Dispatch::new(main.clone(), bind_group, groups));
+        dispatches.push(Dispatch::cycling(main.clone(), bind_groups, groups));
     }
-    Ok(partials.program(dispatches, vec![windows, q, k, v]))
+    let mut keep = vec![windows, q];
+    keep.extend(ks.into_iter().chain(vs));
+    Ok(partials.program(dispatches, keep))
 }
 
 /// The bytes of one K/V texel: rgba32uint.
@@ -793,18 +808,40 @@ pub(super) fn prepare_decode_texture(
         t.create_view(&wgpu::TextureViewDescriptor::default())
     };
     let q = texture("Q texels", &q_layout, &inputs.q);
-    let k = texture("K texels", &layout, &inputs.k);
-    let v = texture("V texels", &layout, &inputs.v);
-    let resources = vec![
-        partials.uniforms.as_entire_binding(),
-        wgpu::BindingResource::TextureView(&q),
-        wgpu::BindingResource::TextureView(&k),
-        wgpu::BindingResource::TextureView(&v),
-        partials.part_o.as_entire_binding(),
-        partials.part_ml.as_entire_binding(),
-    ];
-    let bind_group = bind_resources(gpu, &main, Some(label), resources);
-    let main = Dispatch::new(main, bind_group, workgroups);
+    // Copies of K and V, one pair per execution (see kv_copies).
+    let copies = kv_copies(shape, dtype);
+    let kv = |name: &str, tensor: &HostTensor| -> Vec<wgpu::TextureView> {
+        super::weights::texture_copies(
+            gpu,
+            &layout,
+            name,
+            wgpu::TextureFormat::Rgba32Uint,
+            wgpu::TextureUsages::STORAGE_BINDING,
+            tensor.bytes(),
+            KV_TEXEL_BYTES,
+            copies,
+        )
+        .iter()
+        .map(|t| t.create_view(&wgpu::TextureViewDescriptor::default()))
+        .collect()
+    };
+    let (ks, vs) = (kv("K texels", &inputs.k), kv("V texels", &inputs.v));
+    let bind_groups = ks
+        .iter()
+        .zip(&vs)
+        .map(|(k, v)| {
+            let resources = vec![
+                partials.uniforms.as_entire_binding(),
+                wgpu::BindingResource::TextureView(&q),
+                wgpu::BindingResource::TextureView(k),
+                wgpu::BindingResource::TextureView(v),
+                partials.part_o.as_entire_binding(),
+                partials.part_ml.as_entire_binding(),
+            ];
+            bind_resources(gpu, &main, Some(label), resources)
+        })
+        .collect();
+    let main = Dispatch::cycling(main, bind_groups, workgroups);
     Ok(partials.program(vec![main], Vec::new()))
 }
 

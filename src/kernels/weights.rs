@@ -5,7 +5,8 @@
 //! the previous execution filled, which a forward pass never does: every layer has its own
 //! weights, and a model's weights are far larger than any cache. So the programs of the
 //! matmul kernels bind [`weight_copies`] copies of B, [`super::Dispatch::cycling`] through
-//! them. The copies are made on the device from one upload (a copy per copy is cheaper than
+//! them; decode attention cycles copies of its KV cache the same way
+//! ([`super::attention::kv_copies`]). The copies are made on the device from one upload (a copy per copy is cheaper than
 //! an upload per copy, on lavapipe as on GPUs).
 
 use wgpu::util::DeviceExt;
@@ -42,6 +43,25 @@ pub fn buffers(
     len: u64,
     usage: wgpu::BufferUsages,
 ) -> Vec<wgpu::Buffer> {
+    buffer_copies(
+        gpu,
+        label,
+        bytes,
+        len,
+        usage,
+        weight_copies(bytes.len() as u64),
+    )
+}
+
+/// [`buffers`], `copies` of them (at least one): for operands cycled together (K and V).
+pub fn buffer_copies(
+    gpu: &Gpu,
+    label: &str,
+    bytes: &[u8],
+    len: u64,
+    usage: wgpu::BufferUsages,
+    copies: usize,
+) -> Vec<wgpu::Buffer> {
     let mut padded = bytes.to_vec();
     padded.resize(len.max(bytes.len() as u64).next_multiple_of(4) as usize, 0);
     let first = gpu
@@ -54,7 +74,7 @@ pub fn buffers(
     let size = padded.len() as u64;
     let mut encoder = gpu.device.create_command_encoder(&Default::default());
     let mut all = vec![first];
-    for _ in 1..weight_copies(bytes.len() as u64) {
+    for _ in 1..copies {
         let copy = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
@@ -80,6 +100,31 @@ pub fn textures(
     bytes: &[u8],
     texel_bytes: u32,
 ) -> Vec<wgpu::Texture> {
+    let copies = weight_copies(bytes.len() as u64);
+    texture_copies(
+        gpu,
+        layout,
+        label,
+        format,
+        usage,
+        bytes,
+        texel_bytes,
+        copies,
+    )
+}
+
+/// [`textures`], `copies` of them (at least one): for operands cycled together (K and V).
+#[allow(clippy::too_many_arguments)]
+pub fn texture_copies(
+    gpu: &Gpu,
+    layout: &TexelLayout,
+    label: &str,
+    format: wgpu::TextureFormat,
+    usage: wgpu::TextureUsages,
+    bytes: &[u8],
+    texel_bytes: u32,
+    copies: usize,
+) -> Vec<wgpu::Texture> {
     let first = layout.texture(
         gpu,
         label,
@@ -95,7 +140,7 @@ pub fn textures(
     };
     let mut encoder = gpu.device.create_command_encoder(&Default::default());
     let mut all = vec![first];
-    for _ in 1..weight_copies(bytes.len() as u64) {
+    for _ in 1..copies {
         let copy = layout.texture(gpu, label, format, usage | wgpu::TextureUsages::COPY_DST);
         encoder.copy_texture_to_texture(all[0].as_image_copy(), copy.as_image_copy(), extent);
         all.push(copy);

@@ -626,7 +626,8 @@ fn torn_tail_cut(path: &Path, text: &str) -> Result<Option<usize>> {
     Ok(Some(if last.is_some() { cut } else { whole.len() }))
 }
 
-/// Cut the torn tail a killed run left in `kernels.csv` ([`torn_tail_cut`]), keeping the
+/// Cut the torn tail a killed run left in `kernels.csv` (the torn line and the last
+/// benchmark's rows, whose batch may be incomplete), keeping the
 /// whole file as `kernels.csv.torn` beside it so nothing is lost; says what it did, or
 /// `None` when the file ends whole.
 pub fn cut_torn_tail(path: &Path) -> Result<Option<String>> {
