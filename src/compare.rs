@@ -450,8 +450,8 @@ pub fn compare(
     // different variants, each variant's own row is only on one side (a warm tuning cache
     // measures only the chosen one), so the benchmark's chosen rows are judged against
     // each other: a change that makes the search pick a slower kernel is a regression.
-    let head_chosen = chosen_rows(&head_rows);
-    for (at, b) in chosen_rows(&base_rows) {
+    let head_chosen = chosen_rows("HEAD", head_path, &head_rows)?;
+    for (at, b) in chosen_rows("BASE", base_path, &base_rows)? {
         let Some(&h) = head_chosen.get(&at) else {
             continue;
         };
@@ -562,14 +562,22 @@ pub fn compare(
 
 /// Whether a timing verdict on `row` (from `b` and `h`) fails the comparison, with the
 /// reason it does not where it would have: a software adapter (under `--timing-gate auto`),
-/// the gate off, a side not measured in full ([`MIN_SAMPLES_FOR_GATE`]), or the two sides
-/// timed differently (device timestamps against the wall clock differ by the submit and
-/// wait, not by the code).
+/// the gate off, and for a slowdown (a timeout is gated whatever the timings were) a side
+/// not measured in full ([`MIN_SAMPLES_FOR_GATE`]) or the two sides timed differently
+/// (device timestamps against the wall clock differ by the submit and wait, not by the
+/// code).
 fn gate_timing(row: &mut RowChange, b: Option<&Entry>, h: Option<&Entry>, gate: TimingGate) {
     let sides: Vec<&Entry> = [b, h].into_iter().flatten().collect();
     let software = sides.iter().any(|e| e.run.info.adapter.is_cpu());
-    let thin = sides.iter().find(|e| !e.row.measured_in_full());
+    // A hang is a hang whatever the other side's timings were: only a slowdown needs
+    // comparable measurements on both sides.
+    let slowdown = row.verdict == Verdict::Regressed;
+    let thin = sides
+        .iter()
+        .find(|e| !e.row.measured_in_full())
+        .filter(|_| slowdown);
     let timings = (b.and_then(|e| e.row.timing), h.and_then(|e| e.row.timing));
+    let timings = if slowdown { timings } else { (None, None) };
     let why_not = if let Some(e) = thin {
         Some(format!(
             "informational: {} samples on one side, a tuning screen's or final's short timings rather than a full measurement (--variant '^{}$' measures it in full)",
@@ -598,20 +606,33 @@ fn gate_timing(row: &mut RowChange, b: Option<&Entry>, h: Option<&Entry>, gate: 
     }
 }
 
-/// Each benchmark's chosen row, by benchmark, adapter and driver.
+/// Each benchmark's chosen row, by benchmark, adapter and driver; two chosen rows for one
+/// benchmark (two runs of the adapter on one side) are refused, as two rows of one key are.
 type ChosenAt = (String, String, String);
 fn chosen_rows<'m, 'a>(
+    name: &str,
+    path: &str,
     rows: &'m BTreeMap<NaturalKey, Entry<'a>>,
-) -> BTreeMap<ChosenAt, &'m Entry<'a>> {
-    rows.iter()
-        .filter(|(_, e)| e.row.chosen)
-        .map(|(k, e)| {
-            (
-                (k.benchmark.clone(), k.adapter.clone(), k.driver.clone()),
-                e,
-            )
-        })
-        .collect()
+) -> Result<BTreeMap<ChosenAt, &'m Entry<'a>>> {
+    let mut out: BTreeMap<ChosenAt, &'m Entry<'a>> = BTreeMap::new();
+    for (k, e) in rows.iter().filter(|(_, e)| e.row.chosen) {
+        let at = (k.benchmark.clone(), k.adapter.clone(), k.driver.clone());
+        if let Some(prev) = out.insert(at, e) {
+            return Err(Error::bad_input(
+                format!(
+                    "{name} ({path}) chose two variants for {} on {}: {} in {} and {} in {}",
+                    k.benchmark,
+                    k.adapter,
+                    prev.row.variant,
+                    prev.run.dir.display(),
+                    e.row.variant,
+                    e.run.dir.display()
+                ),
+                "Compare one run per adapter: point at a single run folder (or a baseline folder per adapter), not a folder holding several runs of the same adapter.",
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// A row and the raw samples its run kept.
@@ -1153,7 +1174,12 @@ pub fn render_markdown(c: &Comparison) -> String {
             .count()
     };
     let (regressed, informational) = (timing(true), timing(false));
-    let headline = if failed > 0 || regressed > 0 {
+    let headline = if !c.incomplete_runs.is_empty() {
+        format!(
+            ":x: **incomplete**: {} did not finish, so rows of benchmarks it never reached are missing (see the warnings)",
+            c.incomplete_runs.join(", ")
+        )
+    } else if failed > 0 || regressed > 0 {
         format!(
             ":x: **{}**",
             [

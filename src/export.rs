@@ -633,8 +633,10 @@ pub fn markdown(runs: &[Run]) -> String {
                     if k.chosen { " (chosen)" } else { "" }
                 ),
                 k.median_ns.map_or("-".into(), fmt_ns),
-                match (k.ci_low_ns, k.ci_high_ns) {
-                    (Some(l), Some(h)) => format!("{} .. {}", fmt_ns(l), fmt_ns(h)),
+                // A tuning screen's few timings have no confidence interval.
+                match (k.ci_low_ns, k.ci_high_ns, k.measured_in_full()) {
+                    (Some(l), Some(h), true) => format!("{} .. {}", fmt_ns(l), fmt_ns(h)),
+                    (_, _, false) => "screen only".into(),
                     _ => "-".into(),
                 },
                 k.gflops.map_or("-".into(), |g| format!("{g:.2}")),

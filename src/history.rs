@@ -75,6 +75,20 @@ pub fn append_sample_lines(path: &Path, lines: &[SampleLine]) -> Result<()> {
         .append(true)
         .open(path)
         .map_err(|e| Error::io("open", path, e))?;
+    // A run killed mid-append left a torn last line, which reads as ignorable only while it
+    // is last: cut it before appending after it (what it held is measured again).
+    let len = f.metadata().map_err(|e| Error::io("read", path, e))?.len();
+    if len > 0 {
+        let existing = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        if existing.last() != Some(&b'\n') {
+            let whole = existing
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            f.set_len(whole as u64)
+                .map_err(|e| Error::io("cut the torn last line of", path, e))?;
+        }
+    }
     f.write_all(text.as_bytes())
         .map_err(|e| Error::io("append to", path, e))?;
     f.sync_data().map_err(|e| Error::io("sync", path, e))
@@ -187,6 +201,9 @@ mod tests {
         let good = fs::read_to_string(&path).unwrap();
         fs::write(&path, format!("{good}{{\"benchmark\":\"mat")).unwrap();
         assert_eq!(read_samples(&path).unwrap().len(), 1);
+        // A resumed run appends after it: the torn line is cut first, not left mid-file.
+        append_samples(dir.path(), &[(row("b"), vec![2.0])]).unwrap();
+        assert_eq!(read_samples(&path).unwrap().len(), 2);
         fs::write(&path, format!("{{oops\n{good}")).unwrap();
         let err = read_samples(&path).unwrap_err().to_string();
         assert!(err.contains("samples.jsonl:1:"), "{err}");

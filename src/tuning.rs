@@ -91,6 +91,10 @@ pub const PRUNE_RATIO: f64 = 10.0;
 /// ... and only once it has lost that badly on this many benchmarks of the regime.
 pub const PRUNE_AFTER: usize = 2;
 
+/// Rows (matmul m, attention query tokens, elementwise rows) up to which an op is a decode
+/// step rather than bulk work.
+pub const DECODE_MAX_ROWS: u32 = 4;
+
 /// The benchmarks a variant's ranking carries over between: the kernel and its layout
 /// (transposed B, head dim, causal) without the sizes or the dtype, plus whether the op
 /// works on at most four rows or query tokens (decode), where other kernels (gemv, split-K
@@ -106,7 +110,9 @@ pub fn regime(bench: &Benchmark) -> String {
         .filter(|kv| match kv.split_once('=') {
             Some((k, v)) if SIZE_KEYS.contains(&k) => {
                 if ["m", "sq", "rows"].contains(&k) {
-                    decode |= v.parse::<u64>().is_ok_and(|n| n <= 4);
+                    decode |= v
+                        .parse::<u64>()
+                        .is_ok_and(|n| n <= u64::from(DECODE_MAX_ROWS));
                 }
                 false
             }

@@ -378,6 +378,8 @@ fn an_unfinished_run_makes_the_comparison_incomplete() {
         let (code, out, _) = priceperf(&["compare", path_str(&root.join("base")), path_str(&dir)]);
         assert_eq!(code, 2, "{out}");
         assert!(out.contains(why), "{out}");
+        // The pull-request comment's headline says so too, not "no regressions".
+        assert!(compare::render_markdown(&c).contains(":x: **incomplete**"));
     }
 }
 
@@ -409,6 +411,13 @@ fn screen_rows_and_changed_timing_methods_do_not_gate() {
     write(&root.join("b2"), 1e6, 20, false);
     write(&root.join("h2"), 1.25e6, 20, false);
     let c = compare_dirs(&root.join("b2"), &root.join("h2"), &opts);
+    assert_eq!(c.exit_code(), 1, "{c:#?}");
+    // A hang is gated whatever the other side's timings were.
+    let mut hung = blank(256, "naive", GPU);
+    hung.status = priceperf::results::Status::Timeout;
+    write_run(&root.join("h4"), &info("r", "ci", GPU), &[hung], &[]);
+    let c = compare_dirs(&root.join("b1"), &root.join("h4"), &opts);
+    assert_eq!(c.rows[0].verdict, Verdict::TimedOut, "{c:#?}");
     assert_eq!(c.exit_code(), 1, "{c:#?}");
     write(&root.join("h3"), 1.25e6, 20, true);
     let c = compare_dirs(&root.join("b2"), &root.join("h3"), &opts);
@@ -450,6 +459,21 @@ fn a_slower_chosen_variant_regresses() {
     );
     assert_eq!(c.count(Verdict::OnlyBase) + c.count(Verdict::OnlyHead), 2);
     assert_eq!(c.exit_code(), 1);
+    // Two runs of the adapter on one side that chose differently are refused, not paired
+    // at random.
+    write(&root.join("both/one"), "reg", 1.7e6);
+    let mut other = measured(256, "naive", GPU, &samples(2e6, 0.02, 20, 3));
+    other.chosen = true;
+    write_run(
+        &root.join("both/two"),
+        &info("r2", "ci", GPU),
+        &[other],
+        &[],
+    );
+    let b = dataset::load(&root.join("base")).unwrap();
+    let h = dataset::load(&root.join("both")).unwrap();
+    let err = compare::compare("base", &b, "both", &h, &Options::default()).unwrap_err();
+    assert!(err.to_string().contains("chose two variants"), "{err}");
     // A faster new choice is an improvement, and passes.
     write(&root.join("head2"), "reg", 0.6e6);
     let c = compare_dirs(&root.join("base"), &root.join("head2"), &Options::default());

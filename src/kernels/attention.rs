@@ -935,9 +935,8 @@ pub fn rows_per_invocation(tq: u32, d: u32) -> u32 {
     (tq * 64 / d).max(1)
 }
 
-/// Query rows per sequence up to which attention is a decode step (as
-/// [`crate::tuning::regime`] counts it).
-pub const DECODE_MAX_SQ: u32 = 4;
+/// Query rows per sequence up to which attention is a decode step.
+pub const DECODE_MAX_SQ: u32 = crate::tuning::DECODE_MAX_ROWS;
 
 /// How many copies of K and V the timing cycles through, one per execution. A decode step
 /// reads its layer's KV cache, which the other layers' weights streamed since have evicted,

@@ -591,22 +591,25 @@ pub fn append_rows<R: CsvRow>(path: &Path, rows: &[R]) -> Result<()> {
     f.sync_data().map_err(|e| Error::io("sync", path, e))
 }
 
-/// The whole records of a `kernels.csv` that a killed run may have left mid-append: the
-/// text up to its last line break, without the last benchmark's rows (an append is one
-/// benchmark's rows, so a torn line means that batch is incomplete; where the tear fell
-/// just after a whole batch, that benchmark is measured again, which costs time, not
-/// results). `None` when the file ends whole.
+/// Where to cut a `kernels.csv` that a killed run left mid-append: before the last
+/// benchmark's rows (an append is one benchmark's rows, every record ending in a line
+/// break, so a file that does not end in one holds a torn batch; where the tear fell just
+/// after a whole batch, that benchmark is measured again, which costs time, not results).
+/// `None` when the file ends whole. Records are found by the CSV reader, not by line
+/// breaks, since a note may span lines; what is kept must parse, so damage anywhere else
+/// is refused rather than cut.
 fn torn_tail_cut(path: &Path, text: &str) -> Result<Option<usize>> {
     if text.is_empty() || text.ends_with('\n') {
         return Ok(None);
     }
-    let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-    // The rest must be sound: damage anywhere else is not a torn append.
-    parse_kernel_rows(path, whole)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(whole.as_bytes());
-    let mut cut = whole.len();
+        .from_reader(text.as_bytes());
+    // Read the header first, so positions are those of the data records.
+    if reader.headers().is_err() {
+        return parse_kernel_rows(path, text).map(|_| None);
+    }
+    let mut cut = reader.position().byte() as usize;
     let mut last: Option<String> = None;
     let mut record = csv::StringRecord::new();
     loop {
@@ -619,11 +622,19 @@ fn torn_tail_cut(path: &Path, text: &str) -> Result<Option<usize>> {
                     last = Some(bench);
                 }
             }
-            _ => break,
+            Ok(false) => break,
+            Err(_) => {
+                // Only the last record may be torn: a record that reads after a broken
+                // one means damage inside the file, which is refused, not cut.
+                if matches!(reader.read_record(&mut record), Ok(true)) {
+                    return parse_kernel_rows(path, text).map(|_| None);
+                }
+                break;
+            }
         }
     }
-    // With no row at all, keep the header (or nothing).
-    Ok(Some(if last.is_some() { cut } else { whole.len() }))
+    parse_kernel_rows(path, &text[..cut])?;
+    Ok(Some(cut))
 }
 
 /// Cut the torn tail a killed run left in `kernels.csv` (the torn line and the last
@@ -844,6 +855,28 @@ pub(crate) mod tests {
         assert_eq!(read_kernel_rows(&path).unwrap(), first);
         let kept = fs::read_to_string(path.with_extension("csv.torn")).unwrap();
         assert_eq!(kept, format!("{whole}c,matm"));
+        // A tear in the first benchmark's batch keeps the header; one inside a note that
+        // spans lines is found by records, not lines.
+        let solo = dir.path().join("solo.csv");
+        append_rows(&solo, &first).unwrap();
+        let one = fs::read_to_string(&solo).unwrap();
+        fs::write(&solo, &one[..one.len() - 7]).unwrap();
+        assert!(read_resumable_rows(&solo).unwrap().is_empty());
+        cut_torn_tail(&solo).unwrap().unwrap();
+        assert_eq!(
+            fs::read_to_string(&solo).unwrap(),
+            one.lines().next().unwrap().to_string() + "\n"
+        );
+        let multi = KernelRow {
+            note: "compile: error\nat line 3".into(),
+            ..of("c", "naive")
+        };
+        append_rows(&path, &[multi]).unwrap();
+        // Torn just before its final line break: the last line break in the file is the
+        // one inside the note, where a cut by lines would split the record.
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, text.trim_end_matches('\n')).unwrap();
+        assert_eq!(read_resumable_rows(&path).unwrap(), first);
         // Damage before the tail is not a torn append: refused, the file untouched.
         let bad = whole.replacen(",naive,", ",naive,\"", 1) + "x";
         fs::write(&path, &bad).unwrap();
