@@ -230,18 +230,7 @@ const COPIED_RUN_ID: &str = "20250101T000000Z-a10g";
 
 /// Run COPIED_RUN_ID of three variants on `host`.
 fn write_copied(dir: &Path, host: &str, seed: u64) {
-    let rows: Vec<_> = ["naive", "tiled", "reg"]
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            measured(
-                128,
-                v,
-                GPU,
-                &samples(1e5 * (i as f64 + 1.0), 0.02, 10, seed + i as u64),
-            )
-        })
-        .collect();
+    let rows = rows(GPU, seed);
     let kept: Vec<(usize, Vec<f64>)> = (0..rows.len())
         .map(|i| (i, vec![1.0, 2.0, 3.0 + i as f64]))
         .collect();
