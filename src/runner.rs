@@ -250,10 +250,11 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
                 "Pass --resume to continue that run, or choose another folder with --out.",
             ));
         }
-        if let Some(what) = results::cut_torn_tail(&kernels_csv)? {
+        let (kept, cut) = results::resume_rows(&kernels_csv)?;
+        if let Some(what) = cut {
             crate::progress::notice(&format!("priceperf: {what}"));
         }
-        rows = results::read_kernel_rows(&kernels_csv)?;
+        rows = kept;
     }
 
     native::set_threads(crate::gpu::cpu_adapter_threads());

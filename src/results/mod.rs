@@ -591,23 +591,23 @@ pub fn append_rows<R: CsvRow>(path: &Path, rows: &[R]) -> Result<()> {
     f.sync_data().map_err(|e| Error::io("sync", path, e))
 }
 
-/// Where to cut a `kernels.csv` that a killed run left mid-append: before the last
-/// benchmark's rows (an append is one benchmark's rows, every record ending in a line
-/// break, so a file that does not end in one holds a torn batch; where the tear fell just
-/// after a whole batch, that benchmark is measured again, which costs time, not results).
-/// `None` when the file ends whole. Records are found by the CSV reader, not by line
-/// breaks, since a note may span lines; what is kept must parse, so damage anywhere else
-/// is refused rather than cut.
-fn torn_tail_cut(path: &Path, text: &str) -> Result<Option<usize>> {
+/// How much of a `kernels.csv` `--resume` keeps: all of it, or, where a killed run left it
+/// mid-append, everything before the last benchmark's rows (an append is one benchmark's
+/// rows, every record ending in a line break, so a file that does not end in one holds a
+/// torn batch; where the tear fell just after a whole batch, that benchmark is measured
+/// again, which costs time, not results). Records are found by the CSV reader, not by
+/// line breaks, since a note may span lines. Damage anywhere but the last record is the
+/// parser's error, refused rather than cut.
+fn resumable_len(path: &Path, text: &str) -> Result<usize> {
     if text.is_empty() || text.ends_with('\n') {
-        return Ok(None);
+        return Ok(text.len());
     }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(text.as_bytes());
     // Read the header first, so positions are those of the data records.
     if reader.headers().is_err() {
-        return parse_kernel_rows(path, text).map(|_| None);
+        return parse_kernel_rows(path, text).map(|_| text.len());
     }
     let mut cut = reader.position().byte() as usize;
     let mut last: Option<String> = None;
@@ -627,43 +627,42 @@ fn torn_tail_cut(path: &Path, text: &str) -> Result<Option<usize>> {
                 // Only the last record may be torn: a record that reads after a broken
                 // one means damage inside the file, which is refused, not cut.
                 if matches!(reader.read_record(&mut record), Ok(true)) {
-                    return parse_kernel_rows(path, text).map(|_| None);
+                    return parse_kernel_rows(path, text).map(|_| text.len());
                 }
                 break;
             }
         }
     }
-    parse_kernel_rows(path, &text[..cut])?;
-    Ok(Some(cut))
+    Ok(cut)
 }
 
-/// Cut the torn tail a killed run left in `kernels.csv` (the torn line and the last
-/// benchmark's rows, whose batch may be incomplete), keeping the
-/// whole file as `kernels.csv.torn` beside it so nothing is lost; says what it did, or
-/// `None` when the file ends whole.
-pub fn cut_torn_tail(path: &Path) -> Result<Option<String>> {
+/// The rows of a `kernels.csv` that `--resume` keeps ([`resume_rows`]), without changing
+/// the file: how `run` checks a folder before it starts.
+pub fn read_resumable_rows(path: &Path) -> Result<Vec<KernelRow>> {
     let text = read_text(path)?;
-    let Some(cut) = torn_tail_cut(path, &text)? else {
-        return Ok(None);
-    };
+    parse_kernel_rows(path, &text[..resumable_len(path, &text)?])
+}
+
+/// The rows `--resume` continues from. A torn tail a killed run left ([`resumable_len`]:
+/// the torn line and the last benchmark's rows, whose batch may be incomplete) is cut
+/// from the file, which is kept whole as `kernels.csv.torn` beside it so nothing is lost;
+/// the second value says so, `None` when the file ended whole.
+pub fn resume_rows(path: &Path) -> Result<(Vec<KernelRow>, Option<String>)> {
+    let text = read_text(path)?;
+    let cut = resumable_len(path, &text)?;
+    let rows = parse_kernel_rows(path, &text[..cut])?;
+    if cut == text.len() {
+        return Ok((rows, None));
+    }
     let kept = path.with_extension("csv.torn");
     write_atomic(&kept, text.as_bytes())?;
     write_atomic(path, &text.as_bytes()[..cut])?;
-    Ok(Some(format!(
+    let said = format!(
         "{} ended in a torn line (the run was killed while writing it): cut it and the last benchmark's rows, which --resume measures again; the file as it was is in {}",
         path.display(),
         kept.display()
-    )))
-}
-
-/// The rows of a `kernels.csv` that `--resume` would keep ([`cut_torn_tail`]), without
-/// changing the file: how `run` checks a folder before it starts.
-pub fn read_resumable_rows(path: &Path) -> Result<Vec<KernelRow>> {
-    let text = read_text(path)?;
-    match torn_tail_cut(path, &text)? {
-        Some(cut) => parse_kernel_rows(path, &text[..cut]),
-        None => parse_kernel_rows(path, &text),
-    }
+    );
+    Ok((rows, Some(said)))
 }
 
 /// Write a whole file atomically: a temporary file in the same folder, then a rename.
@@ -842,7 +841,7 @@ pub(crate) mod tests {
         let first = [of("a", "naive"), of("a", "reg")];
         append_rows(&path, &first).unwrap();
         append_rows(&path, &[of("b", "naive"), of("b", "reg")]).unwrap();
-        assert_eq!(cut_torn_tail(&path).unwrap(), None, "a whole file stays");
+        assert_eq!(resume_rows(&path).unwrap().1, None, "a whole file stays");
         let whole = fs::read_to_string(&path).unwrap();
         fs::write(&path, format!("{whole}c,matm")).unwrap();
         assert_eq!(read_resumable_rows(&path).unwrap(), first);
@@ -850,8 +849,10 @@ pub(crate) mod tests {
             read_kernel_rows(&path).is_err(),
             "read_resumable_rows changed nothing"
         );
-        let said = cut_torn_tail(&path).unwrap().unwrap();
+        let (kept_rows, said) = resume_rows(&path).unwrap();
+        let said = said.unwrap();
         assert!(said.contains("torn line"), "{said}");
+        assert_eq!(kept_rows, first);
         assert_eq!(read_kernel_rows(&path).unwrap(), first);
         let kept = fs::read_to_string(path.with_extension("csv.torn")).unwrap();
         assert_eq!(kept, format!("{whole}c,matm"));
@@ -862,7 +863,7 @@ pub(crate) mod tests {
         let one = fs::read_to_string(&solo).unwrap();
         fs::write(&solo, &one[..one.len() - 7]).unwrap();
         assert!(read_resumable_rows(&solo).unwrap().is_empty());
-        cut_torn_tail(&solo).unwrap().unwrap();
+        resume_rows(&solo).unwrap().1.unwrap();
         assert_eq!(
             fs::read_to_string(&solo).unwrap(),
             one.lines().next().unwrap().to_string() + "\n"
@@ -880,7 +881,7 @@ pub(crate) mod tests {
         // Damage before the tail is not a torn append: refused, the file untouched.
         let bad = whole.replacen(",naive,", ",naive,\"", 1) + "x";
         fs::write(&path, &bad).unwrap();
-        assert!(cut_torn_tail(&path).is_err());
+        assert!(resume_rows(&path).is_err());
         assert_eq!(fs::read_to_string(&path).unwrap(), bad);
     }
 
