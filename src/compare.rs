@@ -567,31 +567,16 @@ pub fn compare(
 /// (device timestamps against the wall clock differ by the submit and wait, not by the
 /// code).
 fn gate_timing(row: &mut RowChange, b: Option<&Entry>, h: Option<&Entry>, gate: TimingGate) {
-    let sides: Vec<&Entry> = [b, h].into_iter().flatten().collect();
-    let software = sides.iter().any(|e| e.run.info.adapter.is_cpu());
+    let software = [b, h]
+        .into_iter()
+        .flatten()
+        .any(|e| e.run.info.adapter.is_cpu());
     // A hang is a hang whatever the other side's timings were: only a slowdown needs
     // comparable measurements on both sides.
-    let slowdown = row.verdict == Verdict::Regressed;
-    let thin = sides
-        .iter()
-        .find(|e| !e.row.measured_in_full())
-        .filter(|_| slowdown);
-    let timings = (b.and_then(|e| e.row.timing), h.and_then(|e| e.row.timing));
-    let timings = if slowdown { timings } else { (None, None) };
-    let why_not = if let Some(e) = thin {
-        Some(format!(
-            "informational: {} samples on one side, a tuning screen's or final's short timings rather than a full measurement (--variant '^{}$' measures it in full)",
-            e.row.samples.unwrap_or(0),
-            e.row.variant
-        ))
-    } else if let (Some(tb), Some(th)) = timings {
-        (tb != th).then(|| {
-            format!("informational: timed by {tb} in base and by {th} in head, which differ by more than the code")
-        })
-    } else {
-        None
-    }
-    .or_else(|| match gate.applies(software) {
+    let incomparable = (row.verdict == Verdict::Regressed)
+        .then(|| incomparable(b, h))
+        .flatten();
+    let why_not = incomparable.or_else(|| match gate.applies(software) {
         true => None,
         false if software => {
             Some("informational: software adapter (--timing-gate on gates it)".to_string())
@@ -603,6 +588,29 @@ fn gate_timing(row: &mut RowChange, b: Option<&Entry>, h: Option<&Entry>, gate: 
         why_not.filter(|_| matches!(row.verdict, Verdict::Regressed | Verdict::TimedOut))
     {
         row.reason.push_str(&format!("; {why}"));
+    }
+}
+
+/// Why the two sides' times cannot show a slowdown: one side holds a tuning screen's or
+/// final's few timings rather than a full measurement, or the sides were timed by
+/// different methods; `None` when they are comparable.
+fn incomparable(b: Option<&Entry>, h: Option<&Entry>) -> Option<String> {
+    if let Some(e) = [b, h]
+        .into_iter()
+        .flatten()
+        .find(|e| !e.row.measured_in_full())
+    {
+        return Some(format!(
+            "informational: {} samples on one side, a tuning screen's or final's short timings rather than a full measurement (--variant '^{}$' measures it in full)",
+            e.row.samples.unwrap_or(0),
+            e.row.variant
+        ));
+    }
+    match (b.and_then(|e| e.row.timing), h.and_then(|e| e.row.timing)) {
+        (Some(tb), Some(th)) if tb != th => Some(format!(
+            "informational: timed by {tb} in base and by {th} in head, which differ by more than the code"
+        )),
+        _ => None,
     }
 }
 
