@@ -657,7 +657,7 @@ impl AttentionVariant {
         };
         let AttentionVariant::Flash { kv, chunk, .. } = *self else {
             // The naive path: scores, softmax, P·V.
-            let (ks, vs) = kv_buffers(gpu, shape, dtype, inputs, 0, wgpu::BufferUsages::STORAGE);
+            let (ks, vs) = kv_buffers(gpu, shape, dtype, inputs, None);
             let scores_bytes = self.scratch_bytes(shape, dtype);
             check_buffer(gpu, "the score matrix", scores_bytes)?;
             let workgroups = self.workgroups(shape, 1);
@@ -790,14 +790,7 @@ impl AttentionVariant {
         let mut dispatches = Vec::new();
         if let Some(plan) = plan {
             // A whole window past the last key must stay inside the buffer.
-            let (ks, vs) = kv_buffers(
-                gpu,
-                shape,
-                dtype,
-                inputs,
-                plan.window_bytes,
-                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
-            );
+            let (ks, vs) = kv_buffers(gpu, shape, dtype, inputs, Some(plan.window_bytes));
             let state = if chunk.is_none() {
                 let bytes = rows * (shape.d as u64 / 4 + 1) * 16;
                 check_buffer(gpu, "the softmax state", bytes)?;
@@ -873,7 +866,7 @@ impl AttentionVariant {
             keep.extend(ks.into_iter().chain(vs));
             keep.extend(state);
         } else {
-            let (ks, vs) = kv_buffers(gpu, shape, dtype, inputs, 0, wgpu::BufferUsages::STORAGE);
+            let (ks, vs) = kv_buffers(gpu, shape, dtype, inputs, None);
             let bind_groups = ks
                 .iter()
                 .zip(&vs)
@@ -953,19 +946,23 @@ pub fn kv_copies(shape: &AttentionShape, dtype: DType) -> usize {
     weights::weight_copies(kv_bytes)
 }
 
-/// [`kv_copies`] copies of K and of V in buffers of `usage`, each padded by `pad` bytes
-/// (rounded up to 16) so a whole uniform window past the last key stays inside it.
+/// [`kv_copies`] copies of K and of V in storage buffers; with `window_bytes`, also
+/// bindable as uniform windows of that size and padded by one (rounded up to 16), so a
+/// whole window past the last key stays inside the buffer.
 pub(super) fn kv_buffers(
     gpu: &Gpu,
     shape: &AttentionShape,
     dtype: DType,
     inputs: &AttentionInputs,
-    pad: u64,
-    usage: wgpu::BufferUsages,
+    window_bytes: Option<u64>,
 ) -> (Vec<wgpu::Buffer>, Vec<wgpu::Buffer>) {
     let copies = kv_copies(shape, dtype);
+    let usage = match window_bytes {
+        Some(_) => wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+        None => wgpu::BufferUsages::STORAGE,
+    };
     let copy = |label: &str, t: &HostTensor| {
-        let len = (t.bytes().len() as u64 + pad).next_multiple_of(16);
+        let len = (t.bytes().len() as u64 + window_bytes.unwrap_or(0)).next_multiple_of(16);
         weights::buffer_copies(gpu, label, t.bytes(), len, usage, copies)
     };
     (copy("K", &inputs.k), copy("V", &inputs.v))

@@ -643,14 +643,7 @@ pub(super) fn prepare_decode(
     let main = compile(gpu, label, &source, "main")?;
     // Padded so a whole window past the last row stays in bounds.
     let q = uniform_readable(gpu, "Q", inputs.q.bytes(), q_vec4s * 16);
-    let (ks, vs) = kv_buffers(
-        gpu,
-        shape,
-        dtype,
-        inputs,
-        plan.window_bytes,
-        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
-    );
+    let (ks, vs) = kv_buffers(gpu, shape, dtype, inputs, Some(plan.window_bytes));
 
     // One table entry per dispatch: nw slots of (k0, keys, kv_off, split0), then nw of
     // (batch, g, q_off, 0). A dispatch takes the next nw windows in (batch, g, window)
