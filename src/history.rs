@@ -11,7 +11,7 @@
 //! copied there, samples included; see [`baseline_dir`].
 
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -72,22 +72,28 @@ pub fn append_sample_lines(path: &Path, lines: &[SampleLine]) -> Result<()> {
     }
     let mut f = OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)
         .map_err(|e| Error::io("open", path, e))?;
     // A run killed mid-append left a torn last line, which reads as ignorable only while it
-    // is last: cut it before appending after it (what it held is measured again).
+    // is last: cut it before appending after it (what it held is measured again). The last
+    // byte says whether there is one; the file is read whole only then.
     let len = f.metadata().map_err(|e| Error::io("read", path, e))?.len();
+    let mut last = [b'\n'];
     if len > 0 {
+        f.seek(SeekFrom::Start(len - 1))
+            .and_then(|_| f.read_exact(&mut last))
+            .map_err(|e| Error::io("read", path, e))?;
+    }
+    if last != [b'\n'] {
         let existing = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
-        if existing.last() != Some(&b'\n') {
-            let whole = existing
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1);
-            f.set_len(whole as u64)
-                .map_err(|e| Error::io("cut the torn last line of", path, e))?;
-        }
+        let whole = existing
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        f.set_len(whole as u64)
+            .map_err(|e| Error::io("cut the torn last line of", path, e))?;
     }
     f.write_all(text.as_bytes())
         .map_err(|e| Error::io("append to", path, e))?;
