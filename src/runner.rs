@@ -505,6 +505,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
                 format!("{base} ({})", untried.join(", "))
             }
         };
+        let time_line = collected.describe(search_started.elapsed().as_secs_f64());
         let samples = collected.samples;
         let new_rows: Vec<KernelRow> = new_rows
             .into_iter()
@@ -533,6 +534,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         for r in &new_rows {
             progress.row(&crate::report::kernel_line(r));
         }
+        progress.row(&time_line);
         progress.benchmark_done();
         rows.extend(new_rows);
     }
@@ -1145,6 +1147,9 @@ fn active_prune_ratio(config: &RunConfig) -> Option<f64> {
 struct Collected {
     samples: Vec<(String, Vec<f64>)>,
     compile_s: f64,
+    /// The part of `compile_s` spent in each variant's first dispatch, where drivers that
+    /// compile lazily (llvmpipe) do their work.
+    first_dispatch_s: f64,
     verify_s: f64,
     /// Seconds measuring each variant (criterion's warm-up included).
     measure_s: Vec<(String, f64)>,
@@ -1157,6 +1162,22 @@ struct Collected {
     /// ([`crate::tuning::left_out_on_llvmpipe`]).
     left_out: u32,
     native_s: f64,
+}
+
+impl Collected {
+    /// Where one benchmark's `total_s` went, for the progress lines: a first run's cost
+    /// is mostly compilation, and this shows which benchmarks pay it.
+    fn describe(&self, total_s: f64) -> String {
+        let measuring: f64 = self.measure_s.iter().map(|(_, s)| s).sum();
+        let mut line = format!(
+            "time: {total_s:.1} s: compile and upload {:.1} (first dispatches {:.1}), verify {:.1}, screening {:.1}, measuring {measuring:.1}",
+            self.compile_s, self.first_dispatch_s, self.verify_s, self.screen_s
+        );
+        if self.native_s > 0.0 {
+            line.push_str(&format!(", native GEMM {:.1}", self.native_s));
+        }
+        line
+    }
 }
 
 /// Whether `--variant` selects this variant.
@@ -1240,6 +1261,7 @@ fn verify_candidate(
     let t = Instant::now();
     let primed = prime(gpu, &program, config.timeout);
     out.compile_s += t.elapsed().as_secs_f64();
+    out.first_dispatch_s += t.elapsed().as_secs_f64();
     if let Err(trouble) = primed {
         let mut row = device_trouble(gpu, row, trouble);
         if row.status == Status::Timeout {

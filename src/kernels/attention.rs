@@ -45,7 +45,7 @@
 
 use std::fmt::Write as _;
 
-use super::attention_decode::{prepare_decode, prepare_decode_texture};
+use super::attention_decode::{prepare_decode, prepare_decode_coop, prepare_decode_texture};
 use super::{
     bind, check_buffer, check_workgroups, compile, enable_line, render, require_subgroups,
     storage_buffer, uniform_buffer, unpack_halves, weights, Dispatch, HostTensor, PrepareError,
@@ -104,6 +104,15 @@ pub enum AttentionVariant {
         chunk: u32,
         /// P·V with the head dim split across the lanes (one key per lane for the scores).
         split_d: bool,
+    },
+    /// Decode (Sq = 1) with a workgroup of `wg` lanes on one query head and `chunk` keys,
+    /// K and V from storage buffers, then the merge pass: the GPU decode design
+    /// (`kernels/attention_decode_coop.wgsl`).
+    DecodeCoop {
+        /// Lanes per workgroup.
+        wg: u32,
+        /// Keys per workgroup (split chunk).
+        chunk: u32,
     },
 }
 
@@ -240,6 +249,17 @@ impl AttentionVariant {
                 chunk: 1024,
                 split_d: true,
             },
+            // The GPU decode design: 128-key chunks give llama-3.1-8b's 32 heads 160
+            // workgroups at context 576; 512-key chunks a quarter of the partials at long
+            // contexts. Left out of searches on llvmpipe, with the other storage-load kernels.
+            AttentionVariant::DecodeCoop {
+                wg: 128,
+                chunk: 128,
+            },
+            AttentionVariant::DecodeCoop {
+                wg: 128,
+                chunk: 512,
+            },
         ]
     }
 
@@ -250,7 +270,7 @@ impl AttentionVariant {
     /// d = 128 with an empty Mesa cache.
     pub fn loads_storage_per_lane(&self) -> bool {
         match *self {
-            AttentionVariant::Naive => true,
+            AttentionVariant::Naive | AttentionVariant::DecodeCoop { .. } => true,
             AttentionVariant::Flash { kv, .. } => !kv.uniform(),
             AttentionVariant::Decode { .. } | AttentionVariant::DecodeTexture { .. } => false,
         }
@@ -294,6 +314,7 @@ impl AttentionVariant {
                     format!("decode_stex_l8_t{tk}_k{chunk}")
                 }
             }
+            AttentionVariant::DecodeCoop { wg, chunk } => format!("decode_coop_w{wg}_k{chunk}"),
             AttentionVariant::Flash {
                 kv,
                 br,
@@ -341,6 +362,10 @@ impl AttentionVariant {
                 "kernels/attention_decode_texture.wgsl",
                 "kernels/attention_flash_merge.wgsl",
             ],
+            AttentionVariant::DecodeCoop { .. } => &[
+                "kernels/attention_decode_coop.wgsl",
+                "kernels/attention_flash_merge.wgsl",
+            ],
             AttentionVariant::Flash { chunk: None, .. } => &["kernels/attention_flash_row.wgsl"],
             AttentionVariant::Flash { .. } => &[
                 "kernels/attention_flash_row.wgsl",
@@ -367,6 +392,7 @@ impl AttentionVariant {
             AttentionVariant::Naive => 256,
             AttentionVariant::Flash { br, .. } => br,
             AttentionVariant::Decode { .. } | AttentionVariant::DecodeTexture { .. } => 8,
+            AttentionVariant::DecodeCoop { wg, .. } => wg,
         }
     }
 
@@ -378,6 +404,8 @@ impl AttentionVariant {
                 bc,
                 ..
             } => 2 * bc * d * dtype.size() as u32,
+            // q, the chunk's scores, the tree and the groups' P·V sums.
+            AttentionVariant::DecodeCoop { wg, chunk } => 4 * d + 4 * chunk + 4 * wg + 16 * wg,
             _ => 0,
         }
     }
@@ -430,7 +458,8 @@ impl AttentionVariant {
                 .window_plan(shape, dtype, 1 << 16, 256)
                 .map_or(1, |p| p.windows * p.subs),
             AttentionVariant::Flash { chunk: Some(k), .. }
-            | AttentionVariant::DecodeTexture { chunk: k, .. } => shape.skv.div_ceil(k),
+            | AttentionVariant::DecodeTexture { chunk: k, .. }
+            | AttentionVariant::DecodeCoop { chunk: k, .. } => shape.skv.div_ceil(k),
             _ => 1,
         }
     }
@@ -451,7 +480,8 @@ impl AttentionVariant {
             AttentionVariant::Flash { chunk: None, .. } => 0,
             AttentionVariant::Flash { .. }
             | AttentionVariant::Decode { .. }
-            | AttentionVariant::DecodeTexture { .. } => {
+            | AttentionVariant::DecodeTexture { .. }
+            | AttentionVariant::DecodeCoop { .. } => {
                 rows * self.splits(shape, dtype) as u64 * (shape.d as u64 + 2) * 4
             }
         }
@@ -468,6 +498,9 @@ impl AttentionVariant {
             AttentionVariant::Decode { .. } => [subs, 1, 1],
             AttentionVariant::DecodeTexture { chunk, .. } => {
                 [shape.skv.div_ceil(chunk), shape.hkv, shape.b]
+            }
+            AttentionVariant::DecodeCoop { chunk, .. } => {
+                [shape.skv.div_ceil(chunk), shape.hq, shape.b]
             }
             AttentionVariant::Flash { kv, chunk, .. } => {
                 let blocks = self.row_blocks(shape);
@@ -644,6 +677,9 @@ impl AttentionVariant {
         let rows = shape.b as u64 * shape.hq as u64 * shape.sq as u64;
         if let AttentionVariant::Decode { tk, subs } = *self {
             return prepare_decode(gpu, shape, dtype, inputs, shift, tk, subs, &label);
+        }
+        if let AttentionVariant::DecodeCoop { wg, chunk } = *self {
+            return prepare_decode_coop(gpu, shape, dtype, inputs, shift, wg, chunk, &label);
         }
         if let AttentionVariant::DecodeTexture { tk, chunk, split_d } = *self {
             return prepare_decode_texture(
@@ -1497,6 +1533,10 @@ mod tests {
                 AttentionVariant::DecodeTexture { chunk, .. } => {
                     assert!(x * chunk >= s.skv && (x - 1) * chunk < s.skv);
                     assert_eq!((y, z), (s.hkv, s.b));
+                }
+                AttentionVariant::DecodeCoop { chunk, .. } => {
+                    assert!(x * chunk >= s.skv && (x - 1) * chunk < s.skv);
+                    assert_eq!((y, z), (s.hq, s.b));
                 }
                 AttentionVariant::Flash {
                     kv, br, tq, chunk, ..

@@ -1,16 +1,19 @@
-//! The decode attention kernels (Sq = 1), lavapipe's designs: one generated step (scores one
-//! key per SIMD lane, FlashAttention-2's online softmax for the rep query heads of a KV
-//! head; P·V per lane over its own keys, the lanes combined by subgroup reductions at the
-//! end, or with the head dim split across the lanes: `split_d_pv`) fed two ways, and the
-//! host side of each:
+//! The decode attention kernels (Sq = 1) and the host side of each. Lavapipe's designs run
+//! one generated step (scores one key per SIMD lane, FlashAttention-2's online softmax for
+//! the rep query heads of a KV head; P·V per lane over its own keys, the lanes combined by
+//! subgroup reductions at the end, or with the head dim split across the lanes:
+//! `split_d_pv`) fed two ways:
 //! - `decode_ubo_*`: K and V through 64 KiB uniform windows, several per dispatch
 //!   (`kernels/attention_decode_ubo.wgsl`);
 //! - `decode_stex_*`: Q, K and V in rgba32uint storage textures, one dispatch for every head
 //!   and chunk (`kernels/attention_decode_texture.wgsl`).
 //!
-//! Both write per-chunk partial results that attention.rs's merge pass combines. The
-//! variants themselves ([`AttentionVariant::Decode`], [`AttentionVariant::DecodeTexture`])
-//! live with the others in attention.rs.
+//! The GPU design, `decode_coop_*`, puts a whole workgroup on one query head's chunk, K and V
+//! from storage buffers (`kernels/attention_decode_coop.wgsl`).
+//!
+//! All write per-chunk partial results that attention.rs's merge pass combines. The
+//! variants themselves ([`AttentionVariant::Decode`], [`AttentionVariant::DecodeTexture`],
+//! [`AttentionVariant::DecodeCoop`]) live with the others in attention.rs.
 
 use std::fmt::Write as _;
 
@@ -29,6 +32,7 @@ use crate::shape::{AttentionShape, DType};
 
 const DECODE_UBO: &str = include_str!("../../kernels/attention_decode_ubo.wgsl");
 const DECODE_TEXTURE: &str = include_str!("../../kernels/attention_decode_texture.wgsl");
+const DECODE_COOP: &str = include_str!("../../kernels/attention_decode_coop.wgsl");
 
 /// The generated parts of a decode kernel (uniform windows or textures): pre-scaled q
 /// (`LOAD_Q`), the per-lane online-softmax state (`INIT`), one step over 8·TK keys (`STEP`,
@@ -838,6 +842,74 @@ pub(super) fn prepare_decode_texture(
     Ok(partials.program(vec![main], Vec::new()))
 }
 
+/// The WGSL of `decode_coop` for head dim `d` in `dtype`, `wg` lanes and `chunk` keys a
+/// workgroup.
+pub fn decode_coop_source(d: u32, dtype: DType, wg: u32, chunk: u32) -> String {
+    assert!(wg.is_power_of_two() && chunk.is_multiple_of(wg) && d / 4 <= wg);
+    render(
+        DECODE_COOP,
+        &[
+            ("ENABLE_F16", enable_line(dtype)),
+            ("ELEM", dtype.wgsl().to_string()),
+            ("WG", wg.to_string()),
+            ("CHUNK", chunk.to_string()),
+            ("D4", (d / 4).to_string()),
+        ],
+    )
+}
+
+/// Build `decode_coop`: K and V in storage buffers (copies cycled, see kv_copies), one
+/// dispatch over every head and chunk, then the merge.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn prepare_decode_coop(
+    gpu: &Gpu,
+    shape: &AttentionShape,
+    dtype: DType,
+    inputs: &AttentionInputs,
+    shift: i32,
+    wg: u32,
+    chunk: u32,
+    label: &str,
+) -> Result<Program, PrepareError> {
+    if shape.sq != 1 {
+        return Err(PrepareError::Unsupported(format!(
+            "the decode kernel is for sq=1 (this shape has sq={})",
+            shape.sq
+        )));
+    }
+    let variant = AttentionVariant::DecodeCoop { wg, chunk };
+    let workgroups = variant.workgroups(shape, 1);
+    check_workgroups(gpu, workgroups)?;
+    let nsplit = variant.splits(shape, dtype);
+    let partials = Partials::new(gpu, shape, dtype, shift, nsplit, chunk, label)?;
+    let source = decode_coop_source(shape.d, dtype, wg, chunk);
+    let main = compile(gpu, label, &source, "main")?;
+    let q = storage_buffer(gpu, "Q", inputs.q.bytes(), false);
+    let (ks, vs) = kv_buffers(gpu, shape, dtype, inputs, None);
+    let bind_groups = ks
+        .iter()
+        .zip(&vs)
+        .map(|(k, v)| {
+            bind(
+                gpu,
+                &main,
+                &[
+                    &partials.uniforms,
+                    &q,
+                    k,
+                    v,
+                    &partials.part_o,
+                    &partials.part_ml,
+                ],
+            )
+        })
+        .collect();
+    let main = Dispatch::cycling(main, bind_groups, workgroups);
+    let mut keep = vec![q];
+    keep.extend(ks.into_iter().chain(vs));
+    Ok(partials.program(vec![main], keep))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -846,13 +918,19 @@ mod tests {
         spec.parse().unwrap()
     }
 
-    /// Both decode kernels parse and validate with naga for every head dim, dtype and
-    /// GQA ratio they take, the texture kernel with plain and wrapped K/V layouts.
+    /// The decode kernels parse and validate with naga for every head dim, dtype and GQA
+    /// ratio they take, the texture kernel with plain and wrapped K/V layouts.
     #[test]
     fn every_decode_source_validates() {
         let validate = crate::kernels::validate_wgsl;
         for dtype in [DType::F32, DType::F16] {
             for d in AttentionShape::HEAD_DIMS {
+                for (wg, chunk) in [(128, 128), (128, 512), (32, 64)] {
+                    if d / 4 <= wg {
+                        let src = decode_coop_source(d, dtype, wg, chunk);
+                        validate(&format!("decode_coop d={d} {dtype} w{wg}"), &src);
+                    }
+                }
                 for rep in [1, 4] {
                     if rep * d > DECODE_MAX_REP_D {
                         continue;

@@ -13,6 +13,10 @@
 //!   [n, k], the models' products): half the texel loads per k.
 //! - `gemv_ubo_*`: matrix-vector products for decode (A of at most 4 rows, B stored [n, k])
 //!   streaming B through uniform windows; in [`super::gemv`].
+//! - `gemv_stex_*`: the same products with B in a storage texture, each lane walking whole
+//!   B rows: the lavapipe decode design; in [`super::gemv_texture`].
+//! - `gemv_coop_*`: the same products with a workgroup's lanes striding together along a
+//!   few B rows from a storage buffer: the GPU decode design; in [`super::gemv_coop`].
 //!
 //! Texture operands are staged (zero-padded) before timing, like a BLAS packing step; for
 //! inference the weights (B) are staged once at load time.
@@ -21,9 +25,9 @@ use std::fmt::Write as _;
 
 use super::{
     bind, bind_resources, check_buffer, check_workgroups, compile, enable_line, gemv,
-    gemv::GemvTile, gemv_texture, gemv_texture::GemvTexTile, render, storage_buffer,
-    texel_layout::TexelLayout, uniform_buffer, weights, Dispatch, HostTensor, PrepareError,
-    Program,
+    gemv::GemvTile, gemv_coop, gemv_coop::GemvCoopTile, gemv_texture, gemv_texture::GemvTexTile,
+    render, storage_buffer, texel_layout::TexelLayout, uniform_buffer, weights, Dispatch,
+    HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
@@ -77,6 +81,9 @@ pub enum MatmulVariant {
     /// Matrix-vector product with B in a storage texture (decode shapes only; see
     /// [`super::gemv_texture`]): each lane walks whole B rows.
     GemvTexture(GemvTexTile),
+    /// Matrix-vector product with B in a storage buffer (decode shapes only; see
+    /// [`super::gemv_coop`]): a workgroup's lanes stride together along a few B rows.
+    GemvCoop(GemvCoopTile),
 }
 
 /// Where a kernel reads A and B from. On lavapipe the choice decides speed: a storage-buffer
@@ -275,6 +282,11 @@ impl MatmulVariant {
             // shapes: 1.24-1.95x the faster of the two in f16, 1.35-2.25x in f32.
             MatmulVariant::GemvTexture(GemvTexTile { tn: 2, nsg: 4 }),
             MatmulVariant::GemvTexture(GemvTexTile { tn: 4, nsg: 4 }),
+            // The GPU decode design: one B row per 128 lanes suits long rows (llama's k of
+            // 4096 and 14336), two rows per 64 lanes gpt2's k of 768 (96 loads of 8 halves a
+            // row). Left out of searches on llvmpipe, with the other storage-load kernels.
+            MatmulVariant::GemvCoop(GemvCoopTile { r: 1, wg: 128 }),
+            MatmulVariant::GemvCoop(GemvCoopTile { r: 2, wg: 64 }),
         ]
     }
 
@@ -284,7 +296,10 @@ impl MatmulVariant {
     /// quick-suite shape there.
     pub fn loads_storage_per_lane(&self) -> bool {
         match *self {
-            MatmulVariant::Naive | MatmulVariant::Reg { .. } | MatmulVariant::Tiled { .. } => true,
+            MatmulVariant::Naive
+            | MatmulVariant::Reg { .. }
+            | MatmulVariant::Tiled { .. }
+            | MatmulVariant::GemvCoop(_) => true,
             MatmulVariant::Subgroup { operands, .. } => operands == Operands::Buffers,
             MatmulVariant::Texture { .. }
             | MatmulVariant::Gemv(_)
@@ -380,6 +395,7 @@ impl MatmulVariant {
             MatmulVariant::GemvTexture(GemvTexTile { tn, nsg }) => {
                 format!("gemv_stex_t{tn}_x{nsg}")
             }
+            MatmulVariant::GemvCoop(GemvCoopTile { r, wg }) => format!("gemv_coop_r{r}_w{wg}"),
         }
     }
 
@@ -393,6 +409,7 @@ impl MatmulVariant {
             MatmulVariant::Texture { .. } => "kernels/matmul_texture_common.wgsl",
             MatmulVariant::Gemv(_) => "kernels/matmul_gemv_ubo.wgsl",
             MatmulVariant::GemvTexture(_) => "kernels/matmul_gemv_texture.wgsl",
+            MatmulVariant::GemvCoop(_) => "kernels/matmul_gemv_coop.wgsl",
         }
     }
 
@@ -417,6 +434,7 @@ impl MatmulVariant {
             MatmulVariant::Texture { wx, wy, .. } => wx * wy,
             MatmulVariant::Gemv(_) => 8,
             MatmulVariant::GemvTexture(tile) => tile.invocations(),
+            MatmulVariant::GemvCoop(tile) => tile.wg,
         }
     }
 
@@ -433,6 +451,7 @@ impl MatmulVariant {
     pub fn workgroups(&self, shape: &MatmulShape) -> [u32; 3] {
         let (rows, cols) = match *self {
             MatmulVariant::GemvTexture(tile) => return tile.workgroups(shape),
+            MatmulVariant::GemvCoop(tile) => return tile.workgroups(shape),
             MatmulVariant::Gemv(tile) => {
                 let per_window = gemv::plan(shape, DType::F32, tile, 1 << 16, 256)
                     .map_or(1, |p| p.workgroups_per_window());
@@ -519,6 +538,10 @@ impl MatmulVariant {
                     Err(why) => format!("// gemv_stex does not apply to {shape}: {why:?}\n"),
                 }
             }
+            MatmulVariant::GemvCoop(tile) => match gemv_coop::refusal(shape, dtype, tile) {
+                None => gemv_coop::source(shape, dtype, tile),
+                Some(why) => format!("// gemv_coop does not apply to {shape}: {why}\n"),
+            },
             MatmulVariant::Gemv(tile) => match gemv::plan(shape, dtype, tile, 1 << 16, 256) {
                 Ok(plan) => gemv::source(shape, dtype, &plan, 1),
                 Err(why) => format!("// gemv_ubo does not apply to {shape}: {why}\n"),
@@ -586,6 +609,9 @@ impl MatmulVariant {
         }
         if let MatmulVariant::GemvTexture(tile) = *self {
             return gemv_texture::prepare(gpu, shape, dtype, &inputs.a, &inputs.b, tile, &label);
+        }
+        if let MatmulVariant::GemvCoop(tile) = *self {
+            return gemv_coop::prepare(gpu, shape, dtype, &inputs.a, &inputs.b, tile, &label);
         }
         let s = &gpu.summary;
         if let MatmulVariant::Subgroup { s: size, .. } = *self {
@@ -1412,8 +1438,8 @@ mod tests {
                 } => (nsg * s * ra, s * 4 * tn4),
                 // Its geometry follows the windows (gemv.rs tests it).
                 MatmulVariant::Gemv(_) => continue,
-                // Batch 1 only (gemv_texture.rs tests it).
-                MatmulVariant::GemvTexture(_) => continue,
+                // Batch 1 only (gemv_texture.rs and gemv_coop.rs test them).
+                MatmulVariant::GemvTexture(_) | MatmulVariant::GemvCoop(_) => continue,
             };
             assert!(x * cols >= 61 && (x - 1) * cols < 61, "{}", v.name());
             assert!(y * rows >= 97 && (y - 1) * rows < 97, "{}", v.name());
@@ -1439,6 +1465,11 @@ mod tests {
                     }
                     if let MatmulVariant::GemvTexture(_) = v {
                         if gemv_texture::layout(&shape, dtype, 16384).is_err() {
+                            continue;
+                        }
+                    }
+                    if let MatmulVariant::GemvCoop(tile) = v {
+                        if gemv_coop::refusal(&shape, dtype, tile).is_some() {
                             continue;
                         }
                     }

@@ -8,6 +8,7 @@ pub mod attention;
 pub mod attention_decode;
 pub mod elementwise;
 pub mod gemv;
+pub mod gemv_coop;
 pub mod gemv_texture;
 pub mod matmul;
 pub mod texel_layout;

@@ -1,0 +1,167 @@
+// attention_decode_coop.wgsl: decode attention (Sq = 1) with a whole workgroup on one query
+// head and chunk of keys: the GPU design of flash-decoding. First pass of two; the second is
+// attention_flash_merge.wgsl.
+//
+// What it computes: for query head h of batch b (reading KV head h / REP: GQA), over the
+// keys of chunk s (keys s·CHUNK .. s·CHUNK + CHUNK - 1, those the causal limit lets it see):
+// the chunk's max score m, sum l = Σ 2^(score - m) and unnormalised output
+// o = Σ 2^(score - m)·V[key] (scores in log2 units, q pre-scaled by scale·log2(e)), written
+// raw to part_o / part_ml for the merge.
+//
+// Why: the lavapipe decode kernels (attention_decode_texture.wgsl, attention_decode_ubo.wgsl)
+// give each 8-lane workgroup a KV head and a chunk, one key per lane at a time. On an H200
+// (32-lane subgroups) that kept a few hundred lanes busy and ran llama-3.1-8b's decode
+// attention at context 576 in 227 µs (10 GB/s against a 4.2 TB/s copy). Here WG lanes
+// share one query head's chunk in three steps: each lane scores its own keys (CHUNK / WG of
+// them), a tree in workgroup memory finds the max and the sum, and for P·V the lanes split
+// into groups of D4, lane c of a group reading V's c-th 16-byte unit of every
+// (WG / D4)-th key, so a group's loads of a V row are consecutive; the groups' sums are
+// added at the end. Hq·NSPLIT workgroups fill the GPU at every context length.
+//
+// Memory layout: Q[B, Hq, 1, D], K and V [B, Hkv, Skv, D] row-major in the storage type E,
+// read as vec4<E>; part_o[B, Hq, 1, NSPLIT, D] and part_ml[B, Hq, 1, NSPLIT] f32. A chunk
+// past the causal limit (key > shift) sees no key and writes m = -inf (finite), l = 0,
+// o = 0; keys past Skv are masked the same way.
+//
+// Bindings (group 0):
+//   0 uniform  Params (as attention_flash_row.wgsl; chunk = CHUNK)
+//   1 storage read  q: array<vec4<E>>
+//   2 storage read  k: array<vec4<E>>
+//   3 storage read  v: array<vec4<E>>
+//   4 storage read_write  part_o: array<vec4<f32>>
+//   5 storage read_write  part_ml: array<vec2<f32>>
+// Dispatch: (NSPLIT, Hq, B) workgroups of WG invocations, NSPLIT = ceil(Skv / CHUNK).
+// Tile parameters (substituted): WG (lanes, a power of two for the trees and at least D4),
+// CHUNK (keys per workgroup, a multiple of WG: more workgroups and partials when small,
+// more keys per lane when large), D4 = D / 4. Workgroup memory: 16·D4 (q) + 4·CHUNK
+// (scores) + 4·WG (tree) + 16·WG (P·V sums) bytes: 5.5 KiB at WG 128, CHUNK 512, d 128.
+// Needs no subgroup operations.
+// Template fields: ENABLE_F16 ELEM WG CHUNK D4.
+{{ENABLE_F16}}
+alias E = {{ELEM}};
+
+struct Params {
+    b: u32,
+    hq: u32,
+    hkv: u32,
+    sq: u32,
+    skv: u32,
+    rep: u32,
+    causal: u32,
+    nsplit: u32,
+    shift: i32,
+    chunk: u32,
+    scale_log2e: f32,
+    _pad: u32,
+}
+
+const WG: u32 = {{WG}}u;
+const CHUNK: u32 = {{CHUNK}}u;
+const D4: u32 = {{D4}}u;
+// P·V groups of D4 lanes; group g sums keys g, g + GROUPS, ... (lanes past them idle).
+const GROUPS: u32 = WG / D4;
+// "Minus infinity" for max and masks: finite, so no inf - inf can make a NaN.
+const NEG: f32 = -3.0e38;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<vec4<E>>;
+@group(0) @binding(2) var<storage, read> k: array<vec4<E>>;
+@group(0) @binding(3) var<storage, read> v: array<vec4<E>>;
+@group(0) @binding(4) var<storage, read_write> part_o: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> part_ml: array<vec2<f32>>;
+
+var<workgroup> qs: array<vec4<f32>, {{D4}}>;
+var<workgroup> w: array<f32, {{CHUNK}}>;
+var<workgroup> tree: array<f32, {{WG}}>;
+var<workgroup> po: array<vec4<f32>, {{WG}}>;
+
+// The max (or sum) of every lane's x; called by all lanes together.
+fn tree_max(x: f32, li: u32) -> f32 {
+    tree[li] = x;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (li < s) {
+            tree[li] = max(tree[li], tree[li + s]);
+        }
+        workgroupBarrier();
+    }
+    let out = tree[0];
+    workgroupBarrier();
+    return out;
+}
+
+fn tree_sum(x: f32, li: u32) -> f32 {
+    tree[li] = x;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (li < s) {
+            tree[li] += tree[li + s];
+        }
+        workgroupBarrier();
+    }
+    let out = tree[0];
+    workgroupBarrier();
+    return out;
+}
+
+@compute @workgroup_size({{WG}}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let s = wid.x;
+    let row = wid.z * p.hq + wid.y;
+    // The first K/V row of this head's KV head.
+    let kv0 = (wid.z * p.hkv + wid.y / p.rep) * p.skv;
+    let k0 = s * CHUNK;
+    var last = i32(p.skv) - 1;
+    if (p.causal != 0u) {
+        last = min(p.shift, last);
+    }
+    // Keys k0 .. k0 + n - 1 are seen; none when the chunk lies past the limit.
+    let n = u32(clamp(last + 1 - i32(k0), 0, i32(CHUNK)));
+    for (var c = li; c < D4; c += WG) {
+        qs[c] = vec4<f32>(q[row * D4 + c]) * p.scale_log2e;
+    }
+    workgroupBarrier();
+    var mx = NEG;
+    for (var j = li; j < CHUNK; j += WG) {
+        var score = NEG;
+        if (j < n) {
+            let at = (kv0 + k0 + j) * D4;
+            var acc = 0.0;
+            for (var c = 0u; c < D4; c++) {
+                acc += dot(qs[c], vec4<f32>(k[at + c]));
+            }
+            score = acc;
+        }
+        w[j] = score;
+        mx = max(mx, score);
+    }
+    let m = tree_max(mx, li);
+    var sum = 0.0;
+    for (var j = li; j < CHUNK; j += WG) {
+        let e = select(0.0, exp2(w[j] - m), j < n);
+        w[j] = e;
+        sum += e;
+    }
+    // tree_sum's barriers also publish every lane's weights for P·V.
+    let l = tree_sum(sum, li);
+    let c = li % D4;
+    let group = li / D4;
+    var o = vec4<f32>(0.0);
+    if (group < GROUPS) {
+        for (var j = group; j < n; j += GROUPS) {
+            o = fma(vec4<f32>(v[(kv0 + k0 + j) * D4 + c]), vec4<f32>(w[j]), o);
+        }
+    }
+    po[li] = o;
+    workgroupBarrier();
+    if (li < D4) {
+        var total = po[li];
+        for (var g = 1u; g < GROUPS; g++) {
+            total += po[g * D4 + li];
+        }
+        part_o[(row * p.nsplit + s) * D4 + li] = total;
+    }
+    if (li == 0u) {
+        part_ml[row * p.nsplit + s] = vec2<f32>(m, l);
+    }
+}
