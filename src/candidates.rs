@@ -21,6 +21,8 @@ pub(crate) struct Candidate<'a> {
     /// Why a suite's search on llvmpipe leaves it out, if it does
     /// ([`crate::tuning::left_out_on_llvmpipe`]).
     pub llvmpipe_left_out: Option<LeftOut>,
+    /// Why a suite's search on a GPU leaves it out, if it does (`Searched::gpu_left_out`).
+    pub gpu_left_out: Option<LeftOut>,
     pub prepare: Prepare<'a>,
 }
 
@@ -116,6 +118,7 @@ impl BenchInputs {
                 .map(|v| Candidate {
                     variant: v.name(),
                     llvmpipe_left_out: None,
+                    gpu_left_out: None,
                     prepare: Box::new(move |gpu: &Gpu| {
                         let (program, check) = prepare_op_with(gpu, op, &v, dtype, seed)?;
                         Ok((program, check as Check))
@@ -156,6 +159,8 @@ pub(crate) trait Searched: Copy {
     type Shape;
     fn name(&self) -> String;
     fn loads_storage_per_lane(&self) -> bool;
+    /// Whether it reads its operands through uniform windows at per-lane addresses.
+    fn loads_uniform_per_lane(&self) -> bool;
     /// The sibling that always beat it on llvmpipe at `shape` in `dtype` (a few matmul and
     /// attention variants).
     fn superseded_on_llvmpipe(&self, shape: &Self::Shape, dtype: DType) -> Option<&'static str>;
@@ -167,6 +172,11 @@ pub(crate) trait Searched: Copy {
         self.superseded_on_llvmpipe(shape, dtype)
             .map(|by| LeftOut::Superseded { by })
     }
+    /// See [`Candidate::gpu_left_out`].
+    fn gpu_left_out(&self) -> Option<LeftOut> {
+        self.loads_uniform_per_lane()
+            .then_some(LeftOut::UniformPerLane)
+    }
 }
 
 impl Searched for MatmulVariant {
@@ -176,6 +186,9 @@ impl Searched for MatmulVariant {
     }
     fn loads_storage_per_lane(&self) -> bool {
         MatmulVariant::loads_storage_per_lane(self)
+    }
+    fn loads_uniform_per_lane(&self) -> bool {
+        matches!(self, MatmulVariant::Gemv(_))
     }
     fn superseded_on_llvmpipe(&self, shape: &MatmulShape, dtype: DType) -> Option<&'static str> {
         MatmulVariant::superseded_on_llvmpipe(self, shape, dtype)
@@ -189,6 +202,13 @@ impl Searched for AttentionVariant {
     }
     fn loads_storage_per_lane(&self) -> bool {
         AttentionVariant::loads_storage_per_lane(self)
+    }
+    fn loads_uniform_per_lane(&self) -> bool {
+        match *self {
+            AttentionVariant::Flash { kv, .. } => kv.uniform(),
+            AttentionVariant::Decode { .. } => true,
+            _ => false,
+        }
     }
     /// The same at every shape and dtype.
     fn superseded_on_llvmpipe(&self, _: &AttentionShape, _: DType) -> Option<&'static str> {
@@ -214,6 +234,7 @@ fn checked_candidates<'a, V: Searched + 'a, R: 'a>(
         .map(|v| Candidate {
             variant: v.name(),
             llvmpipe_left_out: v.llvmpipe_left_out(shape, dtype),
+            gpu_left_out: v.gpu_left_out(),
             prepare: Box::new(move |gpu: &Gpu| {
                 let program = prepare(v, gpu)?;
                 let check: Check = Box::new(move |output: &HostTensor| check(reference(), output));
@@ -288,5 +309,41 @@ mod tests {
                 7
             );
         }
+    }
+
+    /// On GPUs only the uniform-window kernels are left out, by name: the GPU designs and
+    /// the texture kernels stay searched for every op.
+    #[test]
+    fn gpus_leave_out_exactly_the_uniform_window_kernels() {
+        let left_out = |names: Vec<(String, Option<LeftOut>)>| -> Vec<String> {
+            names
+                .into_iter()
+                .filter_map(|(n, why)| why.map(|w| (n, w)))
+                .map(|(n, w)| {
+                    assert_eq!(w, LeftOut::UniformPerLane, "{n}");
+                    n
+                })
+                .collect()
+        };
+        let matmul = left_out(
+            MatmulVariant::all()
+                .iter()
+                .map(|v| (v.name(), v.gpu_left_out()))
+                .collect(),
+        );
+        assert_eq!(matmul, ["gemv_ubo_r4_b4", "gemv_ubo_r1_b16"]);
+        let attention = left_out(
+            AttentionVariant::all()
+                .iter()
+                .map(|v| (v.name(), v.gpu_left_out()))
+                .collect(),
+        );
+        assert!(
+            attention.iter().all(|n| n.starts_with("flash_ubo")
+                || n.starts_with("flash_ubs")
+                || n.starts_with("decode_ubo")),
+            "{attention:?}"
+        );
+        assert_eq!(attention.len(), 6, "{attention:?}");
     }
 }

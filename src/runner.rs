@@ -496,7 +496,12 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
                 untried.push(format!("{} more pruned", collected.pruned));
             }
             if collected.left_out > 0 {
-                untried.push(format!("{} left out on llvmpipe", collected.left_out));
+                let on = if gpu.summary.is_llvmpipe() {
+                    "llvmpipe"
+                } else {
+                    "GPUs"
+                };
+                untried.push(format!("{} left out on {on}", collected.left_out));
             }
             let base = format!("tuning: chosen by a {secs:.0} s search over {tried} variants");
             if untried.is_empty() {
@@ -799,15 +804,15 @@ fn run_candidates(
     };
     // Variants that kept losing widely on earlier benchmarks of this regime are left out,
     // as are, on llvmpipe, the ones built on per-lane storage loads and the ones a sibling
-    // always beat there; unless nothing else verifies.
-    let llvmpipe = gpu.summary.is_llvmpipe();
-    let left_out = |c: &Candidate<'_>| c.llvmpipe_left_out.filter(|_| llvmpipe);
+    // always beat there, and on GPUs the lavapipe designs that read operands through
+    // uniform windows; unless nothing else verifies.
+    let left_out = left_out_on(&gpu.summary);
     let prune: Vec<Option<String>> = candidates
         .iter()
         .map(|c| {
             let h = history.as_deref()?;
             if let Some(why) = left_out(c) {
-                return Some(crate::tuning::left_out_on_llvmpipe(&c.variant, why));
+                return Some(crate::tuning::left_out_note(&c.variant, why));
             }
             h.pruned(bench, &c.variant)
         })
@@ -1158,8 +1163,8 @@ struct Collected {
     /// Variants the search left out for their screens on earlier benchmarks
     /// ([`ScreenHistory`]) ...
     pruned: u32,
-    /// ... and, on llvmpipe, for their per-lane storage loads
-    /// ([`crate::tuning::left_out_on_llvmpipe`]).
+    /// ... and, on llvmpipe or on GPUs, for how they load their operands
+    /// ([`crate::tuning::left_out_note`]).
     left_out: u32,
     native_s: f64,
 }
@@ -1177,6 +1182,23 @@ impl Collected {
             line.push_str(&format!(", native GEMM {:.1}", self.native_s));
         }
         line
+    }
+}
+
+/// Why a suite's search on `adapter` leaves a candidate out, if it does: llvmpipe has its
+/// list, GPUs theirs, other CPU adapters none.
+fn left_out_on(
+    adapter: &crate::gpu::AdapterSummary,
+) -> impl Fn(&Candidate<'_>) -> Option<crate::tuning::LeftOut> {
+    let (llvmpipe, gpu) = (adapter.is_llvmpipe(), !adapter.is_cpu());
+    move |c: &Candidate<'_>| {
+        if llvmpipe {
+            c.llvmpipe_left_out
+        } else if gpu {
+            c.gpu_left_out
+        } else {
+            None
+        }
     }
 }
 

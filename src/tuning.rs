@@ -186,10 +186,10 @@ impl ScreenHistory {
     }
 }
 
-/// Why a suite's search on llvmpipe leaves a variant out, from what earlier runs there
-/// measured (`llvmpipe_left_out` on the matmul and attention variants). The search still
-/// tries such variants when nothing else verifies; `--variant` and `--suite full` measure
-/// them.
+/// Why a suite's search leaves a variant out on llvmpipe (`llvmpipe_left_out` on the matmul
+/// and attention variants) or on GPUs (`gpu_left_out`), from what earlier runs there
+/// measured. The search still tries such variants when nothing else verifies; `--variant`
+/// and `--suite full` measure them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeftOut {
     /// The kernel reads its operands from storage buffers at per-lane addresses, which
@@ -202,15 +202,37 @@ pub enum LeftOut {
     /// lengthens a run, a first run most (compiling takes 0.3-1 s per matmul variant and
     /// 5-27 s per attention variant there with an empty Mesa shader cache).
     Superseded { by: &'static str },
+    /// On GPUs: the kernel reads its operands through uniform-buffer windows at per-lane
+    /// addresses, a lavapipe design (llvmpipe vectorises those gathers). A GPU's uniform
+    /// (constant) cache serves one address a load at full speed, and these kernels unroll
+    /// their loop once per window, the largest shaders of the suite: on the H200
+    /// (2026-11-28 fresh quick run) `gemv_ubo`, `flash_ubo`/`flash_ubs` and `decode_ubo`
+    /// screened 18-11 000x behind the chosen kernel at every quick-suite shape, while the
+    /// six attention benchmarks spent 105 s compiling.
+    UniformPerLane,
 }
 
-/// The note of a row that `why` left out of a search on llvmpipe.
-pub fn left_out_on_llvmpipe(variant: &str, why: LeftOut) -> String {
+impl LeftOut {
+    /// The adapters this reason applies to, for notes.
+    pub fn on(self) -> &'static str {
+        match self {
+            LeftOut::StoragePerLane | LeftOut::Superseded { .. } => "llvmpipe",
+            LeftOut::UniformPerLane => "GPUs",
+        }
+    }
+}
+
+/// The note of a row that `why` left out of a search.
+pub fn left_out_note(variant: &str, why: LeftOut) -> String {
     let reason = match why {
         LeftOut::StoragePerLane => "this kernel reads its operands from storage buffers at per-lane addresses, which llvmpipe compiles to a scalar loop over the SIMD lanes (2-100x behind the texture and uniform-window kernels on every quick-suite shape)".to_string(),
         LeftOut::Superseded { by } => format!("{by} ran faster on every quick-suite shape of this kind in every recorded llvmpipe run, so searching this kernel there only lengthens the run"),
+        LeftOut::UniformPerLane => "this kernel reads its operands through uniform-buffer windows at per-lane addresses, a lavapipe design (18-11000x behind the chosen kernel at every quick-suite shape on an H200, and among the slowest to compile)".to_string(),
     };
-    format!("not searched on llvmpipe: {reason}; measure it with --variant '^{variant}$' or --suite full")
+    format!(
+        "not searched on {}: {reason}; measure it with --variant '^{variant}$' or --suite full",
+        why.on()
+    )
 }
 
 /// The kernels these choices were made with: a hash of kernels/ and src/kernels/.
@@ -371,13 +393,13 @@ mod tests {
 
     #[test]
     fn left_out_notes_say_why_and_how_to_measure_the_variant() {
-        let storage = left_out_on_llvmpipe("flash_row_r32_q1_c8", LeftOut::StoragePerLane);
+        let storage = left_out_note("flash_row_r32_q1_c8", LeftOut::StoragePerLane);
         assert!(storage.contains("per-lane addresses"), "{storage}");
         assert!(
             storage.contains("--variant '^flash_row_r32_q1_c8$'"),
             "{storage}"
         );
-        let superseded = left_out_on_llvmpipe(
+        let superseded = left_out_note(
             "decode_ubo_l8_t2_s2",
             LeftOut::Superseded {
                 by: "decode_ubo_l8_t1",
