@@ -12,31 +12,36 @@
 // give each 8-lane workgroup a KV head and a chunk, one key per lane at a time. On an H200
 // (32-lane subgroups) that kept a few hundred lanes busy and ran llama-3.1-8b's decode
 // attention at context 576 in 227 µs (10 GB/s against a 4.2 TB/s copy). Here WG lanes
-// share one query head's chunk in three steps: each lane scores its own keys (CHUNK / WG of
-// them), a tree in workgroup memory finds the max and the sum, and for P·V the lanes split
-// into groups of D4, lane c of a group reading V's c-th 16-byte unit of every
-// (WG / D4)-th key, so a group's loads of a V row are consecutive; the groups' sums are
-// added at the end. Hq·NSPLIT workgroups fill the GPU at every context length.
+// share one query head's chunk in three steps: S lanes score each key (S = 1: each lane its
+// own keys; S = 8: eight lanes split the key's row, consecutive lanes reading consecutive
+// 16 bytes, and add their parts by subgroupShuffleXor), a tree in workgroup memory finds
+// the max and the sum, and for P·V the lanes split into groups of U (the row's 16-byte
+// units), lane u of a group reading unit u of every (WG / U)-th key, so a group's loads of a
+// V row are consecutive; the groups' sums are added at the end. Hq·NSPLIT workgroups fill
+// the GPU at every context length.
 //
 // Memory layout: Q[B, Hq, 1, D], K and V [B, Hkv, Skv, D] row-major in the storage type E,
-// read as vec4<E>; part_o[B, Hq, 1, NSPLIT, D] and part_ml[B, Hq, 1, NSPLIT] f32. A chunk
-// past the causal limit (key > shift) sees no key and writes m = -inf (finite), l = 0,
-// o = 0; keys past Skv are masked the same way.
+// read as 16-byte units (array<vec4<u32>>: 8 halves or 4 f32 bit patterns, U = D·size(E)/16
+// a row; every head dim and dtype fills whole units); part_o[B, Hq, 1, NSPLIT, D] and
+// part_ml[B, Hq, 1, NSPLIT] f32. A chunk past the causal limit (key > shift) sees no key and
+// writes m = -inf (finite), l = 0, o = 0; keys past Skv are masked the same way.
 //
 // Bindings (group 0):
 //   0 uniform  Params (as attention_flash_row.wgsl; chunk = CHUNK)
-//   1 storage read  q: array<vec4<E>>
-//   2 storage read  k: array<vec4<E>>
-//   3 storage read  v: array<vec4<E>>
+//   1 storage read  q: array<vec4<u32>>
+//   2 storage read  k: array<vec4<u32>>
+//   3 storage read  v: array<vec4<u32>>
 //   4 storage read_write  part_o: array<vec4<f32>>
 //   5 storage read_write  part_ml: array<vec2<f32>>
 // Dispatch: (NSPLIT, Hq, B) workgroups of WG invocations, NSPLIT = ceil(Skv / CHUNK).
-// Tile parameters (substituted): WG (lanes, a power of two for the trees and at least D4),
+// Tile parameters (substituted): WG (lanes, a power of two for the trees and at least U),
 // CHUNK (keys per workgroup, a multiple of WG: more workgroups and partials when small,
-// more keys per lane when large), D4 = D / 4. Workgroup memory: 16·D4 (q) + 4·CHUNK
-// (scores) + 4·WG (tree) + 16·WG (P·V sums) bytes: 5.5 KiB at WG 128, CHUNK 512, d 128.
-// Needs no subgroup operations.
-// Template fields: ENABLE_F16 ELEM WG CHUNK D4.
+// more keys per lane when large), S (lanes per key in the scores: 1, or 8 with subgroups of
+// at least 8 lanes, the host checks, and lanes 8i .. 8i + 7 in one subgroup, which
+// verification would catch were it not so), U, NV = vec4<f32>s a unit (2 for f16, 1 for
+// f32), D4 = D / 4. Workgroup memory: 16·D4 (q) + 4·CHUNK (scores) + 4·WG (tree) +
+// 16·NV·WG (P·V sums) bytes: 7.5 KiB at WG 128, CHUNK 512, d 128, f16.
+// Template fields: ENABLE_F16 ELEM WG CHUNK S U NV D4 UNPACK REDUCE.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
@@ -57,23 +62,31 @@ struct Params {
 
 const WG: u32 = {{WG}}u;
 const CHUNK: u32 = {{CHUNK}}u;
+const S: u32 = {{S}}u;
+const U: u32 = {{U}}u;
+const NV: u32 = {{NV}}u;
 const D4: u32 = {{D4}}u;
-// P·V groups of D4 lanes; group g sums keys g, g + GROUPS, ... (lanes past them idle).
-const GROUPS: u32 = WG / D4;
+// P·V groups of U lanes; group g sums keys g, g + GROUPS, ... (lanes past them idle).
+const GROUPS: u32 = WG / U;
 // "Minus infinity" for max and masks: finite, so no inf - inf can make a NaN.
 const NEG: f32 = -3.0e38;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<vec4<E>>;
-@group(0) @binding(2) var<storage, read> k: array<vec4<E>>;
-@group(0) @binding(3) var<storage, read> v: array<vec4<E>>;
+@group(0) @binding(1) var<storage, read> q: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> k: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> v: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> part_o: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> part_ml: array<vec2<f32>>;
 
 var<workgroup> qs: array<vec4<f32>, {{D4}}>;
 var<workgroup> w: array<f32, {{CHUNK}}>;
 var<workgroup> tree: array<f32, {{WG}}>;
-var<workgroup> po: array<vec4<f32>, {{WG}}>;
+var<workgroup> po: array<vec4<f32>, {{WG}} * {{NV}}>;
+
+// A 16-byte unit as NV vec4<f32>s, in row order.
+fn unpack_unit(xu: vec4<u32>) -> array<vec4<f32>, NV> {
+{{UNPACK}}
+}
 
 // The max (or sum) of every lane's x; called by all lanes together.
 fn tree_max(x: f32, li: u32) -> f32 {
@@ -117,22 +130,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     // Keys k0 .. k0 + n - 1 are seen; none when the chunk lies past the limit.
     let n = u32(clamp(last + 1 - i32(k0), 0, i32(CHUNK)));
-    for (var c = li; c < D4; c += WG) {
-        qs[c] = vec4<f32>(q[row * D4 + c]) * p.scale_log2e;
+    for (var t = li; t < U; t += WG) {
+        let qu = unpack_unit(q[row * U + t]);
+        for (var i = 0u; i < NV; i++) {
+            qs[t * NV + i] = qu[i] * p.scale_log2e;
+        }
     }
     workgroupBarrier();
+    // Scores: key j0 + li / S in each step, its row split over S lanes.
+    let sl = li % S;
     var mx = NEG;
-    for (var j = li; j < CHUNK; j += WG) {
-        var score = NEG;
+    for (var j0 = 0u; j0 < CHUNK; j0 += WG / S) {
+        let j = j0 + li / S;
+        var part = 0.0;
         if (j < n) {
-            let at = (kv0 + k0 + j) * D4;
-            var acc = 0.0;
-            for (var c = 0u; c < D4; c++) {
-                acc += dot(qs[c], vec4<f32>(k[at + c]));
+            let at = (kv0 + k0 + j) * U;
+            for (var t = sl; t < U; t += S) {
+                let ku = unpack_unit(k[at + t]);
+                for (var i = 0u; i < NV; i++) {
+                    part += dot(qs[t * NV + i], ku[i]);
+                }
             }
-            score = acc;
         }
-        w[j] = score;
+{{REDUCE}}
+        let score = select(NEG, part, j < n);
+        if (sl == 0u) {
+            w[j] = score;
+        }
         mx = max(mx, score);
     }
     let m = tree_max(mx, li);
@@ -144,22 +168,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     // tree_sum's barriers also publish every lane's weights for P·V.
     let l = tree_sum(sum, li);
-    let c = li % D4;
-    let group = li / D4;
-    var o = vec4<f32>(0.0);
+    let u = li % U;
+    let group = li / U;
+    var o: array<vec4<f32>, NV>;
     if (group < GROUPS) {
         for (var j = group; j < n; j += GROUPS) {
-            o = fma(vec4<f32>(v[(kv0 + k0 + j) * D4 + c]), vec4<f32>(w[j]), o);
+            let vu = unpack_unit(v[(kv0 + k0 + j) * U + u]);
+            for (var i = 0u; i < NV; i++) {
+                o[i] = fma(vu[i], vec4<f32>(w[j]), o[i]);
+            }
         }
     }
-    po[li] = o;
+    for (var i = 0u; i < NV; i++) {
+        po[li * NV + i] = o[i];
+    }
     workgroupBarrier();
-    if (li < D4) {
-        var total = po[li];
-        for (var g = 1u; g < GROUPS; g++) {
-            total += po[g * D4 + li];
+    if (li < U) {
+        for (var i = 0u; i < NV; i++) {
+            var total = po[li * NV + i];
+            for (var g = 1u; g < GROUPS; g++) {
+                total += po[(g * U + li) * NV + i];
+            }
+            part_o[(row * p.nsplit + s) * D4 + li * NV + i] = total;
         }
-        part_o[(row * p.nsplit + s) * D4 + li] = total;
     }
     if (li == 0u) {
         part_ml[row * p.nsplit + s] = vec2<f32>(m, l);

@@ -113,6 +113,9 @@ pub enum AttentionVariant {
         wg: u32,
         /// Keys per workgroup (split chunk).
         chunk: u32,
+        /// Lanes per key in the scores: 1, or 8 (splitting the key's row, added by subgroup
+        /// shuffles).
+        key_lanes: u32,
     },
 }
 
@@ -252,13 +255,28 @@ impl AttentionVariant {
             // The GPU decode design: 128-key chunks give llama-3.1-8b's 32 heads 160
             // workgroups at context 576; 512-key chunks a quarter of the partials at long
             // contexts. Left out of searches on llvmpipe, with the other storage-load kernels.
+            // On the H200 (lane-per-key scores, K and V read as vec4<E>), k128 won at
+            // context 576 and k512 at 8192, where f16 read K at 13% of the copy bandwidth:
+            // each lane reads its own 256-byte row. Eight lanes a key read it coalesced.
             AttentionVariant::DecodeCoop {
                 wg: 128,
                 chunk: 128,
+                key_lanes: 1,
             },
             AttentionVariant::DecodeCoop {
                 wg: 128,
                 chunk: 512,
+                key_lanes: 1,
+            },
+            AttentionVariant::DecodeCoop {
+                wg: 128,
+                chunk: 128,
+                key_lanes: 8,
+            },
+            AttentionVariant::DecodeCoop {
+                wg: 128,
+                chunk: 512,
+                key_lanes: 8,
             },
         ]
     }
@@ -314,7 +332,16 @@ impl AttentionVariant {
                     format!("decode_stex_l8_t{tk}_k{chunk}")
                 }
             }
-            AttentionVariant::DecodeCoop { wg, chunk } => format!("decode_coop_w{wg}_k{chunk}"),
+            AttentionVariant::DecodeCoop {
+                wg,
+                chunk,
+                key_lanes: 1,
+            } => format!("decode_coop_w{wg}_k{chunk}"),
+            AttentionVariant::DecodeCoop {
+                wg,
+                chunk,
+                key_lanes,
+            } => format!("decode_coop_s{key_lanes}_w{wg}_k{chunk}"),
             AttentionVariant::Flash {
                 kv,
                 br,
@@ -404,8 +431,12 @@ impl AttentionVariant {
                 bc,
                 ..
             } => 2 * bc * d * dtype.size() as u32,
-            // q, the chunk's scores, the tree and the groups' P·V sums.
-            AttentionVariant::DecodeCoop { wg, chunk } => 4 * d + 4 * chunk + 4 * wg + 16 * wg,
+            // q, the chunk's scores, the tree and the groups' P·V sums (a 16-byte unit is
+            // two vec4<f32>s in f16).
+            AttentionVariant::DecodeCoop { wg, chunk, .. } => {
+                let vec4s_per_unit = 4 / dtype.size() as u32;
+                4 * d + 4 * chunk + 4 * wg + 16 * vec4s_per_unit * wg
+            }
             _ => 0,
         }
     }
@@ -678,8 +709,14 @@ impl AttentionVariant {
         if let AttentionVariant::Decode { tk, subs } = *self {
             return prepare_decode(gpu, shape, dtype, inputs, shift, tk, subs, &label);
         }
-        if let AttentionVariant::DecodeCoop { wg, chunk } = *self {
-            return prepare_decode_coop(gpu, shape, dtype, inputs, shift, wg, chunk, &label);
+        if let AttentionVariant::DecodeCoop {
+            wg,
+            chunk,
+            key_lanes,
+        } = *self
+        {
+            let tile = (wg, chunk, key_lanes);
+            return prepare_decode_coop(gpu, shape, dtype, inputs, shift, tile, &label);
         }
         if let AttentionVariant::DecodeTexture { tk, chunk, split_d } = *self {
             return prepare_decode_texture(

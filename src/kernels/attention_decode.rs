@@ -842,10 +842,35 @@ pub(super) fn prepare_decode_texture(
     Ok(partials.program(vec![main], Vec::new()))
 }
 
-/// The WGSL of `decode_coop` for head dim `d` in `dtype`, `wg` lanes and `chunk` keys a
-/// workgroup.
-pub fn decode_coop_source(d: u32, dtype: DType, wg: u32, chunk: u32) -> String {
-    assert!(wg.is_power_of_two() && chunk.is_multiple_of(wg) && d / 4 <= wg);
+/// The WGSL of `decode_coop` for head dim `d` in `dtype`, `wg` lanes, `chunk` keys a
+/// workgroup and `key_lanes` lanes scoring each key (1, or 8 with subgroup shuffles).
+pub fn decode_coop_source(d: u32, dtype: DType, wg: u32, chunk: u32, key_lanes: u32) -> String {
+    let units = d * dtype.size() as u32 / 16;
+    assert!(wg.is_power_of_two() && chunk.is_multiple_of(wg) && units <= wg);
+    assert!(
+        d * dtype.size() as u32 % 16 == 0,
+        "whole 16-byte units a row"
+    );
+    let (unpack, vec4s) = match dtype {
+        DType::F16 => (
+            format!(
+                "    {}\n    return array<vec4<f32>, NV>(x0, x1);",
+                unpack_halves("x")
+            ),
+            2,
+        ),
+        DType::F32 => (
+            "    return array<vec4<f32>, NV>(bitcast<vec4<f32>>(xu));".to_string(),
+            1,
+        ),
+    };
+    let reduce = match key_lanes {
+        1 => String::new(),
+        8 => ["4u", "2u", "1u"]
+            .map(|x| format!("        part += subgroupShuffleXor(part, {x});\n"))
+            .concat(),
+        _ => panic!("key_lanes is 1 or 8"),
+    };
     render(
         DECODE_COOP,
         &[
@@ -853,7 +878,12 @@ pub fn decode_coop_source(d: u32, dtype: DType, wg: u32, chunk: u32) -> String {
             ("ELEM", dtype.wgsl().to_string()),
             ("WG", wg.to_string()),
             ("CHUNK", chunk.to_string()),
+            ("S", key_lanes.to_string()),
+            ("U", units.to_string()),
+            ("NV", vec4s.to_string()),
             ("D4", (d / 4).to_string()),
+            ("UNPACK", unpack),
+            ("REDUCE", reduce.trim_end().to_string()),
         ],
     )
 }
@@ -867,22 +897,28 @@ pub(super) fn prepare_decode_coop(
     dtype: DType,
     inputs: &AttentionInputs,
     shift: i32,
-    wg: u32,
-    chunk: u32,
+    (wg, chunk, key_lanes): (u32, u32, u32),
     label: &str,
 ) -> Result<Program, PrepareError> {
+    if key_lanes > 1 {
+        require_subgroups(gpu, key_lanes, "adds each key's parts by subgroup shuffles")?;
+    }
     if shape.sq != 1 {
         return Err(PrepareError::Unsupported(format!(
             "the decode kernel is for sq=1 (this shape has sq={})",
             shape.sq
         )));
     }
-    let variant = AttentionVariant::DecodeCoop { wg, chunk };
+    let variant = AttentionVariant::DecodeCoop {
+        wg,
+        chunk,
+        key_lanes,
+    };
     let workgroups = variant.workgroups(shape, 1);
     check_workgroups(gpu, workgroups)?;
     let nsplit = variant.splits(shape, dtype);
     let partials = Partials::new(gpu, shape, dtype, shift, nsplit, chunk, label)?;
-    let source = decode_coop_source(shape.d, dtype, wg, chunk);
+    let source = decode_coop_source(shape.d, dtype, wg, chunk, key_lanes);
     let main = compile(gpu, label, &source, "main")?;
     let q = storage_buffer(gpu, "Q", inputs.q.bytes(), false);
     let (ks, vs) = kv_buffers(gpu, shape, dtype, inputs, None);
@@ -926,9 +962,11 @@ mod tests {
         for dtype in [DType::F32, DType::F16] {
             for d in AttentionShape::HEAD_DIMS {
                 for (wg, chunk) in [(128, 128), (128, 512), (32, 64)] {
-                    if d / 4 <= wg {
-                        let src = decode_coop_source(d, dtype, wg, chunk);
-                        validate(&format!("decode_coop d={d} {dtype} w{wg}"), &src);
+                    for key_lanes in [1, 8] {
+                        if d * dtype.size() as u32 / 16 <= wg {
+                            let src = decode_coop_source(d, dtype, wg, chunk, key_lanes);
+                            validate(&format!("decode_coop d={d} {dtype} w{wg}"), &src);
+                        }
                     }
                 }
                 for rep in [1, 4] {
