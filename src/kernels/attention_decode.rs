@@ -848,7 +848,7 @@ pub fn decode_coop_source(d: u32, dtype: DType, wg: u32, chunk: u32, key_lanes: 
     let units = d * dtype.size() as u32 / 16;
     assert!(wg.is_power_of_two() && chunk.is_multiple_of(wg) && units <= wg);
     assert!(
-        d * dtype.size() as u32 % 16 == 0,
+        (d * dtype.size() as u32).is_multiple_of(16),
         "whole 16-byte units a row"
     );
     let (unpack, vec4s) = match dtype {
