@@ -17,8 +17,8 @@
 // 16 bytes, and add their parts by subgroupShuffleXor), a tree in workgroup memory finds
 // the max and the sum, and for P·V the lanes split into groups of U (the row's 16-byte
 // units), lane u of a group reading unit u of every (WG / U)-th key, so a group's loads of a
-// V row are consecutive; the groups' sums are added at the end. Hq·NSPLIT workgroups fill
-// the GPU at every context length.
+// V row are consecutive; the groups' sums are added at the end. B·Hq·NSPLIT workgroups
+// fill the GPU at every context length.
 //
 // Memory layout: Q[B, Hq, 1, D], K and V [B, Hkv, Skv, D] row-major in the storage type E,
 // read as 16-byte units (array<vec4<u32>>: 8 halves or 4 f32 bit patterns, U = D·size(E)/16
@@ -40,7 +40,7 @@
 // at least 8 lanes, the host checks, and lanes 8i .. 8i + 7 in one subgroup, which
 // verification would catch were it not so), U, NV = vec4<f32>s a unit (2 for f16, 1 for
 // f32), D4 = D / 4. Workgroup memory: 16·D4 (q) + 4·CHUNK (scores) + 4·WG (tree) +
-// 16·NV·WG (P·V sums) bytes: 7.5 KiB at WG 128, CHUNK 512, d 128, f16.
+// 16·NV·WG (P·V sums) bytes: 7 KiB at WG 128, CHUNK 512, d 128, f16.
 // Template fields: ENABLE_F16 ELEM WG CHUNK S U NV D4 UNPACK REDUCE.
 {{ENABLE_F16}}
 alias E = {{ELEM}};

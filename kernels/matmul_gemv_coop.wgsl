@@ -24,7 +24,7 @@
 // w = wid.y·groups_x + wid.x owns B rows w·R .. w·R + R - 1, loads clamped to row n - 1 and
 // stores skipped past it (every lane reaches every barrier).
 // Tile parameters (substituted): M (A rows), R (B rows per workgroup: each A unit a lane
-// loads serves R rows; M·R accumulators a lane), WG (lanes per workgroup, a power of two
+// reads, from cache after the first row, serves R rows; M·R accumulators a lane), WG (lanes per workgroup, a power of two
 // for the tree and at least M·R, which lanes 0 .. M·R - 1 store: more lanes per row suit
 // long rows, fewer leave more workgroups for short ones). Workgroup memory: WG·M·R f32
 // (8 KiB at WG 128 and M·R 16, inside WebGPU's 16 KiB default).

@@ -53,7 +53,7 @@ timeout 45 "$bin" run --kernel matmul --shape m=1,n=4096,k=4096,transpose_b=1 --
 timeout 75 "$bin" run --kernel attention --shape b=1,hq=32,hkv=8,sq=1,skv=8192,d=128,causal=1 \
     --dtype f16 --retune --out "$res/decode8192" >"$res/decode8192.log" 2>&1
 # Their per-variant tables, for the reply's tail (the logs travel in the archive).
-grep -hE "^ +(gemv|decode|naive|flash|tiled|reg|texture)" "$res"/gemv4096.log "$res"/decode8192.log \
+grep -hE "^ +(gemv|decode|naive|flash|tiled|reg|texture|subgroup)" "$res"/gemv4096.log "$res"/decode8192.log \
     | cut -c1-80
 # criterion's own report folders are large; kernels.csv and samples.jsonl hold the figures.
 rm -rf "$res"/*/criterion

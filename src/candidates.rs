@@ -188,7 +188,16 @@ impl Searched for MatmulVariant {
         MatmulVariant::loads_storage_per_lane(self)
     }
     fn loads_uniform_per_lane(&self) -> bool {
-        matches!(self, MatmulVariant::Gemv(_))
+        match self {
+            MatmulVariant::Gemv(_) => true,
+            MatmulVariant::Naive
+            | MatmulVariant::Reg { .. }
+            | MatmulVariant::Tiled { .. }
+            | MatmulVariant::Subgroup { .. }
+            | MatmulVariant::Texture { .. }
+            | MatmulVariant::GemvTexture(_)
+            | MatmulVariant::GemvCoop(_) => false,
+        }
     }
     fn superseded_on_llvmpipe(&self, shape: &MatmulShape, dtype: DType) -> Option<&'static str> {
         MatmulVariant::superseded_on_llvmpipe(self, shape, dtype)
@@ -207,7 +216,9 @@ impl Searched for AttentionVariant {
         match *self {
             AttentionVariant::Flash { kv, .. } => kv.uniform(),
             AttentionVariant::Decode { .. } => true,
-            _ => false,
+            AttentionVariant::Naive
+            | AttentionVariant::DecodeTexture { .. }
+            | AttentionVariant::DecodeCoop { .. } => false,
         }
     }
     /// The same at every shape and dtype.

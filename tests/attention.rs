@@ -88,6 +88,20 @@ fn decode_texture() -> Vec<AttentionVariant> {
         .collect()
 }
 
+/// The decode variants that take every head dim and dtype at Sq = 1: the texture-fed ones
+/// (lavapipe's) and the cooperative ones (the GPUs').
+fn decode_kernels() -> Vec<AttentionVariant> {
+    AttentionVariant::all()
+        .into_iter()
+        .filter(|v| {
+            matches!(
+                v,
+                AttentionVariant::DecodeTexture { .. } | AttentionVariant::DecodeCoop { .. }
+            )
+        })
+        .collect()
+}
+
 /// Decode timing cycles through copies of K and V, one pair per execution, so the KV cache
 /// comes from memory as in a forward pass; prefill keeps one copy (its K and V were just
 /// written). A copy staged wrong would change the answer of every execution that binds it:
@@ -207,7 +221,7 @@ fn every_head_dim_verifies() {
             &gpu,
             &[&format!("b=1,hq=4,hkv=2,sq=1,skv=301,d={d},causal=1")],
             DType::F32,
-            &decode_texture(),
+            &decode_kernels(),
         );
     }
 }
@@ -263,11 +277,18 @@ fn f16_storage_verifies() {
         DType::F16,
         &ubo(),
     );
+    // d = 80 and 96: rows of 10 and 12 16-byte units, which 8 lanes a key split unevenly
+    // and P·V groups leave lanes idle (decode_coop); d = 256: 32 units.
     run_all(
         &gpu,
-        &["b=1,hq=8,hkv=2,sq=1,skv=301,d=128,causal=0"],
+        &[
+            "b=1,hq=8,hkv=2,sq=1,skv=301,d=128,causal=0",
+            "b=1,hq=4,hkv=2,sq=1,skv=301,d=80,causal=1",
+            "b=1,hq=4,hkv=2,sq=1,skv=301,d=96,causal=1",
+            "b=1,hq=4,hkv=2,sq=1,skv=301,d=256,causal=1",
+        ],
         DType::F16,
-        &decode_texture(),
+        &decode_kernels(),
     );
 }
 

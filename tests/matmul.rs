@@ -440,6 +440,35 @@ fn the_texture_gemv_reads_folded_weights() {
     assert!(ran >= 2 * gemvs.len());
 }
 
+/// gemv_coop lays its workgroups out on a 2-D grid past 65535 of them (llama-3.1-8b's LM
+/// head has 128256 rows): every row of such a B is computed once, with one and eight rows
+/// of A (eight by two B rows: 16 results a workgroup), exactly in f32.
+#[test]
+fn the_cooperative_gemv_covers_a_grid_of_several_rows() {
+    let Some(gpu) = gpu() else { return };
+    let coops: Vec<MatmulVariant> = MatmulVariant::all()
+        .into_iter()
+        .filter(|v| v.name().starts_with("gemv_coop"))
+        .collect();
+    assert_eq!(coops.len(), 2);
+    for (m, n) in [(1, 2 * 65_535 + 3), (8, 37)] {
+        let shape = MatmulShape::new(m, n, 8).transposed_b();
+        for v in &coops {
+            let [_, rows, _] = v.workgroups(&shape);
+            assert_eq!(rows > 1, n > 65_535, "{} n={n}", v.name());
+            let inputs = MatmulInputs::exact(&shape, DType::F32, 5);
+            assert!(runs_and_verifies(
+                &gpu,
+                v,
+                &shape,
+                DType::F32,
+                &inputs,
+                |out| verify::matmul::check_exact(&shape, &inputs, out),
+            ));
+        }
+    }
+}
+
 #[test]
 fn every_copy_of_the_weights_gives_the_same_answer() {
     // The timing cycles through copies of B so that it comes from memory, not a cache; each

@@ -37,11 +37,18 @@
 //!   decode shape tried (2.7x at the quick suite's GQA d = 128 decode, skv = 1024, f32).
 //!   Its `sd` tiles split the head dim across the lanes for P·V (see the kernel header).
 //!   Needs SUBGROUP.
+//! - `decode_coop_*`: decode (Sq = 1) for GPUs: a workgroup of 128 lanes on one query
+//!   head's chunk of keys, K and V read as 16-byte units from storage buffers, the scores'
+//!   max and sum by trees in workgroup memory, P·V by groups of lanes reading V rows
+//!   coalesced, then the same merge pass. On the H200 it ran 7-21x the best lavapipe
+//!   decode kernel in the same search. Its `s8` tiles score each key with 8 lanes (needs
+//!   SUBGROUP).
 //!
 //! Variant names: `r` invocations per workgroup, `q` query rows per invocation (at d=64; see
 //! [`rows_per_invocation`]), `c` keys per tile, `k` keys per split chunk; for `decode_ubo`,
 //! `l8` lanes, `t` keys per lane per step, `s` workgroups per window (`k` keys per workgroup
-//! and `sd` split-d P·V for `decode_stex`).
+//! and `sd` split-d P·V for `decode_stex`); for `decode_coop`, `w` lanes per workgroup, `k`
+//! keys per workgroup and `s8` eight lanes per key in the scores.
 
 use std::fmt::Write as _;
 

@@ -847,6 +847,7 @@ pub(super) fn prepare_decode_texture(
 pub fn decode_coop_source(d: u32, dtype: DType, wg: u32, chunk: u32, key_lanes: u32) -> String {
     let units = d * dtype.size() as u32 / 16;
     assert!(wg.is_power_of_two() && chunk.is_multiple_of(wg) && units <= wg);
+    assert!(key_lanes <= wg, "a step scores wg / key_lanes keys");
     assert!(
         (d * dtype.size() as u32).is_multiple_of(16),
         "whole 16-byte units a row"

@@ -15,8 +15,9 @@
 //!   streaming B through uniform windows; in [`super::gemv`].
 //! - `gemv_stex_*`: the same products with B in a storage texture, each lane walking whole
 //!   B rows: the lavapipe decode design; in [`super::gemv_texture`].
-//! - `gemv_coop_*`: the same products with a workgroup's lanes striding together along a
-//!   few B rows from a storage buffer: the GPU decode design; in [`super::gemv_coop`].
+//! - `gemv_coop_*`: matrix-vector products for decode (A of at most 8 rows, B stored [n, k])
+//!   with a workgroup's lanes striding together along a few B rows from a storage buffer:
+//!   the GPU decode design; in [`super::gemv_coop`].
 //!
 //! Texture operands are staged (zero-padded) before timing, like a BLAS packing step; for
 //! inference the weights (B) are staged once at load time.
@@ -442,6 +443,8 @@ impl MatmulVariant {
     pub fn workgroup_bytes(&self) -> u32 {
         match *self {
             MatmulVariant::Tiled { bm, bn, bk, .. } => (bm + bn) * bk * 4,
+            // At the most rows of A it takes (the prepare checks the shape's own).
+            MatmulVariant::GemvCoop(tile) => tile.workgroup_bytes(gemv_texture::MAX_M),
             _ => 0,
         }
     }
