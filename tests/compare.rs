@@ -697,3 +697,81 @@ fn software_adapters_report_timing_but_gate_only_correctness_by_default() {
     assert_eq!(verdict_of(&c, "tiled"), Verdict::Failed);
     assert_eq!(c.exit_code(), 1);
 }
+
+const TOKENS_HEADER: &str =
+    "model,phase,batch,prompt_len,context_len,tokens_per_s,tokens_per_s_low,tokens_per_s_high,basis\n";
+
+#[test]
+fn token_rates_on_both_sides_are_listed_informationally() {
+    let (_t, root) = tmp();
+    let (base, head) = (root.join("base"), root.join("head"));
+    write_side(&base, 1, 0.02, None, true);
+    write_side(&head, 2, 0.02, None, true);
+    let tokens = |dir: &Path, decode: &str, llama_basis: &str| {
+        let text = format!(
+            "{TOKENS_HEADER}gpt2,prefill,1,512,,1000,,,measured\ngpt2,decode,1,,576,{decode},,,measured\nllama,decode,1,,576,30,,,{llama_basis}\n"
+        );
+        std::fs::write(dir.join("tokens.csv"), text).unwrap();
+    };
+    tokens(&base, "200", "measured");
+    tokens(&head, "150", "projected");
+    let c = compare_dirs(&base, &head, &Options::default());
+    // llama's rate changed basis, so it is not compared; the kernel rows decide the exit.
+    let got: Vec<(&str, &str, f64)> = c
+        .tokens
+        .iter()
+        .map(|t| (t.key.model.as_str(), t.key.phase.as_str(), t.change_pct))
+        .collect();
+    assert_eq!(got, [("gpt2", "decode", -25.0), ("gpt2", "prefill", 0.0)]);
+    assert_eq!(c.exit_code(), 0, "token rates are informational");
+    let table = compare::render_table(&c);
+    assert!(table.contains("token rates (2 on both sides"), "{table}");
+    assert!(
+        table.contains("200.00 tok/s") && table.contains("-25.0%"),
+        "{table}"
+    );
+    let md = compare::render_markdown(&c);
+    assert!(md.contains("<summary>token rates (2 on both sides"), "{md}");
+    assert!(
+        md.contains("| gpt2 | decode | batch 1, context 576 |"),
+        "{md}"
+    );
+    assert!(compare::render_json(&c).contains("\"head_tokens_per_s\": 150.0"));
+}
+
+#[test]
+fn token_rates_that_cannot_be_compared_say_why() {
+    let (_t, root) = tmp();
+    let (base, head) = (root.join("base"), root.join("head"));
+    write_side(&base, 1, 0.02, None, true);
+    write_side(&head, 2, 0.02, None, true);
+    std::fs::write(
+        base.join("tokens.csv"),
+        format!("{TOKENS_HEADER}gpt2,decode,1,,576,200,,,measured\n"),
+    )
+    .unwrap();
+    // An older layout without the workload columns.
+    std::fs::write(
+        head.join("tokens.csv"),
+        "model,phase,tokens_per_s\ngpt2,decode,100\n",
+    )
+    .unwrap();
+    let c = compare_dirs(&base, &head, &Options::default());
+    assert!(c.tokens.is_empty());
+    assert!(
+        c.warnings.iter().any(|w| w.contains("no `batch` column")),
+        "{:?}",
+        c.warnings
+    );
+    // A rate that is not a number is bad input, named by file and line.
+    std::fs::write(
+        head.join("tokens.csv"),
+        format!("{TOKENS_HEADER}gpt2,decode,1,,576,fast,,,measured\n"),
+    )
+    .unwrap();
+    let (b, h) = (dataset::load(&base).unwrap(), dataset::load(&head).unwrap());
+    let err = compare::compare("base", &b, "head", &h, &Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tokens.csv:2"), "{err}");
+}

@@ -23,6 +23,10 @@
 //!
 //! Thresholds: `--threshold PCT` (default [`DEFAULT_THRESHOLD_PCT`]) and a thresholds file
 //! of `PCT REGEX` lines, first match on `benchmark/variant` wins ([`Thresholds`]).
+//!
+//! The token rates both sides hold are listed after the rows, informational ([`tokens`]).
+
+pub mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -365,6 +369,9 @@ pub struct Comparison {
     /// of the benchmarks they never reached are missing, so the comparison is incomplete
     /// and exits 2 whatever the rows say.
     pub incomplete_runs: Vec<String>,
+    /// The token rates (`tokens.csv`) both sides hold, informational: they follow from the
+    /// chosen rows above.
+    pub tokens: Vec<tokens::TokenChange>,
 }
 
 impl Comparison {
@@ -538,6 +545,8 @@ pub fn compare(
             }
         }
     }
+    let (tokens, token_warnings) = tokens::token_changes(base, head)?;
+    warnings.extend(token_warnings);
     Ok(Comparison {
         schema_version: crate::results::SCHEMA_VERSION,
         base: side_info(base_path, base, base_rows.len()),
@@ -557,6 +566,7 @@ pub fn compare(
         median_change_pct,
         warnings,
         incomplete_runs,
+        tokens,
     })
 }
 
@@ -1159,6 +1169,11 @@ pub fn render_table(c: &Comparison) -> String {
         &cells,
     ));
     out.push('\n');
+    if !c.tokens.is_empty() {
+        let _ = writeln!(out, "{}", tokens_title(c));
+        out.push_str(&table(&TOKEN_HEADER, &token_cells(c)));
+        out.push('\n');
+    }
     for line in adapters_text(c) {
         let _ = writeln!(out, "{line}");
     }
@@ -1167,6 +1182,47 @@ pub fn render_table(c: &Comparison) -> String {
     }
     let _ = writeln!(out, "summary: {}", summary_line(c));
     out
+}
+
+const TOKEN_HEADER: [&str; 6] = ["model", "phase", "workload", "base", "head", "change"];
+
+/// The token-rate section's title: how many rates, and that they are informational.
+fn tokens_title(c: &Comparison) -> String {
+    format!(
+        "token rates ({} on both sides; informational, they follow from the chosen rows):",
+        c.tokens.len()
+    )
+}
+
+/// One row of cells per rate: the adapter is named where the sides ran several.
+fn token_cells(c: &Comparison) -> Vec<[String; 6]> {
+    let with_adapter = many_adapters(c);
+    c.tokens
+        .iter()
+        .map(|t| {
+            let k = &t.key;
+            let mut workload = format!("batch {}", k.batch);
+            for (what, v) in [("prompt", &k.prompt_len), ("context", &k.context_len)] {
+                if !v.is_empty() {
+                    let _ = write!(workload, ", {what} {v}");
+                }
+            }
+            if k.basis != "measured" {
+                let _ = write!(workload, " ({})", k.basis);
+            }
+            if with_adapter {
+                let _ = write!(workload, " @ {}", k.adapter);
+            }
+            [
+                k.model.clone(),
+                k.phase.clone(),
+                workload,
+                format!("{:.2} tok/s", t.base_tokens_per_s),
+                format!("{:.2} tok/s", t.head_tokens_per_s),
+                fmt_signed_pct(t.change_pct),
+            ]
+        })
+        .collect()
 }
 
 /// Markdown for a pull-request comment: headline, the rule, the rows that changed, and the
@@ -1273,6 +1329,23 @@ pub fn render_markdown(c: &Comparison) -> String {
             .collect();
         let _ = writeln!(out, "<details><summary>{}</summary>\n", folded.join(", "));
         out.push_str(&md_rows(&quiet));
+        out.push_str("\n</details>\n");
+    }
+    if !c.tokens.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{}</summary>\n",
+            md_text(tokens_title(c).trim_end_matches(':'))
+        );
+        let _ = writeln!(
+            out,
+            "| {} |\n|---|---|---|---:|---:|---:|",
+            TOKEN_HEADER.join(" | ")
+        );
+        for cells in token_cells(c) {
+            let cells: Vec<String> = cells.iter().map(|s| md_text(s)).collect();
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
         out.push_str("\n</details>\n");
     }
     out
