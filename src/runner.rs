@@ -337,6 +337,8 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             "measurement_s": sampling.measurement.as_secs_f64(),
             "timeout_s": config.timeout.as_secs_f64(),
             "seed": config.seed,
+            // The dtype of the model ops, which tokens.csv's rates were composed at.
+            "model_dtype": model_dtype.to_string(),
             "prune_ratio": active_prune_ratio(config),
             "checked_shaders": crate::kernels::checked_shaders(),
             "LP_NUM_THREADS": std::env::var("LP_NUM_THREADS").ok(),

@@ -707,9 +707,10 @@ fn token_rates_on_both_sides_are_listed_informationally() {
     let (base, head) = (root.join("base"), root.join("head"));
     write_side(&base, 1, 0.02, None, true);
     write_side(&head, 2, 0.02, None, true);
+    // gpt2 decode with intervals (separate), the rest without (counted as overlapping).
     let tokens = |dir: &Path, decode: &str, llama_basis: &str| {
         let text = format!(
-            "{TOKENS_HEADER}gpt2,prefill,1,512,,1000,,,measured\ngpt2,decode,1,,576,{decode},,,measured\nllama,decode,1,,576,30,,,{llama_basis}\n"
+            "{TOKENS_HEADER}gpt2,prefill,1,512,,1000,,,measured\ngpt2,decode,1,,576,{decode},{decode},{decode},measured\nllama,decode,1,,576,30,,,{llama_basis}\n"
         );
         std::fs::write(dir.join("tokens.csv"), text).unwrap();
     };
@@ -730,13 +731,19 @@ fn token_rates_on_both_sides_are_listed_informationally() {
         table.contains("200.00 tok/s") && table.contains("-25.0%"),
         "{table}"
     );
+    assert!(
+        table.contains("separate") && table.contains("overlap (may be noise)"),
+        "{table}"
+    );
     let md = compare::render_markdown(&c);
     assert!(md.contains("<summary>token rates (2 on both sides"), "{md}");
     assert!(
         md.contains("| gpt2 | decode | batch 1, context 576 |"),
         "{md}"
     );
-    assert!(compare::render_json(&c).contains("\"head_tokens_per_s\": 150.0"));
+    let json = compare::render_json(&c);
+    assert!(json.contains("\"tokens_per_s\": 150.0"), "{json}");
+    assert!(json.contains("\"intervals_overlap\": false"), "{json}");
 }
 
 #[test]

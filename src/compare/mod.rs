@@ -1184,7 +1184,15 @@ pub fn render_table(c: &Comparison) -> String {
     out
 }
 
-const TOKEN_HEADER: [&str; 6] = ["model", "phase", "workload", "base", "head", "change"];
+const TOKEN_HEADER: [&str; 7] = [
+    "model",
+    "phase",
+    "workload",
+    "base",
+    "head",
+    "change",
+    "95% intervals",
+];
 
 /// The token-rate section's title: how many rates, and that they are informational.
 fn tokens_title(c: &Comparison) -> String {
@@ -1195,7 +1203,7 @@ fn tokens_title(c: &Comparison) -> String {
 }
 
 /// One row of cells per rate: the adapter is named where the sides ran several.
-fn token_cells(c: &Comparison) -> Vec<[String; 6]> {
+fn token_cells(c: &Comparison) -> Vec<[String; 7]> {
     let with_adapter = many_adapters(c);
     c.tokens
         .iter()
@@ -1207,6 +1215,9 @@ fn token_cells(c: &Comparison) -> Vec<[String; 6]> {
                     let _ = write!(workload, ", {what} {v}");
                 }
             }
+            if !k.model_dtype.is_empty() {
+                let _ = write!(workload, ", {}", k.model_dtype);
+            }
             if k.basis != "measured" {
                 let _ = write!(workload, " ({})", k.basis);
             }
@@ -1217,9 +1228,14 @@ fn token_cells(c: &Comparison) -> Vec<[String; 6]> {
                 k.model.clone(),
                 k.phase.clone(),
                 workload,
-                format!("{:.2} tok/s", t.base_tokens_per_s),
-                format!("{:.2} tok/s", t.head_tokens_per_s),
+                format!("{:.2} tok/s", t.base.tokens_per_s),
+                format!("{:.2} tok/s", t.head.tokens_per_s),
                 fmt_signed_pct(t.change_pct),
+                if t.intervals_overlap {
+                    "overlap (may be noise)".into()
+                } else {
+                    "separate".into()
+                },
             ]
         })
         .collect()
@@ -1339,7 +1355,7 @@ pub fn render_markdown(c: &Comparison) -> String {
         );
         let _ = writeln!(
             out,
-            "| {} |\n|---|---|---|---:|---:|---:|",
+            "| {} |\n|---|---|---|---:|---:|---:|---|",
             TOKEN_HEADER.join(" | ")
         );
         for cells in token_cells(c) {

@@ -3,7 +3,7 @@
 //! each benchmark's chosen kernel row, which [`super::compare`] judges and gates, so a
 //! regression there is already caught; this says what it costs in tokens/s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -21,10 +21,14 @@ const COLUMNS: [&str; 7] = [
     "basis",
 ];
 
-/// Which rate a row is: the adapter it ran on and the row's workload.
+/// Which rate a row is: where it ran (adapter and driver, as kernel rows are matched), the
+/// model ops' dtype (`run.json` settings; empty for runs before it was recorded) and the
+/// row's workload.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct TokenKey {
     pub adapter: String,
+    pub driver: String,
+    pub model_dtype: String,
     pub model: String,
     pub phase: String,
     pub batch: String,
@@ -39,10 +43,30 @@ pub struct TokenKey {
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenChange {
     pub key: TokenKey,
-    pub base_tokens_per_s: f64,
-    pub head_tokens_per_s: f64,
+    pub base: Rate,
+    pub head: Rate,
     /// `(head / base - 1)·100`: negative is slower.
     pub change_pct: f64,
+    /// Whether the two 95% intervals overlap (either side without one counts as
+    /// overlapping): a change whose intervals overlap may be noise.
+    pub intervals_overlap: bool,
+}
+
+/// A rate and its 95% interval, where the run wrote one.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rate {
+    pub tokens_per_s: f64,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+}
+
+impl Rate {
+    fn overlaps(&self, other: &Rate) -> bool {
+        match (self.low, self.high, other.low, other.high) {
+            (Some(lo), Some(hi), Some(olo), Some(ohi)) => lo <= ohi && olo <= hi,
+            _ => true,
+        }
+    }
 }
 
 /// Every rate both sides hold, in key order, and warnings about the rates that could not
@@ -55,26 +79,27 @@ pub fn token_changes(base: &[Run], head: &[Run]) -> Result<(Vec<TokenChange>, Ve
     warnings.extend(hw);
     let changes = b
         .iter()
-        .filter_map(|(key, &base_rate)| {
-            let head_rate = *h.get(key)?;
+        .filter_map(|(key, base)| {
+            let head = *h.get(key)?;
             Some(TokenChange {
                 key: key.clone(),
-                base_tokens_per_s: base_rate,
-                head_tokens_per_s: head_rate,
-                change_pct: (head_rate / base_rate - 1.0) * 100.0,
+                base: *base,
+                head,
+                change_pct: (head.tokens_per_s / base.tokens_per_s - 1.0) * 100.0,
+                intervals_overlap: base.overlaps(&head),
             })
         })
         .collect();
     Ok((changes, warnings))
 }
 
-/// One side's rates by key. A key in two of its runs is ambiguous and left out, as are
+/// One side's rates by key. A key found twice on a side is ambiguous and left out, as are
 /// runs whose `tokens.csv` lacks a column; both with a warning.
-type Rates = BTreeMap<TokenKey, f64>;
+type Rates = BTreeMap<TokenKey, Rate>;
 
 fn rates(side: &str, runs: &[Run]) -> Result<(Rates, Vec<String>)> {
     let mut rates = Rates::new();
-    let mut twice = Vec::new();
+    let mut twice = BTreeSet::new();
     let mut warnings = Vec::new();
     for run in runs {
         let Some(table) = &run.tokens else { continue };
@@ -85,12 +110,30 @@ fn rates(side: &str, runs: &[Run]) -> Result<(Rates, Vec<String>)> {
             ));
             continue;
         }
+        let adapter = &run.info.adapter;
+        let driver = format!("{} {}", adapter.driver, adapter.driver_info)
+            .trim()
+            .to_string();
+        let model_dtype = run
+            .info
+            .settings
+            .get("model_dtype")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
         for row in &table.rows {
-            let Some(rate) = table.number(row, "tokens_per_s")?.filter(|r| *r > 0.0) else {
+            let Some(tokens_per_s) = table.number(row, "tokens_per_s")?.filter(|r| *r > 0.0) else {
                 continue;
             };
+            let rate = Rate {
+                tokens_per_s,
+                low: table.number(row, "tokens_per_s_low")?,
+                high: table.number(row, "tokens_per_s_high")?,
+            };
             let key = TokenKey {
-                adapter: run.info.adapter.name.clone(),
+                adapter: adapter.name.clone(),
+                driver: driver.clone(),
+                model_dtype: model_dtype.clone(),
                 model: table.text(row, "model").to_string(),
                 phase: table.text(row, "phase").to_string(),
                 batch: table.text(row, "batch").to_string(),
@@ -99,20 +142,20 @@ fn rates(side: &str, runs: &[Run]) -> Result<(Rates, Vec<String>)> {
                 basis: table.text(row, "basis").to_string(),
             };
             if rates.insert(key.clone(), rate).is_some() {
-                twice.push(key);
+                twice.insert(key);
             }
         }
     }
-    if !twice.is_empty() {
+    if let Some(first) = twice.first() {
         warnings.push(format!(
-            "{} token rate(s) appear in more than one run of {side} (the same model, phase and adapter), so they are not compared: first {} {} on {}",
+            "{} token rate(s) appear more than once in {side} (the same adapter, driver, model dtype, model, phase, workload and basis), so they are not compared: first {} {} on {}",
             twice.len(),
-            twice[0].model,
-            twice[0].phase,
-            twice[0].adapter
+            first.model,
+            first.phase,
+            first.adapter
         ));
-        for key in twice {
-            rates.remove(&key);
+        for key in &twice {
+            rates.remove(key);
         }
     }
     Ok((rates, warnings))
