@@ -7,19 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::cost::TokensRow;
 use crate::dataset::Run;
 use crate::error::Result;
-
-/// The columns a `tokens.csv` needs for its rates to be compared.
-const COLUMNS: [&str; 7] = [
-    "model",
-    "phase",
-    "batch",
-    "prompt_len",
-    "context_len",
-    "tokens_per_s",
-    "basis",
-];
+use crate::results::csv_cells::CsvRow;
 
 /// Which rate a row is: where it ran (adapter and driver, as kernel rows are matched), the
 /// model ops' dtype (`run.json` settings; empty for runs before it was recorded) and the
@@ -103,7 +94,9 @@ fn rates(side: &str, runs: &[Run]) -> Result<(Rates, Vec<String>)> {
     let mut warnings = Vec::new();
     for run in runs {
         let Some(table) = &run.tokens else { continue };
-        if let Some(missing) = COLUMNS.iter().find(|c| table.column(c).is_none()) {
+        // The columns `priceperf run` writes; an older or foreign layout is not guessed at.
+        let columns = TokensRow::header();
+        if let Some(missing) = columns.iter().find(|c| table.column(c).is_none()) {
             warnings.push(format!(
                 "{side} {}: no `{missing}` column, so its token rates are not compared",
                 table.path.display()
