@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU check, for a session lent a device machine (an NVIDIA H100 or H200): the quick
 # suite (its f32 matmul at 4096 is issue 6's GPU target: at least 50% of the spec FP32
-# peak) and every variant measured in full at two decode shapes, with every result folder
-# brought back in one archive (about 6 minutes on an H200; results/nvidia-h200-vulkan*/
-# hold earlier runs).
+# peak) and every variant searched at two decode shapes, with every result folder brought
+# back in one archive. On a fresh H200 machine (2026-11-28): the quick suite 163 s, the two
+# decode tables about 55 s (a --kernel run compiles every variant), plus a minute or two to
+# start the machine; results/nvidia-h200-vulkan*/ hold earlier runs.
 #
 # Here, first:   bash ../shared/tools/prepare-device.sh    (release binary to .device/,
 #                                                          Vulkan loader packages to .gl/)
