@@ -54,9 +54,9 @@ use std::fmt::Write as _;
 
 use super::attention_decode::{prepare_decode, prepare_decode_coop, prepare_decode_texture};
 use super::{
-    bind, check_buffer, check_workgroups, compile, enable_line, render, require_subgroups,
-    storage_buffer, uniform_buffer, unpack_halves, weights, Dispatch, HostTensor, PrepareError,
-    Program,
+    bind, check_buffer, check_workgroup, check_workgroups, compile, enable_line, render,
+    require_subgroups, storage_buffer, uniform_buffer, unpack_halves, weights, Dispatch,
+    HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
 use crate::shape::{AttentionShape, DType};
@@ -679,21 +679,12 @@ impl AttentionVariant {
                 )));
             }
         }
-        let s = &gpu.summary;
-        if self.invocations() > s.max_invocations_per_workgroup {
-            return Err(PrepareError::Unsupported(format!(
-                "{} invocations per workgroup, over the adapter's {}",
-                self.invocations(),
-                s.max_invocations_per_workgroup
-            )));
-        }
-        let wg_bytes = self.workgroup_bytes(shape.d, dtype);
-        if wg_bytes > s.max_workgroup_storage_bytes {
-            return Err(PrepareError::Unsupported(format!(
-                "{wg_bytes} bytes of workgroup memory for d={}, over the adapter's {}",
-                shape.d, s.max_workgroup_storage_bytes
-            )));
-        }
+        check_workgroup(
+            gpu,
+            self.invocations(),
+            self.workgroup_bytes(shape.d, dtype),
+            &format!(" for d={}", shape.d),
+        )?;
         let q_len = shape.b as u64 * shape.hq as u64 * shape.sq as u64 * shape.d as u64;
         let kv_len = shape.b as u64 * shape.hkv as u64 * shape.skv as u64 * shape.d as u64;
         check_buffer(gpu, "Q", q_len * dtype.size())?;

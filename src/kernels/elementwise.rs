@@ -23,8 +23,8 @@
 use std::fmt;
 
 use super::{
-    bind, check_buffer, check_workgroups, compile, enable_line, render, storage_buffer,
-    uniform_buffer, Dispatch, HostTensor, PrepareError, Program,
+    bind, check_buffer, check_workgroup, check_workgroups, compile, enable_line, render,
+    storage_buffer, uniform_buffer, Dispatch, HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
 pub use crate::model::ElementwiseKind;
@@ -505,25 +505,12 @@ impl ElementwiseVariant {
         if dtype == DType::F16 && !gpu.has_f16() {
             return Err(PrepareError::Unsupported("adapter lacks SHADER_F16".into()));
         }
-        let s = &gpu.summary;
         if self.method == Method::Subgroup
             && !gpu.device.features().contains(wgpu::Features::SUBGROUP)
         {
             return Err(PrepareError::Unsupported("adapter lacks SUBGROUP".into()));
         }
-        if self.workgroup > s.max_invocations_per_workgroup {
-            return Err(PrepareError::Unsupported(format!(
-                "{} invocations per workgroup, over the adapter's {}",
-                self.workgroup, s.max_invocations_per_workgroup
-            )));
-        }
-        if self.workgroup_bytes(shape.kind) > s.max_workgroup_storage_bytes {
-            return Err(PrepareError::Unsupported(format!(
-                "{} bytes of workgroup memory, over the adapter's {}",
-                self.workgroup_bytes(shape.kind),
-                s.max_workgroup_storage_bytes
-            )));
-        }
+        check_workgroup(gpu, self.workgroup, self.workgroup_bytes(shape.kind), "")?;
         let act_bytes = shape.len() * dtype.size();
         check_buffer(gpu, "activations", act_bytes)?;
         let workgroups = self.workgroups(shape);

@@ -5,8 +5,9 @@
 use super::gemv::skinny_refusal;
 use super::gemv_texture::MAX_M;
 use super::{
-    bind, check_buffer, check_workgroups, compile, enable_line, render, storage_buffer,
-    uniform_buffer, unpack_halves, weights, Dispatch, HostTensor, PrepareError, Program,
+    bind, check_buffer, check_workgroup, check_workgroups, compile, enable_line, render,
+    storage_buffer, uniform_buffer, unpack_halves, weights, Dispatch, HostTensor, PrepareError,
+    Program,
 };
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
@@ -101,20 +102,7 @@ pub fn prepare(
     if let Some(why) = refusal(shape, dtype, tile) {
         return Err(PrepareError::Unsupported(why));
     }
-    let s = &gpu.summary;
-    if tile.wg > s.max_invocations_per_workgroup {
-        return Err(PrepareError::Unsupported(format!(
-            "{} invocations per workgroup, over the adapter's {}",
-            tile.wg, s.max_invocations_per_workgroup
-        )));
-    }
-    let wg_bytes = tile.workgroup_bytes(shape.m);
-    if wg_bytes > s.max_workgroup_storage_bytes {
-        return Err(PrepareError::Unsupported(format!(
-            "{wg_bytes} bytes of workgroup memory, over the adapter's {}",
-            s.max_workgroup_storage_bytes
-        )));
-    }
+    check_workgroup(gpu, tile.wg, tile.workgroup_bytes(shape.m), "")?;
     check_buffer(gpu, "A", a.bytes().len() as u64)?;
     check_buffer(gpu, "B", b.bytes().len() as u64)?;
     let workgroups = tile.workgroups(shape);

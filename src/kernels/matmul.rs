@@ -25,10 +25,10 @@
 use std::fmt::Write as _;
 
 use super::{
-    bind, bind_resources, check_buffer, check_workgroups, compile, enable_line, gemv,
-    gemv::GemvTile, gemv_coop, gemv_coop::GemvCoopTile, gemv_texture, gemv_texture::GemvTexTile,
-    render, storage_buffer, texel_layout::TexelLayout, uniform_buffer, weights, Dispatch,
-    HostTensor, PrepareError, Program,
+    bind, bind_resources, check_buffer, check_workgroup, check_workgroups, compile, enable_line,
+    gemv, gemv::GemvTile, gemv_coop, gemv_coop::GemvCoopTile, gemv_texture,
+    gemv_texture::GemvTexTile, render, storage_buffer, texel_layout::TexelLayout, uniform_buffer,
+    weights, Dispatch, HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
@@ -629,20 +629,7 @@ impl MatmulVariant {
                 )));
             }
         }
-        if self.invocations() > s.max_invocations_per_workgroup {
-            return Err(PrepareError::Unsupported(format!(
-                "{} invocations per workgroup, over the adapter's {}",
-                self.invocations(),
-                s.max_invocations_per_workgroup
-            )));
-        }
-        if self.workgroup_bytes() > s.max_workgroup_storage_bytes {
-            return Err(PrepareError::Unsupported(format!(
-                "{} bytes of workgroup memory, over the adapter's {}",
-                self.workgroup_bytes(),
-                s.max_workgroup_storage_bytes
-            )));
-        }
+        check_workgroup(gpu, self.invocations(), self.workgroup_bytes(), "")?;
         check_buffer(gpu, "A", shape.a_len() * dtype.size())?;
         if self.texture_operands().is_none() {
             // The texture-fed variants stage B into a texture, not a storage binding.

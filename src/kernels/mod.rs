@@ -411,6 +411,30 @@ pub fn check_buffer(gpu: &Gpu, what: &str, bytes: u64) -> Result<(), PrepareErro
     Ok(())
 }
 
+/// Check a workgroup's invocations and its workgroup memory (`bytes`, described by `what`,
+/// e.g. " for d=128", or "") against the adapter's limits.
+pub fn check_workgroup(
+    gpu: &Gpu,
+    invocations: u32,
+    bytes: u32,
+    what: &str,
+) -> Result<(), PrepareError> {
+    let s = &gpu.summary;
+    if invocations > s.max_invocations_per_workgroup {
+        return Err(PrepareError::Unsupported(format!(
+            "{invocations} invocations per workgroup, over the adapter's {}",
+            s.max_invocations_per_workgroup
+        )));
+    }
+    if bytes > s.max_workgroup_storage_bytes {
+        return Err(PrepareError::Unsupported(format!(
+            "{bytes} bytes of workgroup memory{what}, over the adapter's {}",
+            s.max_workgroup_storage_bytes
+        )));
+    }
+    Ok(())
+}
+
 /// Check a dispatch's workgroup counts against the per-dimension limit.
 pub fn check_workgroups(gpu: &Gpu, workgroups: [u32; 3]) -> Result<(), PrepareError> {
     let max = gpu.summary.max_workgroups_per_dimension;
