@@ -497,13 +497,13 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             if collected.pruned > 0 {
                 untried.push(format!("{} more pruned", collected.pruned));
             }
-            if collected.left_out > 0 {
-                let on = if gpu.summary.is_llvmpipe() {
-                    "llvmpipe"
-                } else {
-                    "GPUs"
-                };
-                untried.push(format!("{} left out on {on}", collected.left_out));
+            // One adapter's reasons all name the same place (llvmpipe or GPUs).
+            if let Some(why) = collected.left_out.first() {
+                untried.push(format!(
+                    "{} left out on {}",
+                    collected.left_out.len(),
+                    why.on()
+                ));
             }
             let base = format!("tuning: chosen by a {secs:.0} s search over {tried} variants");
             if untried.is_empty() {
@@ -906,10 +906,9 @@ fn run_candidates(
         .map(|(row, (c, why))| match (row, why) {
             (Some(row), _) => row,
             (None, Some(why)) => {
-                if left_out(c).is_some() {
-                    out.left_out += 1;
-                } else {
-                    out.pruned += 1;
+                match left_out(c) {
+                    Some(reason) => out.left_out.push(reason),
+                    None => out.pruned += 1,
                 }
                 skipped(blank_row(gpu, bench, &c.variant), why)
             }
@@ -1165,9 +1164,9 @@ struct Collected {
     /// Variants the search left out for their screens on earlier benchmarks
     /// ([`ScreenHistory`]) ...
     pruned: u32,
-    /// ... and, on llvmpipe or on GPUs, for how they load their operands
+    /// ... and, on llvmpipe or on GPUs, for how they load their operands: why each was
     /// ([`crate::tuning::left_out_note`]).
-    left_out: u32,
+    left_out: Vec<crate::tuning::LeftOut>,
     native_s: f64,
 }
 
@@ -1284,8 +1283,9 @@ fn verify_candidate(
     // The driver's first-dispatch compilation counts as compiling, not as the kernel's time.
     let t = Instant::now();
     let primed = prime(gpu, &program, config.timeout);
-    out.compile_s += t.elapsed().as_secs_f64();
-    out.first_dispatch_s += t.elapsed().as_secs_f64();
+    let first_dispatch_s = t.elapsed().as_secs_f64();
+    out.compile_s += first_dispatch_s;
+    out.first_dispatch_s += first_dispatch_s;
     if let Err(trouble) = primed {
         let mut row = device_trouble(gpu, row, trouble);
         if row.status == Status::Timeout {

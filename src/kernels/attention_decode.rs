@@ -482,15 +482,22 @@ fn decode_q_vec4s(
     (one * 16 <= max_binding).then(|| all.min(max_binding / 16).max(one))
 }
 
-/// The query heads per KV head of `shape`, or why the decode kernels do not take it.
-fn decode_rep(gpu: &Gpu, shape: &AttentionShape) -> Result<u32, PrepareError> {
-    let rep = shape.hq / shape.hkv;
+/// Why the decode kernels do not take `shape`, if it has more than one query row.
+fn require_single_query(shape: &AttentionShape) -> Result<(), PrepareError> {
     if shape.sq != 1 {
         return Err(PrepareError::Unsupported(format!(
             "the decode kernel is for sq=1 (this shape has sq={})",
             shape.sq
         )));
     }
+    Ok(())
+}
+
+/// The query heads per KV head of `shape`, or why the lavapipe decode kernels do not take
+/// it.
+fn decode_rep(gpu: &Gpu, shape: &AttentionShape) -> Result<u32, PrepareError> {
+    let rep = shape.hq / shape.hkv;
+    require_single_query(shape)?;
     if rep * shape.d > DECODE_MAX_REP_D {
         return Err(PrepareError::Unsupported(format!(
             "{rep} query heads per KV head at d={} exceed the decode kernel's rep·d <= {DECODE_MAX_REP_D}",
@@ -891,7 +898,6 @@ pub fn decode_coop_source(d: u32, dtype: DType, wg: u32, chunk: u32, key_lanes: 
 
 /// Build `decode_coop`: K and V in storage buffers (copies cycled, see kv_copies), one
 /// dispatch over every head and chunk, then the merge.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn prepare_decode_coop(
     gpu: &Gpu,
     shape: &AttentionShape,
@@ -904,12 +910,7 @@ pub(super) fn prepare_decode_coop(
     if key_lanes > 1 {
         require_subgroups(gpu, key_lanes, "adds each key's parts by subgroup shuffles")?;
     }
-    if shape.sq != 1 {
-        return Err(PrepareError::Unsupported(format!(
-            "the decode kernel is for sq=1 (this shape has sq={})",
-            shape.sq
-        )));
-    }
+    require_single_query(shape)?;
     let variant = AttentionVariant::DecodeCoop {
         wg,
         chunk,

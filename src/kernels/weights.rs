@@ -6,8 +6,8 @@
 //! weights, and a model's weights are far larger than any cache. So the programs of the
 //! matmul kernels bind [`weight_copies`] copies of B, [`super::Dispatch::cycling`] through
 //! them; decode attention cycles copies of its KV cache the same way
-//! ([`super::attention::kv_copies`]). The copies are made on the device from one upload (a copy per copy is cheaper than
-//! an upload per copy, on lavapipe as on GPUs).
+//! ([`super::attention::kv_copies`]). The copies are made on the device from one upload (a
+//! copy per copy is cheaper than an upload per copy, on lavapipe as on GPUs).
 
 use wgpu::util::DeviceExt;
 
