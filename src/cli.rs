@@ -117,7 +117,7 @@ pub struct PriceArgs {
     #[arg(long, default_value_t = 0.12, allow_negative_numbers = true)]
     pub usd_per_kwh: f64,
     /// Flag prices older than this many days.
-    #[arg(long, default_value_t = 180)]
+    #[arg(long, default_value_t = crate::pricing::DEFAULT_MAX_AGE_DAYS)]
     pub max_price_age_days: u32,
     /// Instance price file extending the built-in catalog (columns as data/instances.csv).
     #[arg(long, env = "PRICEPERF_CATALOG")]

@@ -29,9 +29,13 @@ pub struct PricingOptions {
     pub max_age_days: u32,
 }
 
+/// Catalog prices older than this many days are flagged unless `--max-price-age-days` says
+/// otherwise.
+pub const DEFAULT_MAX_AGE_DAYS: u32 = 180;
+
 impl Default for PricingOptions {
-    /// The catalog's offerings as they are, prices older than 180 days flagged (the CLI's
-    /// defaults).
+    /// The catalog's offerings as they are, prices older than [`DEFAULT_MAX_AGE_DAYS`]
+    /// flagged (the CLI's defaults).
     fn default() -> Self {
         PricingOptions {
             instance: None,
@@ -39,7 +43,7 @@ impl Default for PricingOptions {
             accelerators_per_machine: 1,
             utilization: None,
             owned: None,
-            max_age_days: 180,
+            max_age_days: DEFAULT_MAX_AGE_DAYS,
         }
     }
 }
