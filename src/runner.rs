@@ -202,15 +202,19 @@ impl Drop for FolderLock {
 }
 
 /// Reads the user files a run names (catalog, accelerator specs, model presets, the
-/// kernels.csv a `--resume` continues) and the models asked for, so that a bad file is
-/// refused before the adapter opens or any folder is made: it costs nothing and leaves
-/// nothing behind. [`run`] calls it first; the CLI calls it before it sets up criterion.
+/// kernels.csv a `--resume` continues) and the models and instance asked for, so that a bad
+/// file or name is refused before the adapter opens or any folder is made, not after the
+/// benchmarks ran: it costs nothing and leaves nothing behind. [`run`] calls it first; the
+/// CLI calls it before it sets up criterion.
 pub fn check_inputs(config: &RunConfig) -> Result<()> {
-    Catalog::from_files(
+    let catalog = Catalog::from_files(
         config.instances_file.as_deref(),
         config.accelerators_file.as_deref(),
         false,
     )?;
+    if let Some(instance) = &config.pricing.instance {
+        catalog.offerings_for_instance(instance)?;
+    }
     let presets = ModelPresets::from_file(config.models_file.as_deref(), false)?;
     for m in &config.models {
         presets.get(m)?;

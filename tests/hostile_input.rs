@@ -343,6 +343,20 @@ fn model_files_are_refused_before_anything_runs() {
     ]);
     assert!(msg.contains("llama-3.1-8b"), "{msg}");
     assert!(!out.exists());
+    // So is an unknown instance, which the cost table at the end would otherwise refuse
+    // after every benchmark had run.
+    let msg = refused(&[
+        "run",
+        "--instance",
+        "p5.48xlarg",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        msg.contains("unknown instance `p5.48xlarg`") && msg.contains("p5.48xlarge"),
+        "{msg}"
+    );
+    assert!(!out.exists());
 }
 
 #[test]
