@@ -2,7 +2,7 @@
 //! compiles against them, how its output is checked, and which variants a suite's search on
 //! llvmpipe leaves out. The run loop ([`crate::runner`]) verifies and times them.
 
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 
 use crate::gpu::Gpu;
 use crate::kernels::attention::{AttentionInputs, AttentionVariant};
@@ -27,8 +27,10 @@ pub(crate) struct Candidate<'a> {
 }
 
 pub(crate) type Check<'a> = Box<dyn Fn(&HostTensor) -> verify::Verdict + 'a>;
+/// Send and Sync so that helper devices can compile a candidate on other threads
+/// ([`crate::compile_ahead`]).
 pub(crate) type Prepare<'a> =
-    Box<dyn Fn(&Gpu) -> std::result::Result<(Program, Check<'a>), PrepareError> + 'a>;
+    Box<dyn Fn(&Gpu) -> std::result::Result<(Program, Check<'a>), PrepareError> + Send + Sync + 'a>;
 
 /// A benchmark's inputs (random, from the run's seed) and, for matmul and attention, the CPU
 /// reference shared by every candidate's check, built on the first check so that its time
@@ -43,12 +45,12 @@ enum OpInputs {
     Matmul {
         shape: MatmulShape,
         inputs: MatmulInputs,
-        reference: OnceCell<verify::matmul::Reference>,
+        reference: OnceLock<verify::matmul::Reference>,
     },
     Attention {
         shape: AttentionShape,
         inputs: AttentionInputs,
-        reference: OnceCell<verify::attention::Reference>,
+        reference: OnceLock<verify::attention::Reference>,
     },
     Elementwise {
         op: crate::model::Op,
@@ -63,12 +65,12 @@ impl BenchInputs {
             Op::Matmul(shape) => OpInputs::Matmul {
                 shape,
                 inputs: MatmulInputs::random(&shape, dtype, seed),
-                reference: OnceCell::new(),
+                reference: OnceLock::new(),
             },
             Op::Attention(shape) => OpInputs::Attention {
                 shape,
                 inputs: AttentionInputs::random(&shape, dtype, seed),
-                reference: OnceCell::new(),
+                reference: OnceLock::new(),
             },
             Op::Elementwise { kind, .. } => OpInputs::Elementwise {
                 op: bench.op.to_model(),
@@ -147,7 +149,7 @@ impl BenchInputs {
         &self,
         shape: &MatmulShape,
         inputs: &MatmulInputs,
-        cell: &'a OnceCell<verify::matmul::Reference>,
+        cell: &'a OnceLock<verify::matmul::Reference>,
     ) -> &'a verify::matmul::Reference {
         cell.get_or_init(|| verify::matmul::Reference::new(shape, self.dtype, inputs, self.seed))
     }
@@ -230,13 +232,13 @@ impl Searched for AttentionVariant {
 /// The wanted `variants` as candidates at `shape` in `dtype`: each compiled by `prepare`,
 /// each output compared with one shared reference, which `reference` builds on first use
 /// (inside the first check, so its time counts as verification).
-fn checked_candidates<'a, V: Searched + 'a, R: 'a>(
+fn checked_candidates<'a, V: Searched + Send + Sync + 'a, R: 'a>(
     variants: Vec<V>,
     shape: &V::Shape,
     dtype: DType,
     keep: &dyn Fn(&str) -> bool,
-    prepare: impl Fn(V, &Gpu) -> std::result::Result<Program, PrepareError> + Copy + 'a,
-    reference: impl Fn() -> &'a R + Copy + 'a,
+    prepare: impl Fn(V, &Gpu) -> std::result::Result<Program, PrepareError> + Copy + Send + Sync + 'a,
+    reference: impl Fn() -> &'a R + Copy + Send + Sync + 'a,
     check: fn(&R, &HostTensor) -> verify::Verdict,
 ) -> Vec<Candidate<'a>> {
     variants

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod charts;
 pub mod cli;
 pub mod compare;
+mod compile_ahead;
 pub mod compose;
 pub mod cost;
 pub mod dataset;

@@ -15,6 +15,7 @@ use regex::Regex;
 
 use crate::candidates::{BenchInputs, Candidate};
 use crate::catalog::{Accelerator, Catalog};
+use crate::compile_ahead::{CompileAhead, Compiled};
 use crate::compose;
 use crate::cost::{CostRow, TokensRow};
 use crate::error::{Error, Result};
@@ -407,6 +408,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         .then(|| crate::tuning::Tuning::load(&summary));
     let budget = variant_budget_s(config);
     let mut history = active_prune_ratio(config).map(ScreenHistory::new);
+    let ahead = CompileAhead::open(&gpu, config.timeout);
     let mut interrupted = false;
     for (i, bench) in todo.iter().enumerate() {
         if stop_requested() {
@@ -439,6 +441,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             bench,
             cached.as_ref().map(|c| c.variant.as_str()),
             history.as_mut(),
+            ahead.as_ref(),
             &mut collected,
         );
         let cache_held = cached
@@ -459,6 +462,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
                 bench,
                 None,
                 history.as_mut(),
+                ahead.as_ref(),
                 &mut collected,
             );
         }
@@ -711,6 +715,7 @@ fn run_benchmark(
     bench: &Benchmark,
     only: Option<&str>,
     history: Option<&mut ScreenHistory>,
+    ahead: Option<&CompileAhead>,
     out: &mut Collected,
 ) -> Vec<KernelRow> {
     let keep = |name: &str| wanted(config, name) && only.is_none_or(|o| o == name);
@@ -725,6 +730,7 @@ fn run_benchmark(
         inputs.candidates(&keep),
         only,
         history,
+        ahead,
         out,
     );
     // The native GEMM yardstick, on CPU adapters (its reference is the matmul's own).
@@ -764,6 +770,7 @@ fn run_candidates(
     candidates: Vec<Candidate<'_>>,
     only: Option<&str>,
     history: Option<&mut ScreenHistory>,
+    ahead: Option<&CompileAhead>,
     out: &mut Collected,
 ) -> Vec<KernelRow> {
     use crate::tuning::{
@@ -776,6 +783,7 @@ fn run_candidates(
     // full: one full measurement instead of three saved about 10 s of a cold quick run.
     let screening = only.is_none() && config.variants.is_none() && candidates.len() > 1;
     if !screening {
+        let ahead = compile_ahead(ahead, candidates.iter().collect(), out);
         let mut rows = Vec::with_capacity(candidates.len());
         for c in &candidates {
             let row = match verify_candidate(gpu, config, bench, c, out) {
@@ -788,6 +796,7 @@ fn run_candidates(
             rows.push(row);
         }
         mark_chosen(&mut rows, |_| true);
+        check_carried(ahead, out);
         return rows;
     }
     // Screen, last variant first: the list runs from the simplest kernels to the most
@@ -827,6 +836,7 @@ fn run_candidates(
         .rev()
         .filter(|&i| prune[i].is_none())
         .collect();
+    let ahead = compile_ahead(ahead, order.iter().map(|&i| &candidates[i]).collect(), out);
     let mut next = 0;
     // Whether any variant verified: if one did but was over the budget, the pruned ones,
     // slower still, would be too.
@@ -904,6 +914,7 @@ fn run_candidates(
         }
     }
     forget_lost(gpu, &mut kept);
+    check_carried(ahead, out);
     let mut rows: Vec<KernelRow> = rows
         .into_iter()
         .zip(candidates.iter().zip(prune))
@@ -1030,6 +1041,43 @@ fn run_candidates(
     let any_measured = measured.iter().any(|&i| timed(&rows[i]));
     mark_chosen(&mut rows, |i| !any_measured || measured.contains(&i));
     rows
+}
+
+/// What [`compile_ahead`] did for a benchmark, to check afterwards that it paid.
+struct Ahead<'h> {
+    helpers: &'h CompileAhead,
+    compiled: Compiled,
+    /// The benchmark's own compiling and uploading before: what comes after is of variants
+    /// the helpers compiled.
+    compile_before_s: f64,
+}
+
+/// Compile `these` on the helper devices, if there are any ([`crate::compile_ahead`]); the
+/// wait counts as compiling.
+fn compile_ahead<'h>(
+    helpers: Option<&'h CompileAhead>,
+    these: Vec<&Candidate<'_>>,
+    out: &mut Collected,
+) -> Option<Ahead<'h>> {
+    let helpers = helpers?;
+    let compiled = helpers.compile(&these)?;
+    out.compile_s += compiled.wall_s;
+    out.ahead = Some(compiled);
+    Some(Ahead {
+        helpers,
+        compiled,
+        compile_before_s: out.compile_s,
+    })
+}
+
+/// Turn the helpers off, with a notice, when this device's compiling of what they compiled
+/// was not a cache hit ([`CompileAhead::check_carried`]).
+fn check_carried(ahead: Option<Ahead<'_>>, out: &Collected) {
+    let Some(a) = ahead else { return };
+    let own_s = out.compile_s - a.compile_before_s;
+    if let Some(notice) = a.helpers.check_carried(a.compiled, own_s) {
+        crate::progress::notice(&notice);
+    }
 }
 
 /// The tuning final ([`crate::tuning::FINAL_ROUNDS`]): each contender (index, fastest
@@ -1160,6 +1208,9 @@ struct Collected {
     /// The part of `compile_s` spent in each variant's first dispatch, where drivers that
     /// compile lazily (llvmpipe) do their work.
     first_dispatch_s: f64,
+    /// The variants compiled ahead on helper devices, if they were: the part of
+    /// `compile_s` spent waiting for them is its `wall_s`.
+    ahead: Option<Compiled>,
     verify_s: f64,
     /// Seconds measuring each variant (criterion's warm-up included).
     measure_s: Vec<(String, f64)>,
@@ -1179,8 +1230,14 @@ impl Collected {
     /// is mostly compilation, and this shows which benchmarks pay it.
     fn describe(&self, total_s: f64) -> String {
         let measuring: f64 = self.measure_s.iter().map(|(_, s)| s).sum();
+        let ahead = self.ahead.map_or(String::new(), |a| {
+            format!(
+                "{} variants compiled ahead {:.1} (helper devices' own time {:.1}), ",
+                a.variants, a.wall_s, a.helper_s
+            )
+        });
         let mut line = format!(
-            "time: {total_s:.1} s: compile and upload {:.1} (first dispatches {:.1}), verify {:.1}, screening {:.1}, measuring {measuring:.1}",
+            "time: {total_s:.1} s: compile and upload {:.1} ({ahead}first dispatches {:.1}), verify {:.1}, screening {:.1}, measuring {measuring:.1}",
             self.compile_s, self.first_dispatch_s, self.verify_s, self.screen_s
         );
         if self.native_s > 0.0 {
