@@ -9,16 +9,19 @@
 //! timed, one helper device per core compiles them, each taking the next variant not yet
 //! taken, and the run waits for them: nothing is ever timed while a helper compiles.
 //!
-//! On by default on llvmpipe only, where it was measured. GPU drivers compile when a
-//! pipeline is created and keep shader caches of their own; whether helpers pay there is
-//! untried, so `PRICEPERF_COMPILE_AHEAD=on` turns them on for any adapter (to measure it) and
-//! `off` turns them off. Off where Mesa's shader cache is disabled
-//! (`MESA_SHADER_CACHE_DISABLE`), and for the rest of the run once a benchmark's own
-//! compiling shows that no cache carried the helpers' work over (a cache directory that
-//! cannot be written, for one): then helpers only add work.
+//! On by default on Vulkan's llvmpipe (lavapipe) only, where it was measured. GPU drivers
+//! compile when a pipeline is created, with shader caches of their own (Mesa's GPU drivers
+//! use Mesa's); whether helpers pay there is untried, so `PRICEPERF_COMPILE_AHEAD=on` turns
+//! them on for any Vulkan, Metal or DX12 adapter (to measure it) and `off` turns them off.
+//! Never on GL, whose devices share one context and its lock. Off on a Mesa driver whose
+//! shader cache is disabled (`MESA_SHADER_CACHE_DISABLE`), and for the rest of the run once a
+//! benchmark's own compiling shows that no cache carried the helpers' work over (a cache
+//! directory that cannot be written, for one), or once a helper's compile ran past
+//! `--timeout`: then helpers only add work, or might still be compiling while kernels are
+//! timed.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,96 +32,142 @@ use crate::measure::prime;
 /// At most this many helper devices: each holds one variant's inputs at a time.
 const MAX_HELPERS: usize = 8;
 
-/// Helper devices on the run's adapter, and whether they are still worth using.
+/// Helper devices on the run's adapter, opened on first use; none once turned off.
 pub(crate) struct CompileAhead {
-    helpers: Vec<Gpu>,
+    adapter: wgpu::Adapter,
+    count: usize,
     timeout: Duration,
-    on: Cell<bool>,
+    /// `None` until the first [`CompileAhead::compile`]; then the helpers, an empty list
+    /// once they are turned off.
+    helpers: RefCell<Option<Vec<Gpu>>>,
 }
 
 /// What one [`CompileAhead::compile`] did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Compiled {
-    /// Variants the helpers compiled (not counting those that do not apply to the shape or
-    /// adapter, which build nothing).
+    /// Variants built on the helpers (those that do not apply to the shape or adapter build
+    /// nothing), each then dispatched once, which is when llvmpipe compiles.
     pub variants: usize,
-    /// The helpers' compiling and uploading added up: about what the run's device would have
-    /// spent on them one after another.
+    /// The helpers' building and first dispatches added up: about what the run's device
+    /// would have spent on them one after another.
     pub helper_s: f64,
     /// Wall time, waiting for the helpers included.
     pub wall_s: f64,
 }
 
 impl CompileAhead {
-    /// One helper device per core (llvmpipe's threads, `LP_NUM_THREADS`, on a CPU adapter;
-    /// the host's otherwise), at most [`MAX_HELPERS`], where [`wanted`] says so; `None`
-    /// otherwise, or when fewer than two helpers open.
-    pub fn open(main: &Gpu, timeout: Duration) -> Option<CompileAhead> {
+    /// Helpers for the run's device, where [`wanted`] says so and there are two cores or
+    /// more for them (llvmpipe's threads, `LP_NUM_THREADS`, capped by the host's cores on a
+    /// CPU adapter; the host's cores otherwise), at most [`MAX_HELPERS`]. Opens nothing yet.
+    /// An unknown `PRICEPERF_COMPILE_AHEAD` value is named in a notice.
+    pub fn new(main: &Gpu, timeout: Duration) -> Option<CompileAhead> {
+        let host = std::thread::available_parallelism().map_or(1, |n| n.get());
         let cores = if main.summary.is_cpu() {
-            crate::gpu::cpu_adapter_threads()
+            crate::gpu::cpu_adapter_threads().min(host)
         } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            host
         };
-        let switch = std::env::var("PRICEPERF_COMPILE_AHEAD").ok();
+        let switch = match std::env::var("PRICEPERF_COMPILE_AHEAD") {
+            Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "on" => Some(true),
+                "off" => Some(false),
+                _ => {
+                    crate::progress::notice(&format!(
+                        "priceperf: PRICEPERF_COMPILE_AHEAD={v:?} is neither `on` nor `off`; ignored"
+                    ));
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        let s = &main.summary;
+        let adapter = Adapter {
+            lavapipe: s.is_llvmpipe() && s.backend.eq_ignore_ascii_case("vulkan"),
+            gl: s.backend.eq_ignore_ascii_case("gl"),
+            mesa: s.driver_info.contains("Mesa"),
+        };
         let cache = std::env::var("MESA_SHADER_CACHE_DISABLE").ok();
-        if !wanted(
-            switch.as_deref(),
-            main.summary.is_llvmpipe(),
-            cache.as_deref(),
-        ) || cores < 2
-        {
-            return None;
-        }
-        let helpers: Vec<Gpu> = (0..cores.min(MAX_HELPERS))
-            .map_while(|_| Gpu::on(main.adapter.clone()).ok())
-            .collect();
-        (helpers.len() >= 2).then(|| CompileAhead {
-            helpers,
+        (wanted(switch, adapter, cache.as_deref()) && cores >= 2).then(|| CompileAhead {
+            adapter: main.adapter.clone(),
+            count: cores.min(MAX_HELPERS),
             timeout,
-            on: Cell::new(true),
+            helpers: RefCell::new(None),
         })
     }
 
     /// Compile `candidates` on the helpers and wait for them; `None` (nothing done) when
-    /// there are fewer than two or the helpers were turned off. A variant that fails to build
-    /// or to dispatch on a helper is let be: the run's own device meets the same failure and
-    /// reports it.
+    /// there are fewer than two, or fewer than two helpers (turned off, or they did not
+    /// open). A variant that fails to build or to dispatch on a helper is let be: the run's
+    /// own device meets the same failure and reports it.
     pub fn compile(&self, candidates: &[&Candidate<'_>]) -> Option<Compiled> {
-        if !self.on.get() || candidates.len() < 2 {
+        if candidates.len() < 2 {
+            return None;
+        }
+        let mut slot = self.helpers.borrow_mut();
+        let helpers = slot.get_or_insert_with(|| {
+            let opened: Vec<Gpu> = (0..self.count)
+                .map_while(|_| Gpu::on(self.adapter.clone()).ok())
+                .collect();
+            if opened.len() < 2 {
+                Vec::new()
+            } else {
+                opened
+            }
+        });
+        let workers = helpers.len().min(candidates.len());
+        if workers < 2 {
             return None;
         }
         crate::progress::step(
             &format!("{} variants", candidates.len()),
-            &format!("compiling on {} helper devices", self.workers(candidates)),
+            &format!("compiling on {workers} helper devices"),
         );
         let started = Instant::now();
         let next = AtomicUsize::new(0);
         let built = AtomicUsize::new(0);
+        let stuck = AtomicBool::new(false);
         let helper_s = Mutex::new(0.0);
         let timeout = self.timeout;
         std::thread::scope(|scope| {
-            for helper in self.helpers.iter().take(self.workers(candidates)) {
-                let (next, built, helper_s) = (&next, &built, &helper_s);
+            for helper in helpers.iter().take(workers) {
+                let (next, built, stuck, helper_s) = (&next, &built, &stuck, &helper_s);
                 scope.spawn(move || {
                     while let Some(c) = candidates.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        // A lost helper leaves the rest to the others.
-                        if helper.is_lost() {
-                            break;
-                        }
                         let t = Instant::now();
+                        let mut done = true;
                         if let Ok((program, _check)) = (c.prepare)(helper) {
                             built.fetch_add(1, Ordering::Relaxed);
-                            let _ = prime(helper, &program, timeout);
+                            done = prime(helper, &program, timeout).is_ok();
                         }
                         // Its errors would be reported by nobody: the run's device reports
                         // its own.
                         helper.take_errors();
                         *helper_s.lock().unwrap_or_else(|e| e.into_inner()) +=
                             t.elapsed().as_secs_f64();
+                        if !done {
+                            // Lost, or past the timeout: leave the rest to the others, and
+                            // wait once more for what it may still be compiling, so that
+                            // nothing is timed beside it.
+                            let drained = helper.device.poll(wgpu::PollType::Wait {
+                                submission_index: None,
+                                timeout: Some(timeout),
+                            });
+                            if drained.is_err() || helper.is_lost() {
+                                stuck.store(true, Ordering::Relaxed);
+                            }
+                            break;
+                        }
                     }
                 });
             }
         });
+        if stuck.into_inner() {
+            crate::progress::notice(&format!(
+                "priceperf: a helper device was lost or still compiling after twice --timeout ({:.0} s); the rest of the run compiles on this device only",
+                timeout.as_secs_f64()
+            ));
+            helpers.clear();
+        }
         Some(Compiled {
             variants: built.into_inner(),
             helper_s: helper_s.into_inner().unwrap_or_else(|e| e.into_inner()),
@@ -128,21 +177,17 @@ impl CompileAhead {
 
     /// After the run's device compiled and uploaded the variants the helpers compiled
     /// (`own_s` in all): if that was not well under the helpers' time, no cache carried their
-    /// work over, and the helpers are turned off for the rest of the run. Returns the notice
-    /// to show when that happens.
+    /// work over, and the helpers are closed for the rest of the run. Returns the notice to
+    /// show when that happens.
     pub fn check_carried(&self, compiled: Compiled, own_s: f64) -> Option<String> {
         if carried(compiled.helper_s, own_s) {
             return None;
         }
-        self.on.set(false);
+        *self.helpers.borrow_mut() = Some(Vec::new());
         Some(format!(
             "priceperf: variants compiled ahead on helper devices took this device {own_s:.1} s to compile and upload again (the helpers took {:.1} s): no shader cache carried them over (is Mesa's cache directory writable?), so the rest of the run compiles on this device only",
             compiled.helper_s
         ))
-    }
-
-    fn workers(&self, candidates: &[&Candidate<'_>]) -> usize {
-        self.helpers.len().min(candidates.len())
     }
 }
 
@@ -153,21 +198,29 @@ fn carried(helper_s: f64, own_s: f64) -> bool {
     helper_s < 1.0 || own_s < 0.5 * helper_s
 }
 
-/// Whether to compile ahead, given `PRICEPERF_COMPILE_AHEAD` (`on`, `off`, or unset: on
-/// llvmpipe only) and `MESA_SHADER_CACHE_DISABLE` (a boolean as Mesa reads it: 1, true, yes,
-/// y), which leaves the helpers' work nowhere to go.
-fn wanted(switch: Option<&str>, llvmpipe: bool, mesa_cache_disable: Option<&str>) -> bool {
-    let cache_off = mesa_cache_disable.is_some_and(|v| {
-        matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "1" | "true" | "yes" | "y"
-        )
-    });
-    match switch.map(str::trim) {
-        Some("off") => false,
-        Some("on") => !(cache_off && llvmpipe),
-        _ => llvmpipe && !cache_off,
-    }
+/// What [`wanted`] needs to know of the run's adapter.
+#[derive(Debug, Clone, Copy)]
+struct Adapter {
+    /// llvmpipe on Vulkan: compiles on the first dispatch, one queue thread per device.
+    lavapipe: bool,
+    /// A GL adapter: its devices share one context, locked by each in turn.
+    gl: bool,
+    /// A Mesa driver, whose shader cache `MESA_SHADER_CACHE_DISABLE` turns off.
+    mesa: bool,
+}
+
+/// Whether to compile ahead, given `PRICEPERF_COMPILE_AHEAD` (`switch`: on, off, or unset:
+/// on lavapipe only) and `MESA_SHADER_CACHE_DISABLE` (a boolean as Mesa reads it: 1, true,
+/// yes, y, t), which leaves a Mesa driver nowhere to put the helpers' work. Never on GL.
+fn wanted(switch: Option<bool>, adapter: Adapter, mesa_cache_disable: Option<&str>) -> bool {
+    let cache_off = adapter.mesa
+        && mesa_cache_disable.is_some_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "y" | "t"
+            )
+        });
+    !adapter.gl && !cache_off && switch.unwrap_or(adapter.lavapipe)
 }
 
 #[cfg(test)]
@@ -185,27 +238,52 @@ mod tests {
     }
 
     #[test]
-    fn on_by_default_on_llvmpipe_only_and_never_without_mesas_cache() {
-        for (switch, llvmpipe, cache, want) in [
-            (None, true, None, true),
-            (None, false, None, false),
-            (Some("on"), false, None, true),
-            (Some("off"), true, None, false),
-            // Mesa's switch, read as Mesa reads it.
-            (None, true, Some("1"), false),
-            (None, true, Some("true"), false),
-            (None, true, Some("YES"), false),
-            (Some("on"), true, Some("y"), false),
-            (None, true, Some("0"), true),
-            (None, true, Some("false"), true),
-            (None, true, Some(""), true),
-            // A GPU driver keeps its own cache.
-            (Some("on"), false, Some("1"), true),
+    fn on_by_default_on_lavapipe_only_never_on_gl_nor_without_mesas_cache() {
+        let lavapipe = Adapter {
+            lavapipe: true,
+            gl: false,
+            mesa: true,
+        };
+        let gl_llvmpipe = Adapter {
+            lavapipe: false,
+            gl: true,
+            mesa: true,
+        };
+        let nvidia = Adapter {
+            lavapipe: false,
+            gl: false,
+            mesa: false,
+        };
+        let radv = Adapter {
+            lavapipe: false,
+            gl: false,
+            mesa: true,
+        };
+        for (switch, adapter, cache, want) in [
+            (None, lavapipe, None, true),
+            (None, nvidia, None, false),
+            (None, radv, None, false),
+            (Some(true), nvidia, None, true),
+            (Some(true), radv, None, true),
+            (Some(false), lavapipe, None, false),
+            (None, gl_llvmpipe, None, false),
+            (Some(true), gl_llvmpipe, None, false),
+            // Mesa's switch, read as Mesa reads it, for Mesa's drivers only.
+            (None, lavapipe, Some("1"), false),
+            (None, lavapipe, Some("true"), false),
+            (None, lavapipe, Some("YES"), false),
+            (None, lavapipe, Some("t"), false),
+            (Some(true), lavapipe, Some("y"), false),
+            (Some(true), radv, Some("1"), false),
+            (None, lavapipe, Some("0"), true),
+            (None, lavapipe, Some("false"), true),
+            (None, lavapipe, Some(""), true),
+            (Some(true), nvidia, Some("1"), true),
         ] {
             assert_eq!(
-                wanted(switch, llvmpipe, cache),
+                wanted(switch, adapter, cache),
                 want,
-                "{switch:?} {llvmpipe} {cache:?}"
+                "{switch:?} {adapter:?} {cache:?}"
             );
         }
     }

@@ -408,7 +408,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         .then(|| crate::tuning::Tuning::load(&summary));
     let budget = variant_budget_s(config);
     let mut history = active_prune_ratio(config).map(ScreenHistory::new);
-    let ahead = CompileAhead::open(&gpu, config.timeout);
+    let ahead = CompileAhead::new(&gpu, config.timeout);
     let mut interrupted = false;
     for (i, bench) in todo.iter().enumerate() {
         if stop_requested() {
@@ -836,7 +836,7 @@ fn run_candidates(
         .rev()
         .filter(|&i| prune[i].is_none())
         .collect();
-    let ahead = compile_ahead(ahead, order.iter().map(|&i| &candidates[i]).collect(), out);
+    let mut ahead = compile_ahead(ahead, order.iter().map(|&i| &candidates[i]).collect(), out);
     let mut next = 0;
     // Whether any variant verified: if one did but was over the budget, the pruned ones,
     // slower still, would be too.
@@ -850,6 +850,8 @@ fn run_candidates(
                 "priceperf: no unpruned variant of {} verified; trying the pruned ones",
                 bench.id()
             ));
+            // The helpers compiled none of those: judge them by what they did compile.
+            check_carried(ahead.take(), out);
             order.extend((0..candidates.len()).rev().filter(|&i| prune[i].is_some()));
             continue;
         }
