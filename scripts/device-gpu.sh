@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The GPU check, for a session lent a device machine (an NVIDIA H100 or H200): the quick
 # suite (its f32 matmul at 4096 is issue 6's GPU target: at least 50% of the spec FP32
-# peak) and every variant searched at two decode shapes, with every result folder brought
-# back in one archive. On a fresh H200 machine (2026-11-28): the quick suite 163 s, the two
-# decode tables about 55 s (a --kernel run compiles every variant), plus a minute or two to
-# start the machine; results/nvidia-h200-vulkan*/ hold earlier runs.
+# peak), then the quick suite again with compiling ahead on helper devices
+# (src/compile_ahead.rs, off on GPUs by default and never measured on one) and with empty
+# shader and tuning caches of its own, so the two runs' "compile and upload" compare; with
+# DECODE_TABLES=1 instead of the second run, every variant searched at two decode shapes.
+# Every result folder comes back in one archive. On a fresh H200 machine (2026-11-28): the
+# quick suite 163 s, the two decode tables about 55 s (a --kernel run compiles every
+# variant), plus a minute or two to start the machine; results/nvidia-h200-vulkan*/ hold
+# earlier runs.
 #
 # Here, first:   bash ../shared/tools/prepare-device.sh    (release binary to .device/,
 #                                                          Vulkan loader packages to .gl/)
@@ -43,8 +47,24 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=cs
 # Search and measure on the GPU; the cost table lists the instances that carry it.
 # The whole log travels in the archive; the tool's reply shows its end.
 date -u +"start %FT%TZ" | tee "$res/quick.log"
-timeout 340 "$bin" run --suite quick --out "$res/quick" 2>&1 | tee -a "$res/quick.log" | tail -n 60
+timeout 300 "$bin" run --suite quick --out "$res/quick" 2>&1 | tee -a "$res/quick.log" | tail -n 45
 date -u +"end %FT%TZ" | tee -a "$res/quick.log"
+if [ "${DECODE_TABLES:-0}" != 1 ]; then
+    # The same suite with helpers compiling ahead, from empty caches again: the NVIDIA
+    # driver's shader cache (__GL_SHADER_DISK_CACHE_PATH) and priceperf's tuning and peaks.
+    mkdir -p "$res/ahead-nv-cache" "$res/ahead-cache"
+    date -u +"start %FT%TZ" | tee "$res/quick_ahead.log"
+    PRICEPERF_COMPILE_AHEAD=on __GL_SHADER_DISK_CACHE_PATH="$res/ahead-nv-cache" \
+        PRICEPERF_CACHE_DIR="$res/ahead-cache" \
+        timeout 250 "$bin" run --suite quick --out "$res/quick_ahead" >>"$res/quick_ahead.log" 2>&1
+    date -u +"end %FT%TZ" | tee -a "$res/quick_ahead.log"
+    grep -hE "^time:" "$res/quick.log" "$res/quick_ahead.log"
+    rm -rf "$res/ahead-nv-cache" "$res/ahead-cache"
+    rm -rf "$res"/*/criterion
+    tar czf "$out/gpu-results.tar.gz" --exclude=.lock -C "$res" .
+    ls -l "$out"
+    exit 0
+fi
 # Two decode shapes far from the hardware in the 2026-11-27 H200 run, every variant
 # measured in full: a llama-3.1-8b projection's gemv (397 GB/s there, against a 4.2 TB/s
 # copy) and the KV cache at 8192 (134 GB/s in f32), where the gemv_coop and decode_coop
