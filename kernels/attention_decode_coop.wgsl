@@ -27,7 +27,7 @@
 // writes m = -inf (finite), l = 0, o = 0; keys past Skv are masked the same way.
 //
 // Bindings (group 0):
-//   0 uniform  Params (as attention_flash_row.wgsl; chunk = CHUNK)
+//   0 uniform  Params (attention_params.wgsl, the PARAMS field)
 //   1 storage read  q: array<vec4<u32>>
 //   2 storage read  k: array<vec4<u32>>
 //   3 storage read  v: array<vec4<u32>>
@@ -41,24 +41,11 @@
 // verification would catch were it not so), U, NV = vec4<f32>s a unit (2 for f16, 1 for
 // f32), D4 = D / 4. Workgroup memory: 16·D4 (q) + 4·CHUNK (scores) + 4·WG (tree) +
 // 16·NV·WG (P·V sums) bytes: 7 KiB at WG 128, CHUNK 512, d 128, f16.
-// Template fields: ENABLE_F16 ELEM WG CHUNK S U NV D4 UNPACK REDUCE.
+// Template fields: PARAMS ENABLE_F16 ELEM WG CHUNK S U NV D4 UNPACK REDUCE.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
-struct Params {
-    b: u32,
-    hq: u32,
-    hkv: u32,
-    sq: u32,
-    skv: u32,
-    rep: u32,
-    causal: u32,
-    nsplit: u32,
-    shift: i32,
-    chunk: u32,
-    scale_log2e: f32,
-    _pad: u32,
-}
+{{PARAMS}}
 
 const WG: u32 = {{WG}}u;
 const CHUNK: u32 = {{CHUNK}}u;

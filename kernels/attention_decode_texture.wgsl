@@ -34,7 +34,7 @@
 // chunk that sees no key contributes m = -inf (finite), l = 0.
 //
 // Bindings (group 0):
-//   0 uniform  Params (as attention_flash_row.wgsl)
+//   0 uniform  Params (attention_params.wgsl, the PARAMS field)
 //   1 storage read  q: array<vec4<u32>>
 //   2, 3 texture_storage_2d<rgba32uint, read>  K, V
 //   4 storage read_write  part_o: array<vec4<f32>>
@@ -46,24 +46,11 @@
 // which ran 1.1-2.2x TK = 1 and 2 on every decode shape timed), D4 = D / 4,
 // CHUNK keys per workgroup (a uniform: enough workgroups to fill the threads, few enough
 // partial results for the merge).
-// Template fields: ENABLE_F16 ELEM D4 TK QROW KV_TEXEL LOAD_Q INIT STEP REDUCE.
+// Template fields: PARAMS ENABLE_F16 ELEM D4 TK QROW KV_TEXEL LOAD_Q INIT STEP REDUCE.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
-struct Params {
-    b: u32,
-    hq: u32,
-    hkv: u32,
-    sq: u32,
-    skv: u32,
-    rep: u32,
-    causal: u32,
-    nsplit: u32,
-    shift: i32,
-    chunk: u32,
-    scale_log2e: f32,
-    _pad: u32,
-}
+{{PARAMS}}
 
 const D4: u32 = {{D4}}u;
 const TK: u32 = {{TK}}u;

@@ -26,7 +26,7 @@
 // finite). A lane or a whole chunk that sees no key contributes m = -inf (finite), l = 0.
 //
 // Bindings (group 0):
-//   0 uniform  Params (as attention_flash_row.wgsl)
+//   0 uniform  Params (attention_params.wgsl, the PARAMS field)
 //   1 uniform  Windows { slot[NW] = (k0, nkeys, kv_off, split0),
 //                        head[NW] = (batch, g, q_off, 0) }
 //   2 uniform  qw: array<vec4<KW>, QV>  (a Q window holding the REP query rows of every
@@ -47,24 +47,11 @@
 // limit: NW <= 6 at lavapipe's 15, 4 at WebGPU's default 12; each slot repeats the step, so
 // the host also keeps REP·D·NW <= 1024, which bounds compile time and spills); the vec4s per
 // K/V row are a literal in the generated STEP code.
-// Template fields: ENABLE_F16 ELEM KW QV NW D4 TK KV_BINDINGS LOAD_Q INIT WINDOWS REDUCE.
+// Template fields: PARAMS ENABLE_F16 ELEM KW QV NW D4 TK KV_BINDINGS LOAD_Q INIT WINDOWS REDUCE.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
-struct Params {
-    b: u32,
-    hq: u32,
-    hkv: u32,
-    sq: u32,
-    skv: u32,
-    rep: u32,
-    causal: u32,
-    nsplit: u32,
-    shift: i32,
-    chunk: u32,
-    scale_log2e: f32,
-    _pad: u32,
-}
+{{PARAMS}}
 
 struct Windows {
     // Per slot: first key, keys, vec4 offset of the first key in the window, first split.

@@ -9,31 +9,18 @@
 // O[B, Hq, Sq, D] row-major in the storage type E; row r = (b·Hq + h)·Sq + i.
 //
 // Bindings (group 0):
-//   0 uniform  Params (the same struct as attention_flash_row.wgsl)
+//   0 uniform  Params (attention_params.wgsl, the PARAMS field)
 //   1 storage read        part_o: array<vec4<f32>>
 //   2 storage read        part_ml: array<vec2<f32>>
 //   3 storage read_write  out: array<vec4<E>>
 // Dispatch: one invocation per output vec4 (B·Hq·Sq·D/4 of them), workgroups of 64 on a
 // 2-D grid (x <= 65535); index = (wid.y · nwg.x + wid.x) · 64 + lid.
 // Tile parameters: D4 = D / 4 (text-substituted).
-// Template fields: ENABLE_F16, ELEM (f32 | f16), D4.
+// Template fields: PARAMS, ENABLE_F16, ELEM (f32 | f16), D4.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
-struct Params {
-    b: u32,
-    hq: u32,
-    hkv: u32,
-    sq: u32,
-    skv: u32,
-    rep: u32,
-    causal: u32,
-    nsplit: u32,
-    shift: i32,
-    chunk: u32,
-    scale_log2e: f32,
-    _pad: u32,
-}
+{{PARAMS}}
 
 const D4: u32 = {{D4}}u;
 

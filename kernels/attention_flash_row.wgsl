@@ -36,7 +36,7 @@
 // loaded cooperatively between two barriers (the GPU design: coalesced loads, on-chip reuse).
 //
 // Bindings (group 0):
-//   0 uniform  Params (see the struct)
+//   0 uniform  Params (attention_params.wgsl, the PARAMS field)
 //   1 storage read        q: array<vec4<E>>
 //   2 storage read        k: array<vec4<E>>
 //   3 storage read        v: array<vec4<E>>
@@ -56,25 +56,12 @@
 //   Workgroup memory (staged variant): 2·BC·D·sizeof(E) <= max_compute_workgroup_storage_size.
 //   u32 indices: every buffer has < 2^32 elements (the shape parser refuses more).
 // Scores are kept in log2 units (q is pre-scaled by scale·log2(e)) so exp2 does the softmax.
-// Template fields: ENABLE_F16 ELEM BR TQ BC D4 OUT_BINDINGS WG_DECLS ROWS TILE
+// Template fields: PARAMS ENABLE_F16 ELEM BR TQ BC D4 OUT_BINDINGS WG_DECLS ROWS TILE
 // STORE.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
-struct Params {
-    b: u32,
-    hq: u32,
-    hkv: u32,
-    sq: u32,
-    skv: u32,
-    rep: u32,
-    causal: u32,
-    nsplit: u32,
-    shift: i32,
-    chunk: u32,
-    scale_log2e: f32,
-    _pad: u32,
-}
+{{PARAMS}}
 
 const BR: u32 = {{BR}}u;
 const TQ: u32 = {{TQ}}u;

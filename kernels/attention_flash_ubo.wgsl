@@ -30,7 +30,7 @@
 // this one would leave all but one SIMD lane idle.
 //
 // Bindings (group 0):
-//   0 uniform  Params (as attention_flash_row.wgsl)
+//   0 uniform  Params (attention_params.wgsl, the PARAMS field)
 //   1 uniform  Window { batch, g, k0, nkeys, kv_off, first, blocks, _ } (one slot per dispatch)
 //   2 storage read        q: array<vec4<E>>
 //   3 uniform             kw: array<vec4<KW>, NV>   (KW = f32, or u32 for f16 pairs)
@@ -45,24 +45,11 @@
 //   TQ  rows per invocation: each K/V vec4 loaded feeds TQ rows; private state TQ·(2·D + BC).
 //   BC  keys per tile; a window holds a multiple of BC keys.
 //   D4  = D / 4, fully unrolled.  NV = window bytes / 16 <= 4096 (64 KiB).
-// Template fields: ENABLE_F16 ELEM KW NV KV_ROW Q_VEC BR TQ BC D4 OUT_BINDINGS ROWS TILE STORE.
+// Template fields: PARAMS ENABLE_F16 ELEM KW NV KV_ROW Q_VEC BR TQ BC D4 OUT_BINDINGS ROWS TILE STORE.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
-struct Params {
-    b: u32,
-    hq: u32,
-    hkv: u32,
-    sq: u32,
-    skv: u32,
-    rep: u32,
-    causal: u32,
-    nsplit: u32,
-    shift: i32,
-    chunk: u32,
-    scale_log2e: f32,
-    _pad: u32,
-}
+{{PARAMS}}
 
 struct Window {
     batch: u32,

@@ -6,31 +6,18 @@
 // KV head h / rep. Causal rows stop at key i + shift (the rest of P is 0 anyway).
 //
 // Bindings (group 0):
-//   0 uniform  Params (the same struct as attention_naive_scores.wgsl)
+//   0 uniform  Params (attention_naive_params.wgsl, the PARAMS field)
 //   1 storage read        s: array<f32>   (P)
 //   2 storage read        v: array<vec4<E>>   (D % 4 == 0)
 //   3 storage read_write  o: array<vec4<E>>
 // Dispatch: (1, Sq, B·Hq) workgroups of 64; x = column vec4 (D / 4 <= 64), y = query,
 // z = batch·head.
 // Tile parameters: none.
-// Template fields: ENABLE_F16, ELEM (f32 | f16).
+// Template fields: PARAMS, ENABLE_F16, ELEM (f32 | f16).
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
-struct Params {
-    b: u32,
-    hq: u32,
-    hkv: u32,
-    sq: u32,
-    skv: u32,
-    d: u32,
-    rep: u32,
-    causal: u32,
-    shift: i32,
-    scale: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
+{{PARAMS}}
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> s: array<f32>;

@@ -9,30 +9,17 @@
 // masked scores are not computed (the softmax step never reads them).
 //
 // Bindings (group 0):
-//   0 uniform  Params (see the struct)
+//   0 uniform  Params (attention_naive_params.wgsl, the PARAMS field)
 //   1 storage read        q: array<vec4<E>>   (D % 4 == 0 for every supported head dim)
 //   2 storage read        k: array<vec4<E>>
 //   3 storage read_write  s: array<f32>
 // Dispatch: (ceil(Skv / 16), ceil(Sq / 16), B·Hq) workgroups of 16 x 16; x = key, y = query.
 // Tile parameters: none (no workgroup memory, no register tile); D is a uniform.
-// Template fields: ENABLE_F16, ELEM (f32 | f16).
+// Template fields: PARAMS, ENABLE_F16, ELEM (f32 | f16).
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
-struct Params {
-    b: u32,
-    hq: u32,
-    hkv: u32,
-    sq: u32,
-    skv: u32,
-    d: u32,
-    rep: u32,
-    causal: u32,
-    shift: i32,
-    scale: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
+{{PARAMS}}
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4<E>>;

@@ -7,25 +7,13 @@
 // NaN): the P·V step then yields 0 for it.
 //
 // Bindings (group 0):
-//   0 uniform  Params (the same struct as attention_naive_scores.wgsl)
+//   0 uniform  Params (attention_naive_params.wgsl, the PARAMS field)
 //   1 storage read_write  s: array<f32>
 // Dispatch: one invocation per row, workgroups of 64 laid out on a 2-D grid
 // (x <= 65535, y = as many rows of x as needed); row = (wid.y · nwg.x + wid.x) · 64 + lid.
 // Tile parameters: none. Three passes over the row (max, sum, normalise), all in f32.
-struct Params {
-    b: u32,
-    hq: u32,
-    hkv: u32,
-    sq: u32,
-    skv: u32,
-    d: u32,
-    rep: u32,
-    causal: u32,
-    shift: i32,
-    scale: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
+// Template fields: PARAMS.
+{{PARAMS}}
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> s: array<f32>;

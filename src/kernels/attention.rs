@@ -67,6 +67,10 @@ const NAIVE_PV: &str = include_str!("../../kernels/attention_naive_pv.wgsl");
 const FLASH_ROW: &str = include_str!("../../kernels/attention_flash_row.wgsl");
 const FLASH_MERGE: &str = include_str!("../../kernels/attention_flash_merge.wgsl");
 const FLASH_UBO: &str = include_str!("../../kernels/attention_flash_ubo.wgsl");
+/// [`FlashParams`] in WGSL, each fused kernel's `PARAMS` field.
+pub(super) const FLASH_PARAMS: &str = include_str!("../../kernels/attention_params.wgsl");
+/// [`NaiveParams`] in WGSL, the naive kernels' `PARAMS` field.
+const NAIVE_PARAMS: &str = include_str!("../../kernels/attention_naive_params.wgsl");
 
 /// log2(e): scores are kept in log2 units so the kernels can use exp2.
 pub(super) const LOG2_E: f64 = std::f64::consts::LOG2_E;
@@ -126,7 +130,7 @@ pub enum AttentionVariant {
     },
 }
 
-/// The uniform block of the fused kernels (see `attention_flash_row.wgsl`).
+/// The uniform block of the fused kernels (`attention_params.wgsl`, [`FLASH_PARAMS`]).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(super) struct FlashParams {
@@ -144,7 +148,7 @@ pub(super) struct FlashParams {
     pub _pad: u32,
 }
 
-/// The uniform block of the naive kernels (see `attention_naive_scores.wgsl`).
+/// The uniform block of the naive kernels (`attention_naive_params.wgsl`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct NaiveParams {
@@ -376,38 +380,6 @@ impl AttentionVariant {
         }
     }
 
-    /// The WGSL files the variant is rendered from.
-    pub fn files(&self) -> &'static [&'static str] {
-        match self {
-            AttentionVariant::Naive => &[
-                "kernels/attention_naive_scores.wgsl",
-                "kernels/attention_naive_softmax.wgsl",
-                "kernels/attention_naive_pv.wgsl",
-            ],
-            AttentionVariant::Flash {
-                kv: KvAccess::Uniform | KvAccess::UniformShared,
-                ..
-            } => &["kernels/attention_flash_ubo.wgsl"],
-            AttentionVariant::Decode { .. } => &[
-                "kernels/attention_decode_ubo.wgsl",
-                "kernels/attention_flash_merge.wgsl",
-            ],
-            AttentionVariant::DecodeTexture { .. } => &[
-                "kernels/attention_decode_texture.wgsl",
-                "kernels/attention_flash_merge.wgsl",
-            ],
-            AttentionVariant::DecodeCoop { .. } => &[
-                "kernels/attention_decode_coop.wgsl",
-                "kernels/attention_flash_merge.wgsl",
-            ],
-            AttentionVariant::Flash { chunk: None, .. } => &["kernels/attention_flash_row.wgsl"],
-            AttentionVariant::Flash { .. } => &[
-                "kernels/attention_flash_row.wgsl",
-                "kernels/attention_flash_merge.wgsl",
-            ],
-        }
-    }
-
     /// Workgroups of packed query rows (rep·Sq per KV head) of a fused variant: BR
     /// invocations of TQ rows each; 1 for the others.
     fn row_blocks(&self, shape: &AttentionShape) -> u32 {
@@ -596,6 +568,7 @@ impl AttentionVariant {
             "@group(0) @binding(4) var<storage, read_write> out: array<vec4<E>>;".into()
         };
         let common = [
+            ("PARAMS", FLASH_PARAMS.to_string()),
             ("ENABLE_F16", enable_line(dtype)),
             ("ELEM", dtype.wgsl().to_string()),
             ("BR", br.to_string()),
@@ -970,12 +943,13 @@ impl AttentionVariant {
 /// The WGSL of the naive path's three steps: scores, softmax, P·V.
 pub fn naive_sources(dtype: DType) -> [String; 3] {
     let fields = [
+        ("PARAMS", NAIVE_PARAMS.to_string()),
         ("ENABLE_F16", enable_line(dtype)),
         ("ELEM", dtype.wgsl().to_string()),
     ];
     [
         render(NAIVE_SCORES, &fields),
-        NAIVE_SOFTMAX.to_string(),
+        render(NAIVE_SOFTMAX, &fields[..1]),
         render(NAIVE_PV, &fields),
     ]
 }
@@ -985,6 +959,7 @@ pub fn merge_source(d: u32, dtype: DType) -> String {
     render(
         FLASH_MERGE,
         &[
+            ("PARAMS", FLASH_PARAMS.into()),
             ("ENABLE_F16", enable_line(dtype)),
             ("ELEM", dtype.wgsl().into()),
             ("D4", (d / 4).to_string()),

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 
 use super::attention::{
     bind_entries, grid_1d, kv_buffers, kv_copies, merge_source, range, scratch, tree, whole,
-    AttentionInputs, AttentionVariant, FlashParams, IND, LOG2_E,
+    AttentionInputs, AttentionVariant, FlashParams, FLASH_PARAMS, IND, LOG2_E,
 };
 use super::texel_layout::TexelLayout;
 use super::{
@@ -383,6 +383,7 @@ pub fn decode_source(
     render(
         DECODE_UBO,
         &[
+            ("PARAMS", FLASH_PARAMS.into()),
             ("ENABLE_F16", enable_line(dtype)),
             ("ELEM", dtype.wgsl().into()),
             ("KW", kw.into()),
@@ -430,6 +431,7 @@ pub fn decode_texture_source(
     render(
         DECODE_TEXTURE,
         &[
+            ("PARAMS", FLASH_PARAMS.into()),
             ("ENABLE_F16", enable_line(dtype)),
             ("ELEM", dtype.wgsl().into()),
             ("D4", (d / 4).to_string()),
@@ -882,6 +884,7 @@ pub fn decode_coop_source(d: u32, dtype: DType, wg: u32, chunk: u32, key_lanes: 
     render(
         DECODE_COOP,
         &[
+            ("PARAMS", FLASH_PARAMS.into()),
             ("ENABLE_F16", enable_line(dtype)),
             ("ELEM", dtype.wgsl().to_string()),
             ("WG", wg.to_string()),

@@ -400,20 +400,6 @@ impl MatmulVariant {
         }
     }
 
-    /// The WGSL file the variant is rendered from.
-    pub fn file(&self) -> &'static str {
-        match self {
-            MatmulVariant::Naive => "kernels/matmul_naive.wgsl",
-            MatmulVariant::Reg { .. } => "kernels/matmul_regblock.wgsl",
-            MatmulVariant::Tiled { .. } => "kernels/matmul_tiled.wgsl",
-            MatmulVariant::Subgroup { .. } => "kernels/matmul_subgroup.wgsl",
-            MatmulVariant::Texture { .. } => "kernels/matmul_texture_common.wgsl",
-            MatmulVariant::Gemv(_) => "kernels/matmul_gemv_ubo.wgsl",
-            MatmulVariant::GemvTexture(_) => "kernels/matmul_gemv_texture.wgsl",
-            MatmulVariant::GemvCoop(_) => "kernels/matmul_gemv_coop.wgsl",
-        }
-    }
-
     /// How the operands are bound, for the variants that read them from textures.
     fn texture_operands(&self) -> Option<Operands> {
         match *self {
