@@ -1480,6 +1480,44 @@ mod tests {
         spec.parse().unwrap()
     }
 
+    /// The WGSL uniform blocks and the host structs written into them name the same fields
+    /// in the same order, every one 4 bytes: a field added on one side only would shift
+    /// every field after it.
+    #[test]
+    fn the_wgsl_params_structs_mirror_the_host_ones() {
+        fn wgsl_fields(source: &str) -> Vec<String> {
+            let body = source
+                .split("struct Params {")
+                .nth(1)
+                .expect("a Params struct");
+            let body = &body[..body.find('}').expect("the struct's end")];
+            body.lines()
+                .filter_map(|l| l.trim().split_once(':'))
+                .map(|(name, _)| name.trim().to_string())
+                .collect()
+        }
+        // `Name { a: 0, b: 0 }`, from the derived Debug.
+        fn host_fields(debug: String) -> Vec<String> {
+            let body = &debug[debug.find('{').unwrap() + 1..debug.rfind('}').unwrap()];
+            body.split(',')
+                .filter_map(|f| f.split_once(':'))
+                .map(|(name, _)| name.trim().to_string())
+                .collect()
+        }
+        let flash = host_fields(format!(
+            "{:?}",
+            <FlashParams as bytemuck::Zeroable>::zeroed()
+        ));
+        assert_eq!(wgsl_fields(FLASH_PARAMS), flash);
+        assert_eq!(4 * flash.len(), std::mem::size_of::<FlashParams>());
+        let naive = host_fields(format!(
+            "{:?}",
+            <NaiveParams as bytemuck::Zeroable>::zeroed()
+        ));
+        assert_eq!(wgsl_fields(NAIVE_PARAMS), naive);
+        assert_eq!(4 * naive.len(), std::mem::size_of::<NaiveParams>());
+    }
+
     #[test]
     fn names_are_unique() {
         let names: std::collections::BTreeSet<String> =
