@@ -1,8 +1,9 @@
 //! Compiling a benchmark's variants ahead of its search, in parallel, on helper devices.
 //!
 //! Why: llvmpipe compiles a kernel on its first dispatch, on the device's one queue thread,
-//! so a run with an empty Mesa shader cache compiles one variant at a time on one core (44
-//! of the 127 s of a fresh quick run on the 2-core VM) while the other cores wait. Every
+//! so a run with an empty Mesa shader cache compiles one variant at a time on one core
+//! (34-39 of the 114-124 s of a fresh quick run on the 2-core VM, without helpers; 27-33 of
+//! 109-118 s with them) while the other cores wait. Every
 //! device has its own queue thread, and what one compiles lands in Mesa's on-disk shader
 //! cache, where the run's own device finds it: a variant that a helper device had compiled
 //! in 1.6 s took the run's device 0.07 s. So before a benchmark's variants are verified and
