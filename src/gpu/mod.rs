@@ -230,6 +230,12 @@ impl Gpu {
     /// Open a device on this adapter: its own limits (not WebGPU's defaults, which cap
     /// workgroup storage at 16 KiB and bindings at 128 MiB) and only `WANTED_FEATURES`.
     pub fn on(adapter: wgpu::Adapter) -> Result<Gpu> {
+        Gpu::named(adapter, "device")
+    }
+
+    /// [`Gpu::on`], with the name a loss of the device is reported under: a helper device
+    /// ([`crate::compile_ahead`]) must not be taken for the run's own.
+    pub fn named(adapter: wgpu::Adapter, name: &'static str) -> Result<Gpu> {
         let summary = AdapterSummary::of(&adapter);
         let desc = wgpu::DeviceDescriptor {
             label: Some("priceperf"),
@@ -251,7 +257,7 @@ impl Gpu {
             let lost = lost.clone();
             device.set_device_lost_callback(move |reason, msg| {
                 if reason != wgpu::DeviceLostReason::Destroyed {
-                    eprintln!("priceperf: device lost: {msg}");
+                    eprintln!("priceperf: {name} lost: {msg}");
                 }
                 lost.store(true, Ordering::SeqCst);
             });
