@@ -54,8 +54,8 @@ use std::fmt::Write as _;
 
 use super::attention_decode::{prepare_decode, prepare_decode_coop, prepare_decode_texture};
 use super::{
-    bind, check_buffer, check_workgroup, check_workgroups, compile, enable_line, render,
-    require_subgroups, storage_buffer, uniform_buffer, unpack_halves, weights, Dispatch,
+    bind, check_buffer, check_workgroup, check_workgroups, compile, enable_line, output_buffer,
+    render, require_subgroups, storage_buffer, uniform_buffer, unpack_halves, weights, Dispatch,
     HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
@@ -695,7 +695,7 @@ impl AttentionVariant {
             );
         }
         let q = storage_buffer(gpu, "Q", inputs.q.bytes(), false);
-        let out = storage_buffer(gpu, "O", HostTensor::nan(dtype, q_len).bytes(), true);
+        let out = output_buffer(gpu, "O", dtype, q_len);
         let program = |dispatches: Vec<Dispatch>, keep: Vec<wgpu::Buffer>, out: wgpu::Buffer| {
             Ok(Program::new(dispatches, out, dtype, q_len, keep))
         };

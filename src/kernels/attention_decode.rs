@@ -23,8 +23,8 @@ use super::attention::{
 };
 use super::texel_layout::TexelLayout;
 use super::{
-    bind, bind_resources, check_buffer, check_workgroups, compile, enable_line, render,
-    require_subgroups, slot_switch, storage_buffer, uniform_buffer, uniform_readable,
+    bind, bind_resources, check_buffer, check_workgroups, compile, enable_line, output_buffer,
+    render, require_subgroups, slot_switch, storage_buffer, uniform_buffer, uniform_readable,
     unpack_halves, Dispatch, HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
@@ -563,7 +563,7 @@ impl Partials {
         let uniforms = uniform_buffer(gpu, "attention params", bytemuck::bytes_of(&params));
         let part_o = scratch(gpu, "attention partial o", part_o_bytes);
         let part_ml = scratch(gpu, "attention partial m, l", rows * nsplit as u64 * 8);
-        let out = storage_buffer(gpu, "O", HostTensor::nan(dtype, out_len).bytes(), true);
+        let out = output_buffer(gpu, "O", dtype, out_len);
         let bind_group = bind(gpu, &merge, &[&uniforms, &part_o, &part_ml, &out]);
         let merge = Dispatch::new(merge, bind_group, merge_groups);
         Ok(Partials {

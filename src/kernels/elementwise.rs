@@ -23,8 +23,8 @@
 use std::fmt;
 
 use super::{
-    bind, check_buffer, check_workgroup, check_workgroups, compile, enable_line, render,
-    storage_buffer, uniform_buffer, Dispatch, HostTensor, PrepareError, Program,
+    bind, check_buffer, check_workgroup, check_workgroups, compile, enable_line, output_buffer,
+    render, storage_buffer, uniform_buffer, Dispatch, HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
 pub use crate::model::ElementwiseKind;
@@ -567,7 +567,7 @@ impl ElementwiseVariant {
             }
             _ => {}
         }
-        let output = storage_buffer(gpu, "y", HostTensor::nan(dtype, shape.len()).bytes(), true);
+        let output = output_buffer(gpu, "y", dtype, shape.len());
         let bind_group = {
             let mut all: Vec<&wgpu::Buffer> = keep.iter().collect();
             all.push(&output);

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::slot_switch;
 use super::{bind_resources, check_workgroups, compile, enable_line, render, require_subgroups};
-use super::{storage_buffer, uniform_buffer, uniform_readable, unpack_halves};
+use super::{output_buffer, uniform_buffer, uniform_readable, unpack_halves};
 use super::{weights, Dispatch, HostTensor, PrepareError, Program};
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
@@ -310,12 +310,7 @@ pub fn prepare(
         (b.bytes().len() as u64 + plan.window_bytes).next_multiple_of(16),
         wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
     );
-    let c = storage_buffer(
-        gpu,
-        "C",
-        HostTensor::nan(dtype, shape.c_len()).bytes(),
-        true,
-    );
+    let c = output_buffer(gpu, "C", dtype, shape.c_len());
 
     // One table entry per dispatch: nw slots of (row0, rows, w_off, 0).
     let table_bytes = 16 * nw as u64;

@@ -5,9 +5,9 @@
 use super::gemv::skinny_refusal;
 use super::gemv_texture::MAX_M;
 use super::{
-    bind, check_buffer, check_workgroup, check_workgroups, compile, enable_line, render,
-    storage_buffer, uniform_buffer, unpack_halves, weights, Dispatch, HostTensor, PrepareError,
-    Program,
+    bind, check_buffer, check_workgroup, check_workgroups, compile, enable_line, output_buffer,
+    render, storage_buffer, uniform_buffer, unpack_halves, weights, Dispatch, HostTensor,
+    PrepareError, Program,
 };
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
@@ -116,12 +116,7 @@ pub fn prepare(
         .collect();
     let params = uniform_buffer(gpu, "gemv params", &params);
     let a_buf = storage_buffer(gpu, "A", a.bytes(), false);
-    let c = storage_buffer(
-        gpu,
-        "C",
-        HostTensor::nan(dtype, shape.c_len()).bytes(),
-        true,
-    );
+    let c = output_buffer(gpu, "C", dtype, shape.c_len());
     // Copies of B, the weights, for the timing to cycle through (see `weights`).
     let b_bufs = weights::buffers(
         gpu,

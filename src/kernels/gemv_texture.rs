@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::gemv::skinny_refusal;
 use super::texel_layout::TexelLayout;
 use super::{
-    bind_resources, check_workgroups, compile, enable_line, render, storage_buffer, uniform_buffer,
+    bind_resources, check_workgroups, compile, enable_line, output_buffer, render, uniform_buffer,
     uniform_readable, unpack_halves, weights, Dispatch, HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
@@ -185,12 +185,7 @@ pub fn prepare(
     let params = uniform_buffer(gpu, "gemv params", &params);
     // Padded to the binding the shader declares.
     let a_buf = uniform_readable(gpu, "A", a.bytes(), MAX_A_BYTES - a.bytes().len() as u64);
-    let c = storage_buffer(
-        gpu,
-        "C",
-        HostTensor::nan(dtype, shape.c_len()).bytes(),
-        true,
-    );
+    let c = output_buffer(gpu, "C", dtype, shape.c_len());
     // Copies of B, the weights, for the timing to cycle through (see `weights`).
     let textures = weights::textures(
         gpu,

@@ -27,8 +27,8 @@ use std::fmt::Write as _;
 use super::{
     bind, bind_resources, check_buffer, check_workgroup, check_workgroups, compile, enable_line,
     gemv, gemv::GemvTile, gemv_coop, gemv_coop::GemvCoopTile, gemv_texture,
-    gemv_texture::GemvTexTile, render, storage_buffer, texel_layout::TexelLayout, uniform_buffer,
-    weights, Dispatch, HostTensor, PrepareError, Program,
+    gemv_texture::GemvTexTile, output_buffer, render, storage_buffer, texel_layout::TexelLayout,
+    uniform_buffer, weights, Dispatch, HostTensor, PrepareError, Program,
 };
 use crate::gpu::Gpu;
 use crate::shape::{DType, MatmulShape};
@@ -638,12 +638,7 @@ impl MatmulVariant {
         let a = storage_buffer(gpu, "A", inputs.a.bytes(), false);
         // Copies of B, the weights, for the timing to cycle through (see `weights`).
         let bs = weights::buffers(gpu, "B", inputs.b.bytes(), 4, wgpu::BufferUsages::STORAGE);
-        let c = storage_buffer(
-            gpu,
-            "C",
-            HostTensor::nan(dtype, shape.c_len()).bytes(),
-            true,
-        );
+        let c = output_buffer(gpu, "C", dtype, shape.c_len());
         let bind_groups = bs
             .iter()
             .map(|b| bind(gpu, &pipeline, &[&uniforms, &a, b, &c]))
@@ -725,12 +720,7 @@ impl MatmulVariant {
         let pipeline = compile(gpu, label, &self.source(shape, dtype, max_texture), "main")?;
         let params: [u32; 8] = [shape.m, shape.n, shape.k, shape.batch, kp, np, 0, 0];
         let uniforms = uniform_buffer(gpu, "matmul params", bytemuck::bytes_of(&params));
-        let c = storage_buffer(
-            gpu,
-            "C",
-            HostTensor::nan(dtype, shape.c_len()).bytes(),
-            true,
-        );
+        let c = output_buffer(gpu, "C", dtype, shape.c_len());
         let a_view = a.create_view(&Default::default());
         let pack_pipeline = compile(
             gpu,

@@ -334,6 +334,12 @@ impl HostTensor {
     }
 }
 
+/// A kernel's output buffer of `len` elements of `dtype`, filled with NaN
+/// ([`HostTensor::nan`]) so that an element the kernel never writes fails verification.
+pub fn output_buffer(gpu: &Gpu, label: &str, dtype: DType, len: u64) -> wgpu::Buffer {
+    storage_buffer(gpu, label, HostTensor::nan(dtype, len).bytes(), true)
+}
+
 /// Upload a storage buffer (round the size up to 4 bytes, as wgpu requires for copies).
 pub fn storage_buffer(gpu: &Gpu, label: &str, data: &[u8], output: bool) -> wgpu::Buffer {
     let mut bytes = data.to_vec();

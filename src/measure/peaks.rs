@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gpu::Gpu;
 use crate::kernels::{
-    bind_resources, compile, enable_line, render, storage_buffer, Dispatch, HostTensor, Program,
+    bind_resources, compile, enable_line, render, storage_buffer, Dispatch, Program,
 };
 use crate::measure::{run_and_read, DeviceTrouble, Timer};
 use crate::shape::DType;
@@ -312,12 +312,7 @@ fn fma_gflops(gpu: &Gpu, dtype: DType, timeout: Duration) -> Result<f64, String>
     )
     .map_err(|e| format!("{e:?}"))?;
     let max_invocations = FMA_GROUPS as u64 * 64;
-    let out = storage_buffer(
-        gpu,
-        "peak fma out",
-        HostTensor::nan(DType::F32, max_invocations * 4).bytes(),
-        true,
-    );
+    let out = crate::kernels::output_buffer(gpu, "peak fma out", DType::F32, max_invocations * 4);
     let bind_group = crate::kernels::bind(gpu, &pipeline, &[&out]);
     let program = |groups: u32| {
         Program::single(
