@@ -110,11 +110,8 @@ pub fn prepare(
     let pipeline = compile(gpu, label, &source(shape, dtype, tile), "main")?;
 
     let kv = (u64::from(shape.k) * dtype.size() / UNIT_BYTES) as u32;
-    let params: Vec<u8> = [shape.n, kv, workgroups[0], 0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    let params = uniform_buffer(gpu, "gemv params", &params);
+    let params: [u32; 4] = [shape.n, kv, workgroups[0], 0];
+    let params = uniform_buffer(gpu, "gemv params", bytemuck::bytes_of(&params));
     let a_buf = storage_buffer(gpu, "A", a.bytes(), false);
     let c = output_buffer(gpu, "C", dtype, shape.c_len());
     // Copies of B, the weights, for the timing to cycle through (see `weights`).

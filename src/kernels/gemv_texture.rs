@@ -178,11 +178,8 @@ pub fn prepare(
     check_workgroups(gpu, workgroups)?;
     let pipeline = compile(gpu, label, &source(shape, dtype, tile, &layout), "main")?;
 
-    let params: Vec<u8> = [shape.n, layout.width, 0, 0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    let params = uniform_buffer(gpu, "gemv params", &params);
+    let params: [u32; 4] = [shape.n, layout.width, 0, 0];
+    let params = uniform_buffer(gpu, "gemv params", bytemuck::bytes_of(&params));
     // Padded to the binding the shader declares.
     let a_buf = uniform_readable(gpu, "A", a.bytes(), MAX_A_BYTES - a.bytes().len() as u64);
     let c = output_buffer(gpu, "C", dtype, shape.c_len());
