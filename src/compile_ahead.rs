@@ -107,7 +107,7 @@ impl CompileAhead {
         let mut slot = self.helpers.borrow_mut();
         let helpers = slot.get_or_insert_with(|| {
             let opened: Vec<Gpu> = (0..self.count)
-                .map_while(|_| Gpu::named(self.adapter.clone(), "helper device").ok())
+                .map_while(|_| Gpu::helper(self.adapter.clone()).ok())
                 .collect();
             if opened.len() < 2 {
                 Vec::new()

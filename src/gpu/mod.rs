@@ -2,6 +2,7 @@
 //! adapter's own limits and only the features kernels use, and the adapter facts that go
 //! into every result row.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -219,6 +220,12 @@ pub struct Gpu {
     pub summary: AdapterSummary,
     lost: Arc<AtomicBool>,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Pipelines built on this device, by entry point and WGSL source, for
+    /// [`crate::kernels::compile`] to reuse; `None` on a helper device (see
+    /// [`Gpu::helper`]). Many benchmarks share a kernel's source (the shape comes in a
+    /// uniform), and building it again costs the shader front end and the driver's cache
+    /// lookup every time: 0.1-0.3 s a variant on lavapipe.
+    pub(crate) pipelines: Option<Mutex<HashMap<(String, String), wgpu::ComputePipeline>>>,
 }
 
 impl Gpu {
@@ -230,12 +237,20 @@ impl Gpu {
     /// Open a device on this adapter: its own limits (not WebGPU's defaults, which cap
     /// workgroup storage at 16 KiB and bindings at 128 MiB) and only `WANTED_FEATURES`.
     pub fn on(adapter: wgpu::Adapter) -> Result<Gpu> {
-        Gpu::named(adapter, "device")
+        Gpu::open_on(adapter, "device", true)
     }
 
-    /// [`Gpu::on`], with the name a loss of the device is reported under: a helper device
-    /// ([`crate::compile_ahead`]) must not be taken for the run's own.
-    pub fn named(adapter: wgpu::Adapter, name: &'static str) -> Result<Gpu> {
+    /// A device that compiles for the run's own ([`crate::compile_ahead`]). A loss is
+    /// reported as a helper's, so it is not taken for the run's device. It builds every
+    /// pipeline afresh: its work reaches the run's device through the driver's disk cache
+    /// only, and a variant that llvmpipe compiled for a reused pipeline (on a helper that had
+    /// built the same source for an earlier shape) did not reach it there: the run's device
+    /// compiled it again (1.5 s for one matmul variant, measured).
+    pub fn helper(adapter: wgpu::Adapter) -> Result<Gpu> {
+        Gpu::open_on(adapter, "helper device", false)
+    }
+
+    fn open_on(adapter: wgpu::Adapter, name: &'static str, reuse_pipelines: bool) -> Result<Gpu> {
         let summary = AdapterSummary::of(&adapter);
         let desc = wgpu::DeviceDescriptor {
             label: Some("priceperf"),
@@ -279,6 +294,7 @@ impl Gpu {
             summary,
             lost,
             errors,
+            pipelines: reuse_pipelines.then(|| Mutex::new(HashMap::new())),
         })
     }
 

@@ -118,8 +118,31 @@ pub fn checked_shaders() -> bool {
 }
 
 /// Compile `source` and build a compute pipeline for `entry`; WGSL and validation errors come
-/// back as text instead of reaching wgpu's panicking default handler.
+/// back as text instead of reaching wgpu's panicking default handler. A source the device
+/// has built before is not built again: its pipeline is reused (see [`Gpu::pipelines`]).
 pub fn compile(
+    gpu: &Gpu,
+    label: &str,
+    source: &str,
+    entry: &str,
+) -> Result<wgpu::ComputePipeline, PrepareError> {
+    let Some(pipelines) = &gpu.pipelines else {
+        return build(gpu, label, source, entry);
+    };
+    let key = (entry.to_string(), source.to_string());
+    let built = pipelines.lock().ok().and_then(|p| p.get(&key).cloned());
+    if let Some(pipeline) = built {
+        return Ok(pipeline);
+    }
+    let pipeline = build(gpu, label, source, entry)?;
+    if let Ok(mut p) = pipelines.lock() {
+        p.insert(key, pipeline.clone());
+    }
+    Ok(pipeline)
+}
+
+/// [`compile`] without the device's pipeline cache.
+fn build(
     gpu: &Gpu,
     label: &str,
     source: &str,
@@ -484,6 +507,33 @@ mod tests {
     #[should_panic(expected = "unfilled template field")]
     fn render_refuses_unfilled_fields() {
         render("a {{X}} b {{Y}}", &[("X", "1".into())]);
+    }
+
+    #[test]
+    fn a_device_builds_each_source_once_and_a_helper_every_time() {
+        let Ok(gpu) = Gpu::open(std::env::var("PRICEPERF_ADAPTER").ok().as_deref()) else {
+            eprintln!("skipping GPU test: no adapter");
+            return;
+        };
+        let source = |x: u32| {
+            format!("@group(0) @binding(0) var<storage, read_write> o: array<u32>;\n@compute @workgroup_size(1) fn main() {{ o[0] = {x}u; }}")
+        };
+        let a = compile(&gpu, "a", &source(1), "main").expect("compiles");
+        let again = compile(&gpu, "a again", &source(1), "main").expect("compiles");
+        let other = compile(&gpu, "b", &source(2), "main").expect("compiles");
+        assert!(a == again, "the same source is built once");
+        assert!(a != other, "another source is built anew");
+        // A failed build is not kept: the next try reports the error again.
+        for _ in 0..2 {
+            assert!(matches!(
+                compile(&gpu, "bad", "fn main( {", "main"),
+                Err(PrepareError::Failed(_))
+            ));
+        }
+        let helper = Gpu::helper(gpu.adapter.clone()).expect("a second device opens");
+        let h1 = compile(&helper, "a", &source(1), "main").expect("compiles");
+        let h2 = compile(&helper, "a", &source(1), "main").expect("compiles");
+        assert!(h1 != h2, "a helper device builds every time");
     }
 
     #[test]
