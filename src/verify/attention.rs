@@ -154,7 +154,9 @@ pub fn rows_to_check(shape: &AttentionShape, seed: u64) -> Vec<(u32, u32, u32)> 
         return rows;
     }
     let rep = hq / shape.hkv;
-    let positions = [0, 1, 7, 8, 15, 16, 31, 32, 63, 64, sq / 2, sq - 2, sq - 1];
+    // Decode has one query row (sq = 1): the tail positions saturate instead of wrapping.
+    let tail = [sq.saturating_sub(2), sq - 1];
+    let positions = [0, 1, 7, 8, 15, 16, 31, 32, 63, 64, sq / 2, tail[0], tail[1]];
     for bi in [0, b - 1] {
         for h in [0, rep - 1, hq - 1] {
             for &i in &positions {
@@ -405,6 +407,14 @@ mod tests {
         assert!(rows.len() < 200);
         for r in [(0, 0, 0), (1, 31, 4095), (0, 3, 64), (1, 0, 2048)] {
             assert!(rows.contains(&r), "{r:?}");
+        }
+        // A long decode (one query row, too big to check whole): every head's row 0, without
+        // the tail positions underflowing (this panicked in debug builds at skv = 8192).
+        let s = shape("b=1,hq=32,hkv=8,sq=1,skv=8192,d=128,causal=1");
+        let rows = rows_to_check(&s, 3);
+        assert!(rows.iter().all(|&(b, h, i)| b == 0 && h < 32 && i == 0));
+        for h in [0, 3, 31] {
+            assert!(rows.contains(&(0, h, 0)), "head {h}");
         }
     }
 }
