@@ -365,11 +365,73 @@ pub struct TokensRow {
     pub basis: Basis,
 }
 
-/// A row of `costs.csv`: one model and phase on one offering.
+impl TokensRow {
+    pub fn case(&self) -> Case {
+        Case {
+            model: self.model.clone(),
+            phase: self.phase,
+            batch: self.batch,
+            prompt_len: self.prompt_len,
+            context_len: self.context_len,
+        }
+    }
+}
+
+/// What a token rate is the rate of: one model's phase at one batch, prompt and context
+/// length. Rows of the same model and phase at other batches are other cases (a decode step
+/// at batch 16 streams the same weights as at batch 1, so its tokens cost about a sixteenth),
+/// so tables, ranks and charts group by the whole case, never by model and phase alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Case {
+    pub model: String,
+    pub phase: PhaseKind,
+    pub batch: u32,
+    pub prompt_len: Option<u32>,
+    pub context_len: Option<u32>,
+}
+
+impl Case {
+    /// The token counts the rate was measured at, for a table cell: `prompt 512`, `context
+    /// 576`, or for a workload its input:output weights, `512:128 in:out`.
+    pub fn tokens_text(&self) -> String {
+        match (self.phase, self.prompt_len, self.context_len) {
+            (PhaseKind::Workload, Some(p), Some(c)) => {
+                format!("{p}:{} in:out", c.saturating_sub(p))
+            }
+            (_, Some(p), None) => format!("prompt {p}"),
+            (_, None, Some(c)) => format!("context {c}"),
+            (_, Some(p), Some(c)) => format!("prompt {p}, context {c}"),
+            (_, None, None) => "-".into(),
+        }
+    }
+
+    /// `llama-3.1-8b decode, batch 16, context 576`: a heading for the case's tables.
+    pub fn label(&self) -> String {
+        let tokens = self.tokens_text();
+        let tokens = if tokens == "-" {
+            String::new()
+        } else {
+            format!(", {tokens}")
+        };
+        format!(
+            "{} {}, batch {}{tokens}",
+            self.model, self.phase, self.batch
+        )
+    }
+}
+
+/// A row of `costs.csv`: one model and phase, at one batch, prompt and context length (the
+/// token row's), on one offering.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CostRow {
     pub model: String,
     pub phase: PhaseKind,
+    pub batch: u32,
+    /// As in [`TokensRow`]: prompt tokens (prefill; input tokens for a workload).
+    pub prompt_len: Option<u32>,
+    /// As in [`TokensRow`]: keys each new token attends to (decode; input + output for a
+    /// workload).
+    pub context_len: Option<u32>,
     pub accelerator: String,
     pub provider: String,
     pub instance: String,
@@ -418,6 +480,9 @@ pub fn price_offerings(
             out.push(CostRow {
                 model: t.model.clone(),
                 phase: t.phase,
+                batch: t.batch,
+                prompt_len: t.prompt_len,
+                context_len: t.context_len,
                 accelerator: o.accelerator.clone(),
                 provider: o.provider.clone(),
                 instance: o.instance.clone(),
@@ -439,6 +504,18 @@ pub fn price_offerings(
     Ok(out)
 }
 
+impl CostRow {
+    pub fn case(&self) -> Case {
+        Case {
+            model: self.model.clone(),
+            phase: self.phase,
+            batch: self.batch,
+            prompt_len: self.prompt_len,
+            context_len: self.context_len,
+        }
+    }
+}
+
 /// Cheapest $/Mtok first; ties in a stable, readable order.
 pub fn sort_cost_rows(rows: &mut [CostRow]) {
     rows.sort_by(|a, b| {
@@ -446,6 +523,7 @@ pub fn sort_cost_rows(rows: &mut [CostRow]) {
             .total_cmp(&b.usd_per_mtok)
             .then_with(|| a.model.cmp(&b.model))
             .then_with(|| a.phase.cmp(&b.phase))
+            .then_with(|| a.batch.cmp(&b.batch))
             .then_with(|| a.provider.cmp(&b.provider))
             .then_with(|| a.instance.cmp(&b.instance))
             .then_with(|| a.tier.cmp(&b.tier))
@@ -731,14 +809,20 @@ mod tests {
         let header = text.lines().next().unwrap();
         assert_eq!(
             header,
-            "model,phase,accelerator,provider,instance,region,tier,usd_per_hour,accelerators_per_instance,\
-             usd_per_accelerator_hour,tokens_per_s,usd_per_mtok,usd_per_mtok_low,usd_per_mtok_high,price_as_of,basis"
+            "model,phase,batch,prompt_len,context_len,accelerator,provider,instance,region,tier,usd_per_hour,\
+             accelerators_per_instance,usd_per_accelerator_hour,tokens_per_s,usd_per_mtok,usd_per_mtok_low,\
+             usd_per_mtok_high,price_as_of,basis"
         );
         assert!(text
             .lines()
             .nth(1)
             .unwrap()
-            .contains(",decode,H100 SXM,custom,custom,,custom,2.0,1,2.0,1000.0,"));
+            .contains(",decode,1,,1024,H100 SXM,custom,custom,,custom,2.0,1,2.0,1000.0,"));
+        // The CSV the run writes has the same columns in the same order.
+        assert_eq!(
+            <CostRow as crate::results::csv_cells::CsvRow>::header().join(","),
+            header
+        );
         let mut w = csv::Writer::from_writer(Vec::new());
         w.serialize(tokens(5.0)).unwrap();
         let text = String::from_utf8(w.into_inner().unwrap()).unwrap();

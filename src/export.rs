@@ -105,7 +105,18 @@ fn kernel_name(row: &KernelRow, q: &str) -> String {
 }
 
 fn tokens_name(t: &Table, row: &crate::dataset::TableRow, q: &str) -> String {
-    let mut name = format!("tokens/{}/{}", t.text(row, "model"), t.text(row, "phase"));
+    let mut parts = vec![
+        "tokens".to_string(),
+        t.text(row, "model").to_string(),
+        t.text(row, "phase").to_string(),
+    ];
+    parts.extend(case_params(t, row));
+    format!("{}{q}", parts.join("/"))
+}
+
+/// `batch=1,prompt=512` (the columns a token rate depends on beyond model and phase), as
+/// one name part; none where the file has no such columns.
+fn case_params(t: &Table, row: &crate::dataset::TableRow) -> Option<String> {
     let mut params = Vec::new();
     for (col, label) in [
         ("batch", "batch"),
@@ -117,19 +128,17 @@ fn tokens_name(t: &Table, row: &crate::dataset::TableRow, q: &str) -> String {
             params.push(format!("{label}={v}"));
         }
     }
-    if !params.is_empty() {
-        name.push('/');
-        name.push_str(&params.join(","));
-    }
-    name.push_str(q);
-    name
+    (!params.is_empty()).then(|| params.join(","))
 }
 
 fn cost_name(t: &Table, row: &crate::dataset::TableRow, q: &str) -> String {
-    let mut parts = vec!["cost".to_string()];
-    for col in [
-        "model", "phase", "provider", "instance", "region", "tier", "basis",
-    ] {
+    let mut parts = vec![
+        "cost".to_string(),
+        t.text(row, "model").to_string(),
+        t.text(row, "phase").to_string(),
+    ];
+    parts.extend(case_params(t, row));
+    for col in ["provider", "instance", "region", "tier", "basis"] {
         let v = t.text(row, col);
         if !v.is_empty() {
             parts.push(v.to_string());
@@ -839,6 +848,25 @@ fn create_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cost_names_keep_batches_apart() {
+        let t = Table::parse(
+            std::path::Path::new("costs.csv"),
+            "model,phase,batch,prompt_len,context_len,provider,instance,region,tier,basis,usd_per_mtok\n\
+             m,decode,1,,576,AWS,p5.48xlarge,us-east-1,on_demand,measured,2.5\n\
+             m,decode,16,,576,AWS,p5.48xlarge,us-east-1,on_demand,measured,0.2\n",
+        )
+        .unwrap();
+        let names: Vec<String> = t.rows.iter().map(|r| cost_name(&t, r, "")).collect();
+        assert_eq!(
+            names,
+            [
+                "cost/m/decode/batch=1,context=576/AWS/p5.48xlarge/us-east-1/on_demand/measured",
+                "cost/m/decode/batch=16,context=576/AWS/p5.48xlarge/us-east-1/on_demand/measured"
+            ]
+        );
+    }
 
     #[test]
     fn measures_drop_bounds_on_the_wrong_side_and_non_finite_values() {

@@ -111,19 +111,20 @@ pub fn page(rep: &Report, top: usize, link_base: &Path) -> String {
 
 fn summary(h: &mut String, rep: &Report) {
     h.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<div class=\"cards\">\n");
-    let mut seen: Vec<String> = Vec::new();
-    for (model, phase, rows) in rep.cost_groups() {
-        if seen.contains(&model) {
+    // One card per model and batch: its first group, the workload where there is one.
+    let mut seen: Vec<(String, u32)> = Vec::new();
+    for (case, rows) in rep.cost_groups() {
+        let key = (case.model.clone(), case.batch);
+        if seen.contains(&key) {
             continue;
         }
-        seen.push(model.clone());
+        seen.push(key);
         if let Some(best) = rows.first() {
             let r = &best.row;
             let _ = writeln!(
                 h,
-                "<div class=\"card\"><div class=\"what\">cheapest {} {}</div><div class=\"big\">${} / Mtok</div><div>{} {} ({}, {}) at {:.2} tokens/s per accelerator</div></div>",
-                esc(&model),
-                phase,
+                "<div class=\"card\"><div class=\"what\">cheapest {}</div><div class=\"big\">${} / Mtok</div><div>{} {} ({}, {}) at {:.2} tokens/s per accelerator</div></div>",
+                esc(&case.label()),
                 report_cmd::money(r.usd_per_mtok),
                 esc(&r.provider),
                 esc(&r.instance),
@@ -189,11 +190,11 @@ fn costs(h: &mut String, rep: &Report, top: usize) {
         h.push_str("<p class=\"note\">No cost rows: the runs priced no model (run with <code>--model NAME</code>).</p>\n");
     }
     let multi = rep.runs.len() > 1;
-    for (model, phase, rows) in groups {
+    for (case, rows) in groups {
         let _ = writeln!(
             h,
-            "<h3>{} · {phase} <span class=\"note\">({} offerings, cheapest first; ★ on the Pareto front)</span></h3>",
-            esc(&model),
+            "<h3>{} <span class=\"note\">({} offerings, cheapest first; ★ on the Pareto front)</span></h3>",
+            esc(&case.label()),
             rows.len()
         );
         let mut head = String::from("<tr><th class=\"num\">#</th>");
@@ -234,7 +235,7 @@ fn costs(h: &mut String, rep: &Report, top: usize) {
         let _ = writeln!(
             h,
             "<div class=\"scroll\"><table class=\"data costs\" id=\"costs-{}\">\n<thead>{head}</thead>\n<tbody>",
-            report_cmd::slug(&format!("{model}-{phase}"))
+            report_cmd::slug(&case.label())
         );
         for c in rows.iter().take(top) {
             h.push_str(&row_html(c));

@@ -72,6 +72,8 @@ pub fn cost_table(rows: &[CostRow], limit: usize) -> String {
     let headers = [
         "model",
         "phase",
+        "batch",
+        "tokens",
         "accelerator",
         "provider",
         "instance",
@@ -84,13 +86,15 @@ pub fn cost_table(rows: &[CostRow], limit: usize) -> String {
         "price as of",
         "basis",
     ];
-    let cells: Vec<[String; 13]> = rows
+    let cells: Vec<[String; 15]> = rows
         .iter()
         .take(limit)
         .map(|c| {
             [
                 c.model.clone(),
                 c.phase.to_string(),
+                c.batch.to_string(),
+                c.case().tokens_text(),
                 c.accelerator.clone(),
                 c.provider.clone(),
                 c.instance.clone(),

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::charts::{self, BarGroup, ChangeBar, KernelPoint, OfferingPoint, Roofs, TrendSeries};
 use crate::compare::{self, Comparison};
-use crate::cost::{Basis, CostRow, Tier, TokensRow};
+use crate::cost::{Basis, Case, CostRow, Tier, TokensRow};
 use crate::dataset::{self, Run, Table};
 use crate::error::{Error, Result, EXIT_OK};
 use crate::export::Sheet;
@@ -26,6 +26,7 @@ use crate::measure::peaks::Peaks;
 use crate::model::PhaseKind;
 use crate::report;
 use crate::results::csv_cells::Cell;
+use crate::results::csv_cells::CsvRow;
 use crate::results::{KernelRow, RunInfo, Status};
 use crate::shape::DType;
 
@@ -214,8 +215,12 @@ impl Report {
         let mut costs = Vec::new();
         for (i, run) in runs.iter().enumerate() {
             let run_id = run.info.run_id.clone();
+            let run_tokens = match &run.tokens {
+                Some(t) => parse_tokens(t)?,
+                None => Vec::new(),
+            };
             let run_costs = match &run.costs {
-                Some(t) => parse_costs(t)?,
+                Some(t) => parse_costs(t, &run_tokens)?,
                 None => Vec::new(),
             };
             let dates: Vec<&String> = run_costs
@@ -240,13 +245,11 @@ impl Report {
                 run_id: run_id.clone(),
                 row: k.clone(),
             }));
-            if let Some(t) = &run.tokens {
-                tokens.extend(parse_tokens(t)?.into_iter().map(|row| RunTokens {
-                    run: i,
-                    run_id: run_id.clone(),
-                    row,
-                }));
-            }
+            tokens.extend(run_tokens.into_iter().map(|row| RunTokens {
+                run: i,
+                run_id: run_id.clone(),
+                row,
+            }));
             costs.extend(run_costs.into_iter().map(|row| RankedCost {
                 run: i,
                 run_id: run_id.clone(),
@@ -267,13 +270,15 @@ impl Report {
         })
     }
 
-    /// The cost groups in order: (model, phase, rows cheapest first).
-    pub fn cost_groups(&self) -> Vec<(String, PhaseKind, Vec<&RankedCost>)> {
-        let mut out: Vec<(String, PhaseKind, Vec<&RankedCost>)> = Vec::new();
+    /// The cost groups in order, one per case (model, phase, batch, prompt and context
+    /// lengths), rows cheapest first.
+    pub fn cost_groups(&self) -> Vec<(Case, Vec<&RankedCost>)> {
+        let mut out: Vec<(Case, Vec<&RankedCost>)> = Vec::new();
         for c in &self.costs {
+            let case = c.row.case();
             match out.last_mut() {
-                Some((m, p, rows)) if *m == c.row.model && *p == c.row.phase => rows.push(c),
-                _ => out.push((c.row.model.clone(), c.row.phase, vec![c])),
+                Some((k, rows)) if *k == case => rows.push(c),
+                _ => out.push((case, vec![c])),
             }
         }
         out
@@ -301,23 +306,24 @@ impl Report {
     /// The charts of the HTML page, in page order.
     pub fn figures(&self) -> Vec<Figure> {
         let mut figs = Vec::new();
-        // Price/performance: one per model, its workload phase (the blend a request pays),
-        // else the first phase it has.
+        // Price/performance: one per model and batch, its workload phase (the blend a
+        // request pays), else the first phase it has.
         let groups = self.cost_groups();
-        let mut models: Vec<&str> = Vec::new();
-        for (m, _, _) in &groups {
-            if !models.contains(&m.as_str()) {
-                models.push(m);
+        let mut models: Vec<(&str, u32)> = Vec::new();
+        for (k, _) in &groups {
+            if !models.contains(&(k.model.as_str(), k.batch)) {
+                models.push((&k.model, k.batch));
             }
         }
-        for model in models {
-            let Some((_, phase, rows)) = groups
+        for (model, batch) in models {
+            let Some((case, rows)) = groups
                 .iter()
-                .filter(|(m, _, _)| m == model)
-                .min_by_key(|(_, p, _)| phase_order(*p))
+                .filter(|(k, _)| k.model == model && k.batch == batch)
+                .min_by_key(|(k, _)| phase_order(k.phase))
             else {
                 continue;
             };
+            let phase = &case.phase;
             let points: Vec<OfferingPoint> = rows
                 .iter()
                 .map(|c| OfferingPoint {
@@ -327,10 +333,10 @@ impl Report {
                     usd_per_mtok: c.row.usd_per_mtok,
                 })
                 .collect();
-            let title = format!("Price/performance: {model}, {phase}");
+            let title = format!("Price/performance: {}", case.label());
             let on_front = rows.iter().filter(|c| c.pareto_front).count();
             figs.push(Figure {
-                id: format!("price-performance-{}", slug(&format!("{model}-{phase}"))),
+                id: format!("price-performance-{}", slug(&case.label())),
                 svg: charts::price_performance(
                     &title,
                     "tokens/s per instance (per-accelerator rate × accelerators)",
@@ -341,7 +347,7 @@ impl Report {
                     "{} offerings, one colour per provider, both axes logarithmic. Ringed and joined: the Pareto front, {on_front} offering(s) that no other beats on both tokens/s per instance and price per token. Instance throughput assumes one independent replica per accelerator.{}",
                     points.len(),
                     if phase_order(*phase) == 0 {
-                        " The workload phase blends input and output tokens with the prompt:generate weights of tokens.csv."
+                        " The workload phase blends input and output tokens with the input:output weights in the title."
                     } else {
                         ""
                     }
@@ -405,11 +411,9 @@ impl Report {
             if !keys.is_empty() {
                 let groups: Vec<BarGroup> = keys
                     .iter()
-                    .map(|(m, p)| BarGroup {
-                        label: format!("{m} {p}"),
-                        values: (0..self.runs.len())
-                            .map(|i| self.tokens_of(i, m, *p))
-                            .collect(),
+                    .map(|k| BarGroup {
+                        label: k.label(),
+                        values: (0..self.runs.len()).map(|i| self.tokens_of(i, k)).collect(),
                     })
                     .collect();
                 figs.push(Figure {
@@ -426,11 +430,9 @@ impl Report {
                 });
                 let trend: Vec<TrendSeries> = keys
                     .iter()
-                    .map(|(m, p)| TrendSeries {
-                        name: format!("{m} {p}"),
-                        values: (0..self.runs.len())
-                            .map(|i| self.tokens_of(i, m, *p))
-                            .collect(),
+                    .map(|k| TrendSeries {
+                        name: k.label(),
+                        values: (0..self.runs.len()).map(|i| self.tokens_of(i, k)).collect(),
                     })
                     .collect();
                 let labels: Vec<String> = self.runs.iter().map(|r| run_date(&r.info)).collect();
@@ -497,28 +499,29 @@ impl Report {
         figs
     }
 
-    /// (model, phase) pairs of the token rows, in order.
-    fn token_keys(&self) -> Vec<(String, PhaseKind)> {
-        let mut keys: Vec<(String, PhaseKind)> = Vec::new();
+    /// The cases of the token rows, in order: models as first seen, then batch, then phase.
+    fn token_keys(&self) -> Vec<Case> {
+        let mut keys: Vec<Case> = Vec::new();
         for t in &self.tokens {
-            let k = (t.row.model.clone(), t.row.phase);
+            let k = t.row.case();
             if !keys.contains(&k) {
                 keys.push(k);
             }
         }
-        keys.sort_by_key(|(m, p)| (keys_first(&self.tokens, m), phase_order(*p)));
+        keys.sort_by_key(|k| {
+            (
+                keys_first(&self.tokens, &k.model),
+                k.batch,
+                phase_order(k.phase),
+            )
+        });
         keys
     }
 
-    fn tokens_of(&self, run: usize, model: &str, phase: PhaseKind) -> Option<f64> {
+    fn tokens_of(&self, run: usize, case: &Case) -> Option<f64> {
         self.tokens
             .iter()
-            .find(|t| {
-                t.run == run
-                    && t.row.model == model
-                    && t.row.phase == phase
-                    && t.row.basis == Basis::Measured
-            })
+            .find(|t| t.run == run && t.row.basis == Basis::Measured && t.row.case() == *case)
             .map(|t| t.row.tokens_per_s)
     }
 
@@ -546,34 +549,19 @@ impl Report {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        header.extend(COST_COLUMNS.iter().map(|s| s.to_string()));
+        header.extend(CostRow::header().iter().map(|s| s.to_string()));
         let rows = self
             .costs
             .iter()
             .map(|c| {
-                let r = &c.row;
-                vec![
+                let mut cells = vec![
                     Cell::Text(c.run_id.clone()),
                     Cell::Int(Some(c.rank as u64)),
                     Cell::Bool(c.pareto_front),
                     Cell::Num(Some(c.instance_tokens_per_s)),
-                    Cell::Text(r.model.clone()),
-                    Cell::Text(r.phase.as_str().into()),
-                    Cell::Text(r.accelerator.clone()),
-                    Cell::Text(r.provider.clone()),
-                    Cell::Text(r.instance.clone()),
-                    Cell::Text(r.region.clone()),
-                    Cell::Text(r.tier.as_str().into()),
-                    Cell::Num(Some(r.usd_per_hour)),
-                    Cell::Int(Some(r.accelerators_per_instance as u64)),
-                    Cell::Num(Some(r.usd_per_accelerator_hour)),
-                    Cell::Num(Some(r.tokens_per_s)),
-                    Cell::Num(Some(r.usd_per_mtok)),
-                    Cell::Num(r.usd_per_mtok_low),
-                    Cell::Num(r.usd_per_mtok_high),
-                    Cell::Text(r.price_as_of.clone().unwrap_or_default()),
-                    Cell::Text(r.basis.as_str().into()),
-                ]
+                ];
+                cells.extend(c.row.cells());
+                cells
             })
             .collect();
         Sheet { header, rows }
@@ -608,9 +596,10 @@ impl Report {
             }
         }
         let groups = self.cost_groups();
-        for (model, phase, rows) in &groups {
+        for (case, rows) in &groups {
             out.push_str(&format!(
-                "\nCost per million tokens: {model} {phase}, cheapest first ({} of {}; * on the Pareto front)\n",
+                "\nCost per million tokens: {}, cheapest first ({} of {}; * on the Pareto front)\n",
+                case.label(),
                 top.min(rows.len()),
                 rows.len()
             ));
@@ -695,11 +684,10 @@ impl Report {
         out.push_str(&format!(
             "\nKernel rows: {ok} measured, {verified} verified, {failed} failed, {skipped} skipped.\n"
         ));
-        for (model, phase, rows) in self.cost_groups() {
+        for (case, rows) in self.cost_groups() {
             out.push_str(&format!(
-                "\n### {} {}: cost per million tokens, cheapest {} of {}\n\n",
-                md(&model),
-                phase,
+                "\n### {}: cost per million tokens, cheapest {} of {}\n\n",
+                md(&case.label()),
                 top.min(rows.len()),
                 rows.len()
             ));
@@ -766,25 +754,6 @@ impl Report {
 }
 
 /// costs.csv's columns, in order.
-const COST_COLUMNS: [&str; 16] = [
-    "model",
-    "phase",
-    "accelerator",
-    "provider",
-    "instance",
-    "region",
-    "tier",
-    "usd_per_hour",
-    "accelerators_per_instance",
-    "usd_per_accelerator_hour",
-    "tokens_per_s",
-    "usd_per_mtok",
-    "usd_per_mtok_low",
-    "usd_per_mtok_high",
-    "price_as_of",
-    "basis",
-];
-
 fn md_kernel_table(rows: &[&RunKernel]) -> String {
     let md = compare::md_text;
     let mut out = String::from("| benchmark | variant | status | verified | max rel err | median | GFLOP/s | GB/s | % peak | chosen | note |\n|---|---|---|---|---:|---:|---:|---:|---:|---|---|\n");
@@ -808,26 +777,36 @@ fn md_kernel_table(rows: &[&RunKernel]) -> String {
     out
 }
 
-/// Rank within (model, phase), mark each group's Pareto front, and order the groups: models
-/// as first seen, then workload, prefill, decode.
+/// Rank within each case (model, phase, batch, prompt and context lengths), mark each
+/// group's Pareto front, and order the groups: models as first seen, then batch, then
+/// workload, prefill, decode, then the token counts.
 fn rank(mut costs: Vec<RankedCost>) -> Vec<RankedCost> {
     let mut model_order: BTreeMap<String, usize> = BTreeMap::new();
     for c in &costs {
         let n = model_order.len();
         model_order.entry(c.row.model.clone()).or_insert(n);
     }
+    let order = |c: &RankedCost| {
+        (
+            model_order[&c.row.model],
+            c.row.batch,
+            phase_order(c.row.phase),
+            c.row.prompt_len,
+            c.row.context_len,
+        )
+    };
     costs.sort_by(|a, b| {
-        (model_order[&a.row.model], phase_order(a.row.phase))
-            .cmp(&(model_order[&b.row.model], phase_order(b.row.phase)))
+        order(a)
+            .cmp(&order(b))
             .then(a.row.usd_per_mtok.total_cmp(&b.row.usd_per_mtok))
             .then(b.instance_tokens_per_s.total_cmp(&a.instance_tokens_per_s))
     });
     let mut start = 0;
     while start < costs.len() {
-        let key = (costs[start].row.model.clone(), costs[start].row.phase);
+        let key = costs[start].row.case();
         let end = costs[start..]
             .iter()
-            .position(|c| (c.row.model.clone(), c.row.phase) != key)
+            .position(|c| c.row.case() != key)
             .map_or(costs.len(), |p| start + p);
         let points: Vec<OfferingPoint> = costs[start..end]
             .iter()
@@ -1139,15 +1118,57 @@ fn parse_tier(s: &str) -> Option<Tier> {
     }
 }
 
-/// costs.csv rows, typed.
-fn parse_costs(t: &Table) -> Result<Vec<CostRow>> {
+/// costs.csv rows, typed. Folders written before costs.csv had `batch`, `prompt_len` and
+/// `context_len` get them from the run's token rows of the same model and phase: the one
+/// with the same rate for a measured row (a cost row copies its token row's rate exactly),
+/// for a projected one (tokens.csv holds measured rows only) the one case they all share.
+fn parse_costs(t: &Table, tokens: &[TokensRow]) -> Result<Vec<CostRow>> {
     t.require(&["model", "phase", "tokens_per_s", "usd_per_mtok"])?;
+    let has_case = t.column("batch").is_some();
     let mut out = Vec::new();
     for row in &t.rows {
         let as_of = t.text(row, "price_as_of");
+        let model = t.text(row, "model").to_string();
+        let phase = text_enum(t, row, "phase", parse_phase)?;
+        let basis = text_enum(t, row, "basis", parse_basis)?;
+        let tokens_per_s = required(t, row, "tokens_per_s")?;
+        let (batch, prompt_len, context_len) = if has_case {
+            let int =
+                |name: &str| -> Result<Option<u32>> { Ok(t.number(row, name)?.map(|v| v as u32)) };
+            let batch = required(t, row, "batch")? as u32;
+            (batch, int("prompt_len")?, int("context_len")?)
+        } else {
+            let mut cases: Vec<(u32, Option<u32>, Option<u32>)> = tokens
+                .iter()
+                .filter(|k| {
+                    k.model == model
+                        && k.phase == phase
+                        && (basis == Basis::Projected || k.tokens_per_s == tokens_per_s)
+                })
+                .map(|k| (k.batch, k.prompt_len, k.context_len))
+                .collect();
+            cases.dedup();
+            match cases.as_slice() {
+                [case] => *case,
+                _ => {
+                    return Err(dataset::bad_file(
+                        &t.path,
+                        row.line,
+                        1,
+                        format!(
+                            "this costs.csv has no `batch` column (it predates it), and {} cases (batch, prompt, context) of tokens.csv fit this row's model, phase and tokens_per_s, so its batch is unknown; price the run again with `priceperf run --resume --out` on its folder",
+                            cases.len()
+                        ),
+                    ))
+                }
+            }
+        };
         out.push(CostRow {
-            model: t.text(row, "model").to_string(),
-            phase: text_enum(t, row, "phase", parse_phase)?,
+            model,
+            phase,
+            batch,
+            prompt_len,
+            context_len,
             accelerator: t.text(row, "accelerator").to_string(),
             provider: t.text(row, "provider").to_string(),
             instance: t.text(row, "instance").to_string(),
@@ -1160,12 +1181,12 @@ fn parse_costs(t: &Table) -> Result<Vec<CostRow>> {
             usd_per_accelerator_hour: t
                 .number(row, "usd_per_accelerator_hour")?
                 .unwrap_or(f64::NAN),
-            tokens_per_s: required(t, row, "tokens_per_s")?,
+            tokens_per_s,
             usd_per_mtok: required(t, row, "usd_per_mtok")?,
             usd_per_mtok_low: t.number(row, "usd_per_mtok_low")?,
             usd_per_mtok_high: t.number(row, "usd_per_mtok_high")?,
             price_as_of: Some(as_of.to_string()).filter(|s| !s.is_empty()),
-            basis: text_enum(t, row, "basis", parse_basis)?,
+            basis,
         });
     }
     Ok(out)
@@ -1214,6 +1235,9 @@ mod tests {
             row: CostRow {
                 model: model.into(),
                 phase,
+                batch: 1,
+                prompt_len: None,
+                context_len: None,
                 accelerator: "X".into(),
                 provider: "P".into(),
                 instance: instance.into(),
@@ -1258,6 +1282,63 @@ mod tests {
     }
 
     #[test]
+    fn each_batch_is_its_own_case_ranked_apart() {
+        // Decode at batch 16 is far cheaper per token than at batch 1 on the same instance:
+        // ranked together, batch 1's rows would sit under batch 16's as if the same service.
+        let at = |batch: u32, instance: &str, usd: f64| {
+            let mut c = cost(
+                "m",
+                PhaseKind::Decode,
+                instance,
+                1,
+                10.0 * batch as f64,
+                usd,
+            );
+            c.row.batch = batch;
+            c.row.context_len = Some(576);
+            c
+        };
+        let rep = Report {
+            dirs: Vec::new(),
+            runs: Vec::new(),
+            kernels: Vec::new(),
+            tokens: Vec::new(),
+            costs: rank(vec![
+                at(1, "a", 2.0),
+                at(16, "a", 0.125),
+                at(1, "b", 3.0),
+                at(16, "b", 0.2),
+            ]),
+            comparison: None,
+        };
+        let groups: Vec<(String, Vec<(&str, usize)>)> = rep
+            .cost_groups()
+            .into_iter()
+            .map(|(case, rows)| {
+                (
+                    case.label(),
+                    rows.iter()
+                        .map(|c| (c.row.instance.as_str(), c.rank))
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                (
+                    "m decode, batch 1, context 576".to_string(),
+                    vec![("a", 1), ("b", 2)]
+                ),
+                (
+                    "m decode, batch 16, context 576".to_string(),
+                    vec![("a", 1), ("b", 2)]
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn tables_parse_back_into_rows() {
         let t = Table::parse(
             Path::new("costs.csv"),
@@ -1265,16 +1346,64 @@ mod tests {
              gpt2,decode,CPU,AWS,c7g.large,us-east-1,spot,0.03,1,0.03,2,4.1,,,2026-07-20,measured\n",
         )
         .unwrap();
-        let rows = parse_costs(&t).unwrap();
+        // Written before costs.csv had the case columns: they come from the token row with
+        // the same model, phase, basis and rate.
+        let decode = |batch: u32, tokens_per_s: f64| TokensRow {
+            model: "gpt2".into(),
+            phase: PhaseKind::Decode,
+            batch,
+            prompt_len: None,
+            context_len: Some(96),
+            tokens_per_s,
+            tokens_per_s_low: None,
+            tokens_per_s_high: None,
+            basis: Basis::Measured,
+        };
+        let rows = parse_costs(&t, &[decode(1, 2.0), decode(4, 7.5)]).unwrap();
         assert_eq!(rows[0].tier, Tier::Spot);
         assert_eq!(rows[0].phase, PhaseKind::Decode);
         assert_eq!(rows[0].price_as_of.as_deref(), Some("2026-07-20"));
+        assert_eq!((rows[0].batch, rows[0].context_len), (1, Some(96)));
+        // No single token row to take them from: refused, naming the row.
+        for tokens in [vec![], vec![decode(1, 2.0), decode(2, 2.0)]] {
+            let err = parse_costs(&t, &tokens).unwrap_err().to_string();
+            assert!(err.contains("no `batch` column"), "{err}");
+        }
+        // A projected row's rate is not in tokens.csv: the model and phase's one case.
+        let projected = Table::parse(
+            Path::new("costs.csv"),
+            "model,phase,tokens_per_s,usd_per_mtok,tier,basis\n\
+             gpt2,decode,0.7,3,on_demand,projected\n",
+        )
+        .unwrap();
+        let rows = parse_costs(&projected, &[decode(1, 2.0)]).unwrap();
+        assert_eq!(rows[0].batch, 1);
+        for tokens in [vec![], vec![decode(1, 2.0), decode(4, 7.5)]] {
+            let err = parse_costs(&projected, &tokens).unwrap_err().to_string();
+            assert!(
+                err.contains("costs.csv:2") && err.contains("no `batch` column"),
+                "{err}"
+            );
+        }
+        // Written with them: read as written.
+        let t = Table::parse(
+            Path::new("costs.csv"),
+            "model,phase,batch,prompt_len,context_len,tokens_per_s,usd_per_mtok,tier,basis\n\
+             gpt2,workload,4,128,192,9.5,1.25,spot,measured\n",
+        )
+        .unwrap();
+        let rows = parse_costs(&t, &[]).unwrap();
+        assert_eq!(
+            (rows[0].batch, rows[0].prompt_len, rows[0].context_len),
+            (4, Some(128), Some(192))
+        );
+        assert_eq!(rows[0].case().tokens_text(), "128:64 in:out");
         let bad = Table::parse(
             Path::new("costs.csv"),
             "model,phase,tokens_per_s,usd_per_mtok,tier\ngpt2,lunch,1,1,spot\n",
         )
         .unwrap();
-        let err = parse_costs(&bad).unwrap_err().to_string();
+        let err = parse_costs(&bad, &[]).unwrap_err().to_string();
         assert!(
             err.contains("costs.csv:2:2") && err.contains("lunch"),
             "{err}"

@@ -371,7 +371,7 @@ fn html_report_is_one_self_contained_page() {
         "0123456789ab",
         "2025-01-01T10:00:00+00:00",
         "price as of",
-        "id=\"costs-llama-3-1-8b-workload\"",
+        "id=\"costs-llama-3-1-8b-workload-batch-1-512-128-in-out\"",
         "★",
         "id=\"kernels-table\"",
         "status-failed",
@@ -385,7 +385,7 @@ fn html_report_is_one_self_contained_page() {
     // One chart of each kind: price/performance, roofline (spec roofs: the L4 is known),
     // comparison bars, trend, compare.
     for id in [
-        "price-performance-llama-3-1-8b-workload",
+        "price-performance-llama-3-1-8b-workload-batch-1-512-128-in-out",
         "roofline-nvidia-l4",
         "comparison-tokens",
         "trend-tokens",

@@ -731,6 +731,9 @@ impl CsvRow for TokensRow {
 const COSTS_HEADER: &[&str] = &[
     "model",
     "phase",
+    "batch",
+    "prompt_len",
+    "context_len",
     "accelerator",
     "provider",
     "instance",
@@ -756,6 +759,9 @@ impl CsvRow for CostRow {
         vec![
             Cell::Text(self.model.clone()),
             Cell::Text(self.phase.to_string()),
+            Cell::Int(Some(self.batch.into())),
+            Cell::Int(self.prompt_len.map(u64::from)),
+            Cell::Int(self.context_len.map(u64::from)),
             Cell::Text(self.accelerator.clone()),
             Cell::Text(self.provider.clone()),
             Cell::Text(self.instance.clone()),
