@@ -289,7 +289,8 @@ pub struct RunArgs {
     /// Result folder (default `results/runs/<timestamp>-<adapter>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue the run in --out, running only benchmarks without rows.
+    /// Continue the run in --out, running only benchmarks without rows; with the adapter and
+    /// settings (suite, filter, variants, sampling) it started with.
     #[arg(long, requires = "out")]
     pub resume: bool,
     /// Search every kernel variant again and re-measure the adapter's peaks instead of using

@@ -1156,7 +1156,7 @@ fn parse_costs(t: &Table, tokens: &[TokensRow]) -> Result<Vec<CostRow>> {
                         row.line,
                         1,
                         format!(
-                            "this costs.csv has no `batch` column (it predates it), and {} cases (batch, prompt, context) of tokens.csv fit this row's model, phase and tokens_per_s, so its batch is unknown; price the run again with `priceperf run --resume --out` on its folder",
+                            "this costs.csv has no `batch` column (it predates it), and {} cases (batch, prompt, context) of tokens.csv fit this row's model, phase and tokens_per_s, so its batch is unknown; price the run again with `priceperf run --resume --out` on its folder, with the settings it started with",
                             cases.len()
                         ),
                     ))

@@ -255,11 +255,9 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
                 "Pass --resume to continue that run, or choose another folder with --out.",
             ));
         }
-        let (kept, cut) = results::resume_rows(&kernels_csv)?;
-        if let Some(what) = cut {
-            crate::progress::notice(&format!("priceperf: {what}"));
-        }
-        rows = kept;
+        // Read only: the torn tail, if any, is cut once the resume is known to be the same
+        // run (below).
+        rows = results::read_resumable_rows(&kernels_csv)?;
     }
 
     native::set_threads(crate::gpu::cpu_adapter_threads());
@@ -354,11 +352,35 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         time: None,
     };
     if config.resume && dir.join("run.json").exists() {
-        // Keep the original run's identity and start time.
-        if let Ok(old) = read_run_info(&dir.join("run.json")) {
-            info.run_id = old.run_id;
-            info.started = old.started;
+        let old = read_run_info(&dir.join("run.json"))?;
+        let conflicts = results::resume_conflicts(&old, &info);
+        if !conflicts.is_empty() {
+            return Err(Error::bad_input(
+                format!(
+                    "--resume would continue {} as a different run: {}",
+                    dir.display(),
+                    conflicts.join("; ")
+                ),
+                "Resume with the adapter and settings the run started with (its run.json `adapter` and `settings`), or write a new folder with another --out. Nothing in the folder was changed.",
+            ));
         }
+        if old.git_commit != info.git_commit {
+            crate::progress::notice(&format!(
+                "priceperf: note: this folder's rows so far were measured at commit {}, the rest will be at {}",
+                old.git_commit.as_deref().unwrap_or("unknown"),
+                info.git_commit.as_deref().unwrap_or("unknown")
+            ));
+        }
+        // Keep the original run's identity and start time.
+        info.run_id = old.run_id;
+        info.started = old.started;
+    }
+    if config.resume && kernels_csv.exists() {
+        let (kept, cut) = results::resume_rows(&kernels_csv)?;
+        if let Some(what) = cut {
+            crate::progress::notice(&format!("priceperf: {what}"));
+        }
+        debug_assert_eq!(kept.len(), rows.len(), "the rows read before the cut");
     }
     write_json(&dir.join("run.json"), &info)?;
 

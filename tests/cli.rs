@@ -135,7 +135,8 @@ fn a_small_run_writes_the_result_folder() {
         rows
     );
 
-    // --resume runs only what is missing: here, nothing.
+    // --resume, with the settings the run started with, runs only what is missing: here,
+    // nothing.
     let resumed = priceperf()
         .args([
             "run",
@@ -143,6 +144,14 @@ fn a_small_run_writes_the_result_folder() {
             "matmul",
             "--shape",
             "m=33,n=17,k=9",
+            "--variant",
+            "naive|texture_w8x8_t8x8",
+        ])
+        .args([
+            "--sample-size",
+            "10",
+            "--measurement-time",
+            "0.2",
             "--resume",
             "--out",
         ])
@@ -154,6 +163,42 @@ fn a_small_run_writes_the_result_folder() {
         "{}",
         String::from_utf8_lossy(&resumed.stderr)
     );
+    assert_eq!(
+        priceperf::results::read_kernel_rows(&out_dir.join("kernels.csv")).unwrap(),
+        rows
+    );
+
+    // --resume as another run (here another shape, so other benchmarks) is refused, naming
+    // the setting, and the folder is left as it was.
+    let before = std::fs::read(out_dir.join("run.json")).unwrap();
+    let other = priceperf()
+        .args([
+            "run",
+            "--kernel",
+            "matmul",
+            "--shape",
+            "m=34,n=17,k=9",
+            "--variant",
+            "naive|texture_w8x8_t8x8",
+        ])
+        .args([
+            "--sample-size",
+            "10",
+            "--measurement-time",
+            "0.2",
+            "--resume",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert_eq!(other.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("as a different run") && stderr.contains("custom"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(out_dir.join("run.json")).unwrap(), before);
     assert_eq!(
         priceperf::results::read_kernel_rows(&out_dir.join("kernels.csv")).unwrap(),
         rows

@@ -636,6 +636,47 @@ fn resumable_len(path: &Path, text: &str) -> Result<usize> {
     Ok(cut)
 }
 
+/// What makes `new` (the run `--resume` is about to continue) a different run from `old`
+/// (the folder's `run.json`), one line each: another adapter or driver, or another setting
+/// that decides which benchmarks run and how they are measured. Rows of both would sit in
+/// one folder under one run id, and a resumed `--suite quick` folder would fill up with the
+/// default (standard) suite. Settings `old` does not record are not compared.
+pub fn resume_conflicts(old: &RunInfo, new: &RunInfo) -> Vec<String> {
+    let mut out = Vec::new();
+    let (a, b) = (&old.adapter, &new.adapter);
+    for (what, was, is, flag) in [
+        ("adapter", &a.name, &b.name, "--adapter"),
+        ("backend", &a.backend, &b.backend, "--adapter"),
+        ("driver", &a.driver_info, &b.driver_info, "the same driver"),
+    ] {
+        if was != is {
+            out.push(format!(
+                "{what}: the run used `{was}`, this one `{is}` ({flag})"
+            ));
+        }
+    }
+    for (key, flag) in [
+        ("suite", "--suite"),
+        ("filter", "--filter"),
+        ("variants", "--variant"),
+        ("custom", "--kernel, --shape, --dtype"),
+        ("model_dtype", "--model-dtype"),
+        ("sample_size", "--sample-size"),
+        ("measurement_s", "--measurement-time"),
+        ("warm_up_s", "--sample-size, --measurement-time"),
+        ("checked_shaders", "PRICEPERF_CHECKED_SHADERS"),
+    ] {
+        let Some(was) = old.settings.get(key) else {
+            continue;
+        };
+        let is = new.settings.get(key).unwrap_or(&serde_json::Value::Null);
+        if was != is {
+            out.push(format!("{key}: the run used {was}, this one {is} ({flag})"));
+        }
+    }
+    out
+}
+
 /// The rows of a `kernels.csv` that `--resume` keeps ([`resume_rows`]), without changing
 /// the file: how `run` checks a folder before it starts.
 pub fn read_resumable_rows(path: &Path) -> Result<Vec<KernelRow>> {
@@ -788,6 +829,55 @@ pub fn write_csv<R: CsvRow>(path: &Path, rows: &[R]) -> Result<()> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn resuming_as_another_run_is_named_setting_by_setting() {
+        let info = |adapter: &str, settings: serde_json::Value| RunInfo {
+            schema_version: SCHEMA_VERSION,
+            run_id: "r".into(),
+            started: "2026-11-28T07:00:00Z".into(),
+            finished: None,
+            interrupted: true,
+            git_commit: None,
+            host: "h".into(),
+            os: "linux".into(),
+            cpu_threads: 2,
+            priceperf_version: "0.1.0".into(),
+            wgpu_version: "30".into(),
+            adapter: AdapterSummary {
+                name: adapter.into(),
+                ..crate::suite::tests::adapter(true)
+            },
+            settings,
+            peaks: None,
+            speed_check: None,
+            time: None,
+        };
+        let quick = serde_json::json!({"suite": "quick", "filter": null, "sample_size": 10});
+        let old = info("llvmpipe", quick.clone());
+        assert!(resume_conflicts(&old, &info("llvmpipe", quick.clone())).is_empty());
+        // `--resume --out DIR` without `--suite quick` asks for the default suite.
+        let standard = serde_json::json!({"suite": "standard", "filter": null, "sample_size": 10});
+        assert_eq!(
+            resume_conflicts(&old, &info("llvmpipe", standard)),
+            ["suite: the run used \"quick\", this one \"standard\" (--suite)"]
+        );
+        let conflicts = resume_conflicts(
+            &old,
+            &info(
+                "NVIDIA H200",
+                serde_json::json!({"suite": "quick", "filter": "matmul", "sample_size": 10}),
+            ),
+        );
+        assert_eq!(conflicts.len(), 2, "{conflicts:?}");
+        assert!(
+            conflicts[0].starts_with("adapter: the run used `llvmpipe`, this one `NVIDIA H200`")
+        );
+        assert!(conflicts[1].starts_with("filter: the run used null, this one \"matmul\""));
+        // A setting the old run.json does not record is not compared.
+        let older = info("llvmpipe", serde_json::json!({"suite": "quick"}));
+        assert!(resume_conflicts(&older, &info("llvmpipe", quick)).is_empty());
+    }
 
     pub(crate) fn row(variant: &str, status: Status) -> KernelRow {
         KernelRow {
