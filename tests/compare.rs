@@ -782,3 +782,49 @@ fn token_rates_that_cannot_be_compared_say_why() {
         .to_string();
     assert!(err.contains("tokens.csv:2"), "{err}");
 }
+
+#[test]
+fn a_driver_change_on_one_adapter_of_several_is_refused_not_passed() {
+    // BASE and HEAD each hold a run on two adapters; the second's driver changed. Its rows
+    // match nothing, and listed as one-sided they would never fail: a 30% regression there
+    // passed while the first adapter's rows compared.
+    let (_t, root) = tmp();
+    let side = |name: &str, driver: &str, factor: f64, seed: u64| {
+        let ours = measured(256, "tiled", GPU, &samples(1e6, 0.02, 20, seed));
+        let mut theirs = measured(
+            256,
+            "tiled",
+            "NVIDIA A10G",
+            &samples(1e6 * factor, 0.02, 20, seed + 1),
+        );
+        theirs.driver = driver.into();
+        write_run(
+            &root.join(name).join("a"),
+            &info(&format!("{name}-a"), "ci", GPU),
+            &[ours],
+            &[],
+        );
+        write_run(
+            &root.join(name).join("b"),
+            &info(&format!("{name}-b"), "ci", "NVIDIA A10G"),
+            &[theirs],
+            &[],
+        );
+    };
+    side("base", "NVIDIA 550.54.15", 1.0, 1);
+    side("head", "NVIDIA 555.42.02", 1.3, 5);
+    let b = dataset::load(&root.join("base")).unwrap();
+    let h = dataset::load(&root.join("head")).unwrap();
+    let err = compare::compare("base", &b, "head", &h, &Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("on NVIDIA A10G") && err.contains("the driver changed"),
+        "{err}"
+    );
+    // The same driver on both sides: compared, and the regression found.
+    side("head2", "NVIDIA 550.54.15", 1.3, 5);
+    let h = dataset::load(&root.join("head2")).unwrap();
+    let c = compare::compare("base", &b, "head2", &h, &Options::default()).unwrap();
+    assert_eq!(c.exit_code(), 1, "{c:#?}");
+}

@@ -437,11 +437,16 @@ pub fn compare(
     let keys: BTreeSet<&NaturalKey> = base_rows.keys().chain(head_rows.keys()).collect();
     let mut rows = Vec::new();
     let mut matched = 0;
+    // Kernel rows (not the native GEMM's, whose driver never changes) matched per adapter.
+    let mut matched_on: BTreeMap<&str, usize> = BTreeMap::new();
     for key in keys {
         let b = base_rows.get(key);
         let h = head_rows.get(key);
         if b.is_some() && h.is_some() {
             matched += 1;
+            if key.variant != crate::native::VARIANT {
+                *matched_on.entry(&key.adapter).or_insert(0) += 1;
+            }
         }
         let on_shared_adapter =
             base_adapters.contains_key(&key.adapter) && head_adapters.contains_key(&key.adapter);
@@ -478,9 +483,39 @@ pub fn compare(
         gate_timing(&mut row, Some(b), Some(h), opts.timing_gate);
         rows.push(row);
         matched += 1;
+        *matched_on.entry(&h.row.adapter).or_insert(0) += 1;
     }
     if matched == 0 {
-        return Err(no_overlap(base_path, &base_rows, head_path, &head_rows));
+        let keys = |m: &BTreeMap<NaturalKey, Entry>| m.keys().cloned().collect::<Vec<_>>();
+        return Err(no_overlap(
+            base_path,
+            &keys(&base_rows),
+            head_path,
+            &keys(&head_rows),
+            None,
+        ));
+    }
+    // An adapter both sides ran whose kernel rows matched nowhere (its driver changed, say)
+    // would only list its rows as one-sided, which never fails: its regressions would pass
+    // unjudged while the other adapters' rows compare.
+    for adapter in base_adapters
+        .keys()
+        .filter(|a| head_adapters.contains_key(*a))
+    {
+        if matched_on.get(adapter.as_str()).copied().unwrap_or(0) > 0 {
+            continue;
+        }
+        let on = |m: &'_ BTreeMap<NaturalKey, Entry>| -> Vec<NaturalKey> {
+            m.keys()
+                .filter(|k| &k.adapter == adapter && k.variant != crate::native::VARIANT)
+                .cloned()
+                .collect()
+        };
+        let (b, h) = (on(&base_rows), on(&head_rows));
+        if b.is_empty() || h.is_empty() {
+            continue;
+        }
+        return Err(no_overlap(base_path, &b, head_path, &h, Some(adapter)));
     }
     rows.sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.key.cmp(&b.key)));
     let mut counts = BTreeMap::new();
@@ -689,14 +724,16 @@ fn index_side<'a>(
     Ok(map)
 }
 
+/// Why BASE and HEAD (all of their rows, or those of `adapter`) have no row in common.
 fn no_overlap(
     base_path: &str,
-    base: &BTreeMap<NaturalKey, Entry>,
+    base: &[NaturalKey],
     head_path: &str,
-    head: &BTreeMap<NaturalKey, Entry>,
+    head: &[NaturalKey],
+    adapter: Option<&str>,
 ) -> Error {
-    let set = |m: &BTreeMap<NaturalKey, Entry>, f: fn(&NaturalKey) -> String| -> BTreeSet<String> {
-        m.keys().map(f).collect()
+    let set = |m: &[NaturalKey], f: fn(&NaturalKey) -> String| -> BTreeSet<String> {
+        m.iter().map(f).collect()
     };
     let list = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join("; ");
     let (ba, ha) = (
@@ -724,7 +761,9 @@ fn no_overlap(
     };
     Error::bad_input(
         format!(
-            "nothing to compare: {base_path} and {head_path} share no (benchmark, variant, shape, dtype, adapter, driver); {hint}"
+            "nothing to compare{}: {base_path} and {head_path} share no (benchmark, variant, shape, dtype, adapter, driver){}; {hint}",
+            adapter.map_or(String::new(), |a| format!(" on {a}")),
+            if adapter.is_some() { " of its kernels, so its regressions would go unjudged" } else { "" },
         ),
         "Compare two runs of the same suite on the same machine, e.g. a baseline from results/baselines/<adapter>/ and a fresh run.",
     )
