@@ -88,11 +88,18 @@ pub fn price_run(
     if let Some(hw) = &opts.owned {
         offerings.push(Offering::owned(&accel_name, hw)?);
     }
-    let today = chrono::Utc::now().date_naive();
-    notes.extend(age_note(&offerings, today, opts.max_age_days));
     let mut rows = price_offerings(tokens, &offerings, opts.utilization)?;
+    // The prices every row stands on, for the age note: the projected rows' too.
+    let mut priced = offerings;
     if let (Some(a), None, None) = (accel, &opts.instance, opts.price_per_hour) {
         let projected = price_projected(catalog, tokens, a, dtype, opts.utilization)?;
+        if !projected.is_empty() {
+            priced.extend(
+                catalog
+                    .unreachable_accelerators()
+                    .flat_map(|t| catalog.offerings_for(&t.name)),
+            );
+        }
         // Only where there were token rates to project: a kernel-only run has none, and
         // the note would blame a spec peak the accelerator has.
         let measured = tokens.iter().any(|t| t.basis == Basis::Measured);
@@ -105,6 +112,8 @@ pub fn price_run(
         rows.extend(projected);
         sort_cost_rows(&mut rows);
     }
+    let today = chrono::Utc::now().date_naive();
+    notes.extend(age_note(&priced, today, opts.max_age_days));
     Ok((rows, notes))
 }
 
@@ -225,7 +234,27 @@ mod tests {
             tokens_per_s_high: None,
             basis: Basis::Measured,
         };
-        let (rows, _) = price(&[measured]);
+        let (rows, _) = price(std::slice::from_ref(&measured));
         assert!(rows.iter().any(|r| r.basis == Basis::Projected), "{rows:?}");
+        // The projected rows' prices are dated too: an old Trainium or Inferentia price is
+        // named like a measured accelerator's (it went unflagged).
+        let strict = PricingOptions {
+            max_age_days: 1,
+            ..PricingOptions::default()
+        };
+        let (rows, notes) =
+            price_run(&catalog, &h200(), 16, &[measured], DType::F16, &strict).unwrap();
+        let own = catalog.offerings_for("H200").len();
+        let projected = rows.iter().filter(|r| r.basis == Basis::Projected).count();
+        assert!(projected > 0);
+        let stale: usize = notes
+            .iter()
+            .find_map(|n| n.split_once(" price(s) are older"))
+            .and_then(|(n, _)| n.parse().ok())
+            .expect("an age note");
+        assert!(
+            stale > own,
+            "{stale} stale prices of {own} H200 ones: {notes:?}"
+        );
     }
 }
