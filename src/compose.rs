@@ -224,14 +224,38 @@ pub fn benchmarks(runs: &[ModelRun]) -> Result<Vec<Benchmark>> {
     Ok(layers)
 }
 
-/// Seconds of one forward pass: (median, low, high), or why it cannot be composed.
+/// Seconds of one forward pass (or of a request), composed from op times.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PassTime {
+    median: f64,
+    /// The sum of the ops' 95% interval bounds (low, high); `None` when an op's chosen row
+    /// holds only a tuning screen's few timings, whose interval is no confidence interval
+    /// (one timing gives one of zero width), so the sum would look more precise than it is.
+    bounds: Option<(f64, f64)>,
+}
+
+impl PassTime {
+    /// `self` then `n` times `other` (a request: prefill, then the decode steps).
+    fn then(self, n: f64, other: PassTime) -> PassTime {
+        PassTime {
+            median: self.median + n * other.median,
+            bounds: match (self.bounds, other.bounds) {
+                (Some(a), Some(b)) => Some((a.0 + n * b.0, a.1 + n * b.1)),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Seconds of one forward pass, or why it cannot be composed.
 fn pass_seconds(
     run: &ModelRun,
     phase: Phase,
     chosen: &HashMap<String, &KernelRow>,
-) -> std::result::Result<(f64, f64, f64), String> {
+) -> std::result::Result<PassTime, String> {
     let (layer, head) = pass_ops(run, phase).map_err(|e| e.to_string())?;
-    let sum = |ops: &[Op]| -> std::result::Result<(f64, f64, f64), String> {
+    let mut in_full = true;
+    let mut sum = |ops: &[Op]| -> std::result::Result<(f64, f64, f64), String> {
         let mut t = (0.0, 0.0, 0.0);
         for op in ops {
             let (op, times) = measured(op, run);
@@ -240,6 +264,7 @@ fn pass_seconds(
                 .get(&id)
                 .ok_or_else(|| format!("no verified measurement of {} ({id})", op.name()))?;
             let med = row.median_ns.ok_or_else(|| format!("{id} has no time"))?;
+            in_full &= row.measured_in_full();
             let n = times as f64;
             t.0 += n * med;
             t.1 += n * row.ci_low_ns.unwrap_or(med);
@@ -250,11 +275,10 @@ fn pass_seconds(
     let l = sum(&layer)?;
     let h = sum(&head)?;
     let layers = run.preset.num_layers as f64;
-    Ok((
-        (layers * l.0 + h.0) * 1e-9,
-        (layers * l.1 + h.1) * 1e-9,
-        (layers * l.2 + h.2) * 1e-9,
-    ))
+    Ok(PassTime {
+        median: (layers * l.0 + h.0) * 1e-9,
+        bounds: in_full.then_some(((layers * l.1 + h.1) * 1e-9, (layers * l.2 + h.2) * 1e-9)),
+    })
 }
 
 /// Token rates of every model run from the chosen kernel rows, plus notes for runs that
@@ -274,21 +298,20 @@ pub fn token_rates(runs: &[ModelRun], rows: &[KernelRow]) -> (Vec<TokensRow>, Ve
             pass_seconds(run, decode, &chosen),
         );
         let batch = run.batch as f64;
-        let row = |phase: PhaseKind,
-                   prompt: Option<u32>,
-                   ctx: Option<u32>,
-                   tokens: f64,
-                   (med, low, high): (f64, f64, f64)| TokensRow {
-            model: run.label(),
-            phase,
-            batch: run.batch,
-            prompt_len: prompt,
-            context_len: ctx,
-            tokens_per_s: tokens / med,
-            tokens_per_s_low: Some(tokens / high),
-            tokens_per_s_high: Some(tokens / low),
-            basis: Basis::Measured,
-        };
+        let row =
+            |phase: PhaseKind, prompt: Option<u32>, ctx: Option<u32>, tokens: f64, t: PassTime| {
+                TokensRow {
+                    model: run.label(),
+                    phase,
+                    batch: run.batch,
+                    prompt_len: prompt,
+                    context_len: ctx,
+                    tokens_per_s: tokens / t.median,
+                    tokens_per_s_low: t.bounds.map(|(_, high)| tokens / high),
+                    tokens_per_s_high: t.bounds.map(|(low, _)| tokens / low),
+                    basis: Basis::Measured,
+                }
+            };
         match &times.0 {
             Ok(t) => tokens.push(row(
                 PhaseKind::Prefill,
@@ -312,7 +335,7 @@ pub fn token_rates(runs: &[ModelRun], rows: &[KernelRow]) -> (Vec<TokensRow>, Ve
         if let (Ok(p), Ok(d)) = times {
             // A request: prefill the prompt, then gen_len decode steps at the average context.
             let g = run.gen_len as f64;
-            let request = (p.0 + g * d.0, p.1 + g * d.1, p.2 + g * d.2);
+            let request = p.then(g, d);
             let n = batch * (run.prompt_len as f64 + g);
             tokens.push(row(
                 PhaseKind::Workload,
@@ -461,6 +484,53 @@ mod tests {
             .find(|t| t.phase == PhaseKind::Workload)
             .unwrap();
         assert!((w.tokens_per_s - 24.0 / (pass_s + 4.0 * step_s)).abs() < 1e-6 * w.tokens_per_s);
+    }
+
+    #[test]
+    fn a_screen_only_op_leaves_the_phase_without_an_interval() {
+        // A chosen row holding one screening timing has an interval of zero width: summed in,
+        // it would make the token rate (and its price) look precise. The decode ops are
+        // measured in full; one prefill-only op was only screened.
+        let r = run("gpt2");
+        let benches = benchmarks(std::slice::from_ref(&r)).unwrap();
+        let [_, decode] = r.phases();
+        let decode_ids: Vec<String> = pass_ops(&r, decode)
+            .map(|(l, h)| {
+                l.iter()
+                    .chain(&h)
+                    .map(|op| {
+                        let (op, _) = measured(op, &r);
+                        Benchmark::new(suite::Op::from_model(&op), r.dtype).id()
+                    })
+                    .collect()
+            })
+            .unwrap();
+        let mut screened_one = false;
+        let rows: Vec<KernelRow> = benches
+            .iter()
+            .map(|b| {
+                let mut row = chosen_row(b, 1000.0);
+                if !screened_one && !decode_ids.contains(&b.id()) {
+                    row.samples = Some(1);
+                    screened_one = true;
+                }
+                row
+            })
+            .collect();
+        assert!(screened_one);
+        let (tokens, _) = token_rates(std::slice::from_ref(&r), &rows);
+        let of = |phase| tokens.iter().find(|t| t.phase == phase).unwrap();
+        for phase in [PhaseKind::Prefill, PhaseKind::Workload] {
+            let t = of(phase);
+            assert!(t.tokens_per_s > 0.0);
+            assert_eq!(
+                (t.tokens_per_s_low, t.tokens_per_s_high),
+                (None, None),
+                "{phase}"
+            );
+        }
+        let d = of(PhaseKind::Decode);
+        assert!(d.tokens_per_s_low.is_some() && d.tokens_per_s_high.is_some());
     }
 
     #[test]
