@@ -828,3 +828,37 @@ fn a_driver_change_on_one_adapter_of_several_is_refused_not_passed() {
     let c = compare::compare("base", &b, "head2", &h, &Options::default()).unwrap();
     assert_eq!(c.exit_code(), 1, "{c:#?}");
 }
+
+#[test]
+fn a_failing_row_on_an_adapter_only_head_ran_fails() {
+    // HEAD adds a first run on another adapter, where a kernel fails verification: the
+    // module promises that a new row that fails always fails, one-sided adapter or not.
+    let (_t, root) = tmp();
+    write_side(&root.join("base"), 1, 0.02, None, false);
+    write_side(&root.join("head/l4"), 2, 0.02, None, false);
+    write_run(
+        &root.join("head/a10g"),
+        &info("head-a10g", "ci", "NVIDIA A10G"),
+        &[
+            measured(256, "naive", "NVIDIA A10G", &samples(1e6, 0.02, 20, 9)),
+            failed(256, "tiled", "NVIDIA A10G"),
+        ],
+        &[],
+    );
+    let c = compare_dirs(&root.join("base"), &root.join("head"), &Options::default());
+    assert_eq!(c.exit_code(), 1, "{c:#?}");
+    let r = c
+        .rows
+        .iter()
+        .find(|r| r.key.adapter == "NVIDIA A10G")
+        .expect("the failing row is listed");
+    assert_eq!(r.verdict, Verdict::Failed);
+    // Its passing row is still summarised with the adapter, not listed.
+    assert_eq!(
+        c.rows
+            .iter()
+            .filter(|r| r.key.adapter == "NVIDIA A10G")
+            .count(),
+        1
+    );
+}

@@ -450,8 +450,11 @@ pub fn compare(
         }
         let on_shared_adapter =
             base_adapters.contains_key(&key.adapter) && head_adapters.contains_key(&key.adapter);
-        if (b.is_none() || h.is_none()) && !on_shared_adapter {
-            continue; // summarised per adapter
+        // A new failing row always fails, on an adapter BASE never ran too; the rest of a
+        // one-sided adapter's rows are summarised per adapter.
+        let new_failure = b.is_none() && h.is_some_and(|h| is_failure(h.row.status));
+        if (b.is_none() || h.is_none()) && !on_shared_adapter && !new_failure {
+            continue;
         }
         let threshold = opts.thresholds.for_key(key).unwrap_or(opts.threshold_pct);
         let mut row = judge(key, b, h, threshold, opts.alpha);
