@@ -229,6 +229,10 @@ pub struct CompareArgs {
     /// `on` all, `off` none (correctness regressions always fail).
     #[arg(long, value_enum, default_value_t = crate::compare::TimingGate::Auto)]
     pub timing_gate: crate::compare::TimingGate,
+    /// Let benchmarks BASE measured and HEAD did not (on the same adapter and driver) pass:
+    /// for a HEAD that runs a subset on purpose. By default they fail as `MISSING`.
+    #[arg(long)]
+    pub allow_missing: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -862,3 +862,64 @@ fn a_failing_row_on_an_adapter_only_head_ran_fails() {
         1
     );
 }
+
+#[test]
+fn a_benchmark_head_did_not_measure_fails_as_missing_unless_allowed() {
+    // BASE measured two benchmarks; HEAD (same adapter and driver) ran one, and its other
+    // chosen row has no time (a test-mode run). Both used to pass as "no regressions".
+    let (_t, root) = tmp();
+    let chosen = |m: u32, seed: u64| {
+        let mut r = measured(m, "tiled", GPU, &samples(1e6, 0.02, 20, seed));
+        r.chosen = true;
+        r
+    };
+    write_run(
+        &root.join("base"),
+        &info("base", "ci", GPU),
+        &[chosen(256, 1), chosen(512, 2), chosen(1024, 3)],
+        &[],
+    );
+    let mut untimed = blank(512, "tiled", GPU);
+    untimed.verified = true;
+    untimed.chosen = true;
+    untimed.note = "verified; not measured".into();
+    write_run(
+        &root.join("head"),
+        &info("head", "ci", GPU),
+        &[chosen(256, 4), untimed],
+        &[],
+    );
+    let c = compare_dirs(&root.join("base"), &root.join("head"), &Options::default());
+    assert_eq!(c.exit_code(), 1, "{c:#?}");
+    let missing: Vec<(&str, &str)> = c
+        .rows
+        .iter()
+        .filter(|r| r.verdict == Verdict::Missing)
+        .map(|r| (r.key.benchmark.as_str(), r.reason.as_str()))
+        .collect();
+    assert_eq!(missing.len(), 2, "{missing:?}");
+    assert!(missing[0].0.contains("m=1024") && missing[0].1.contains("did not run it"));
+    assert!(missing[1].0.contains("m=512") && missing[1].1.contains("has no time"));
+    let allowed = Options {
+        allow_missing: true,
+        ..Options::default()
+    };
+    let c = compare_dirs(&root.join("base"), &root.join("head"), &allowed);
+    assert_eq!(c.count(Verdict::Missing), 2);
+    assert_eq!(c.exit_code(), 0, "{c:#?}");
+    // Through the binary: MISSING in the table, exit 1; --allow-missing, exit 0.
+    let (code, out, _) = priceperf(&[
+        "compare",
+        path_str(&root.join("base")),
+        path_str(&root.join("head")),
+    ]);
+    assert_eq!(code, 1);
+    assert!(out.contains("MISSING"), "{out}");
+    let (code, _, _) = priceperf(&[
+        "compare",
+        path_str(&root.join("base")),
+        path_str(&root.join("head")),
+        "--allow-missing",
+    ]);
+    assert_eq!(code, 0);
+}

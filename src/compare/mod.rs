@@ -13,7 +13,8 @@
 //!   never failing); improvements are judged the same way in the other direction.
 //!
 //! A correctness regression (a row that failed in HEAD but not in BASE, or a new row that
-//! fails) always fails. Timing regressions and timeouts fail too, except on software
+//! fails) always fails, and so does a benchmark BASE measured that HEAD, on the same adapter
+//! and driver, did not ([`Verdict::Missing`]; `--allow-missing` lets it pass). Timing regressions and timeouts fail too, except on software
 //! adapters (lavapipe), whose times swing with whatever else shares the CPU: there they are
 //! reported as informational unless `--timing-gate on` ([`TimingGate`]). Rows present on
 //! one side only are listed; rows of an adapter the other side never ran are summarised per
@@ -169,6 +170,7 @@ pub fn execute(args: &crate::cli::CompareArgs) -> Result<i32> {
         threshold_pct: args.threshold,
         thresholds,
         timing_gate: args.timing_gate,
+        allow_missing: args.allow_missing,
         ..Options::default()
     };
     let base = crate::dataset::load(&args.base)?;
@@ -198,6 +200,9 @@ pub struct Options {
     pub alpha: f64,
     /// Whether timing regressions (and timeouts) fail; correctness regressions always do.
     pub timing_gate: TimingGate,
+    /// Whether a benchmark BASE measured and HEAD did not ([`Verdict::Missing`]) is let pass
+    /// (`--allow-missing`): for a HEAD that runs a subset on purpose.
+    pub allow_missing: bool,
 }
 
 /// Which rows' timing regressions make `compare` fail.
@@ -230,6 +235,7 @@ impl Default for Options {
             thresholds: Thresholds::default(),
             alpha: DEFAULT_ALPHA,
             timing_gate: TimingGate::Auto,
+            allow_missing: false,
         }
     }
 }
@@ -245,6 +251,12 @@ pub enum Verdict {
     /// Timed out in HEAD, not in BASE: a hang, or an extreme slowdown. Gated like a timing
     /// regression: a slow software adapter can time out under load.
     TimedOut,
+    /// BASE measured the benchmark (its chosen variant has a time) and HEAD, on the same
+    /// adapter and driver, has no measured chosen row for it: not run (another suite or
+    /// filter, a crash) or not measured (a test-mode or over-budget run). Fails unless
+    /// `--allow-missing`: a HEAD that measured nothing would otherwise pass as "no
+    /// regressions".
+    Missing,
     /// Beyond the threshold in either direction, but the evidence does not separate it
     /// from noise.
     Inconclusive,
@@ -268,6 +280,7 @@ impl Verdict {
             Verdict::Failed => "FAILED",
             Verdict::Regressed => "REGRESSED",
             Verdict::TimedOut => "TIMED OUT",
+            Verdict::Missing => "MISSING",
             Verdict::Inconclusive => "inconclusive",
             Verdict::StillFailed => "still failed",
             Verdict::Fixed => "fixed",
@@ -357,6 +370,8 @@ pub struct Comparison {
     pub thresholds_file: Option<String>,
     pub alpha: f64,
     pub timing_gate: TimingGate,
+    /// `--allow-missing`: [`Verdict::Missing`] rows are listed but do not fail.
+    pub allow_missing: bool,
     pub rows: Vec<RowChange>,
     pub adapters_only_in_base: Vec<AdapterOnly>,
     pub adapters_only_in_head: Vec<AdapterOnly>,
@@ -380,7 +395,10 @@ impl Comparison {
     pub fn exit_code(&self) -> i32 {
         if !self.incomplete_runs.is_empty() {
             EXIT_BAD_INPUT
-        } else if self.rows.iter().any(|r| r.verdict.fails(r.timing_gated)) {
+        } else if self.rows.iter().any(|r| {
+            r.verdict.fails(r.timing_gated)
+                || (r.verdict == Verdict::Missing && !self.allow_missing)
+        }) {
             EXIT_FAILED
         } else {
             EXIT_OK
@@ -487,6 +505,41 @@ pub fn compare(
         rows.push(row);
         matched += 1;
         *matched_on.entry(&h.row.adapter).or_insert(0) += 1;
+    }
+    // Coverage: every benchmark BASE measured, HEAD measured too, where HEAD ran the same
+    // adapter and driver.
+    let head_ran: BTreeSet<(&str, &str)> = head_rows
+        .keys()
+        .map(|k| (k.adapter.as_str(), k.driver.as_str()))
+        .collect();
+    let timed = |e: &Entry| e.row.status == Status::Ok && e.row.median_ns.is_some();
+    for (at, b) in chosen_rows("BASE", base_path, &base_rows)? {
+        if !timed(b) || !head_ran.contains(&(at.1.as_str(), at.2.as_str())) {
+            continue;
+        }
+        let measured_in_head = head_chosen.get(&at).is_some_and(|h| timed(h));
+        if measured_in_head {
+            continue;
+        }
+        let key = NaturalKey {
+            variant: format!("chosen: {}", b.row.variant),
+            ..NaturalKey::of(b.row)
+        };
+        let mut row = judge(&key, Some(b), None, opts.threshold_pct, opts.alpha);
+        row.verdict = Verdict::Missing;
+        row.reason = match head_chosen.get(&at) {
+            Some(h) => format!(
+                "measured in base ({}); head's chosen row ({}) has no time: {}",
+                b.row.variant,
+                h.row.variant,
+                short(&h.row.note)
+            ),
+            None => format!(
+                "measured in base ({}); head did not run it (another suite or filter?)",
+                b.row.variant
+            ),
+        };
+        rows.push(row);
     }
     if matched == 0 {
         let keys = |m: &BTreeMap<NaturalKey, Entry>| m.keys().cloned().collect::<Vec<_>>();
@@ -597,6 +650,7 @@ pub fn compare(
             .map(|p| p.display().to_string()),
         alpha: opts.alpha,
         timing_gate: opts.timing_gate,
+        allow_missing: opts.allow_missing,
         rows,
         adapters_only_in_base,
         adapters_only_in_head,
@@ -1139,6 +1193,11 @@ fn rule_text(c: &Comparison) -> String {
     s.push_str(&format!(
         ", as are rows with fewer than {MIN_SAMPLES_FOR_GATE} samples (a tuning screen's or final's) and rows timed by another method; where the chosen variant changed, the chosen rows are compared too"
     ));
+    s.push_str(if c.allow_missing {
+        "; a benchmark base measured and head did not is listed as missing (--allow-missing)"
+    } else {
+        "; a benchmark base measured and head did not (same adapter and driver) fails as missing"
+    });
     s
 }
 
@@ -1296,17 +1355,21 @@ pub fn render_markdown(c: &Comparison) -> String {
             .count()
     };
     let (regressed, informational) = (timing(true), timing(false));
+    let missing = c.count(Verdict::Missing);
+    let missing_fails = missing > 0 && !c.allow_missing;
     let headline = if !c.incomplete_runs.is_empty() {
         format!(
             ":x: **incomplete**: {} did not finish, so rows of benchmarks it never reached are missing (see the warnings)",
             c.incomplete_runs.join(", ")
         )
-    } else if failed > 0 || regressed > 0 {
+    } else if failed > 0 || regressed > 0 || missing_fails {
         format!(
             ":x: **{}**",
             [
                 (failed > 0).then(|| plural(failed, "correctness failure")),
                 (regressed > 0).then(|| plural(regressed, "regression")),
+                missing_fails
+                    .then(|| format!("{} not measured in head", plural(missing, "benchmark"))),
                 (informational > 0).then(|| format!("{informational} informational")),
             ]
             .into_iter()
