@@ -173,8 +173,16 @@ pub fn plan(inputs: &[PathBuf], runs: Vec<Run>) -> Plan {
         let g = &mut groups[gi];
         g.sources.push(run.dir.clone());
         let run_id = g.run.info.run_id.clone();
-        if g.run.info.finished.is_none() && run.info.finished.is_some() {
-            g.run.info.finished = run.info.finished.clone();
+        // A copy of the finished run over one taken before it finished (an interrupted run,
+        // later resumed): its run info (finished, time, peaks, speed check) and its token and
+        // cost tables are the run's, not the early copy's. Keeping the early `interrupted`
+        // made every compare against the merged folder refuse it as incomplete.
+        let completes = complete(&run.info) && !complete(&g.run.info);
+        if completes {
+            g.run.info = RunInfo {
+                run_id: run_id.clone(),
+                ..run.info.clone()
+            };
         }
         for row in run.kernels {
             let key = NaturalKey::of(&row);
@@ -226,6 +234,10 @@ pub fn plan(inputs: &[PathBuf], runs: Vec<Run>) -> Plan {
                     *from = Some(run.dir.clone());
                     *mine = Some(t);
                 }
+                (Some(_), Some(t)) if completes => {
+                    *from = Some(run.dir.clone());
+                    *mine = Some(t);
+                }
                 (Some(a), Some(b)) if a.header == b.header && cells(a) == cells(&b) => {}
                 (Some(_), Some(_)) => conflicts.push(Conflict {
                     run_id: run_id.clone(),
@@ -270,6 +282,11 @@ pub fn plan(inputs: &[PathBuf], runs: Vec<Run>) -> Plan {
 /// that merge renamed (`<run id>-<host>`, `<run id>-<host>-<n>`) still names its run. The
 /// group of a renamed run carries the new id, and an earlier merge holds it under that id,
 /// so without this a further copy of such a run would be kept as one more run.
+/// Whether a copy of a run was taken after it finished: `finished` set and not stopped early.
+fn complete(info: &RunInfo) -> bool {
+    info.finished.is_some() && !info.interrupted
+}
+
 fn is_copy(a: &RunInfo, b: &RunInfo) -> bool {
     a.host == b.host
         && a.started == b.started

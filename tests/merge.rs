@@ -266,3 +266,38 @@ fn another_copy_of_a_renamed_run_is_a_duplicate() {
     assert!(report.renamed.is_empty() && report.conflicts.is_empty());
     assert_eq!(report.runs[1].run_id, renamed);
 }
+
+#[test]
+fn the_finished_copy_of_a_resumed_run_gives_the_run_info() {
+    // A copy taken when the run was stopped (Ctrl-C), then one after `--resume` finished it:
+    // the merged run is finished, not interrupted, whichever copy comes first, so compare
+    // does not refuse it as incomplete forever.
+    let (_t, root) = tmp();
+    let all = rows(LAVAPIPE, 1);
+    let mut stopped = info("r1", "host-a", LAVAPIPE);
+    stopped.interrupted = true;
+    stopped.finished = None;
+    write_run(&root.join("early"), &stopped, &all[..2], &[]);
+    std::fs::write(
+        root.join("early/tokens.csv"),
+        "model,phase,tokens_per_s\nm,decode,1\n",
+    )
+    .unwrap();
+    write(&root.join("final"), "r1", "host-a", LAVAPIPE, &all);
+    std::fs::write(
+        root.join("final/tokens.csv"),
+        "model,phase,tokens_per_s\nm,decode,2\n",
+    )
+    .unwrap();
+    let out = root.join("out");
+    let inputs = [root.join("early"), root.join("final")];
+    let report = merge::merge(&inputs, &out, false).unwrap();
+    assert!(report.conflicts.is_empty(), "{:#?}", report.conflicts);
+    let merged = dataset::load(&out).unwrap();
+    assert_eq!(merged.len(), 1);
+    let info = &merged[0].info;
+    assert!(info.finished.is_some() && !info.interrupted, "{info:?}");
+    assert_eq!(merged[0].kernels.len(), 3);
+    let tokens = std::fs::read_to_string(merged[0].dir.join("tokens.csv")).unwrap();
+    assert!(tokens.contains("m,decode,2"), "{tokens}");
+}
