@@ -405,13 +405,20 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         if !cached {
             time.peaks_s = t.elapsed().as_secs_f64();
         }
-        // The speed check's start. The first probe of a process ran 5-12% low (threads and
-        // clocks waking), so where nothing ran before it (cached peaks) one is discarded.
+        // The speed check's start: the peaks' own f32 FMA probe where they were just
+        // measured (the same probe, moments ago), else a probe now. The first probe of a
+        // process ran 5-12% low (threads and clocks waking), so where nothing ran before it
+        // (cached peaks) one is discarded.
         let t = Instant::now();
-        if cached {
-            let _ = SpeedCheck::probe(&gpu, config.timeout);
-        }
-        speed_start = SpeedCheck::probe(&gpu, config.timeout).ok();
+        speed_start = match peaks.fma_f32_gflops.filter(|_| !cached) {
+            Some(measured) => Some(measured),
+            None => {
+                if cached {
+                    let _ = SpeedCheck::probe(&gpu, config.timeout);
+                }
+                SpeedCheck::probe(&gpu, config.timeout).ok()
+            }
+        };
         time.speed_check_s = t.elapsed().as_secs_f64();
         progress.line(&peaks.describe(cached));
         if let Some(a) = &accel {
