@@ -596,22 +596,33 @@ pub fn append_rows<R: CsvRow>(path: &Path, rows: &[R]) -> Result<()> {
 /// rows, every record ending in a line break, so a file that does not end in one holds a
 /// torn batch; where the tear fell just after a whole batch, that benchmark is measured
 /// again, which costs time, not results). Records are found by the CSV reader, not by
-/// line breaks, since a note may span lines. Damage anywhere but the last record is the
-/// parser's error, refused rather than cut.
+/// line breaks, since a note may span lines: a file torn just after a line break inside a
+/// note ends in one, and its last record, cut short, is what shows the tear. A torn header
+/// leaves no rows. Damage anywhere but the last record is the parser's error, refused
+/// rather than cut.
 fn resumable_len(path: &Path, text: &str) -> Result<usize> {
-    if text.is_empty() || text.ends_with('\n') {
-        return Ok(text.len());
+    if !text.contains('\n') {
+        return Ok(0);
     }
+    let mut torn = !text.ends_with('\n');
+    // Flexible, so a record cut short reads (with too few fields) and names its benchmark.
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
+        .flexible(true)
         .from_reader(text.as_bytes());
     // Read the header first, so positions are those of the data records.
-    if reader.headers().is_err() {
-        return parse_kernel_rows(path, text).map(|_| text.len());
-    }
+    let width = match reader.headers() {
+        Ok(h) => h.len(),
+        Err(_) => return parse_kernel_rows(path, text).map(|_| text.len()),
+    };
     let mut cut = reader.position().byte() as usize;
     let mut last: Option<String> = None;
     let mut record = csv::StringRecord::new();
+    // Only the last record may be torn: a record that reads after a broken one means
+    // damage inside the file, which is refused, not cut.
+    let damaged = |reader: &mut csv::Reader<&[u8]>, record: &mut csv::StringRecord| {
+        matches!(reader.read_record(record), Ok(true))
+    };
     loop {
         let at = reader.position().byte() as usize;
         match reader.read_record(&mut record) {
@@ -621,19 +632,30 @@ fn resumable_len(path: &Path, text: &str) -> Result<usize> {
                     cut = at;
                     last = Some(bench);
                 }
+                if record.len() != width {
+                    // Short: torn where the file stops inside it (no final line break, or
+                    // one inside a quoted note, which leaves its quote open); a short whole
+                    // line, or one with a record after it, is damage.
+                    let open_quote = text[at..].matches('"').count() % 2 == 1;
+                    let stops_inside = !text.ends_with('\n') || open_quote;
+                    if !stops_inside || damaged(&mut reader, &mut record) {
+                        return parse_kernel_rows(path, text).map(|_| text.len());
+                    }
+                    torn = true;
+                    break;
+                }
             }
             Ok(false) => break,
             Err(_) => {
-                // Only the last record may be torn: a record that reads after a broken
-                // one means damage inside the file, which is refused, not cut.
-                if matches!(reader.read_record(&mut record), Ok(true)) {
+                if damaged(&mut reader, &mut record) {
                     return parse_kernel_rows(path, text).map(|_| text.len());
                 }
+                torn = true;
                 break;
             }
         }
     }
-    Ok(cut)
+    Ok(if torn { cut } else { text.len() })
 }
 
 /// What makes `new` (the run `--resume` is about to continue) a different run from `old`
@@ -681,7 +703,15 @@ pub fn resume_conflicts(old: &RunInfo, new: &RunInfo) -> Vec<String> {
 /// the file: how `run` checks a folder before it starts.
 pub fn read_resumable_rows(path: &Path) -> Result<Vec<KernelRow>> {
     let text = read_text(path)?;
-    parse_kernel_rows(path, &text[..resumable_len(path, &text)?])
+    rows_before(path, &text, resumable_len(path, &text)?)
+}
+
+/// The rows of `text[..cut]`; none before the header's end (an empty file, or a torn header).
+fn rows_before(path: &Path, text: &str, cut: usize) -> Result<Vec<KernelRow>> {
+    if cut == 0 {
+        return Ok(Vec::new());
+    }
+    parse_kernel_rows(path, &text[..cut])
 }
 
 /// The rows `--resume` continues from. A torn tail a killed run left ([`resumable_len`]:
@@ -691,7 +721,7 @@ pub fn read_resumable_rows(path: &Path) -> Result<Vec<KernelRow>> {
 pub fn resume_rows(path: &Path) -> Result<(Vec<KernelRow>, Option<String>)> {
     let text = read_text(path)?;
     let cut = resumable_len(path, &text)?;
-    let rows = parse_kernel_rows(path, &text[..cut])?;
+    let rows = rows_before(path, &text, cut)?;
     if cut == text.len() {
         return Ok((rows, None));
     }
@@ -935,12 +965,22 @@ pub(crate) mod tests {
             ..row(variant, Status::Ok)
         };
         let first = [of("a", "naive"), of("a", "reg")];
+        let both = [
+            of("a", "naive"),
+            of("a", "reg"),
+            of("b", "naive"),
+            of("b", "reg"),
+        ];
         append_rows(&path, &first).unwrap();
-        append_rows(&path, &[of("b", "naive"), of("b", "reg")]).unwrap();
+        append_rows(&path, &both[2..]).unwrap();
         assert_eq!(resume_rows(&path).unwrap().1, None, "a whole file stays");
         let whole = fs::read_to_string(&path).unwrap();
-        fs::write(&path, format!("{whole}c,matm")).unwrap();
+        // Torn inside b's batch: b's rows go (b is measured again).
+        fs::write(&path, &whole[..whole.len() - 7]).unwrap();
         assert_eq!(read_resumable_rows(&path).unwrap(), first);
+        // Torn in the first record of c's batch: b's batch was whole, and stays.
+        fs::write(&path, format!("{whole}c,matm")).unwrap();
+        assert_eq!(read_resumable_rows(&path).unwrap(), both);
         assert!(
             read_kernel_rows(&path).is_err(),
             "read_resumable_rows changed nothing"
@@ -948,8 +988,8 @@ pub(crate) mod tests {
         let (kept_rows, said) = resume_rows(&path).unwrap();
         let said = said.unwrap();
         assert!(said.contains("torn line"), "{said}");
-        assert_eq!(kept_rows, first);
-        assert_eq!(read_kernel_rows(&path).unwrap(), first);
+        assert_eq!(kept_rows, both);
+        assert_eq!(read_kernel_rows(&path).unwrap(), both);
         let kept = fs::read_to_string(path.with_extension("csv.torn")).unwrap();
         assert_eq!(kept, format!("{whole}c,matm"));
         // A tear in the first benchmark's batch keeps the header; one inside a note that
@@ -973,7 +1013,15 @@ pub(crate) mod tests {
         // one inside the note, where a cut by lines would split the record.
         let text = fs::read_to_string(&path).unwrap();
         fs::write(&path, text.trim_end_matches('\n')).unwrap();
-        assert_eq!(read_resumable_rows(&path).unwrap(), first);
+        assert_eq!(read_resumable_rows(&path).unwrap(), both);
+        // Torn just after the line break inside the note: the file ends in a line break,
+        // but its last record is cut short (an open quote, too few fields).
+        let inside = text.find("error\n").unwrap() + "error\n".len();
+        fs::write(&path, &text[..inside]).unwrap();
+        assert_eq!(read_resumable_rows(&path).unwrap(), both);
+        // A header torn before its line break: no rows yet, resumed from the start.
+        fs::write(&path, "benchmark,kern").unwrap();
+        assert!(read_resumable_rows(&path).unwrap().is_empty());
         // Damage before the tail is not a torn append: refused, the file untouched.
         let bad = whole.replacen(",naive,", ",naive,\"", 1) + "x";
         fs::write(&path, &bad).unwrap();
