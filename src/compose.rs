@@ -48,7 +48,7 @@ impl ModelRun {
     }
 
     pub fn decode_context(&self) -> u32 {
-        self.prompt_len.saturating_add((self.gen_len / 2).max(1))
+        decode_context(self.prompt_len, self.gen_len)
     }
 
     /// The label used in tables: model and batch.
@@ -65,6 +65,12 @@ impl ModelRun {
             self.dtype,
         ))
     }
+}
+
+/// The context a decode step is measured at: the average over a generation of `gen_len`
+/// tokens after a `prompt_len` prompt (prompt + gen/2, at least one generated token).
+pub fn decode_context(prompt_len: u32, gen_len: u32) -> u32 {
+    prompt_len.saturating_add((gen_len / 2).max(1))
 }
 
 /// Which models a suite prices by default, as (preset, batch, prompt, generate). Software

@@ -544,16 +544,17 @@ fn limiting_peak(acc: &Accelerator, phase: PhaseKind, dtype: DType) -> Option<f6
 /// Projects token rates measured on `measured_on` to `target`: the fraction of peak achieved
 /// here (the efficiency) times the target's spec peak, i.e. tokens/s x target peak / measured
 /// peak, with the peak that bounds the phase (FLOP/s of `dtype` for
-/// prefill, memory bandwidth for decode). Rows for which either peak is unknown (e.g. measured
-/// on a CPU, which has no peak in the catalog) and workload rows are left out. The result's
-/// basis is `projected`.
+/// prefill, memory bandwidth for decode). A workload row, which mixes both, is recomposed
+/// from the projected prefill and decode rows of its run ([`project_workload`]). Rows for
+/// which either peak is unknown (e.g. measured on a CPU, which has no peak in the catalog)
+/// are left out. The result's basis is `projected`.
 pub fn project_tokens(
     tokens: &[TokensRow],
     measured_on: &Accelerator,
     target: &Accelerator,
     dtype: DType,
 ) -> Vec<TokensRow> {
-    tokens
+    let phases: Vec<TokensRow> = tokens
         .iter()
         .filter_map(|t| {
             let from = limiting_peak(measured_on, t.phase, dtype)?;
@@ -567,7 +568,49 @@ pub fn project_tokens(
                 ..t.clone()
             })
         })
-        .collect()
+        .collect();
+    let workloads: Vec<TokensRow> = tokens
+        .iter()
+        .filter(|t| t.phase == PhaseKind::Workload)
+        .filter_map(|w| project_workload(w, &phases))
+        .collect();
+    phases.into_iter().chain(workloads).collect()
+}
+
+/// A workload row (a request: prefill the prompt, then `gen` decode steps, composed as in
+/// [`crate::compose::token_rates`]) from the projected prefill and decode rows of the same
+/// model, batch and lengths: per sequence, time = prompt / prefill rate + gen / decode rate
+/// (both rates count the batch's tokens), tokens/s = (prompt + gen) / time. `None` when
+/// either phase was not projected. Bounds pair the low rates and the high ones.
+fn project_workload(w: &TokensRow, projected: &[TokensRow]) -> Option<TokensRow> {
+    let (prompt, context) = (w.prompt_len?, w.context_len?);
+    let gen = context.checked_sub(prompt)?;
+    let of = |phase: PhaseKind, prompt_len: Option<u32>, context_len: Option<u32>| {
+        projected.iter().find(|t| {
+            t.model == w.model
+                && t.batch == w.batch
+                && t.phase == phase
+                && t.prompt_len == prompt_len
+                && t.context_len == context_len
+        })
+    };
+    let prefill = of(PhaseKind::Prefill, Some(prompt), None)?;
+    let decode = of(
+        PhaseKind::Decode,
+        None,
+        Some(crate::compose::decode_context(prompt, gen)),
+    )?;
+    let (p, g) = (f64::from(prompt), f64::from(gen));
+    // Per sequence; the batch cancels out of both times and the tokens.
+    let rate = |prefill_tps: f64, decode_tps: f64| (p + g) / (p / prefill_tps + g / decode_tps);
+    let bound = |a: Option<f64>, b: Option<f64>| Some(rate(a?, b?));
+    Some(TokensRow {
+        tokens_per_s: rate(prefill.tokens_per_s, decode.tokens_per_s),
+        tokens_per_s_low: bound(prefill.tokens_per_s_low, decode.tokens_per_s_low),
+        tokens_per_s_high: bound(prefill.tokens_per_s_high, decode.tokens_per_s_high),
+        basis: Basis::Projected,
+        ..w.clone()
+    })
 }
 
 /// Projected cost rows for every accelerator wgpu cannot reach (Trainium, Inferentia...),
@@ -851,6 +894,36 @@ mod tests {
         // Decode by bandwidth: 100 x 820 / 3350.
         assert!(close(p[1].tokens_per_s, 100.0 * 820.0 / 3350.0, 1e-12));
         assert!(p.iter().all(|t| t.basis == Basis::Projected));
+        // A workload (prompt 1000, generate 200) is recomposed from the projected phases,
+        // its decode measured at the average context, 1000 + 100.
+        let mut prefill = tokens(10_000.0);
+        prefill.phase = PhaseKind::Prefill;
+        (prefill.prompt_len, prefill.context_len) = (Some(1000), None);
+        let mut decode = tokens(100.0);
+        decode.context_len = Some(1100);
+        let mut workload = tokens(450.0);
+        workload.phase = PhaseKind::Workload;
+        (workload.prompt_len, workload.context_len) = (Some(1000), Some(1200));
+        let p = project_tokens(&[prefill, decode, workload], h100, trn1, DType::F16);
+        assert_eq!(p.len(), 3);
+        let w = p.iter().find(|t| t.phase == PhaseKind::Workload).unwrap();
+        let (pf, dc) = (10_000.0 * 190.0 / 989.4, 100.0 * 820.0 / 3350.0);
+        assert!(close(
+            w.tokens_per_s,
+            1200.0 / (1000.0 / pf + 200.0 / dc),
+            1e-12
+        ));
+        assert!(w.tokens_per_s_low.unwrap() < w.tokens_per_s);
+        assert!(w.tokens_per_s < w.tokens_per_s_high.unwrap());
+        assert_eq!(w.basis, Basis::Projected);
+        // Without a projected decode row at its context, no workload row.
+        let mut other = tokens(100.0);
+        other.context_len = Some(1024);
+        assert!(
+            project_tokens(&[p[0].clone(), other, w.clone()], h100, trn1, DType::F16)
+                .iter()
+                .all(|t| t.phase != PhaseKind::Workload)
+        );
         // A CPU has no peak: nothing is projected from it.
         let cpu = catalog
             .match_adapter("llvmpipe (LLVM 15.0.6, 256 bits)", true)
