@@ -153,6 +153,14 @@ fn adapter_names_match_the_right_accelerator() {
     assert_eq!(m("Tesla T4", false), Some("T4"));
     assert_eq!(m("NVIDIA GeForce RTX 4090", false), Some("RTX 4090"));
     assert_eq!(m("AMD Instinct MI300X VF", false), Some("MI300X"));
+    // An MI250X adapter is one of the board's two GCDs: its row holds per-GCD figures, half
+    // the board's, or its % of peak, fit and projections would be off by 2x.
+    assert_eq!(m("AMD Instinct MI250X", false), Some("MI250X"));
+    let mi250x = c.accelerator("MI250X").unwrap();
+    assert_eq!(
+        (mi250x.memory_gb, mi250x.memory_bandwidth_gbs),
+        (Some(64.0), Some(1640.0))
+    );
     assert_eq!(
         m("Intel(R) Arc(tm) A770 Graphics (DG2)", false),
         Some("Arc A770")
