@@ -431,6 +431,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cost_table_tells_batches_and_token_counts_apart() {
+        let tokens = |batch: u32, tokens_per_s: f64| crate::cost::TokensRow {
+            model: "llama-3.1-8b".into(),
+            phase: crate::model::PhaseKind::Decode,
+            batch,
+            prompt_len: None,
+            context_len: Some(576),
+            tokens_per_s,
+            tokens_per_s_low: None,
+            tokens_per_s_high: None,
+            basis: crate::cost::Basis::Measured,
+        };
+        let offer = crate::catalog::Offering::custom("H100 SXM", 2.0, 1).unwrap();
+        let rows =
+            crate::cost::price_offerings(&[tokens(1, 30.0), tokens(16, 480.0)], &[offer], None)
+                .unwrap();
+        let t = cost_table(&rows, 10);
+        let lines: Vec<&str> = t.lines().collect();
+        let cells = |line: &str| {
+            line.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(&cells(lines[0])[..4], ["model", "phase", "batch", "tokens"]);
+        // Cheapest first: batch 16, then batch 1, each saying which it is.
+        assert_eq!(
+            &cells(lines[2])[..5],
+            ["llama-3.1-8b", "decode", "16", "context", "576"]
+        );
+        assert_eq!(
+            &cells(lines[3])[..5],
+            ["llama-3.1-8b", "decode", "1", "context", "576"]
+        );
+    }
+
+    #[test]
     fn table_aligns_columns() {
         let t = table(&["a", "bb"], &[["xxx".into(), "y".into()]]);
         assert_eq!(t, "a    bb\n---  --\nxxx  y\n");
