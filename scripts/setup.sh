@@ -11,9 +11,16 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+# Any one driver manifest will do. (One `ls` of every place failed whenever one of them held
+# none, so the driver was reinstalled, apt-get update and all, on every run.)
 have_vulkan_icd() {
-    ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json /usr/local/share/vulkan/icd.d/*.json \
-        ${VK_DRIVER_FILES:+$VK_DRIVER_FILES} ${VK_ICD_FILENAMES:+$VK_ICD_FILENAMES} >/dev/null 2>&1
+    local f
+    for f in /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json \
+        /usr/local/share/vulkan/icd.d/*.json \
+        ${VK_DRIVER_FILES:+${VK_DRIVER_FILES//:/ }} ${VK_ICD_FILENAMES:+${VK_ICD_FILENAMES//:/ }}; do
+        [ -e "$f" ] && return 0
+    done
+    return 1
 }
 
 if [ "$(uname -s)" = "Linux" ] && ! have_vulkan_icd; then
