@@ -394,25 +394,25 @@ impl Case {
     /// The token counts the rate was measured at, for a table cell: `prompt 512`, `context
     /// 576`, or for a workload its input:output weights, `512:128 in:out`.
     pub fn tokens_text(&self) -> String {
-        match (self.phase, self.prompt_len, self.context_len) {
+        self.tokens().unwrap_or_else(|| "-".into())
+    }
+
+    /// [`Case::tokens_text`], `None` where the row gives no token counts.
+    fn tokens(&self) -> Option<String> {
+        Some(match (self.phase, self.prompt_len, self.context_len) {
             (PhaseKind::Workload, Some(p), Some(c)) => {
                 format!("{p}:{} in:out", c.saturating_sub(p))
             }
             (_, Some(p), None) => format!("prompt {p}"),
             (_, None, Some(c)) => format!("context {c}"),
             (_, Some(p), Some(c)) => format!("prompt {p}, context {c}"),
-            (_, None, None) => "-".into(),
-        }
+            (_, None, None) => return None,
+        })
     }
 
     /// `llama-3.1-8b decode, batch 16, context 576`: a heading for the case's tables.
     pub fn label(&self) -> String {
-        let tokens = self.tokens_text();
-        let tokens = if tokens == "-" {
-            String::new()
-        } else {
-            format!(", {tokens}")
-        };
+        let tokens = self.tokens().map_or(String::new(), |t| format!(", {t}"));
         format!(
             "{} {}, batch {}{tokens}",
             self.model, self.phase, self.batch

@@ -14,8 +14,8 @@
 //!
 //! A correctness regression (a row that failed in HEAD but not in BASE, or a new row that
 //! fails) always fails, and so does a benchmark BASE measured that HEAD, on the same adapter
-//! and driver, did not ([`Verdict::Missing`]; `--allow-missing` lets it pass). Timing regressions and timeouts fail too, except on software
-//! adapters (lavapipe), whose times swing with whatever else shares the CPU: there they are
+//! and driver, did not ([`Verdict::Missing`]; `--allow-missing` lets it pass). Timing
+//! regressions and timeouts fail too, except on software adapters (lavapipe), whose times swing with whatever else shares the CPU: there they are
 //! reported as informational unless `--timing-gate on` ([`TimingGate`]). Rows present on
 //! one side only are listed; rows of an adapter the other side never ran are summarised per
 //! adapter. Exit codes: 0 nothing regressed, 1 a regression, 2 bad input (including two
@@ -484,8 +484,9 @@ pub fn compare(
     // measures only the chosen one), so the benchmark's chosen rows are judged against
     // each other: a change that makes the search pick a slower kernel is a regression.
     let head_chosen = chosen_rows("HEAD", head_path, &head_rows)?;
-    for (at, b) in chosen_rows("BASE", base_path, &base_rows)? {
-        let Some(&h) = head_chosen.get(&at) else {
+    let base_chosen = chosen_rows("BASE", base_path, &base_rows)?;
+    for (at, &b) in &base_chosen {
+        let Some(&h) = head_chosen.get(at) else {
             continue;
         };
         if b.row.variant == h.row.variant {
@@ -513,11 +514,11 @@ pub fn compare(
         .map(|k| (k.adapter.as_str(), k.driver.as_str()))
         .collect();
     let timed = |e: &Entry| e.row.status == Status::Ok && e.row.median_ns.is_some();
-    for (at, b) in chosen_rows("BASE", base_path, &base_rows)? {
+    for (at, &b) in &base_chosen {
         if !timed(b) || !head_ran.contains(&(at.1.as_str(), at.2.as_str())) {
             continue;
         }
-        let measured_in_head = head_chosen.get(&at).is_some_and(|h| timed(h));
+        let measured_in_head = head_chosen.get(at).is_some_and(|h| timed(h));
         if measured_in_head {
             continue;
         }
@@ -527,7 +528,7 @@ pub fn compare(
         };
         let mut row = judge(&key, Some(b), None, opts.threshold_pct, opts.alpha);
         row.verdict = Verdict::Missing;
-        row.reason = match head_chosen.get(&at) {
+        row.reason = match head_chosen.get(at) {
             Some(h) => format!(
                 "measured in base ({}); head's chosen row ({}) has no time: {}",
                 b.row.variant,
