@@ -43,6 +43,9 @@ const FMA_CHAINS: u32 = 4;
 const FMA_C: f64 = 0.1;
 /// Workgroups of the FMA probe: 262 144 invocations fill the largest GPUs.
 const FMA_GROUPS: u32 = 4096;
+/// Workgroups of the FMA probe's sizing dispatch: a multiple of 64 (what
+/// [`scaled_groups`] keeps), enough to keep every core of a CPU adapter busy.
+const FMA_CALIBRATE_GROUPS: u32 = 64;
 /// Bytes each copy buffer holds where the limits allow: past any last-level cache.
 const COPY_BYTES: u64 = 256 << 20;
 /// Loads summed per invocation of the read probes: their writes stay under 2% of the bytes.
@@ -323,12 +326,22 @@ fn fma_gflops(gpu: &Gpu, dtype: DType, timeout: Duration) -> Result<f64, String>
             vec![],
         )
     };
-    // Verified like every kernel: every chain ran to its fixed point, so each output is
-    // CHAINS of them (a dropped or diverged chain is off by a whole fixed point, a quarter
-    // of the sum, against the 1% allowed).
-    let t = Instant::now();
-    let got = run_and_read(gpu, &program(FMA_GROUPS), timeout).map_err(trouble)?;
-    let full_s = t.elapsed().as_secs_f64();
+    // Sized from a small dispatch, compiled first so that its time is the kernel's: fewer
+    // workgroups where the full dispatch would be slow (CPU adapters), since the rate is
+    // the same once every core is busy and the probe stays short. (Running the full
+    // dispatch to size it took 0.9 s of f16 on the 2-core lavapipe VM.)
+    crate::measure::prime(gpu, &program(FMA_CALIBRATE_GROUPS), timeout).map_err(trouble)?;
+    let small_s = crate::measure::run(gpu, &program(FMA_CALIBRATE_GROUPS), timeout)
+        .map_err(trouble)?
+        .as_secs_f64();
+    let groups = scaled_groups(
+        FMA_GROUPS,
+        small_s * f64::from(FMA_GROUPS / FMA_CALIBRATE_GROUPS),
+    );
+    // Verified like every kernel, at the size that is timed: every chain ran to its fixed
+    // point, so each output is CHAINS of them (a dropped or diverged chain is off by a
+    // whole fixed point, a quarter of the sum, against the 1% allowed).
+    let got = run_and_read(gpu, &program(groups), timeout).map_err(trouble)?;
     let want = FMA_CHAINS as f64 * fma_fixed_point();
     if let Some(i) = (0..got.len()).find(|&i| {
         let off = (got.get(i) - want).abs();
@@ -339,11 +352,8 @@ fn fma_gflops(gpu: &Gpu, dtype: DType, timeout: Duration) -> Result<f64, String>
             got.get(i),
         ));
     }
-    // Fewer workgroups where the full dispatch is slow (CPU adapters): the rate is the same
-    // once every core is busy, and the probe stays short.
-    let groups = scaled_groups(FMA_GROUPS, full_s);
     let flops = groups as f64 * 64.0 * (FMA_ITERS * FMA_UNROLL * FMA_CHAINS) as f64 * 8.0;
-    let seconds = median_seconds(gpu, &program(groups), timeout)?;
+    let seconds = median_seconds(gpu, &program(groups), timeout, None)?;
     Ok(flops / seconds / 1e9)
 }
 
@@ -366,21 +376,31 @@ fn scaled_groups(full: u32, full_s: f64) -> u32 {
 /// copy (on lavapipe a per-lane buffer access is a scalar loop while texel access is
 /// vectorised, so the two differ several times; on GPUs they are close).
 fn copy_gbps(gpu: &Gpu, timeout: Duration) -> Result<(f64, &'static str), String> {
-    better_of(
-        "copy",
-        buffer_copy_gbps(gpu, timeout),
-        texture_copy_gbps(gpu, timeout),
-    )
+    let texture = texture_copy_gbps(gpu, timeout);
+    let beat = texture.as_ref().ok().copied();
+    better_of("copy", buffer_copy_gbps(gpu, timeout, beat), texture)
 }
 
 /// The streaming-read bandwidth, the better of a storage-buffer and a storage-texture read,
 /// for the same reason as [`copy_gbps`].
 fn read_gbps(gpu: &Gpu, timeout: Duration) -> Result<(f64, &'static str), String> {
-    better_of(
-        "read",
-        buffer_read_gbps(gpu, timeout),
-        texture_read_gbps(gpu, timeout),
-    )
+    let texture = texture_read_gbps(gpu, timeout);
+    let beat = texture.as_ref().ok().copied();
+    better_of("read", buffer_read_gbps(gpu, timeout, beat), texture)
+}
+
+/// A buffer probe whose first timed execution is this many times slower than the texture
+/// probe's median (in GB/s) cannot be the better of the two, and is not timed further: its
+/// rate is that one execution's. On lavapipe the buffer probes ran 1.3-3 s of a fresh
+/// run's peaks, several times behind the texture ones; on GPUs the two are close and both
+/// are timed in full.
+const PROBE_CUTOFF: f64 = 3.0;
+
+/// The time past which a buffer probe moving `bytes` cannot beat `beat` GB/s
+/// ([`PROBE_CUTOFF`]).
+fn give_up_after(bytes: f64, beat: Option<f64>) -> Option<f64> {
+    beat.filter(|g| *g > 0.0)
+        .map(|gbps| PROBE_CUTOFF * bytes / (gbps * 1e9))
 }
 
 /// The faster of a probe through buffers and through textures, named; one that failed is
@@ -419,7 +439,7 @@ fn copy_bytes(gpu: &Gpu) -> u64 {
         * (256 * 16)
 }
 
-fn buffer_copy_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
+fn buffer_copy_gbps(gpu: &Gpu, timeout: Duration, beat: Option<f64>) -> Result<f64, String> {
     let bytes = copy_bytes(gpu);
     if bytes == 0 {
         return Err("the adapter's storage binding limit is below 4 KiB".into());
@@ -431,6 +451,7 @@ fn buffer_copy_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
         [bytes / 16, bytes / 16],
         |got, src| check_copied(got, bytemuck::cast_slice(src)),
         timeout,
+        give_up_after(2.0 * bytes as f64, beat),
     )
     .map_err(|e| format!("buffer copy: {e}"))?;
     Ok(2.0 * bytes as f64 / seconds / 1e9)
@@ -463,7 +484,7 @@ fn texture_copy_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
     Ok(2.0 * bytes as f64 / seconds / 1e9)
 }
 
-fn buffer_read_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
+fn buffer_read_gbps(gpu: &Gpu, timeout: Duration, beat: Option<f64>) -> Result<f64, String> {
     let bytes = copy_bytes(gpu) / (16 * READ_ROWS) * (16 * READ_ROWS);
     let n = bytes / 16 / READ_ROWS;
     if n == 0 {
@@ -477,6 +498,7 @@ fn buffer_read_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
         [bytes / 16, n],
         |got, _| check_sums(got, n),
         timeout,
+        give_up_after((bytes + 16 * n) as f64, beat),
     )
     .map_err(|e| format!("buffer read: {e}"))?;
     Ok((bytes + 16 * n) as f64 / seconds / 1e9)
@@ -487,7 +509,8 @@ fn buffer_read_gbps(gpu: &Gpu, timeout: Duration) -> Result<f64, String> {
 /// `source` (bindings: `src` read, `dst` read_write) into `dst_vec4s` vec4<u32>s, one
 /// invocation each in workgroups of 256 (flattened over x and y past the per-dimension
 /// limit). It runs once, `dst` is read back and `check`ed (given those bytes and the source
-/// data), and then it is timed: returns seconds per execution ([`median_seconds`]).
+/// data), and then it is timed: returns seconds per execution ([`median_seconds`], which
+/// stops at one execution that took longer than `give_up` seconds).
 fn buffer_probe(
     gpu: &Gpu,
     label: &str,
@@ -495,6 +518,7 @@ fn buffer_probe(
     [src_vec4s, dst_vec4s]: [u64; 2],
     check: impl Fn(&[u8], &[u32]) -> Result<(), String>,
     timeout: Duration,
+    give_up: Option<f64>,
 ) -> Result<f64, String> {
     let pipeline = compile(gpu, label, source, "main").map_err(|e| format!("{e:?}"))?;
     let src_data: Vec<u32> = (0..4 * src_vec4s).map(|k| k as u32).collect();
@@ -512,7 +536,7 @@ fn buffer_probe(
     );
     let got = run_and_read(gpu, &program, timeout).map_err(trouble)?;
     check(got.bytes(), &src_data)?;
-    median_seconds(gpu, &program, timeout)
+    median_seconds(gpu, &program, timeout, give_up)
 }
 
 /// The read as texel loads from a read-only storage texture, sums stored to a write-only
@@ -636,7 +660,7 @@ fn texture_probe(
     crate::measure::submit_wait(gpu, encoder, timeout).map_err(trouble)?;
     let got = crate::measure::read_output(gpu, &program, timeout).map_err(trouble)?;
     check(got.bytes(), &src_data)?;
-    median_seconds(gpu, &program, timeout)
+    median_seconds(gpu, &program, timeout, None)
 }
 
 /// Check every sum of a read probe: with the source holding its own u32 index k at each
@@ -678,10 +702,19 @@ fn check_copied(got: &[u8], want: &[u8]) -> Result<(), String> {
 }
 
 /// Median seconds per execution over [`SAMPLES`] samples, each of enough executions to last
-/// about [`SAMPLE_TARGET`], after one warm-up sample.
-fn median_seconds(gpu: &Gpu, program: &Program, timeout: Duration) -> Result<f64, String> {
+/// about [`SAMPLE_TARGET`], after one warm-up sample; or the first single execution's
+/// seconds when that took longer than `give_up`.
+fn median_seconds(
+    gpu: &Gpu,
+    program: &Program,
+    timeout: Duration,
+    give_up: Option<f64>,
+) -> Result<f64, String> {
     let timer = Timer::new(gpu, timeout);
     let one = timer.time(gpu, program, 1).map_err(trouble)?.as_secs_f64();
+    if give_up.is_some_and(|limit| one > limit) && one.is_finite() {
+        return Ok(one);
+    }
     let iters = ((SAMPLE_TARGET.as_secs_f64() / one.max(1e-9)).ceil() as u64).clamp(1, 10_000);
     timer.time(gpu, program, iters).map_err(trouble)?;
     let mut per_iter: Vec<f64> = (0..SAMPLES)
@@ -823,6 +856,17 @@ mod tests {
             "f16 kernels accumulate in f32"
         );
         assert!(p.describe(true).contains("cached"));
+    }
+
+    /// A buffer probe stops after one execution only when that one cannot come within
+    /// PROBE_CUTOFF of the texture probe, and is timed in full when there is nothing to beat.
+    #[test]
+    fn a_buffer_probe_gives_up_only_when_it_cannot_win() {
+        // 128 MB moved, the texture probe at 4 GB/s (32 ms): past 96 ms it cannot win.
+        let limit = give_up_after(128e6, Some(4.0)).unwrap();
+        assert!((limit - 0.096).abs() < 1e-12, "{limit}");
+        assert_eq!(give_up_after(128e6, None), None);
+        assert_eq!(give_up_after(128e6, Some(0.0)), None);
     }
 
     /// The bandwidth ceiling is the better of the copy and the read probe, named; either
