@@ -812,7 +812,7 @@ fn run_candidates(
     // full: one full measurement instead of three saved about 10 s of a cold quick run.
     let screening = only.is_none() && config.variants.is_none() && candidates.len() > 1;
     if !screening {
-        let ahead = compile_ahead(ahead, candidates.iter().collect(), out);
+        let ahead = compile_ahead(gpu, ahead, candidates.iter().collect(), out);
         let mut rows = Vec::with_capacity(candidates.len());
         for c in &candidates {
             let row = match verify_candidate(gpu, config, bench, c, out) {
@@ -825,7 +825,7 @@ fn run_candidates(
             rows.push(row);
         }
         mark_chosen(&mut rows, |_| true);
-        check_carried(ahead, out);
+        check_carried(gpu, ahead, out);
         return rows;
     }
     // Screen, last variant first: the list runs from the simplest kernels to the most
@@ -865,7 +865,12 @@ fn run_candidates(
         .rev()
         .filter(|&i| prune[i].is_none())
         .collect();
-    let mut ahead = compile_ahead(ahead, order.iter().map(|&i| &candidates[i]).collect(), out);
+    let mut ahead = compile_ahead(
+        gpu,
+        ahead,
+        order.iter().map(|&i| &candidates[i]).collect(),
+        out,
+    );
     let mut next = 0;
     // Whether any variant verified: if one did but was over the budget, the pruned ones,
     // slower still, would be too.
@@ -880,7 +885,7 @@ fn run_candidates(
                 bench.id()
             ));
             // The helpers compiled none of those: judge them by what they did compile.
-            check_carried(ahead.take(), out);
+            check_carried(gpu, ahead.take(), out);
             order.extend((0..candidates.len()).rev().filter(|&i| prune[i].is_some()));
             continue;
         }
@@ -945,7 +950,7 @@ fn run_candidates(
         }
     }
     forget_lost(gpu, &mut kept);
-    check_carried(ahead, out);
+    check_carried(gpu, ahead, out);
     let mut rows: Vec<KernelRow> = rows
         .into_iter()
         .zip(candidates.iter().zip(prune))
@@ -1078,14 +1083,15 @@ fn run_candidates(
 struct Ahead<'h> {
     helpers: &'h CompileAhead,
     compiled: Compiled,
-    /// The benchmark's own compiling and uploading before: what comes after is of variants
-    /// the helpers compiled.
-    compile_before_s: f64,
+    /// The run's device's pipeline building and first dispatches before: what comes after
+    /// is of variants the helpers compiled.
+    compiling_before_s: f64,
 }
 
 /// Compile `these` on the helper devices, if there are any ([`crate::compile_ahead`]); the
 /// wait counts as compiling.
 fn compile_ahead<'h>(
+    gpu: &Gpu,
     helpers: Option<&'h CompileAhead>,
     these: Vec<&Candidate<'_>>,
     out: &mut Collected,
@@ -1097,15 +1103,15 @@ fn compile_ahead<'h>(
     Some(Ahead {
         helpers,
         compiled,
-        compile_before_s: out.compile_s,
+        compiling_before_s: gpu.build_s() + out.first_dispatch_s,
     })
 }
 
-/// Turn the helpers off, with a notice, when this device's compiling of what they compiled
-/// was not a cache hit ([`CompileAhead::check_carried`]).
-fn check_carried(ahead: Option<Ahead<'_>>, out: &Collected) {
+/// Turn the helpers off, with a notice, when this device's building and first dispatches
+/// of what they compiled were not cache hits ([`CompileAhead::check_carried`]).
+fn check_carried(gpu: &Gpu, ahead: Option<Ahead<'_>>, out: &Collected) {
     let Some(a) = ahead else { return };
-    let own_s = out.compile_s - a.compile_before_s;
+    let own_s = gpu.build_s() + out.first_dispatch_s - a.compiling_before_s;
     if let Some(notice) = a.helpers.check_carried(a.compiled, own_s) {
         crate::progress::notice(&notice);
     }

@@ -3,7 +3,7 @@
 //! into every result row.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -226,6 +226,9 @@ pub struct Gpu {
     /// uniform), and building it again costs the shader front end and the driver's cache
     /// lookup every time: 0.1-0.3 s a variant on lavapipe.
     pub(crate) pipelines: Option<Mutex<HashMap<(String, String), wgpu::ComputePipeline>>>,
+    /// Nanoseconds this device has spent building pipelines (the shader front end, and the
+    /// compiling of drivers that compile there rather than on the first dispatch).
+    build_ns: AtomicU64,
 }
 
 impl Gpu {
@@ -295,7 +298,21 @@ impl Gpu {
             lost,
             errors,
             pipelines: reuse_pipelines.then(|| Mutex::new(HashMap::new())),
+            build_ns: AtomicU64::new(0),
         })
+    }
+
+    /// Seconds this device has spent building pipelines so far.
+    pub fn build_s(&self) -> f64 {
+        self.build_ns.load(Ordering::Relaxed) as f64 * 1e-9
+    }
+
+    /// Count `d` of pipeline building ([`crate::kernels::compile`]).
+    pub(crate) fn add_build_time(&self, d: std::time::Duration) {
+        self.build_ns.fetch_add(
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// Whether the device has been lost (driver reset, TDR, out of memory).

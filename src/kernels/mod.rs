@@ -141,8 +141,20 @@ pub fn compile(
     Ok(pipeline)
 }
 
-/// [`compile`] without the device's pipeline cache.
+/// [`compile`] without the device's pipeline cache; the time counts in [`Gpu::build_s`].
 fn build(
+    gpu: &Gpu,
+    label: &str,
+    source: &str,
+    entry: &str,
+) -> Result<wgpu::ComputePipeline, PrepareError> {
+    let started = std::time::Instant::now();
+    let built = build_uncounted(gpu, label, source, entry);
+    gpu.add_build_time(started.elapsed());
+    built
+}
+
+fn build_uncounted(
     gpu: &Gpu,
     label: &str,
     source: &str,
