@@ -1,12 +1,15 @@
-// attention_decode_coop.wgsl: decode attention (Sq = 1) with a whole workgroup on one query
-// head and chunk of keys: the GPU design of flash-decoding. First pass of two; the second is
-// attention_flash_merge.wgsl.
+// attention_decode_coop.wgsl: decode attention (Sq = 1) with a whole workgroup on one chunk
+// of keys of one KV head, for HEADS of the query heads that read it: the GPU design of
+// flash-decoding. First pass of two; the second is attention_flash_merge.wgsl.
 //
-// What it computes: for query head h of batch b (reading KV head h / REP: GQA), over the
-// keys of chunk s (keys s·CHUNK .. s·CHUNK + CHUNK - 1, those the causal limit lets it see):
-// the chunk's max score m, sum l = Σ 2^(score - m) and unnormalised output
-// o = Σ 2^(score - m)·V[key] (scores in log2 units, q pre-scaled by scale·log2(e)), written
-// raw to part_o / part_ml for the merge.
+// What it computes: for query heads h0 .. h0 + HEADS - 1 of batch b (h0 = HEADS·y; all of
+// them read KV head h0 / rep: GQA), over the keys of chunk s (keys s·CHUNK .. s·CHUNK +
+// CHUNK - 1, those the causal limit lets it see): each head's max score m, sum
+// l = Σ 2^(score - m) and unnormalised output o = Σ 2^(score - m)·V[key] (scores in log2
+// units, q pre-scaled by scale·log2(e)), written raw to part_o / part_ml for the merge.
+// HEADS = 1 gives each query head its own workgroups; HEADS = rep (the `g` variants) gives
+// a KV head's query heads one workgroup, which reads each K and V row once for all of them
+// instead of once per head.
 //
 // Why: the lavapipe decode kernels (attention_decode_texture.wgsl, attention_decode_ubo.wgsl)
 // give each 8-lane workgroup a KV head and a chunk, one key per lane at a time. On an H200
@@ -33,15 +36,17 @@
 //   3 storage read  v: array<vec4<u32>>
 //   4 storage read_write  part_o: array<vec4<f32>>
 //   5 storage read_write  part_ml: array<vec2<f32>>
-// Dispatch: (NSPLIT, Hq, B) workgroups of WG invocations, NSPLIT = ceil(Skv / CHUNK).
+// Dispatch: (NSPLIT, Hq / HEADS, B) workgroups of WG invocations, NSPLIT = ceil(Skv / CHUNK).
 // Tile parameters (substituted): WG (lanes, a power of two for the trees and at least U),
 // CHUNK (keys per workgroup, a multiple of WG: more workgroups and partials when small,
 // more keys per lane when large), S (lanes per key in the scores: 1, or 8 with subgroups of
 // at least 8 lanes, the host checks, and lanes 8i .. 8i + 7 in one subgroup, which
 // verification would catch were it not so), U, NV = vec4<f32>s a unit (2 for f16, 1 for
-// f32), D4 = D / 4. Workgroup memory: 16·D4 (q) + 4·CHUNK (scores) + 4·WG (tree) +
-// 16·NV·WG (P·V sums) bytes: 7 KiB at WG 128, CHUNK 512, d 128, f16.
-// Template fields: PARAMS ENABLE_F16 ELEM WG CHUNK S U NV D4 UNPACK REDUCE.
+// f32), D4 = D / 4, HEADS (1, or the shape's rep). Workgroup memory, HEADS times a head's
+// 16·D4 (q) + 4·CHUNK (scores) + 16·NV·WG (P·V sums), plus 4·WG (tree) bytes: 7 KiB at
+// WG 128, CHUNK 512, d 128, f16, one head; 20.5 KiB at CHUNK 128 with 4 heads. Private:
+// HEADS·NV vec4 accumulators a lane.
+// Template fields: PARAMS ENABLE_F16 ELEM WG CHUNK S U NV D4 HEADS UNPACK REDUCE.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
 
@@ -53,6 +58,7 @@ const S: u32 = {{S}}u;
 const U: u32 = {{U}}u;
 const NV: u32 = {{NV}}u;
 const D4: u32 = {{D4}}u;
+const HEADS: u32 = {{HEADS}}u;
 // P·V groups of U lanes; group g sums keys g, g + GROUPS, ... (lanes past them idle).
 const GROUPS: u32 = WG / U;
 // "Minus infinity" for max and masks: finite, so no inf - inf can make a NaN.
@@ -65,10 +71,12 @@ const NEG: f32 = -3.0e38;
 @group(0) @binding(4) var<storage, read_write> part_o: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> part_ml: array<vec2<f32>>;
 
-var<workgroup> qs: array<vec4<f32>, {{D4}}>;
-var<workgroup> w: array<f32, {{CHUNK}}>;
+// Head r's q at qs[r·D4 ..], its weights at w[r·CHUNK ..], lane l's P·V sums for it at
+// po[(l·HEADS + r)·NV ..].
+var<workgroup> qs: array<vec4<f32>, {{D4}} * {{HEADS}}>;
+var<workgroup> w: array<f32, {{CHUNK}} * {{HEADS}}>;
 var<workgroup> tree: array<f32, {{WG}}>;
-var<workgroup> po: array<vec4<f32>, {{WG}} * {{NV}}>;
+var<workgroup> po: array<vec4<f32>, {{WG}} * {{NV}} * {{HEADS}}>;
 
 // A 16-byte unit as NV vec4<f32>s, in row order.
 fn unpack_unit(xu: vec4<u32>) -> array<vec4<f32>, NV> {
@@ -107,9 +115,11 @@ fn tree_sum(x: f32, li: u32) -> f32 {
 @compute @workgroup_size({{WG}}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let s = wid.x;
-    let row = wid.z * p.hq + wid.y;
-    // The first K/V row of this head's KV head.
-    let kv0 = (wid.z * p.hkv + wid.y / p.rep) * p.skv;
+    let h0 = wid.y * HEADS;
+    // Head r's row of Q (and of the partials) is row0 + r.
+    let row0 = wid.z * p.hq + h0;
+    // The first K/V row of these heads' KV head.
+    let kv0 = (wid.z * p.hkv + h0 / p.rep) * p.skv;
     let k0 = s * CHUNK;
     var last = i32(p.skv) - 1;
     if (p.causal != 0u) {
@@ -117,69 +127,91 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     // Keys k0 .. k0 + n - 1 are seen; none when the chunk lies past the limit.
     let n = u32(clamp(last + 1 - i32(k0), 0, i32(CHUNK)));
-    for (var t = li; t < U; t += WG) {
-        let qu = unpack_unit(q[row * U + t]);
+    for (var t = li; t < U * HEADS; t += WG) {
+        // Unit t % U of head t / U's q: the heads' rows are consecutive.
+        let qu = unpack_unit(q[row0 * U + t]);
         for (var i = 0u; i < NV; i++) {
             qs[t * NV + i] = qu[i] * p.scale_log2e;
         }
     }
     workgroupBarrier();
-    // Scores: key j0 + li / S in each step, its row split over S lanes.
+    // Scores: key j0 + li / S in each step, its row split over S lanes, each unit of it
+    // loaded once for every head.
     let sl = li % S;
-    var mx = NEG;
+    var mx: array<f32, HEADS>;
+    for (var r = 0u; r < HEADS; r++) {
+        mx[r] = NEG;
+    }
     for (var j0 = 0u; j0 < CHUNK; j0 += WG / S) {
         let j = j0 + li / S;
-        var part = 0.0;
+        var part: array<f32, HEADS>;
         if (j < n) {
             let at = (kv0 + k0 + j) * U;
             for (var t = sl; t < U; t += S) {
                 let ku = unpack_unit(k[at + t]);
-                for (var i = 0u; i < NV; i++) {
-                    part += dot(qs[t * NV + i], ku[i]);
+                for (var r = 0u; r < HEADS; r++) {
+                    for (var i = 0u; i < NV; i++) {
+                        part[r] += dot(qs[(r * U + t) * NV + i], ku[i]);
+                    }
                 }
             }
         }
+        for (var r = 0u; r < HEADS; r++) {
 {{REDUCE}}
-        let score = select(NEG, part, j < n);
-        if (sl == 0u) {
-            w[j] = score;
+            let score = select(NEG, part[r], j < n);
+            if (sl == 0u) {
+                w[r * CHUNK + j] = score;
+            }
+            mx[r] = max(mx[r], score);
         }
-        mx = max(mx, score);
     }
-    let m = tree_max(mx, li);
-    var sum = 0.0;
-    for (var j = li; j < CHUNK; j += WG) {
-        let e = select(0.0, exp2(w[j] - m), j < n);
-        w[j] = e;
-        sum += e;
+    var m: array<f32, HEADS>;
+    var l: array<f32, HEADS>;
+    for (var r = 0u; r < HEADS; r++) {
+        m[r] = tree_max(mx[r], li);
+        var sum = 0.0;
+        for (var j = li; j < CHUNK; j += WG) {
+            let e = select(0.0, exp2(w[r * CHUNK + j] - m[r]), j < n);
+            w[r * CHUNK + j] = e;
+            sum += e;
+        }
+        // tree_sum's barriers also publish every lane's weights for P·V.
+        l[r] = tree_sum(sum, li);
     }
-    // tree_sum's barriers also publish every lane's weights for P·V.
-    let l = tree_sum(sum, li);
     let u = li % U;
     let group = li / U;
-    var o: array<vec4<f32>, NV>;
+    // Head r's sums at o[r·NV ..]; each V unit loaded once for every head.
+    var o: array<vec4<f32>, NV * HEADS>;
     if (group < GROUPS) {
         for (var j = group; j < n; j += GROUPS) {
             let vu = unpack_unit(v[(kv0 + k0 + j) * U + u]);
-            for (var i = 0u; i < NV; i++) {
-                o[i] = fma(vu[i], vec4<f32>(w[j]), o[i]);
+            for (var r = 0u; r < HEADS; r++) {
+                let wj = vec4<f32>(w[r * CHUNK + j]);
+                for (var i = 0u; i < NV; i++) {
+                    o[r * NV + i] = fma(vu[i], wj, o[r * NV + i]);
+                }
             }
         }
     }
-    for (var i = 0u; i < NV; i++) {
-        po[li * NV + i] = o[i];
+    for (var i = 0u; i < NV * HEADS; i++) {
+        po[li * NV * HEADS + i] = o[i];
     }
     workgroupBarrier();
     if (li < U) {
-        for (var i = 0u; i < NV; i++) {
-            var total = po[li * NV + i];
-            for (var g = 1u; g < GROUPS; g++) {
-                total += po[(g * U + li) * NV + i];
+        for (var r = 0u; r < HEADS; r++) {
+            let row = row0 + r;
+            for (var i = 0u; i < NV; i++) {
+                var total = po[(li * HEADS + r) * NV + i];
+                for (var g = 1u; g < GROUPS; g++) {
+                    total += po[((g * U + li) * HEADS + r) * NV + i];
+                }
+                part_o[(row * p.nsplit + s) * D4 + li * NV + i] = total;
             }
-            part_o[(row * p.nsplit + s) * D4 + li * NV + i] = total;
         }
     }
     if (li == 0u) {
-        part_ml[row * p.nsplit + s] = vec2<f32>(m, l);
+        for (var r = 0u; r < HEADS; r++) {
+            part_ml[(row0 + r) * p.nsplit + s] = vec2<f32>(m[r], l[r]);
+        }
     }
 }

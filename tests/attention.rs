@@ -256,6 +256,41 @@ fn decode_texture_wraps_a_kv_cache_taller_than_a_texture() {
     }
 }
 
+/// The decode kernel that gives a KV head's query heads one workgroup (`decode_coop_g_*`)
+/// runs, and verifies, wherever heads share a KV head: GQA ratios of 2, 3 and 4, with its
+/// heads' Q rows and partials at the right places (b = 2), in both dtypes. `run_all` alone
+/// would pass with it skipped everywhere.
+#[test]
+fn kv_sharing_decode_runs_and_verifies_on_gqa_shapes() {
+    let Some(gpu) = gpu() else { return };
+    let shared: Vec<AttentionVariant> = AttentionVariant::all()
+        .into_iter()
+        .filter(|v| matches!(v, AttentionVariant::DecodeCoop { share_kv: true, .. }))
+        .collect();
+    assert!(!shared.is_empty());
+    let mut dtypes = vec![DType::F32];
+    if gpu.has_f16() {
+        dtypes.push(DType::F16);
+    }
+    for dtype in dtypes {
+        for spec in [
+            "b=2,hq=8,hkv=2,sq=1,skv=777,d=64,causal=1",
+            "b=1,hq=6,hkv=2,sq=1,skv=129,d=80,causal=0",
+            "b=1,hq=16,hkv=4,sq=1,skv=300,d=128,causal=1",
+        ] {
+            let s = shape(spec);
+            let inputs = AttentionInputs::random(&s, dtype, 5);
+            for v in &shared {
+                assert!(
+                    check(&gpu, v, &s, dtype, &inputs, causal_shift(&s)).is_some(),
+                    "{} did not run at {s} {dtype}",
+                    v.name()
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn f16_storage_verifies() {
     let Some(gpu) = gpu() else { return };

@@ -116,9 +116,9 @@ pub enum AttentionVariant {
         /// P·V with the head dim split across the lanes (one key per lane for the scores).
         split_d: bool,
     },
-    /// Decode (Sq = 1) with a workgroup of `wg` lanes on one query head and `chunk` keys,
-    /// K and V from storage buffers, then the merge pass: the GPU decode design
-    /// (`kernels/attention_decode_coop.wgsl`).
+    /// Decode (Sq = 1) with a workgroup of `wg` lanes on one query head (or on all the
+    /// query heads of one KV head) and `chunk` keys, K and V from storage buffers, then the
+    /// merge pass: the GPU decode design (`kernels/attention_decode_coop.wgsl`).
     DecodeCoop {
         /// Lanes per workgroup.
         wg: u32,
@@ -127,6 +127,9 @@ pub enum AttentionVariant {
         /// Lanes per key in the scores: 1, or 8 (splitting the key's row, added by subgroup
         /// shuffles).
         key_lanes: u32,
+        /// One workgroup for all the query heads that share a KV head (GQA), reading each K
+        /// and V row once for them all, instead of one per query head.
+        share_kv: bool,
     },
 }
 
@@ -273,21 +276,40 @@ impl AttentionVariant {
                 wg: 128,
                 chunk: 128,
                 key_lanes: 1,
+                share_kv: false,
             },
             AttentionVariant::DecodeCoop {
                 wg: 128,
                 chunk: 512,
                 key_lanes: 1,
+                share_kv: false,
             },
             AttentionVariant::DecodeCoop {
                 wg: 128,
                 chunk: 128,
                 key_lanes: 8,
+                share_kv: false,
             },
             AttentionVariant::DecodeCoop {
                 wg: 128,
                 chunk: 512,
                 key_lanes: 8,
+                share_kv: false,
+            },
+            // The same two winners with a KV head's query heads in one workgroup (GQA): on
+            // the H200 each KV head was read by its 4 query heads' workgroups separately,
+            // and the decode attention ran at a third of the copy bandwidth or less at 8192.
+            AttentionVariant::DecodeCoop {
+                wg: 128,
+                chunk: 128,
+                key_lanes: 1,
+                share_kv: true,
+            },
+            AttentionVariant::DecodeCoop {
+                wg: 128,
+                chunk: 512,
+                key_lanes: 8,
+                share_kv: true,
             },
         ]
     }
@@ -346,13 +368,17 @@ impl AttentionVariant {
             AttentionVariant::DecodeCoop {
                 wg,
                 chunk,
-                key_lanes: 1,
-            } => format!("decode_coop_w{wg}_k{chunk}"),
-            AttentionVariant::DecodeCoop {
-                wg,
-                chunk,
                 key_lanes,
-            } => format!("decode_coop_s{key_lanes}_w{wg}_k{chunk}"),
+                share_kv,
+            } => {
+                let g = if share_kv { "g_" } else { "" };
+                let s = if key_lanes > 1 {
+                    format!("s{key_lanes}_")
+                } else {
+                    String::new()
+                };
+                format!("decode_coop_{g}{s}w{wg}_k{chunk}")
+            }
             AttentionVariant::Flash {
                 kv,
                 br,
@@ -402,19 +428,32 @@ impl AttentionVariant {
         }
     }
 
-    /// Workgroup memory in bytes for head dim `d` in `dtype`.
-    pub fn workgroup_bytes(&self, d: u32, dtype: DType) -> u32 {
+    /// Query heads one workgroup of the main kernel serves: the heads that share a KV head
+    /// for `decode_coop_g`, else one.
+    pub fn heads_per_workgroup(&self, shape: &AttentionShape) -> u32 {
+        match *self {
+            AttentionVariant::DecodeCoop { share_kv: true, .. } => {
+                (shape.hq / shape.hkv.max(1)).max(1)
+            }
+            _ => 1,
+        }
+    }
+
+    /// Workgroup memory in bytes for `shape` in `dtype`.
+    pub fn workgroup_bytes(&self, shape: &AttentionShape, dtype: DType) -> u32 {
+        let d = shape.d;
         match *self {
             AttentionVariant::Flash {
                 kv: KvAccess::Staged,
                 bc,
                 ..
             } => 2 * bc * d * dtype.size() as u32,
-            // q, the chunk's scores, the tree and the groups' P·V sums (a 16-byte unit is
-            // two vec4<f32>s in f16).
+            // Per head: q, the chunk's scores and the groups' P·V sums (a 16-byte unit is two
+            // vec4<f32>s in f16); and the tree.
             AttentionVariant::DecodeCoop { wg, chunk, .. } => {
                 let vec4s_per_unit = 4 / dtype.size() as u32;
-                4 * d + 4 * chunk + 4 * wg + 16 * vec4s_per_unit * wg
+                let heads = self.heads_per_workgroup(shape);
+                heads * (4 * d + 4 * chunk + 16 * vec4s_per_unit * wg) + 4 * wg
             }
             _ => 0,
         }
@@ -509,9 +548,11 @@ impl AttentionVariant {
             AttentionVariant::DecodeTexture { chunk, .. } => {
                 [shape.skv.div_ceil(chunk), shape.hkv, shape.b]
             }
-            AttentionVariant::DecodeCoop { chunk, .. } => {
-                [shape.skv.div_ceil(chunk), shape.hq, shape.b]
-            }
+            AttentionVariant::DecodeCoop { chunk, .. } => [
+                shape.skv.div_ceil(chunk),
+                shape.hq / self.heads_per_workgroup(shape),
+                shape.b,
+            ],
             AttentionVariant::Flash { kv, chunk, .. } => {
                 let blocks = self.row_blocks(shape);
                 if kv.uniform() {
@@ -655,7 +696,7 @@ impl AttentionVariant {
         check_workgroup(
             gpu,
             self.invocations(),
-            self.workgroup_bytes(shape.d, dtype),
+            self.workgroup_bytes(shape, dtype),
             &format!(" for d={}", shape.d),
         )?;
         let q_len = shape.b as u64 * shape.hq as u64 * shape.sq as u64 * shape.d as u64;
@@ -680,14 +721,8 @@ impl AttentionVariant {
         if let AttentionVariant::Decode { tk, subs } = *self {
             return prepare_decode(gpu, shape, dtype, inputs, shift, tk, subs, &label);
         }
-        if let AttentionVariant::DecodeCoop {
-            wg,
-            chunk,
-            key_lanes,
-        } = *self
-        {
-            let tile = (wg, chunk, key_lanes);
-            return prepare_decode_coop(gpu, shape, dtype, inputs, shift, tile, &label);
+        if let AttentionVariant::DecodeCoop { .. } = *self {
+            return prepare_decode_coop(gpu, shape, dtype, inputs, shift, *self, &label);
         }
         if let AttentionVariant::DecodeTexture { tk, chunk, split_d } = *self {
             return prepare_decode_texture(
@@ -1582,9 +1617,12 @@ mod tests {
                     assert!(x * chunk >= s.skv && (x - 1) * chunk < s.skv);
                     assert_eq!((y, z), (s.hkv, s.b));
                 }
-                AttentionVariant::DecodeCoop { chunk, .. } => {
+                AttentionVariant::DecodeCoop {
+                    chunk, share_kv, ..
+                } => {
                     assert!(x * chunk >= s.skv && (x - 1) * chunk < s.skv);
-                    assert_eq!((y, z), (s.hq, s.b));
+                    let heads = if share_kv { s.hkv } else { s.hq };
+                    assert_eq!((y, z), (heads, s.b));
                 }
                 AttentionVariant::Flash {
                     kv, br, tq, chunk, ..

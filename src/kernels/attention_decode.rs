@@ -852,8 +852,14 @@ pub(super) fn prepare_decode_texture(
 }
 
 /// The WGSL of `decode_coop` for head dim `d` in `dtype`, `wg` lanes, `chunk` keys a
-/// workgroup and `key_lanes` lanes scoring each key (1, or 8 with subgroup shuffles).
-pub fn decode_coop_source(d: u32, dtype: DType, wg: u32, chunk: u32, key_lanes: u32) -> String {
+/// workgroup, `key_lanes` lanes scoring each key (1, or 8 with subgroup shuffles) and
+/// `heads` query heads a workgroup (1, or all those of a KV head).
+pub fn decode_coop_source(
+    d: u32,
+    dtype: DType,
+    (wg, chunk, key_lanes): (u32, u32, u32),
+    heads: u32,
+) -> String {
     let units = d * dtype.size() as u32 / 16;
     assert!(wg.is_power_of_two() && chunk.is_multiple_of(wg) && units <= wg);
     assert!(key_lanes <= wg, "a step scores wg / key_lanes keys");
@@ -877,7 +883,7 @@ pub fn decode_coop_source(d: u32, dtype: DType, wg: u32, chunk: u32, key_lanes: 
     let reduce = match key_lanes {
         1 => String::new(),
         8 => ["4u", "2u", "1u"]
-            .map(|x| format!("        part += subgroupShuffleXor(part, {x});\n"))
+            .map(|x| format!("            part[r] += subgroupShuffleXor(part[r], {x});\n"))
             .concat(),
         _ => panic!("key_lanes is 1 or 8"),
     };
@@ -893,6 +899,7 @@ pub fn decode_coop_source(d: u32, dtype: DType, wg: u32, chunk: u32, key_lanes: 
             ("U", units.to_string()),
             ("NV", vec4s.to_string()),
             ("D4", (d / 4).to_string()),
+            ("HEADS", heads.to_string()),
             ("UNPACK", unpack),
             ("REDUCE", reduce.trim_end().to_string()),
         ],
@@ -907,23 +914,33 @@ pub(super) fn prepare_decode_coop(
     dtype: DType,
     inputs: &AttentionInputs,
     shift: i32,
-    (wg, chunk, key_lanes): (u32, u32, u32),
+    variant: AttentionVariant,
     label: &str,
 ) -> Result<Program, PrepareError> {
+    let AttentionVariant::DecodeCoop {
+        wg,
+        chunk,
+        key_lanes,
+        share_kv,
+    } = variant
+    else {
+        unreachable!("prepare_decode_coop is for decode_coop variants");
+    };
     if key_lanes > 1 {
         require_subgroups(gpu, key_lanes, "adds each key's parts by subgroup shuffles")?;
     }
     require_single_query(shape)?;
-    let variant = AttentionVariant::DecodeCoop {
-        wg,
-        chunk,
-        key_lanes,
-    };
+    let heads = variant.heads_per_workgroup(shape);
+    if share_kv && heads == 1 {
+        return Err(PrepareError::Unsupported(
+            "shares a KV head among its query heads, and this shape has one query head per KV head (hq = hkv): the decode_coop variant without `g_` does the same work".into(),
+        ));
+    }
     let workgroups = variant.workgroups(shape, 1);
     check_workgroups(gpu, workgroups)?;
     let nsplit = variant.splits(shape, dtype);
     let partials = Partials::new(gpu, shape, dtype, shift, nsplit, chunk, label)?;
-    let source = decode_coop_source(shape.d, dtype, wg, chunk, key_lanes);
+    let source = decode_coop_source(shape.d, dtype, (wg, chunk, key_lanes), heads);
     let main = compile(gpu, label, &source, "main")?;
     let q = storage_buffer(gpu, "Q", inputs.q.bytes(), false);
     let (ks, vs) = kv_buffers(gpu, shape, dtype, inputs, None);
@@ -968,9 +985,15 @@ mod tests {
             for d in AttentionShape::HEAD_DIMS {
                 for (wg, chunk) in [(128, 128), (128, 512), (32, 64)] {
                     for key_lanes in [1, 8] {
-                        if d * dtype.size() as u32 / 16 <= wg {
-                            let src = decode_coop_source(d, dtype, wg, chunk, key_lanes);
-                            validate(&format!("decode_coop d={d} {dtype} w{wg}"), &src);
+                        for heads in [1, 4] {
+                            if d * dtype.size() as u32 / 16 <= wg {
+                                let tile = (wg, chunk, key_lanes);
+                                let src = decode_coop_source(d, dtype, tile, heads);
+                                validate(
+                                    &format!("decode_coop d={d} {dtype} w{wg} heads={heads}"),
+                                    &src,
+                                );
+                            }
                         }
                     }
                 }
