@@ -41,10 +41,10 @@ pub(crate) struct CompileAhead {
     /// `None` until the first [`CompileAhead::compile`]; then the helpers, an empty list
     /// once they are turned off.
     helpers: RefCell<Option<Vec<Gpu>>>,
-    /// Seconds of compiling so far (pipeline building and first dispatches) of what the
-    /// helpers compiled: theirs, and the run's device's for the same variants
-    /// ([`CompileAhead::check_carried`]).
-    compiling: Cell<(f64, f64)>,
+    /// Seconds of compiling (pipeline building and first dispatches) of what the helpers
+    /// compiled since the last verdict ([`CompileAhead::check_carried`]): theirs, and the
+    /// run's device's for the same variants.
+    compiling: Cell<Tally>,
 }
 
 /// What one [`CompileAhead::compile`] did.
@@ -101,7 +101,7 @@ impl CompileAhead {
             count: cores.min(MAX_HELPERS),
             timeout,
             helpers: RefCell::new(None),
-            compiling: Cell::new((0.0, 0.0)),
+            compiling: Cell::new(Tally::default()),
         })
     }
 
@@ -148,13 +148,16 @@ impl CompileAhead {
                         let t = Instant::now();
                         let build_before = helper.build_s();
                         let mut done = true;
+                        let mut primed_s = 0.0;
                         if let Ok((program, _check)) = (c.prepare)(helper) {
                             built.fetch_add(1, Ordering::Relaxed);
                             let primed = Instant::now();
                             done = prime(helper, &program, timeout).is_ok();
-                            *compiling_s.lock().unwrap_or_else(|e| e.into_inner()) +=
-                                primed.elapsed().as_secs_f64() + helper.build_s() - build_before;
+                            primed_s = primed.elapsed().as_secs_f64();
                         }
+                        // A build that failed counts too: the run's device repeats it.
+                        *compiling_s.lock().unwrap_or_else(|e| e.into_inner()) +=
+                            primed_s + helper.build_s() - build_before;
                         // Its errors would be reported by nobody: the run's device reports
                         // its own.
                         helper.take_errors();
@@ -193,17 +196,22 @@ impl CompileAhead {
     }
 
     /// After the run's device built and first dispatched the variants the helpers compiled
-    /// (`own_compiling_s` in all): if, over the run so far, that was not well under the
-    /// helpers' own building and first dispatches, no cache carried their work over, and
-    /// the helpers are closed for the rest of the run. Returns the notice to show when that
-    /// happens.
+    /// (`own_compiling_s` in all): once the helpers have compiled for [`JUDGE_AFTER_S`]
+    /// since the last verdict, if this device's share was not well under theirs, no cache
+    /// carried their work over, and the helpers are closed for the rest of the run. Returns
+    /// the notice to show when that happens.
     pub fn check_carried(&self, compiled: Compiled, own_compiling_s: f64) -> Option<String> {
-        let (helper_s, own_s) = self.compiling.get();
-        let (helper_s, own_s) = (helper_s + compiled.compiling_s, own_s + own_compiling_s);
-        self.compiling.set((helper_s, own_s));
-        if carried(helper_s, own_s) {
+        let mut tally = self.compiling.get();
+        let verdict = tally.add(compiled.compiling_s, own_compiling_s);
+        self.compiling.set(tally);
+        let Some(Verdict {
+            carried: false,
+            helper_s,
+            own_s,
+        }) = verdict
+        else {
             return None;
-        }
+        };
         *self.helpers.borrow_mut() = Some(Vec::new());
         Some(format!(
             "priceperf: variants compiled ahead on helper devices took this device {own_s:.1} s to compile again (the helpers {helper_s:.1} s): no shader cache carried them over (is Mesa's cache directory writable?), so the rest of the run compiles on this device only",
@@ -211,21 +219,62 @@ impl CompileAhead {
     }
 }
 
+/// Helper compiling summed before [`CompileAhead::check_carried`] judges: below it, a cache
+/// hit and a compile are too close to tell apart. A hit still loads the compiled kernel
+/// from Mesa's disk cache: one gemv's two variants took the run's device 0.6 s against the
+/// helpers' 1.1 (a whole fresh quick run: 5.1 s of first dispatches against 47.7 s of
+/// helper time), where a miss repeats the whole compile (1.7 s against 2.0 with the cache
+/// made unusable).
+const JUDGE_AFTER_S: f64 = 2.0;
+
+/// Compiling seconds of what the helpers compiled, since the last verdict.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    helper_s: f64,
+    own_s: f64,
+}
+
+/// A judgement of [`Tally::add`]: whether the run's device found the helpers' work in a
+/// cache ([`carried`]), over these seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Verdict {
+    carried: bool,
+    helper_s: f64,
+    own_s: f64,
+}
+
+impl Tally {
+    /// Add one benchmark's compiling, the helpers' and the run device's (never below zero);
+    /// once the helpers' reaches [`JUDGE_AFTER_S`], judge and start afresh, so that a cache
+    /// that stops working late in a run (a full disk, Mesa's size cap) is seen as soon as
+    /// one that never worked, however many hits came before.
+    fn add(&mut self, helper_s: f64, own_s: f64) -> Option<Verdict> {
+        self.helper_s += helper_s;
+        self.own_s += own_s.max(0.0);
+        if self.helper_s < JUDGE_AFTER_S {
+            return None;
+        }
+        let verdict = Verdict {
+            carried: carried(self.helper_s, self.own_s),
+            helper_s: self.helper_s,
+            own_s: self.own_s,
+        };
+        *self = Tally::default();
+        Some(verdict)
+    }
+}
+
 /// Whether the run's device, `own_s` building and first dispatching what the helpers had
-/// compiled in `helper_s` (both summed over the run so far), found their work in a cache:
-/// it took well under their time. Below two seconds of theirs, a hit and a compile are too
-/// close to tell apart, and count as carried.
+/// compiled in `helper_s` (at least [`JUDGE_AFTER_S`]), found their work in a cache: it
+/// took well under their time.
 ///
 /// Building and first dispatches only, where drivers compile: uploading inputs is repeated
 /// by every device, and comparing compiling-and-uploading turned the helpers off on a hit
 /// (the 1024³ matmul on a slow host: 1.1 s on the run's device against the helpers' 2.0,
 /// 0.0 s of it in first dispatches): that fresh quick run compiled for 41 s, two on the
-/// same slow host that kept their helpers for 35 and 36. Summed, since a hit still
-/// loads the compiled kernel from Mesa's disk cache: one gemv's two variants took the run's
-/// device 0.6 s against the helpers' 1.1 (the same run's 40 benchmarks: 5.1 s of first
-/// dispatches against 47.7 s of helper time), where a miss repeats the whole compile.
+/// same slow host that kept their helpers for 35 and 36.
 fn carried(helper_s: f64, own_s: f64) -> bool {
-    helper_s < 2.0 || own_s < 0.75 * helper_s
+    own_s < 0.6 * helper_s
 }
 
 /// What [`wanted`] needs to know of the run's adapter.
@@ -263,12 +312,27 @@ mod tests {
         assert!(carried(5.9, 0.1));
         // A run's hits, which still load from Mesa's disk cache.
         assert!(carried(8.0, 1.5));
-        // Compiled again.
+        // Compiled again: with the cache made unusable, 1.7 s of the helpers' 2.0.
+        assert!(!carried(2.0, 1.7));
         assert!(!carried(5.9, 4.5));
-        assert!(!carried(2.0, 2.0));
-        // Too little to judge: one gemv's hit (0.6 s of 1.1).
-        assert!(carried(1.1, 0.6));
-        assert!(carried(1.9, 1.9));
+    }
+
+    #[test]
+    fn verdicts_come_every_two_seconds_of_helper_compiling_and_start_afresh() {
+        let mut tally = Tally::default();
+        // One gemv's hit: too little to judge.
+        assert_eq!(tally.add(1.1, 0.6), None);
+        // With the next benchmark's hit it is judged carried.
+        let v = tally.add(2.0, 0.0).unwrap();
+        assert!(v.carried && (v.helper_s - 3.1).abs() < 1e-9, "{v:?}");
+        // Many hits, then the cache stops working: the miss is judged on its own.
+        for _ in 0..20 {
+            assert!(tally.add(2.5, 0.2).unwrap().carried);
+        }
+        assert!(!tally.add(2.0, 1.7).unwrap().carried);
+        // A recreated device's count never makes a negative share.
+        assert_eq!(tally.add(0.5, -3.0), None);
+        assert!(!tally.add(1.5, 1.6).unwrap().carried);
     }
 
     #[test]

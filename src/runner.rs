@@ -1502,6 +1502,8 @@ fn device_trouble(gpu: &mut Gpu, mut row: KernelRow, trouble: DeviceTrouble) -> 
     if matches!(trouble, DeviceTrouble::Lost(_)) || gpu.is_lost() {
         match Gpu::on(gpu.adapter.clone()) {
             Ok(fresh) => {
+                // The run's building so far stays counted (compile_ahead's check).
+                fresh.add_build_time(std::time::Duration::from_secs_f64(gpu.build_s()));
                 *gpu = fresh;
                 row.note.push_str(" (device recreated)");
             }

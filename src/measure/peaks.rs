@@ -43,8 +43,8 @@ const FMA_CHAINS: u32 = 4;
 const FMA_C: f64 = 0.1;
 /// Workgroups of the FMA probe: 262 144 invocations fill the largest GPUs.
 const FMA_GROUPS: u32 = 4096;
-/// Workgroups of the FMA probe's sizing dispatch: a multiple of 64 (what
-/// [`scaled_groups`] keeps), enough to keep every core of a CPU adapter busy.
+/// Workgroups of the FMA probe's sizing dispatch on CPU adapters: a multiple of 64 (what
+/// [`scaled_groups`] keeps), one for each of up to 64 threads.
 const FMA_CALIBRATE_GROUPS: u32 = 64;
 /// Bytes each copy buffer holds where the limits allow: past any last-level cache.
 const COPY_BYTES: u64 = 256 << 20;
@@ -326,18 +326,23 @@ fn fma_gflops(gpu: &Gpu, dtype: DType, timeout: Duration) -> Result<f64, String>
             vec![],
         )
     };
-    // Sized from a small dispatch, compiled first so that its time is the kernel's: fewer
-    // workgroups where the full dispatch would be slow (CPU adapters), since the rate is
-    // the same once every core is busy and the probe stays short. (Running the full
-    // dispatch to size it took 0.9 s of f16 on the 2-core lavapipe VM.)
-    crate::measure::prime(gpu, &program(FMA_CALIBRATE_GROUPS), timeout).map_err(trouble)?;
-    let small_s = crate::measure::run(gpu, &program(FMA_CALIBRATE_GROUPS), timeout)
-        .map_err(trouble)?
-        .as_secs_f64();
-    let groups = scaled_groups(
-        FMA_GROUPS,
-        small_s * f64::from(FMA_GROUPS / FMA_CALIBRATE_GROUPS),
-    );
+    // On CPU adapters, fewer workgroups where the full dispatch would be slow: the rate is
+    // the same once every core is busy, and the probe stays short. Sized from a small
+    // dispatch, compiled first so that its time is the kernel's (running the full dispatch
+    // to size it took 0.9 s of f16 on the 2-core lavapipe VM). GPUs run the full dispatch in
+    // well under a sample, and a small one would time mostly the submission.
+    let groups = if gpu.summary.is_cpu() {
+        crate::measure::prime(gpu, &program(FMA_CALIBRATE_GROUPS), timeout).map_err(trouble)?;
+        let small_s = crate::measure::run(gpu, &program(FMA_CALIBRATE_GROUPS), timeout)
+            .map_err(trouble)?
+            .as_secs_f64();
+        scaled_groups(
+            FMA_GROUPS,
+            small_s * f64::from(FMA_GROUPS / FMA_CALIBRATE_GROUPS),
+        )
+    } else {
+        FMA_GROUPS
+    };
     // Verified like every kernel, at the size that is timed: every chain ran to its fixed
     // point, so each output is CHAINS of them (a dropped or diverged chain is off by a
     // whole fixed point, a quarter of the sum, against the 1% allowed).
@@ -390,8 +395,8 @@ fn read_gbps(gpu: &Gpu, timeout: Duration) -> Result<(f64, &'static str), String
 }
 
 /// A buffer probe whose first timed execution is this many times slower than the texture
-/// probe's median (in GB/s) cannot be the better of the two, and is not timed further: its
-/// rate is that one execution's. On lavapipe the buffer probes ran 1.3-3 s of a fresh
+/// probe's median (in GB/s) is almost surely not the better of the two, and is not timed
+/// further: its rate is that one execution's, used only to pick the better. On lavapipe the buffer probes ran 1.3-3 s of a fresh
 /// run's peaks, several times behind the texture ones; on GPUs the two are close and both
 /// are timed in full.
 const PROBE_CUTOFF: f64 = 3.0;
@@ -712,7 +717,7 @@ fn median_seconds(
 ) -> Result<f64, String> {
     let timer = Timer::new(gpu, timeout);
     let one = timer.time(gpu, program, 1).map_err(trouble)?.as_secs_f64();
-    if give_up.is_some_and(|limit| one > limit) && one.is_finite() {
+    if give_up.is_some_and(|limit| one > limit) {
         return Ok(one);
     }
     let iters = ((SAMPLE_TARGET.as_secs_f64() / one.max(1e-9)).ceil() as u64).clamp(1, 10_000);
