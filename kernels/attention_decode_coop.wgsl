@@ -43,9 +43,9 @@
 // at least 8 lanes, the host checks, and lanes 8i .. 8i + 7 in one subgroup, which
 // verification would catch were it not so), U, NV = vec4<f32>s a unit (2 for f16, 1 for
 // f32), D4 = D / 4, HEADS (1, or the shape's rep). Workgroup memory, HEADS times a head's
-// 16·D4 (q) + 4·CHUNK (scores) + 16·NV·WG (P·V sums), plus 4·WG (tree) bytes: 7 KiB at
-// WG 128, CHUNK 512, d 128, f16, one head; 20.5 KiB at CHUNK 128 with 4 heads. Private:
-// HEADS·NV vec4 accumulators a lane.
+// 16·D4 (q) + 4·CHUNK (scores) + 4·WG (tree) + 16·NV·WG (P·V sums) bytes: 7 KiB at WG 128,
+// CHUNK 512, d 128, f16, one head; 22 KiB at CHUNK 128 with 4 heads. Private: HEADS·NV
+// vec4 accumulators a lane.
 // Template fields: PARAMS ENABLE_F16 ELEM WG CHUNK S U NV D4 HEADS UNPACK REDUCE.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
@@ -71,11 +71,12 @@ const NEG: f32 = -3.0e38;
 @group(0) @binding(4) var<storage, read_write> part_o: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> part_ml: array<vec2<f32>>;
 
-// Head r's q at qs[r·D4 ..], its weights at w[r·CHUNK ..], lane l's P·V sums for it at
-// po[(l·HEADS + r)·NV ..].
+// Head r's q at qs[r·D4 ..], its weights at w[r·CHUNK ..], its tree at tree[r·WG ..], and
+// lane l's P·V sum i for it at po[(r·NV + i)·WG + l] (consecutive lanes, consecutive
+// 16 bytes: no bank conflicts).
 var<workgroup> qs: array<vec4<f32>, {{D4}} * {{HEADS}}>;
 var<workgroup> w: array<f32, {{CHUNK}} * {{HEADS}}>;
-var<workgroup> tree: array<f32, {{WG}}>;
+var<workgroup> tree: array<f32, {{WG}} * {{HEADS}}>;
 var<workgroup> po: array<vec4<f32>, {{WG}} * {{NV}} * {{HEADS}}>;
 
 // A 16-byte unit as NV vec4<f32>s, in row order.
@@ -83,31 +84,46 @@ fn unpack_unit(xu: vec4<u32>) -> array<vec4<f32>, NV> {
 {{UNPACK}}
 }
 
-// The max (or sum) of every lane's x; called by all lanes together.
-fn tree_max(x: f32, li: u32) -> f32 {
-    tree[li] = x;
+// Every head's max (or sum) of every lane's x[r], all heads in the same steps (one
+// barrier a step, however many heads); called by all lanes together.
+fn tree_max(x: array<f32, HEADS>, li: u32) -> array<f32, HEADS> {
+    for (var r = 0u; r < HEADS; r++) {
+        tree[r * WG + li] = x[r];
+    }
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s >>= 1u) {
         if (li < s) {
-            tree[li] = max(tree[li], tree[li + s]);
+            for (var r = 0u; r < HEADS; r++) {
+                tree[r * WG + li] = max(tree[r * WG + li], tree[r * WG + li + s]);
+            }
         }
         workgroupBarrier();
     }
-    let out = tree[0];
+    var out: array<f32, HEADS>;
+    for (var r = 0u; r < HEADS; r++) {
+        out[r] = tree[r * WG];
+    }
     workgroupBarrier();
     return out;
 }
 
-fn tree_sum(x: f32, li: u32) -> f32 {
-    tree[li] = x;
+fn tree_sum(x: array<f32, HEADS>, li: u32) -> array<f32, HEADS> {
+    for (var r = 0u; r < HEADS; r++) {
+        tree[r * WG + li] = x[r];
+    }
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s >>= 1u) {
         if (li < s) {
-            tree[li] += tree[li + s];
+            for (var r = 0u; r < HEADS; r++) {
+                tree[r * WG + li] += tree[r * WG + li + s];
+            }
         }
         workgroupBarrier();
     }
-    let out = tree[0];
+    var out: array<f32, HEADS>;
+    for (var r = 0u; r < HEADS; r++) {
+        out[r] = tree[r * WG];
+    }
     workgroupBarrier();
     return out;
 }
@@ -165,19 +181,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             mx[r] = max(mx[r], score);
         }
     }
-    var m: array<f32, HEADS>;
-    var l: array<f32, HEADS>;
+    var m = tree_max(mx, li);
+    var sum: array<f32, HEADS>;
     for (var r = 0u; r < HEADS; r++) {
-        m[r] = tree_max(mx[r], li);
-        var sum = 0.0;
         for (var j = li; j < CHUNK; j += WG) {
             let e = select(0.0, exp2(w[r * CHUNK + j] - m[r]), j < n);
             w[r * CHUNK + j] = e;
-            sum += e;
+            sum[r] += e;
         }
-        // tree_sum's barriers also publish every lane's weights for P·V.
-        l[r] = tree_sum(sum, li);
     }
+    // tree_sum's barriers also publish every lane's weights for P·V.
+    var l = tree_sum(sum, li);
     let u = li % U;
     let group = li / U;
     // Head r's sums at o[r·NV ..]; each V unit loaded once for every head.
@@ -193,25 +207,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
     }
-    for (var i = 0u; i < NV * HEADS; i++) {
-        po[li * NV * HEADS + i] = o[i];
+    for (var ri = 0u; ri < NV * HEADS; ri++) {
+        po[ri * WG + li] = o[ri];
     }
     workgroupBarrier();
-    if (li < U) {
-        for (var r = 0u; r < HEADS; r++) {
-            let row = row0 + r;
-            for (var i = 0u; i < NV; i++) {
-                var total = po[(li * HEADS + r) * NV + i];
-                for (var g = 1u; g < GROUPS; g++) {
-                    total += po[((g * U + li) * HEADS + r) * NV + i];
-                }
-                part_o[(row * p.nsplit + s) * D4 + li * NV + i] = total;
-            }
+    // Each (head r, vec4 i, unit u) adds up its groups' sums: the lanes share the work.
+    for (var c = li; c < U * NV * HEADS; c += WG) {
+        let u = c % U;
+        let ri = c / U;
+        var total = po[ri * WG + u];
+        for (var g = 1u; g < GROUPS; g++) {
+            total += po[ri * WG + g * U + u];
         }
+        let row = row0 + ri / NV;
+        part_o[(row * p.nsplit + s) * D4 + u * NV + ri % NV] = total;
     }
-    if (li == 0u) {
-        for (var r = 0u; r < HEADS; r++) {
-            part_ml[(row0 + r) * p.nsplit + s] = vec2<f32>(m[r], l[r]);
-        }
+    for (var r = li; r < HEADS; r += WG) {
+        part_ml[(row0 + r) * p.nsplit + s] = vec2<f32>(m[r], l[r]);
     }
 }

@@ -296,18 +296,21 @@ impl AttentionVariant {
                 key_lanes: 8,
                 share_kv: false,
             },
-            // The same two winners with a KV head's query heads in one workgroup (GQA): on
-            // the H200 each KV head was read by its 4 query heads' workgroups separately,
-            // and the decode attention ran at a third of the copy bandwidth or less at 8192.
+            // A KV head's query heads in one workgroup (GQA): on the H200 each KV head was
+            // read by its 4 query heads' workgroups separately, and the decode attention ran
+            // at a third of the copy bandwidth or less at 8192. A grid of hkv, not hq, rows
+            // of chunks, so smaller chunks than the one-head winners keep an H200's 132 SMs
+            // fed: llama-3.1-8b at context 576 gets 72 workgroups of 64 lanes, at 8192 512
+            // of 128 (s8_k512 would give it 16 and 128).
             AttentionVariant::DecodeCoop {
-                wg: 128,
-                chunk: 128,
+                wg: 64,
+                chunk: 64,
                 key_lanes: 1,
                 share_kv: true,
             },
             AttentionVariant::DecodeCoop {
                 wg: 128,
-                chunk: 512,
+                chunk: 128,
                 key_lanes: 8,
                 share_kv: true,
             },
@@ -448,12 +451,12 @@ impl AttentionVariant {
                 bc,
                 ..
             } => 2 * bc * d * dtype.size() as u32,
-            // Per head: q, the chunk's scores and the groups' P·V sums (a 16-byte unit is two
-            // vec4<f32>s in f16); and the tree.
+            // Per head: q, the chunk's scores, the tree and the groups' P·V sums (a 16-byte
+            // unit is two vec4<f32>s in f16).
             AttentionVariant::DecodeCoop { wg, chunk, .. } => {
                 let vec4s_per_unit = 4 / dtype.size() as u32;
                 let heads = self.heads_per_workgroup(shape);
-                heads * (4 * d + 4 * chunk + 16 * vec4s_per_unit * wg) + 4 * wg
+                heads * (4 * d + 4 * chunk + 4 * wg + 16 * vec4s_per_unit * wg)
             }
             _ => 0,
         }

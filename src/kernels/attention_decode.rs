@@ -930,6 +930,13 @@ pub(super) fn prepare_decode_coop(
         require_subgroups(gpu, key_lanes, "adds each key's parts by subgroup shuffles")?;
     }
     require_single_query(shape)?;
+    let units = shape.d * dtype.size() as u32 / 16;
+    if units > wg {
+        return Err(PrepareError::Unsupported(format!(
+            "a key's row is {units} 16-byte units at d={} in {dtype}, more than the workgroup's {wg} lanes that load a unit each",
+            shape.d
+        )));
+    }
     let heads = variant.heads_per_workgroup(shape);
     if share_kv && heads == 1 {
         return Err(PrepareError::Unsupported(
@@ -983,7 +990,7 @@ mod tests {
         let validate = crate::kernels::validate_wgsl;
         for dtype in [DType::F32, DType::F16] {
             for d in AttentionShape::HEAD_DIMS {
-                for (wg, chunk) in [(128, 128), (128, 512), (32, 64)] {
+                for (wg, chunk) in [(128, 128), (128, 512), (64, 64), (32, 64)] {
                     for key_lanes in [1, 8] {
                         for heads in [1, 4] {
                             if d * dtype.size() as u32 / 16 <= wg {
