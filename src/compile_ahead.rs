@@ -41,9 +41,12 @@ pub(crate) struct CompileAhead {
     /// `None` until the first [`CompileAhead::compile`]; then the helpers, an empty list
     /// once they are turned off.
     helpers: RefCell<Option<Vec<Gpu>>>,
-    /// Seconds of compiling (pipeline building and first dispatches) of what the helpers
-    /// compiled since the last verdict ([`CompileAhead::check_carried`]): theirs, and the
-    /// run's device's for the same variants.
+    /// Whether the driver compiles on a pipeline's first dispatch (llvmpipe) rather than
+    /// when the pipeline is built ([`CompileAhead::compiling_s`]).
+    compiles_on_dispatch: bool,
+    /// Seconds of compiling of what the helpers compiled since the last verdict
+    /// ([`CompileAhead::check_carried`]): theirs, and the run's device's for the same
+    /// variants.
     compiling: Cell<Tally>,
 }
 
@@ -56,9 +59,9 @@ pub(crate) struct Compiled {
     /// The helpers' building and first dispatches added up: about what the run's device
     /// would have spent on them one after another.
     pub helper_s: f64,
-    /// The part of `helper_s` spent building pipelines and in first dispatches, where
-    /// drivers compile (llvmpipe on the first dispatch, most GPU drivers when the pipeline
-    /// is built): what the run's device repeats when no cache carried it over.
+    /// The part of `helper_s` spent where the driver compiles
+    /// ([`CompileAhead::compiling_s`]): what the run's device repeats when no cache carried
+    /// it over.
     pub compiling_s: f64,
     /// Wall time, waiting for the helpers included.
     pub wall_s: f64,
@@ -101,6 +104,7 @@ impl CompileAhead {
             count: cores.min(MAX_HELPERS),
             timeout,
             helpers: RefCell::new(None),
+            compiles_on_dispatch: s.is_llvmpipe(),
             compiling: Cell::new(Tally::default()),
         })
     }
@@ -139,6 +143,7 @@ impl CompileAhead {
         let helper_s = Mutex::new(0.0);
         let compiling_s = Mutex::new(0.0);
         let timeout = self.timeout;
+        let on_dispatch = self.compiles_on_dispatch;
         std::thread::scope(|scope| {
             for helper in helpers.iter().take(workers) {
                 let (next, built, stuck) = (&next, &built, &stuck);
@@ -146,7 +151,7 @@ impl CompileAhead {
                 scope.spawn(move || {
                     while let Some(c) = candidates.get(next.fetch_add(1, Ordering::Relaxed)) {
                         let t = Instant::now();
-                        let build_before = helper.build_s();
+                        let before = compiling(on_dispatch, helper, 0.0);
                         let mut done = true;
                         let mut primed_s = 0.0;
                         if let Ok((program, _check)) = (c.prepare)(helper) {
@@ -157,7 +162,7 @@ impl CompileAhead {
                         }
                         // A build that failed counts too: the run's device repeats it.
                         *compiling_s.lock().unwrap_or_else(|e| e.into_inner()) +=
-                            primed_s + helper.build_s() - build_before;
+                            compiling(on_dispatch, helper, primed_s) - before;
                         // Its errors would be reported by nobody: the run's device reports
                         // its own.
                         helper.take_errors();
@@ -195,11 +200,22 @@ impl CompileAhead {
         })
     }
 
-    /// After the run's device built and first dispatched the variants the helpers compiled
-    /// (`own_compiling_s` in all): once the helpers have compiled for [`JUDGE_AFTER_S`]
-    /// since the last verdict, if this device's share was not well under theirs, no cache
-    /// carried their work over, and the helpers are closed for the rest of the run. Returns
-    /// the notice to show when that happens.
+    /// Seconds `gpu` has spent where this driver compiles, given `first_dispatch_s` of its
+    /// first dispatches: those alone on llvmpipe, which compiles on the first dispatch (its
+    /// pipeline building runs the shader front end, which every device repeats and no cache
+    /// saves: counting it made a hit of small kernels look like a miss, 1.5 s of the
+    /// helpers' 2.1); pipeline building too elsewhere, where drivers compile when building.
+    /// Uploading inputs never counts: every device repeats it.
+    pub fn compiling_s(&self, gpu: &Gpu, first_dispatch_s: f64) -> f64 {
+        compiling(self.compiles_on_dispatch, gpu, first_dispatch_s)
+    }
+
+    /// After the run's device compiled the variants the helpers compiled
+    /// (`own_compiling_s` in all, [`CompileAhead::compiling_s`]): once the helpers have
+    /// compiled for [`JUDGE_AFTER_S`] since the last verdict, this device's share is judged
+    /// ([`carried`]); after [`MISSES_TO_STOP`] misses in a row no cache carries their work
+    /// over, and the helpers are closed for the rest of the run. Returns the notice to show
+    /// when that happens.
     pub fn check_carried(&self, compiled: Compiled, own_compiling_s: f64) -> Option<String> {
         let mut tally = self.compiling.get();
         let verdict = tally.add(compiled.compiling_s, own_compiling_s);
@@ -212,6 +228,9 @@ impl CompileAhead {
         else {
             return None;
         };
+        if tally.misses < MISSES_TO_STOP {
+            return None;
+        }
         *self.helpers.borrow_mut() = Some(Vec::new());
         Some(format!(
             "priceperf: variants compiled ahead on helper devices took this device {own_s:.1} s to compile again (the helpers {helper_s:.1} s): no shader cache carried them over (is Mesa's cache directory writable?), so the rest of the run compiles on this device only",
@@ -219,19 +238,34 @@ impl CompileAhead {
     }
 }
 
+/// [`CompileAhead::compiling_s`], for the helper threads.
+fn compiling(on_dispatch: bool, gpu: &Gpu, first_dispatch_s: f64) -> f64 {
+    if on_dispatch {
+        first_dispatch_s
+    } else {
+        first_dispatch_s + gpu.build_s()
+    }
+}
+
 /// Helper compiling summed before [`CompileAhead::check_carried`] judges: below it, a cache
 /// hit and a compile are too close to tell apart. A hit still loads the compiled kernel
 /// from Mesa's disk cache: one gemv's two variants took the run's device 0.6 s against the
 /// helpers' 1.1 (a whole fresh quick run: 5.1 s of first dispatches against 47.7 s of
-/// helper time), where a miss repeats the whole compile (1.7 s against 2.0 with the cache
-/// made unusable).
+/// helper time), where a miss repeats the whole compile (2.6 s against 3.1 in first
+/// dispatches with the cache made unusable).
 const JUDGE_AFTER_S: f64 = 2.0;
 
-/// Compiling seconds of what the helpers compiled, since the last verdict.
+/// Verdicts of "not carried" in a row that turn the helpers off: a real miss repeats at
+/// every verdict, a slow cache load among small kernels hardly twice.
+const MISSES_TO_STOP: u32 = 2;
+
+/// Compiling seconds of what the helpers compiled, since the last verdict, and the misses
+/// in a row so far.
 #[derive(Debug, Clone, Copy, Default)]
 struct Tally {
     helper_s: f64,
     own_s: f64,
+    misses: u32,
 }
 
 /// A judgement of [`Tally::add`]: whether the run's device found the helpers' work in a
@@ -259,7 +293,10 @@ impl Tally {
             helper_s: self.helper_s,
             own_s: self.own_s,
         };
-        *self = Tally::default();
+        *self = Tally {
+            misses: if verdict.carried { 0 } else { self.misses + 1 },
+            ..Tally::default()
+        };
         Some(verdict)
     }
 }
@@ -330,9 +367,14 @@ mod tests {
             assert!(tally.add(2.5, 0.2).unwrap().carried);
         }
         assert!(!tally.add(2.0, 1.7).unwrap().carried);
+        assert_eq!(tally.misses, 1);
         // A recreated device's count never makes a negative share.
         assert_eq!(tally.add(0.5, -3.0), None);
         assert!(!tally.add(1.5, 1.6).unwrap().carried);
+        assert_eq!(tally.misses, 2);
+        // A hit in between starts the count again.
+        assert!(tally.add(2.0, 0.1).unwrap().carried);
+        assert_eq!(tally.misses, 0);
     }
 
     #[test]

@@ -1103,7 +1103,7 @@ fn compile_ahead<'h>(
     Some(Ahead {
         helpers,
         compiled,
-        compiling_before_s: gpu.build_s() + out.first_dispatch_s,
+        compiling_before_s: helpers.compiling_s(gpu, out.first_dispatch_s),
     })
 }
 
@@ -1111,7 +1111,7 @@ fn compile_ahead<'h>(
 /// of what they compiled were not cache hits ([`CompileAhead::check_carried`]).
 fn check_carried(gpu: &Gpu, ahead: Option<Ahead<'_>>, out: &Collected) {
     let Some(a) = ahead else { return };
-    let own_s = gpu.build_s() + out.first_dispatch_s - a.compiling_before_s;
+    let own_s = a.helpers.compiling_s(gpu, out.first_dispatch_s) - a.compiling_before_s;
     if let Some(notice) = a.helpers.check_carried(a.compiled, own_s) {
         crate::progress::notice(&notice);
     }
