@@ -15,13 +15,13 @@
 // give each 8-lane workgroup a KV head and a chunk, one key per lane at a time. On an H200
 // (32-lane subgroups) that kept a few hundred lanes busy and ran llama-3.1-8b's decode
 // attention at context 576 in 227 µs (10 GB/s against a 4.2 TB/s copy). Here WG lanes
-// share one query head's chunk in three steps: S lanes score each key (S = 1: each lane its
+// share a chunk of HEADS query heads in three steps: S lanes score each key (S = 1: each lane its
 // own keys; S = 8: eight lanes split the key's row, consecutive lanes reading consecutive
 // 16 bytes, and add their parts by subgroupShuffleXor), a tree in workgroup memory finds
 // the max and the sum, and for P·V the lanes split into groups of U (the row's 16-byte
 // units), lane u of a group reading unit u of every (WG / U)-th key, so a group's loads of a
-// V row are consecutive; the groups' sums are added at the end. B·Hq·NSPLIT workgroups
-// fill the GPU at every context length.
+// V row are consecutive; the groups' sums are added at the end. B·(Hq / HEADS)·NSPLIT
+// workgroups fill the GPU at every context length, given a CHUNK small enough.
 //
 // Memory layout: Q[B, Hq, 1, D], K and V [B, Hkv, Skv, D] row-major in the storage type E,
 // read as 16-byte units (array<vec4<u32>>: 8 halves or 4 f32 bit patterns, U = D·size(E)/16

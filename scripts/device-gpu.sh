@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, for a session lent a device machine (an NVIDIA H100 or H200): the quick
 # suite (its f32 matmul at 4096 is issue 6's GPU target: at least 50% of the spec FP32
-# peak), then the quick suite again with compiling ahead on helper devices
+# peak; its GQA decode attentions search decode_coop_g, never yet run on a GPU), then the quick suite again with compiling ahead on helper devices
 # (src/compile_ahead.rs, off on GPUs by default and never measured on one) and with empty
 # shader and tuning caches of its own, so the two runs' "compile and upload" compare; with
 # DECODE_TABLES=1 instead of the second run, every variant searched at two decode shapes.
