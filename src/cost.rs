@@ -615,31 +615,33 @@ fn project_workload(w: &TokensRow, projected: &[TokensRow]) -> Option<TokensRow>
 
 /// Projected cost rows for every accelerator wgpu cannot reach (Trainium, Inferentia...),
 /// from token rates measured on `measured_on` (see [`project_tokens`]), priced on each of
-/// their catalog offerings. Only measured rows are projected (projecting a projection would
-/// compound the error).
+/// their catalog offerings, and the offerings that priced a row (for the price-age note).
+/// Only measured rows are projected (projecting a projection would compound the error).
 pub fn price_projected(
     catalog: &Catalog,
     tokens: &[TokensRow],
     measured_on: &Accelerator,
     dtype: DType,
     utilization: Option<f64>,
-) -> Result<Vec<CostRow>> {
+) -> Result<(Vec<CostRow>, Vec<Offering>)> {
     let measured: Vec<TokensRow> = tokens
         .iter()
         .filter(|t| t.basis == Basis::Measured)
         .cloned()
         .collect();
     let mut out = Vec::new();
+    let mut priced = Vec::new();
     for target in catalog.unreachable_accelerators() {
         let projected = project_tokens(&measured, measured_on, target, dtype);
-        out.extend(price_offerings(
-            &projected,
-            &catalog.offerings_for(&target.name),
-            utilization,
-        )?);
+        let offerings = catalog.offerings_for(&target.name);
+        let rows = price_offerings(&projected, &offerings, utilization)?;
+        if !rows.is_empty() {
+            out.extend(rows);
+            priced.extend(offerings);
+        }
     }
     sort_cost_rows(&mut out);
-    Ok(out)
+    Ok((out, priced))
 }
 
 #[cfg(test)]
@@ -930,7 +932,8 @@ mod tests {
             .unwrap();
         assert!(project_tokens(&[tokens(5.0)], cpu, trn1, DType::F32).is_empty());
 
-        let rows = price_projected(&catalog, &[tokens(100.0)], h100, DType::F16, None).unwrap();
+        let (rows, _) =
+            price_projected(&catalog, &[tokens(100.0)], h100, DType::F16, None).unwrap();
         assert!(!rows.is_empty());
         assert!(rows.iter().all(|r| r.basis == Basis::Projected));
         assert!(rows.iter().any(|r| r.instance == "trn1.32xlarge"));

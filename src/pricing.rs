@@ -92,14 +92,9 @@ pub fn price_run(
     // The prices every row stands on, for the age note: the projected rows' too.
     let mut priced = offerings;
     if let (Some(a), None, None) = (accel, &opts.instance, opts.price_per_hour) {
-        let projected = price_projected(catalog, tokens, a, dtype, opts.utilization)?;
-        if !projected.is_empty() {
-            priced.extend(
-                catalog
-                    .unreachable_accelerators()
-                    .flat_map(|t| catalog.offerings_for(&t.name)),
-            );
-        }
+        let (projected, projected_on) =
+            price_projected(catalog, tokens, a, dtype, opts.utilization)?;
+        priced.extend(projected_on);
         // Only where there were token rates to project: a kernel-only run has none, and
         // the note would blame a spec peak the accelerator has.
         let measured = tokens.iter().any(|t| t.basis == Basis::Measured);
