@@ -56,8 +56,8 @@ pub(crate) struct Compiled {
     /// Variants built on the helpers (those that do not apply to the shape or adapter build
     /// nothing), each then dispatched once, which is when llvmpipe compiles.
     pub variants: usize,
-    /// The helpers' building and first dispatches added up: about what the run's device
-    /// would have spent on them one after another.
+    /// The helpers' preparing (building, uploading) and first dispatches added up: about
+    /// what the run's device would have spent on them one after another.
     pub helper_s: f64,
     /// The part of `helper_s` spent where the driver compiles
     /// ([`CompileAhead::compiling_s`]): what the run's device repeats when no cache carried
@@ -301,12 +301,12 @@ impl Tally {
     }
 }
 
-/// Whether the run's device, `own_s` building and first dispatching what the helpers had
-/// compiled in `helper_s` (at least [`JUDGE_AFTER_S`]), found their work in a cache: it
-/// took well under their time.
+/// Whether the run's device, `own_s` compiling what the helpers had compiled in `helper_s`
+/// (at least [`JUDGE_AFTER_S`], both as [`CompileAhead::compiling_s`] counts them), found
+/// their work in a cache: it took well under their time.
 ///
-/// Building and first dispatches only, where drivers compile: uploading inputs is repeated
-/// by every device, and comparing compiling-and-uploading turned the helpers off on a hit
+/// Compiling only: uploading inputs is repeated by every device, and comparing
+/// compiling-and-uploading turned the helpers off on a hit
 /// (the 1024³ matmul on a slow host: 1.1 s on the run's device against the helpers' 2.0,
 /// 0.0 s of it in first dispatches): that fresh quick run compiled for 41 s, two on the
 /// same slow host that kept their helpers for 35 and 36.
@@ -349,7 +349,8 @@ mod tests {
         assert!(carried(5.9, 0.1));
         // A run's hits, which still load from Mesa's disk cache.
         assert!(carried(8.0, 1.5));
-        // Compiled again: with the cache made unusable, 1.7 s of the helpers' 2.0.
+        // Compiled again: with the cache made unusable, 2.6 s of the helpers' 3.1.
+        assert!(!carried(3.1, 2.6));
         assert!(!carried(2.0, 1.7));
         assert!(!carried(5.9, 4.5));
     }

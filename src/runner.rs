@@ -1083,8 +1083,8 @@ fn run_candidates(
 struct Ahead<'h> {
     helpers: &'h CompileAhead,
     compiled: Compiled,
-    /// The run's device's pipeline building and first dispatches before: what comes after
-    /// is of variants the helpers compiled.
+    /// The run's device's compiling before ([`CompileAhead::compiling_s`]): what comes
+    /// after is of variants the helpers compiled.
     compiling_before_s: f64,
 }
 

@@ -135,29 +135,20 @@ fn a_small_run_writes_the_result_folder() {
         rows
     );
 
+    // --resume at `shape`, with the other settings the run started with.
+    let resume = |shape: &str| {
+        priceperf()
+            .args(["run", "--kernel", "matmul", "--shape", shape])
+            .args(["--variant", "naive|texture_w8x8_t8x8"])
+            .args(["--sample-size", "10", "--measurement-time", "0.2"])
+            .args(["--resume", "--out"])
+            .arg(&out_dir)
+            .output()
+            .unwrap()
+    };
     // --resume, with the settings the run started with, runs only what is missing: here,
     // nothing.
-    let resumed = priceperf()
-        .args([
-            "run",
-            "--kernel",
-            "matmul",
-            "--shape",
-            "m=33,n=17,k=9",
-            "--variant",
-            "naive|texture_w8x8_t8x8",
-        ])
-        .args([
-            "--sample-size",
-            "10",
-            "--measurement-time",
-            "0.2",
-            "--resume",
-            "--out",
-        ])
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let resumed = resume("m=33,n=17,k=9");
     assert!(
         resumed.status.success(),
         "{}",
@@ -171,27 +162,7 @@ fn a_small_run_writes_the_result_folder() {
     // --resume as another run (here another shape, so other benchmarks) is refused, naming
     // the setting, and the folder is left as it was.
     let before = std::fs::read(out_dir.join("run.json")).unwrap();
-    let other = priceperf()
-        .args([
-            "run",
-            "--kernel",
-            "matmul",
-            "--shape",
-            "m=34,n=17,k=9",
-            "--variant",
-            "naive|texture_w8x8_t8x8",
-        ])
-        .args([
-            "--sample-size",
-            "10",
-            "--measurement-time",
-            "0.2",
-            "--resume",
-            "--out",
-        ])
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let other = resume("m=34,n=17,k=9");
     let stderr = String::from_utf8_lossy(&other.stderr);
     assert_eq!(other.status.code(), Some(2), "{stderr}");
     assert!(
