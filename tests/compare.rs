@@ -783,6 +783,143 @@ fn token_rates_that_cannot_be_compared_say_why() {
     assert!(err.contains("tokens.csv:2"), "{err}");
 }
 
+const COSTS_HEADER: &str = "model,phase,batch,prompt_len,context_len,accelerator,provider,instance,region,tier,usd_per_hour,accelerators_per_instance,usd_per_accelerator_hour,tokens_per_s,usd_per_mtok,usd_per_mtok_low,usd_per_mtok_high,price_as_of,basis\n";
+
+/// A `costs.csv` row of gpt2 decode at context 576 on CPU: `offering` is `provider,instance`.
+fn cost_row(offering: &str, usd_per_hour: f64, tokens_per_s: f64, as_of: &str) -> String {
+    let usd_per_mtok = usd_per_hour / (tokens_per_s * 3600.0) * 1e6;
+    format!("gpt2,decode,1,,576,CPU,{offering},eastus,spot,{usd_per_hour},1,{usd_per_hour},{tokens_per_s},{usd_per_mtok},,,{as_of},measured\n")
+}
+
+#[test]
+fn costs_on_both_sides_say_whether_a_rate_or_a_price_moved_them() {
+    let (_t, root) = tmp();
+    let (base, head) = (root.join("base"), root.join("head"));
+    write_side(&base, 1, 0.02, None, true);
+    write_side(&head, 2, 0.02, None, true);
+    // The rate fell from 200 to 150 tok/s; Azure F2s stayed at $0.0093/h; GCP e2 fell from
+    // $0.02 to $0.005/h and became the cheapest; AWS c7g is priced in HEAD only.
+    std::fs::write(
+        base.join("costs.csv"),
+        format!(
+            "{COSTS_HEADER}{}{}",
+            cost_row("Azure,Standard_F2s_v2", 0.0093, 200.0, ""),
+            cost_row("GCP,e2-standard-2", 0.02, 200.0, "2026-07-30"),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        head.join("costs.csv"),
+        format!(
+            "{COSTS_HEADER}{}{}{}",
+            cost_row("Azure,Standard_F2s_v2", 0.0093, 150.0, ""),
+            cost_row("GCP,e2-standard-2", 0.005, 150.0, "2026-11-01"),
+            cost_row("AWS,c7g.large", 0.0725, 150.0, "2026-07-20"),
+        ),
+    )
+    .unwrap();
+    let c = compare_dirs(&base, &head, &Options::default());
+    assert_eq!(c.exit_code(), 0, "costs are informational");
+    assert_eq!(c.costs.cheapest.len(), 1, "{:?}", c.costs);
+    let cheapest = &c.costs.cheapest[0];
+    assert_eq!(cheapest.base.offering.instance, "Standard_F2s_v2");
+    assert_eq!(cheapest.head.offering.instance, "e2-standard-2");
+    // $0.0093/h at 200 tok/s against $0.005/h at 150 tok/s.
+    let expected = (0.005 / 150.0) / (0.0093 / 200.0) * 100.0 - 100.0;
+    assert!(
+        (cheapest.change_pct - expected).abs() < 1e-9,
+        "{} against {expected}",
+        cheapest.change_pct
+    );
+    assert_eq!(c.costs.offerings_on_both, 2);
+    assert_eq!(c.costs.offerings_only_in_base, 0);
+    assert_eq!(c.costs.offerings_only_in_head, 1);
+    let changed: Vec<(&str, f64)> = c
+        .costs
+        .prices
+        .iter()
+        .map(|p| (p.offering.instance.as_str(), p.change_pct))
+        .collect();
+    assert_eq!(changed, [("e2-standard-2", -75.0)]);
+    let table = compare::render_table(&c);
+    assert!(
+        table.contains("cheapest $/Mtok (1 rates priced on both sides"),
+        "{table}"
+    );
+    assert!(
+        table.contains("(Azure Standard_F2s_v2 eastus spot)")
+            && table.contains("(GCP e2-standard-2 eastus spot)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("prices: 1 of the 2 offerings priced on both sides changed price (0 only in base, 1 only in head)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("$0.0200/h as of 2026-07-30")
+            && table.contains("$0.0050/h as of 2026-11-01")
+            && table.contains("-75.0%"),
+        "{table}"
+    );
+    let md = compare::render_markdown(&c);
+    assert!(md.contains("<summary>cheapest $/Mtok (1 rates"), "{md}");
+    assert!(
+        md.contains("| GCP e2-standard-2 eastus spot (CPU) |"),
+        "{md}"
+    );
+    let json = compare::render_json(&c);
+    assert!(json.contains("\"offerings_only_in_head\": 1"), "{json}");
+
+    // With the prices unchanged the section says so, and a costs.csv without the columns
+    // is named and left out, not guessed at.
+    std::fs::write(
+        head.join("costs.csv"),
+        format!(
+            "{COSTS_HEADER}{}",
+            cost_row("Azure,Standard_F2s_v2", 0.0093, 150.0, "")
+        ),
+    )
+    .unwrap();
+    let c = compare_dirs(&base, &head, &Options::default());
+    let table = compare::render_table(&c);
+    assert!(
+        table.contains("prices: none of the 1 offerings priced on both sides changed price (1 only in base, 0 only in head)"),
+        "{table}"
+    );
+    // One offering at two prices on a side (runs priced with different catalogs, merged):
+    // neither is the side's price, so it is left out of the price comparison, with a warning.
+    std::fs::write(
+        base.join("costs.csv"),
+        format!(
+            "{COSTS_HEADER}{}{}",
+            cost_row("Azure,Standard_F2s_v2", 0.0093, 200.0, ""),
+            cost_row("Azure,Standard_F2s_v2", 0.0106, 200.0, ""),
+        ),
+    )
+    .unwrap();
+    let c = compare_dirs(&base, &head, &Options::default());
+    assert_eq!(c.costs.offerings_on_both, 0, "{:?}", c.costs);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("1 offering(s) have more than one price in BASE")),
+        "{:?}",
+        c.warnings
+    );
+    std::fs::write(
+        head.join("costs.csv"),
+        "model,phase,usd_per_mtok\ngpt2,decode,1\n",
+    )
+    .unwrap();
+    let c = compare_dirs(&base, &head, &Options::default());
+    assert!(c.costs.cheapest.is_empty());
+    assert!(
+        c.warnings.iter().any(|w| w.contains("no `batch` column")),
+        "{:?}",
+        c.warnings
+    );
+}
+
 #[test]
 fn a_driver_change_on_one_adapter_of_several_is_refused_not_passed() {
     // BASE and HEAD each hold a run on two adapters; the second's driver changed. Its rows

@@ -25,8 +25,11 @@
 //! Thresholds: `--threshold PCT` (default [`DEFAULT_THRESHOLD_PCT`]) and a thresholds file
 //! of `PCT REGEX` lines, first match on `benchmark/variant` wins ([`Thresholds`]).
 //!
-//! The token rates both sides hold are listed after the rows, informational ([`tokens`]).
+//! The token rates both sides hold are listed after the rows, informational ([`tokens`]),
+//! and so are the cheapest costs per million tokens and the offerings whose price changed
+//! ([`costs`]).
 
+pub mod costs;
 pub mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -387,6 +390,9 @@ pub struct Comparison {
     /// The token rates (`tokens.csv`) both sides hold, informational: they follow from the
     /// chosen rows above.
     pub tokens: Vec<tokens::TokenChange>,
+    /// The costs (`costs.csv`) both sides hold, informational: each follows from a token
+    /// rate above and its offering's price.
+    pub costs: costs::CostChanges,
 }
 
 impl Comparison {
@@ -639,6 +645,8 @@ pub fn compare(
     }
     let (tokens, token_warnings) = tokens::token_changes(base, head)?;
     warnings.extend(token_warnings);
+    let (costs, cost_warnings) = costs::cost_changes(base, head)?;
+    warnings.extend(cost_warnings);
     Ok(Comparison {
         schema_version: crate::results::SCHEMA_VERSION,
         base: side_info(base_path, base, base_rows.len()),
@@ -660,6 +668,7 @@ pub fn compare(
         warnings,
         incomplete_runs,
         tokens,
+        costs,
     })
 }
 
@@ -1276,6 +1285,18 @@ pub fn render_table(c: &Comparison) -> String {
         out.push_str(&table(&TOKEN_HEADER, &token_cells(c)));
         out.push('\n');
     }
+    if !c.costs.cheapest.is_empty() {
+        let _ = writeln!(out, "{}", costs_title(c));
+        out.push_str(&table(&COST_HEADER, &cost_cells(c)));
+        out.push('\n');
+    }
+    if !c.costs.is_empty() {
+        let _ = writeln!(out, "{}", prices_title(c));
+        if !c.costs.prices.is_empty() {
+            out.push_str(&table(&PRICE_HEADER, &price_cells(c)));
+        }
+        out.push('\n');
+    }
     for line in adapters_text(c) {
         let _ = writeln!(out, "{line}");
     }
@@ -1304,6 +1325,27 @@ fn tokens_title(c: &Comparison) -> String {
     )
 }
 
+/// A rate's workload in words: batch, prompt or context, dtype, basis where not measured,
+/// and the adapter where the sides ran several.
+fn workload_text(k: &tokens::TokenKey, with_adapter: bool) -> String {
+    let mut workload = format!("batch {}", k.batch);
+    for (what, v) in [("prompt", &k.prompt_len), ("context", &k.context_len)] {
+        if !v.is_empty() {
+            let _ = write!(workload, ", {what} {v}");
+        }
+    }
+    if !k.model_dtype.is_empty() {
+        let _ = write!(workload, ", {}", k.model_dtype);
+    }
+    if k.basis != "measured" {
+        let _ = write!(workload, " ({})", k.basis);
+    }
+    if with_adapter {
+        let _ = write!(workload, " @ {}", k.adapter);
+    }
+    workload
+}
+
 /// One row of cells per rate: the adapter is named where the sides ran several.
 fn token_cells(c: &Comparison) -> Vec<[String; 7]> {
     let with_adapter = many_adapters(c);
@@ -1311,25 +1353,10 @@ fn token_cells(c: &Comparison) -> Vec<[String; 7]> {
         .iter()
         .map(|t| {
             let k = &t.key;
-            let mut workload = format!("batch {}", k.batch);
-            for (what, v) in [("prompt", &k.prompt_len), ("context", &k.context_len)] {
-                if !v.is_empty() {
-                    let _ = write!(workload, ", {what} {v}");
-                }
-            }
-            if !k.model_dtype.is_empty() {
-                let _ = write!(workload, ", {}", k.model_dtype);
-            }
-            if k.basis != "measured" {
-                let _ = write!(workload, " ({})", k.basis);
-            }
-            if with_adapter {
-                let _ = write!(workload, " @ {}", k.adapter);
-            }
             [
                 k.model.clone(),
                 k.phase.clone(),
-                workload,
+                workload_text(k, with_adapter),
                 format!("{:.2} tok/s", t.base.tokens_per_s),
                 format!("{:.2} tok/s", t.head.tokens_per_s),
                 fmt_signed_pct(t.change_pct),
@@ -1338,6 +1365,79 @@ fn token_cells(c: &Comparison) -> Vec<[String; 7]> {
                 } else {
                     "separate".into()
                 },
+            ]
+        })
+        .collect()
+}
+
+const COST_HEADER: [&str; 6] = ["model", "phase", "workload", "base", "head", "change"];
+
+/// The cost section's title: how many rates both sides priced, and what a cost follows.
+fn costs_title(c: &Comparison) -> String {
+    format!(
+        "cheapest $/Mtok ({} rates priced on both sides; informational, each follows its token rate and its offering's price):",
+        c.costs.cheapest.len()
+    )
+}
+
+/// One row of cells per priced rate: the cheapest cost on each side and where.
+fn cost_cells(c: &Comparison) -> Vec<[String; 6]> {
+    let with_adapter = many_adapters(c);
+    let cost = |ch: &costs::Cheapest| format!("${:.4} ({})", ch.usd_per_mtok, ch.offering);
+    c.costs
+        .cheapest
+        .iter()
+        .map(|ch| {
+            [
+                ch.key.model.clone(),
+                ch.key.phase.clone(),
+                workload_text(&ch.key, with_adapter),
+                cost(&ch.base),
+                cost(&ch.head),
+                fmt_signed_pct(ch.change_pct),
+            ]
+        })
+        .collect()
+}
+
+const PRICE_HEADER: [&str; 4] = ["offering", "base", "head", "change"];
+
+/// The price section's title: how many offerings changed price of those priced on both
+/// sides, and how many only one side priced.
+fn prices_title(c: &Comparison) -> String {
+    let p = &c.costs;
+    let one_sided = format!(
+        "{} only in base, {} only in head",
+        p.offerings_only_in_base, p.offerings_only_in_head
+    );
+    if p.prices.is_empty() {
+        format!(
+            "prices: none of the {} offerings priced on both sides changed price ({one_sided})",
+            p.offerings_on_both
+        )
+    } else {
+        format!(
+            "prices: {} of the {} offerings priced on both sides changed price ({one_sided}):",
+            p.prices.len(),
+            p.offerings_on_both
+        )
+    }
+}
+
+fn price_cells(c: &Comparison) -> Vec<[String; 4]> {
+    let price = |p: &costs::Price| match &p.as_of {
+        Some(date) => format!("${:.4}/h as of {date}", p.usd_per_hour),
+        None => format!("${:.4}/h, undated", p.usd_per_hour),
+    };
+    c.costs
+        .prices
+        .iter()
+        .map(|p| {
+            [
+                format!("{} ({})", p.offering, p.offering.accelerator),
+                price(&p.base),
+                price(&p.head),
+                fmt_signed_pct(p.change_pct),
             ]
         })
         .collect()
@@ -1469,6 +1569,41 @@ pub fn render_markdown(c: &Comparison) -> String {
             let _ = writeln!(out, "| {} |", cells.join(" | "));
         }
         out.push_str("\n</details>\n");
+    }
+    if !c.costs.cheapest.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{}</summary>\n",
+            md_text(costs_title(c).trim_end_matches(':'))
+        );
+        let _ = writeln!(
+            out,
+            "| {} |\n|---|---|---|---:|---:|---:|",
+            COST_HEADER.join(" | ")
+        );
+        for cells in cost_cells(c) {
+            let cells: Vec<String> = cells.iter().map(|s| md_text(s)).collect();
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
+        out.push_str("\n</details>\n");
+    }
+    if !c.costs.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}\n",
+            md_text(prices_title(c).trim_end_matches(':'))
+        );
+        if !c.costs.prices.is_empty() {
+            let _ = writeln!(
+                out,
+                "| {} |\n|---|---:|---:|---:|",
+                PRICE_HEADER.join(" | ")
+            );
+            for cells in price_cells(c) {
+                let cells: Vec<String> = cells.iter().map(|s| md_text(s)).collect();
+                let _ = writeln!(out, "| {} |", cells.join(" | "));
+            }
+        }
     }
     out
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::cost::TokensRow;
-use crate::dataset::Run;
+use crate::dataset::{Run, Table, TableRow};
 use crate::error::Result;
 use crate::results::csv_cells::CsvRow;
 
@@ -28,6 +28,33 @@ pub struct TokenKey {
     /// `measured`, or how the rate was derived otherwise: rates are compared only with
     /// rates of the same basis.
     pub basis: String,
+}
+
+impl TokenKey {
+    /// The key of `row`, a row of `table` (`tokens.csv` or `costs.csv`, which share the
+    /// workload columns) in `run`.
+    pub(super) fn of(run: &Run, table: &Table, row: &TableRow) -> TokenKey {
+        let adapter = &run.info.adapter;
+        TokenKey {
+            adapter: adapter.name.clone(),
+            driver: format!("{} {}", adapter.driver, adapter.driver_info)
+                .trim()
+                .to_string(),
+            model_dtype: run
+                .info
+                .settings
+                .get("model_dtype")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            model: table.text(row, "model").to_string(),
+            phase: table.text(row, "phase").to_string(),
+            batch: table.text(row, "batch").to_string(),
+            prompt_len: table.text(row, "prompt_len").to_string(),
+            context_len: table.text(row, "context_len").to_string(),
+            basis: table.text(row, "basis").to_string(),
+        }
+    }
 }
 
 /// One rate on both sides.
@@ -103,17 +130,6 @@ fn rates(side: &str, runs: &[Run]) -> Result<(Rates, Vec<String>)> {
             ));
             continue;
         }
-        let adapter = &run.info.adapter;
-        let driver = format!("{} {}", adapter.driver, adapter.driver_info)
-            .trim()
-            .to_string();
-        let model_dtype = run
-            .info
-            .settings
-            .get("model_dtype")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string();
         for row in &table.rows {
             let Some(tokens_per_s) = table.number(row, "tokens_per_s")?.filter(|r| *r > 0.0) else {
                 continue;
@@ -123,17 +139,7 @@ fn rates(side: &str, runs: &[Run]) -> Result<(Rates, Vec<String>)> {
                 low: table.number(row, "tokens_per_s_low")?,
                 high: table.number(row, "tokens_per_s_high")?,
             };
-            let key = TokenKey {
-                adapter: adapter.name.clone(),
-                driver: driver.clone(),
-                model_dtype: model_dtype.clone(),
-                model: table.text(row, "model").to_string(),
-                phase: table.text(row, "phase").to_string(),
-                batch: table.text(row, "batch").to_string(),
-                prompt_len: table.text(row, "prompt_len").to_string(),
-                context_len: table.text(row, "context_len").to_string(),
-                basis: table.text(row, "basis").to_string(),
-            };
+            let key = TokenKey::of(run, table, row);
             if rates.insert(key.clone(), rate).is_some() {
                 twice.insert(key);
             }
