@@ -1554,38 +1554,20 @@ pub fn render_markdown(c: &Comparison) -> String {
         out.push_str("\n</details>\n");
     }
     if !c.tokens.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n<details><summary>{}</summary>\n",
-            md_text(tokens_title(c).trim_end_matches(':'))
+        let align = ["---", "---", "---", "---:", "---:", "---:", "---"];
+        md_folded(
+            &mut out,
+            &tokens_title(c),
+            &md_table(&TOKEN_HEADER, &align, &token_cells(c)),
         );
-        let _ = writeln!(
-            out,
-            "| {} |\n|---|---|---|---:|---:|---:|---|",
-            TOKEN_HEADER.join(" | ")
-        );
-        for cells in token_cells(c) {
-            let cells: Vec<String> = cells.iter().map(|s| md_text(s)).collect();
-            let _ = writeln!(out, "| {} |", cells.join(" | "));
-        }
-        out.push_str("\n</details>\n");
     }
     if !c.costs.cheapest.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n<details><summary>{}</summary>\n",
-            md_text(costs_title(c).trim_end_matches(':'))
+        let align = ["---", "---", "---", "---:", "---:", "---:"];
+        md_folded(
+            &mut out,
+            &costs_title(c),
+            &md_table(&COST_HEADER, &align, &cost_cells(c)),
         );
-        let _ = writeln!(
-            out,
-            "| {} |\n|---|---|---|---:|---:|---:|",
-            COST_HEADER.join(" | ")
-        );
-        for cells in cost_cells(c) {
-            let cells: Vec<String> = cells.iter().map(|s| md_text(s)).collect();
-            let _ = writeln!(out, "| {} |", cells.join(" | "));
-        }
-        out.push_str("\n</details>\n");
     }
     if !c.costs.is_empty() {
         let _ = writeln!(
@@ -1594,18 +1576,33 @@ pub fn render_markdown(c: &Comparison) -> String {
             md_text(prices_title(c).trim_end_matches(':'))
         );
         if !c.costs.prices.is_empty() {
-            let _ = writeln!(
-                out,
-                "| {} |\n|---|---:|---:|---:|",
-                PRICE_HEADER.join(" | ")
-            );
-            for cells in price_cells(c) {
-                let cells: Vec<String> = cells.iter().map(|s| md_text(s)).collect();
-                let _ = writeln!(out, "| {} |", cells.join(" | "));
-            }
+            let align = ["---", "---:", "---:", "---:"];
+            out.push_str(&md_table(&PRICE_HEADER, &align, &price_cells(c)));
         }
     }
     out
+}
+
+/// A Markdown table of `rows` under `header`; `align` is each column's separator cell
+/// (`---`, or `---:` for numbers).
+fn md_table<const N: usize>(header: &[&str; N], align: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut t = format!("| {} |\n|{}|\n", header.join(" | "), align.join("|"));
+    for cells in rows {
+        let cells: Vec<String> = cells.iter().map(|s| md_text(s)).collect();
+        let _ = writeln!(t, "| {} |", cells.join(" | "));
+    }
+    t
+}
+
+/// `body` folded under a summary line `title` (its trailing colon dropped).
+fn md_folded(out: &mut String, title: &str, body: &str) {
+    let _ = writeln!(
+        out,
+        "\n<details><summary>{}</summary>\n",
+        md_text(title.trim_end_matches(':'))
+    );
+    out.push_str(body);
+    out.push_str("\n</details>\n");
 }
 
 /// The comparison as pretty JSON.
