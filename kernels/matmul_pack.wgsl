@@ -8,7 +8,7 @@
 //   0 uniform Params { m, n, k, batch, kp, np } (the matmul's own)
 //   1 storage read  a: A[batch, m, k] row-major, as array<vec4<E>> when k % KT == 0 (one
 //     16-byte load per texel; array<vec4<u32>>, the bits, for packed halves), else
-//     array<E>, each element's index clamped into the array and the value zeroed past k
+//     array<E> with a bounds check per element
 //   2 texture_storage_2d<FORMAT, write> A texture: logically width kp/KT, height batch·m,
 //     placed by a_texel (folded into blocks side by side when batch·m is too tall)
 // KT is the elements per texel: 4 (rgba32float, rgba16float), or 8 halves (rgba32uint, two
@@ -19,11 +19,6 @@
 // Tile parameters: none; 64 invocations keep the 8-lane SIMD of lavapipe and 32- or 64-lane
 // GPU subgroups full. Limit: batch·m <= max_compute_workgroups_per_dimension (checked by
 // the host).
-// The loads run in every invocation, outside any branch, from clamped indices; only the store
-// is guarded. Lavapipe loads a storage buffer at per-lane addresses one lane at a time
-// either way, but under a branch (the early return this kernel had) it also steps through
-// the branch's lane mask by way of the stack: timed in turns at 1024³ f32 (x2_t16x8), the
-// whole matmul ran 1.08x faster without the branch.
 // Template fields: ENABLE_F16 ELEM FORMAT KT ARRAY LOAD A_TEXEL.
 {{ENABLE_F16}}
 alias E = {{ELEM}};
@@ -46,11 +41,10 @@ struct Params {
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let k0 = gid.x * {{KT}}u;
-    let inside = k0 < p.kp;
-    // Outside, a row's first texel: loaded, never stored.
-    let base = gid.y * p.k + select(0u, k0, inside);
-{{LOAD}}
-    if (inside) {
-        textureStore(a_tex, a_texel(gid.x, gid.y), v);
+    if (k0 >= p.kp) {
+        return;
     }
+    let base = gid.y * p.k + k0;
+{{LOAD}}
+    textureStore(a_tex, a_texel(gid.x, gid.y), v);
 }

@@ -956,21 +956,19 @@ fn pack_source(
 
 /// The pack dispatch's A binding type and the WGSL that loads `v`, the texel at `base`
 /// (k0 = its first k; zero past k): 16-byte loads when k is a multiple of the texel's
-/// elements, else one element at a time, its index clamped into the array (the last
-/// row's padding would read past it) and its value zeroed past k: B's padding is zero,
-/// but an infinity of the next row times zero would be NaN.
+/// elements, else one element at a time.
 fn pack_load(shape: &MatmulShape, operands: Operands) -> (&'static str, &'static str) {
     match (operands, shape.k.is_multiple_of(operands.k_per_texel())) {
         // The halves' bits as they are.
         (Operands::PackedHalves, true) => ("vec4<u32>", "    let v = a[base >> 3u];"),
         (Operands::PackedHalves, false) => (
             "E",
-            "    let last = arrayLength(&a) - 1u;\n    var h = array<f32, 8>();\n    for (var i = 0u; i < 8u; i++) {\n        h[i] = select(0.0, f32(a[min(base + i, last)]), k0 + i < p.k);\n    }\n    var v = vec4<u32>(0u);\n    for (var i = 0u; i < 4u; i++) {\n        v[i] = pack2x16float(vec2<f32>(h[2u * i], h[2u * i + 1u]));\n    }",
+            "    var h = array<f32, 8>();\n    for (var i = 0u; i < 8u; i++) {\n        if (k0 + i < p.k) {\n            h[i] = f32(a[base + i]);\n        }\n    }\n    var v = vec4<u32>(0u);\n    for (var i = 0u; i < 4u; i++) {\n        v[i] = pack2x16float(vec2<f32>(h[2u * i], h[2u * i + 1u]));\n    }",
         ),
         (_, true) => ("vec4<E>", "    let v = vec4<f32>(a[base >> 2u]);"),
         (_, false) => (
             "E",
-            "    let last = arrayLength(&a) - 1u;\n    var v = vec4<f32>(0.0);\n    for (var i = 0u; i < 4u; i++) {\n        v[i] = select(0.0, f32(a[min(base + i, last)]), k0 + i < p.k);\n    }",
+            "    var v = vec4<f32>(0.0);\n    for (var i = 0u; i < 4u; i++) {\n        if (k0 + i < p.k) {\n            v[i] = f32(a[base + i]);\n        }\n    }",
         ),
     }
 }
