@@ -6,6 +6,9 @@
 //! on the 2-core lavapipe VM: 1024^3 f32 matmul at 24-26 GFLOP/s, then at 38-46), so two
 //! variants timed one after the other compare the machine, not the kernels. Timed in
 //! turns, both see the same states; the per-round ratio is what a tuning change claims.
+//! Turns still have an order: an A/A run of three identical programs (lavapipe, 1024³ f32)
+//! put the second and third 1.5-3% ahead of the first, and an 8% "gain" measured with the
+//! change always second vanished with it first. So time a small change both ways round.
 //!
 //! ```sh
 //! cargo run --release --example alternate -- matmul m=64,n=3072,k=768,transpose_b=1 f16 \
