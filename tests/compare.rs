@@ -847,8 +847,8 @@ fn costs_on_both_sides_say_whether_a_rate_or_a_price_moved_them() {
         "{table}"
     );
     assert!(
-        table.contains("(Azure Standard_F2s_v2 eastus spot)")
-            && table.contains("(GCP e2-standard-2 eastus spot)"),
+        table.contains("(Azure Standard_F2s_v2 eastus spot (CPU))")
+            && table.contains("(GCP e2-standard-2 eastus spot (CPU))"),
         "{table}"
     );
     assert!(
@@ -898,7 +898,18 @@ fn costs_on_both_sides_say_whether_a_rate_or_a_price_moved_them() {
     )
     .unwrap();
     let c = compare_dirs(&base, &head, &Options::default());
-    assert_eq!(c.costs.offerings_on_both, 0, "{:?}", c.costs);
+    // Still priced on both sides: counted there, not as one-sided.
+    assert_eq!(
+        (
+            c.costs.offerings_on_both,
+            c.costs.offerings_only_in_base,
+            c.costs.offerings_only_in_head
+        ),
+        (1, 0, 0),
+        "{:?}",
+        c.costs
+    );
+    assert!(c.costs.prices.is_empty(), "{:?}", c.costs);
     assert!(
         c.warnings
             .iter()
@@ -918,6 +929,65 @@ fn costs_on_both_sides_say_whether_a_rate_or_a_price_moved_them() {
         "{:?}",
         c.warnings
     );
+    // One price dated twice is one price, with the later date.
+    std::fs::write(
+        base.join("costs.csv"),
+        format!(
+            "{COSTS_HEADER}{}{}",
+            cost_row("Azure,Standard_F2s_v2", 0.0093, 200.0, "2026-07-01"),
+            cost_row("Azure,Standard_F2s_v2", 0.0093, 200.0, "2026-08-01"),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        head.join("costs.csv"),
+        format!(
+            "{COSTS_HEADER}{}",
+            cost_row("Azure,Standard_F2s_v2", 0.0106, 150.0, "")
+        ),
+    )
+    .unwrap();
+    let c = compare_dirs(&base, &head, &Options::default());
+    assert!(
+        !c.warnings.iter().any(|w| w.contains("more than one price")),
+        "{:?}",
+        c.warnings
+    );
+    assert_eq!(c.costs.prices.len(), 1, "{:?}", c.costs);
+    assert_eq!(c.costs.prices[0].base.as_of.as_deref(), Some("2026-08-01"));
+    // A price of zero prices nothing; a price that is not a number is bad input, named by
+    // file and line.
+    std::fs::write(
+        head.join("costs.csv"),
+        format!(
+            "{COSTS_HEADER}{}",
+            cost_row("Azure,Standard_F2s_v2", 0.0, 150.0, "")
+        ),
+    )
+    .unwrap();
+    let c = compare_dirs(&base, &head, &Options::default());
+    assert_eq!(c.costs.offerings_on_both, 0, "{:?}", c.costs);
+    assert!(c.costs.prices.is_empty(), "{:?}", c.costs);
+    std::fs::write(
+        head.join("costs.csv"),
+        format!(
+            "{COSTS_HEADER}{}",
+            cost_row("Azure,Standard_F2s_v2", 0.0093, 150.0, "").replace("0.0093,1,", "cheap,1,")
+        ),
+    )
+    .unwrap();
+    let (b, h) = (dataset::load(&base).unwrap(), dataset::load(&head).unwrap());
+    let err = compare::compare("base", &b, "head", &h, &Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("costs.csv:2"), "{err}");
+    // With costs on one side only there is nothing to compare, and no section says there is.
+    std::fs::remove_file(head.join("costs.csv")).unwrap();
+    let c = compare_dirs(&base, &head, &Options::default());
+    assert!(!c.costs.both_sides && c.costs.cheapest.is_empty());
+    let table = compare::render_table(&c);
+    assert!(!table.contains("prices:"), "{table}");
+    assert!(!compare::render_markdown(&c).contains("prices:"));
 }
 
 #[test]

@@ -25,13 +25,17 @@ pub struct OfferingKey {
     pub tier: String,
 }
 
+/// `provider instance region tier (accelerator)`, leaving out empty fields (owned hardware
+/// has no region).
 impl std::fmt::Display for OfferingKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {} {} {}",
-            self.provider, self.instance, self.region, self.tier
-        )
+        let fields = [&self.provider, &self.instance, &self.region, &self.tier];
+        let named: Vec<&str> = fields
+            .iter()
+            .map(|s| s.as_str())
+            .filter(|s| !s.is_empty())
+            .collect();
+        write!(f, "{} ({})", named.join(" "), self.accelerator)
     }
 }
 
@@ -56,7 +60,8 @@ pub struct CostChange {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Price {
     pub usd_per_hour: f64,
-    /// ISO date of the price; None where the catalog gives none.
+    /// ISO date of the price (the latest, where rows of one side give several); None where
+    /// the catalog gives none.
     pub as_of: Option<String>,
 }
 
@@ -73,23 +78,17 @@ pub struct PriceChange {
 /// Everything the cost comparison found.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CostChanges {
+    /// Whether both sides hold a `costs.csv` with the columns: the rest is empty otherwise.
+    pub both_sides: bool,
     /// Rates both sides priced, in key order.
     pub cheapest: Vec<CostChange>,
     /// Offerings priced on both sides whose hourly price differs, in offering order.
     pub prices: Vec<PriceChange>,
-    /// Offerings priced on both sides (changed or not).
+    /// Offerings priced on both sides (changed or not; those at two prices on a side
+    /// included, though left out of `prices`).
     pub offerings_on_both: usize,
     pub offerings_only_in_base: usize,
     pub offerings_only_in_head: usize,
-}
-
-impl CostChanges {
-    /// Whether either side had costs to compare at all.
-    pub fn is_empty(&self) -> bool {
-        self.cheapest.is_empty()
-            && self.offerings_on_both + self.offerings_only_in_base + self.offerings_only_in_head
-                == 0
-    }
 }
 
 /// The costs both sides hold, and warnings about those that could not be compared (a run
@@ -98,6 +97,9 @@ pub fn cost_changes(base: &[Run], head: &[Run]) -> Result<(CostChanges, Vec<Stri
     let mut warnings = Vec::new();
     let b = side("BASE", base, &mut warnings)?;
     let h = side("HEAD", head, &mut warnings)?;
+    if !(b.has_costs && h.has_costs) {
+        return Ok((CostChanges::default(), warnings));
+    }
     let cheapest = b
         .cheapest
         .iter()
@@ -112,12 +114,10 @@ pub fn cost_changes(base: &[Run], head: &[Run]) -> Result<(CostChanges, Vec<Stri
         })
         .collect();
     let mut prices = Vec::new();
-    let mut offerings_on_both = 0;
     for (offering, base) in &b.prices {
         let Some(head) = h.prices.get(offering) else {
             continue;
         };
-        offerings_on_both += 1;
         if head.usd_per_hour != base.usd_per_hour {
             prices.push(PriceChange {
                 offering: offering.clone(),
@@ -127,17 +127,13 @@ pub fn cost_changes(base: &[Run], head: &[Run]) -> Result<(CostChanges, Vec<Stri
             });
         }
     }
-    let only = |of: &Side, other: &Side| {
-        of.prices
-            .keys()
-            .filter(|k| !other.prices.contains_key(*k))
-            .count()
-    };
+    let only = |of: &Side, other: &Side| of.priced.difference(&other.priced).count();
     Ok((
         CostChanges {
+            both_sides: true,
             cheapest,
             prices,
-            offerings_on_both,
+            offerings_on_both: b.priced.intersection(&h.priced).count(),
             offerings_only_in_base: only(&b, &h),
             offerings_only_in_head: only(&h, &b),
         },
@@ -148,7 +144,12 @@ pub fn cost_changes(base: &[Run], head: &[Run]) -> Result<(CostChanges, Vec<Stri
 /// One side's cheapest cost per rate and price per offering.
 #[derive(Default)]
 struct Side {
+    /// Whether a run of the side has a `costs.csv` with the columns.
+    has_costs: bool,
     cheapest: BTreeMap<TokenKey, Cheapest>,
+    /// Every offering with a price, including those at two prices.
+    priced: BTreeSet<OfferingKey>,
+    /// The offerings with one price.
     prices: BTreeMap<OfferingKey, Price>,
 }
 
@@ -165,6 +166,7 @@ fn side(name: &str, runs: &[Run], warnings: &mut Vec<String>) -> Result<Side> {
             ));
             continue;
         }
+        out.has_costs = true;
         for row in &table.rows {
             let offering = OfferingKey {
                 accelerator: table.text(row, "accelerator").to_string(),
@@ -173,20 +175,25 @@ fn side(name: &str, runs: &[Run], warnings: &mut Vec<String>) -> Result<Side> {
                 region: table.text(row, "region").to_string(),
                 tier: table.text(row, "tier").to_string(),
             };
-            if let Some(usd_per_hour) = table.number(row, "usd_per_hour")? {
+            // A price of zero or less prices nothing (and would make any change infinite).
+            if let Some(usd_per_hour) = table.number(row, "usd_per_hour")?.filter(|p| *p > 0.0) {
                 let as_of =
                     Some(table.text(row, "price_as_of").to_string()).filter(|d| !d.is_empty());
-                let price = Price {
-                    usd_per_hour,
-                    as_of,
-                };
-                match out.prices.get(&offering) {
-                    Some(seen) if *seen != price => {
+                out.priced.insert(offering.clone());
+                match out.prices.get_mut(&offering) {
+                    Some(seen) if seen.usd_per_hour != usd_per_hour => {
                         two_prices.insert(offering.clone());
                     }
-                    Some(_) => {}
+                    // The same price dated twice: the later date (ISO dates sort as text).
+                    Some(seen) => seen.as_of = seen.as_of.take().max(as_of),
                     None => {
-                        out.prices.insert(offering.clone(), price);
+                        out.prices.insert(
+                            offering.clone(),
+                            Price {
+                                usd_per_hour,
+                                as_of,
+                            },
+                        );
                     }
                 }
             }

@@ -1290,7 +1290,7 @@ pub fn render_table(c: &Comparison) -> String {
         out.push_str(&table(&COST_HEADER, &cost_cells(c)));
         out.push('\n');
     }
-    if !c.costs.is_empty() {
+    if c.costs.both_sides {
         let _ = writeln!(out, "{}", prices_title(c));
         if !c.costs.prices.is_empty() {
             out.push_str(&table(&PRICE_HEADER, &price_cells(c)));
@@ -1434,7 +1434,7 @@ fn price_cells(c: &Comparison) -> Vec<[String; 4]> {
         .iter()
         .map(|p| {
             [
-                format!("{} ({})", p.offering, p.offering.accelerator),
+                p.offering.to_string(),
                 price(&p.base),
                 price(&p.head),
                 fmt_signed_pct(p.change_pct),
@@ -1569,7 +1569,7 @@ pub fn render_markdown(c: &Comparison) -> String {
             &md_table(&COST_HEADER, &align, &cost_cells(c)),
         );
     }
-    if !c.costs.is_empty() {
+    if c.costs.both_sides {
         let _ = writeln!(
             out,
             "\n{}\n",
