@@ -8,7 +8,9 @@
 //! turns, both see the same states; the per-round ratio is what a tuning change claims.
 //! Turns still have an order: an A/A run of three identical programs (lavapipe, 1024³ f32)
 //! put the second and third 1.5-3% ahead of the first, and an 8% "gain" measured with the
-//! change always second vanished with it first. So time a small change both ways round.
+//! change always second vanished with it first. So every other round runs the variants
+//! last to first, as the tuning final does (`priceperf::tuning::turn_order`); three A/A
+//! runs with that read 0.99-1.035, so a few percent is still noise.
 //!
 //! ```sh
 //! cargo run --release --example alternate -- matmul m=64,n=3072,k=768,transpose_b=1 f16 \
@@ -108,8 +110,9 @@ fn main() {
         fail("no variant matched, built and verified");
     }
     let timer = Timer::new(&gpu, TIMEOUT);
-    for _ in 0..rounds {
-        for (name, program, gflops) in timed.iter_mut() {
+    for round in 0..rounds {
+        for i in priceperf::tuning::turn_order(round, timed.len()) {
+            let (name, program, gflops) = &mut timed[i];
             let t = timer
                 .time(&gpu, program, iters)
                 .unwrap_or_else(|e| fail(&format!("{name}: {e:?}")));

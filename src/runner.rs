@@ -1118,14 +1118,15 @@ fn check_carried(gpu: &Gpu, ahead: Option<Ahead<'_>>, out: &Collected) {
 }
 
 /// The tuning final ([`crate::tuning::FINAL_ROUNDS`]): each contender (index, fastest
-/// screen in ns, program) runs about [`crate::tuning::SCREEN_SAMPLE`] per turn, in turns;
+/// screen in ns, program) runs about [`crate::tuning::SCREEN_SAMPLE`] per turn, in turns
+/// whose order reverses every other round ([`crate::tuning::turn_order`]);
 /// nanoseconds per iteration of each, or the contender that ran into device trouble.
 fn take_turns(
     gpu: &Gpu,
     config: &RunConfig,
     contenders: &[(usize, f64, Verified)],
 ) -> std::result::Result<Vec<Vec<f64>>, (usize, DeviceTrouble)> {
-    use crate::tuning::{FINAL_ROUNDS, SCREEN_SAMPLE};
+    use crate::tuning::{turn_order, FINAL_ROUNDS, SCREEN_SAMPLE};
     let timer = Timer::new(gpu, config.timeout);
     let iters: Vec<u64> = contenders
         .iter()
@@ -1139,8 +1140,9 @@ fn take_turns(
     // must not cost more than measuring it.
     let rounds = if iters.contains(&1) { 3 } else { FINAL_ROUNDS };
     let mut turns = vec![Vec::with_capacity(rounds); contenders.len()];
-    for _ in 0..rounds {
-        for (i, (_, _, v)) in contenders.iter().enumerate() {
+    for round in 0..rounds {
+        for i in turn_order(round, contenders.len()) {
+            let v = &contenders[i].2;
             crate::progress::step(&v.row.variant, "final");
             let d = timer.time(gpu, &v.program, iters[i]).map_err(|e| (i, e))?;
             turns[i].push(d.as_nanos() as f64 / iters[i] as f64);
