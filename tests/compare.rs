@@ -791,6 +791,15 @@ fn cost_row(offering: &str, usd_per_hour: f64, tokens_per_s: f64, as_of: &str) -
     format!("gpt2,decode,1,,576,CPU,{offering},eastus,spot,{usd_per_hour},1,{usd_per_hour},{tokens_per_s},{usd_per_mtok},,,{as_of},measured\n")
 }
 
+/// `dir`'s `costs.csv`: the header and `rows` ([`cost_row`]).
+fn write_costs(dir: &Path, rows: &[String]) {
+    std::fs::write(
+        dir.join("costs.csv"),
+        format!("{COSTS_HEADER}{}", rows.concat()),
+    )
+    .unwrap();
+}
+
 #[test]
 fn costs_on_both_sides_say_whether_a_rate_or_a_price_moved_them() {
     let (_t, root) = tmp();
@@ -799,25 +808,21 @@ fn costs_on_both_sides_say_whether_a_rate_or_a_price_moved_them() {
     write_side(&head, 2, 0.02, None, true);
     // The rate fell from 200 to 150 tok/s; Azure F2s stayed at $0.0093/h; GCP e2 fell from
     // $0.02 to $0.005/h and became the cheapest; AWS c7g is priced in HEAD only.
-    std::fs::write(
-        base.join("costs.csv"),
-        format!(
-            "{COSTS_HEADER}{}{}",
+    write_costs(
+        &base,
+        &[
             cost_row("Azure,Standard_F2s_v2", 0.0093, 200.0, ""),
             cost_row("GCP,e2-standard-2", 0.02, 200.0, "2026-07-30"),
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        head.join("costs.csv"),
-        format!(
-            "{COSTS_HEADER}{}{}{}",
+        ],
+    );
+    write_costs(
+        &head,
+        &[
             cost_row("Azure,Standard_F2s_v2", 0.0093, 150.0, ""),
             cost_row("GCP,e2-standard-2", 0.005, 150.0, "2026-11-01"),
             cost_row("AWS,c7g.large", 0.0725, 150.0, "2026-07-20"),
-        ),
-    )
-    .unwrap();
+        ],
+    );
     let c = compare_dirs(&base, &head, &Options::default());
     assert_eq!(c.exit_code(), 0, "costs are informational");
     assert_eq!(c.costs.cheapest.len(), 1, "{:?}", c.costs);
@@ -872,14 +877,10 @@ fn costs_on_both_sides_say_whether_a_rate_or_a_price_moved_them() {
 
     // With the prices unchanged the section says so, and a costs.csv without the columns
     // is named and left out, not guessed at.
-    std::fs::write(
-        head.join("costs.csv"),
-        format!(
-            "{COSTS_HEADER}{}",
-            cost_row("Azure,Standard_F2s_v2", 0.0093, 150.0, "")
-        ),
-    )
-    .unwrap();
+    write_costs(
+        &head,
+        &[cost_row("Azure,Standard_F2s_v2", 0.0093, 150.0, "")],
+    );
     let c = compare_dirs(&base, &head, &Options::default());
     let table = compare::render_table(&c);
     assert!(
@@ -888,15 +889,13 @@ fn costs_on_both_sides_say_whether_a_rate_or_a_price_moved_them() {
     );
     // One offering at two prices on a side (runs priced with different catalogs, merged):
     // neither is the side's price, so it is left out of the price comparison, with a warning.
-    std::fs::write(
-        base.join("costs.csv"),
-        format!(
-            "{COSTS_HEADER}{}{}",
+    write_costs(
+        &base,
+        &[
             cost_row("Azure,Standard_F2s_v2", 0.0093, 200.0, ""),
             cost_row("Azure,Standard_F2s_v2", 0.0106, 200.0, ""),
-        ),
-    )
-    .unwrap();
+        ],
+    );
     let c = compare_dirs(&base, &head, &Options::default());
     // Still priced on both sides: counted there, not as one-sided.
     assert_eq!(
@@ -930,23 +929,17 @@ fn costs_on_both_sides_say_whether_a_rate_or_a_price_moved_them() {
         c.warnings
     );
     // One price dated twice is one price, with the later date.
-    std::fs::write(
-        base.join("costs.csv"),
-        format!(
-            "{COSTS_HEADER}{}{}",
+    write_costs(
+        &base,
+        &[
             cost_row("Azure,Standard_F2s_v2", 0.0093, 200.0, "2026-07-01"),
             cost_row("Azure,Standard_F2s_v2", 0.0093, 200.0, "2026-08-01"),
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        head.join("costs.csv"),
-        format!(
-            "{COSTS_HEADER}{}",
-            cost_row("Azure,Standard_F2s_v2", 0.0106, 150.0, "")
-        ),
-    )
-    .unwrap();
+        ],
+    );
+    write_costs(
+        &head,
+        &[cost_row("Azure,Standard_F2s_v2", 0.0106, 150.0, "")],
+    );
     let c = compare_dirs(&base, &head, &Options::default());
     assert!(
         !c.warnings.iter().any(|w| w.contains("more than one price")),
@@ -957,25 +950,14 @@ fn costs_on_both_sides_say_whether_a_rate_or_a_price_moved_them() {
     assert_eq!(c.costs.prices[0].base.as_of.as_deref(), Some("2026-08-01"));
     // A price of zero prices nothing; a price that is not a number is bad input, named by
     // file and line.
-    std::fs::write(
-        head.join("costs.csv"),
-        format!(
-            "{COSTS_HEADER}{}",
-            cost_row("Azure,Standard_F2s_v2", 0.0, 150.0, "")
-        ),
-    )
-    .unwrap();
+    write_costs(&head, &[cost_row("Azure,Standard_F2s_v2", 0.0, 150.0, "")]);
     let c = compare_dirs(&base, &head, &Options::default());
     assert_eq!(c.costs.offerings_on_both, 0, "{:?}", c.costs);
     assert!(c.costs.prices.is_empty(), "{:?}", c.costs);
-    std::fs::write(
-        head.join("costs.csv"),
-        format!(
-            "{COSTS_HEADER}{}",
-            cost_row("Azure,Standard_F2s_v2", 0.0093, 150.0, "").replace("0.0093,1,", "cheap,1,")
-        ),
-    )
-    .unwrap();
+    write_costs(
+        &head,
+        &[cost_row("Azure,Standard_F2s_v2", 0.0093, 150.0, "").replace("0.0093,1,", "cheap,1,")],
+    );
     let (b, h) = (dataset::load(&base).unwrap(), dataset::load(&head).unwrap());
     let err = compare::compare("base", &b, "head", &h, &Options::default())
         .unwrap_err()
