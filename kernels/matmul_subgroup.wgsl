@@ -18,8 +18,9 @@
 // 8x4 transpose and bounds masks), 11% on spill moves (32 accumulator vec4s are 128 of the
 // 16 AVX2 registers) and 7% in the pack dispatch (a scalar loop per lane). Two texels per
 // k-step (half the spill traffic per product) and B laid out panel by panel along k were
-// each timed in alternating runs and gained nothing. The lever left is fewer load
-// instructions per product: lanes owning rows, with B read at lane-uniform addresses.
+// each timed in alternating runs and gained nothing. Lanes owning rows, with B read at
+// lane-uniform addresses, would not gain either: a lane's vec4 is four registers whichever
+// lanes own it, and B through uniform windows ran no faster than texels (see the README).
 //
 // Bindings and operand access: see matmul_common.wgsl (prepended by the host).
 // Dispatch: (ceil(n / (S·4·TN4)), ceil(m / (NSG·R)), batch) workgroups of S·NSG invocations,

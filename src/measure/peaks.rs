@@ -396,9 +396,9 @@ fn read_gbps(gpu: &Gpu, timeout: Duration) -> Result<(f64, &'static str), String
 
 /// A buffer probe whose first timed execution is this many times slower than the texture
 /// probe's median (in GB/s) is almost surely not the better of the two, and is not timed
-/// further: its rate is that one execution's, used only to pick the better. On lavapipe the buffer probes ran 1.3-3 s of a fresh
-/// run's peaks, several times behind the texture ones; on GPUs the two are close and both
-/// are timed in full.
+/// further: its rate is that one execution's, used only to pick the better. On lavapipe
+/// the buffer probes ran 1.3-3 s of a fresh run's peaks, several times behind the texture
+/// ones; on GPUs the two are close and both are timed in full.
 const PROBE_CUTOFF: f64 = 3.0;
 
 /// The time past which a buffer probe moving `bytes` cannot beat `beat` GB/s
