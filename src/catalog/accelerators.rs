@@ -43,7 +43,7 @@ pub struct Accelerator {
     pub name: String,
     pub vendor: String,
     pub kind: AcceleratorKind,
-    /// As written in the file: substrings, or regexes prefixed with `re:`.
+    /// As written in the file: whole adapter names, or regexes prefixed with `re:`.
     pub adapter_name_patterns: Vec<String>,
     /// Vector (non-tensor) FP32 peak.
     pub fp32_tflops: Option<f64>,
@@ -65,8 +65,12 @@ pub struct Accelerator {
 
 #[derive(Debug, Clone)]
 enum Matcher {
-    /// Normalized text that must appear in the normalized adapter name on word boundaries.
-    Substring(String),
+    /// A normalized name the whole normalized adapter name must equal. Not a substring: a
+    /// listed name followed by more words is another board (`... RTX 4090 Laptop GPU`,
+    /// `... H200 NVL`) with other memory, bandwidth and prices.
+    Whole(String),
+    /// For the rows that do want more: Apple's exact names, or a family of suffixes, spelled
+    /// out in the row so the tolerance is visible where it applies.
     Regex(regex::Regex),
 }
 
@@ -75,8 +79,9 @@ impl Accelerator {
     ///
     /// Names are compared after [`normalize_adapter_name`]: lowercased, `(R)`/`(TM)` marks and
     /// a trailing driver suffix such as `(RADV NAVI31)` or `(LLVM 15.0.6, 256 bits)` removed.
-    /// A substring pattern must sit on word boundaries, so `NVIDIA A10` does not match
-    /// `NVIDIA A100-SXM4-40GB` or `NVIDIA A10G`.
+    /// A plain pattern must equal the whole name, so `NVIDIA A10` does not match `NVIDIA A10G`
+    /// and `NVIDIA GeForce RTX 4090` does not match `NVIDIA GeForce RTX 4090 Laptop GPU`; a
+    /// `re:` pattern matches anywhere in the name (anchor it with `^...$` for the whole name).
     pub fn matches_adapter(&self, adapter_name: &str) -> bool {
         self.match_len(&normalize_adapter_name(adapter_name))
             .is_some()
@@ -87,9 +92,7 @@ impl Accelerator {
         self.matchers
             .iter()
             .filter_map(|m| match m {
-                Matcher::Substring(p) => {
-                    contains_on_word_boundaries(normalized, p).then_some(p.len())
-                }
+                Matcher::Whole(p) => (normalized == p).then_some(p.len()),
                 Matcher::Regex(r) => r.find(normalized).map(|_| r.as_str().len()),
             })
             .max()
@@ -126,16 +129,6 @@ pub fn normalize_adapter_name(name: &str) -> String {
         break;
     }
     s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn contains_on_word_boundaries(hay: &str, needle: &str) -> bool {
-    if needle.is_empty() {
-        return false;
-    }
-    let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
-    hay.match_indices(needle).any(|(i, _)| {
-        !is_word(hay[..i].chars().next_back()) && !is_word(hay[i + needle.len()..].chars().next())
-    })
 }
 
 const SCHEMA: Schema = Schema {
@@ -196,7 +189,7 @@ pub(crate) fn parse(src: Source<'_>) -> Result<Vec<Accelerator>> {
                         rec.error(
                             "adapter_name_patterns",
                             format!("pattern `{p}` is not a valid regex ({e})"),
-                            "Fix the regex after `re:`, or drop the `re:` prefix to match a plain substring",
+                            "Fix the regex after `re:`, or drop the `re:` prefix to match the whole adapter name",
                         )
                     })?;
                 matchers.push(Matcher::Regex(r));
@@ -209,7 +202,7 @@ pub(crate) fn parse(src: Source<'_>) -> Result<Vec<Accelerator>> {
                         "Give the adapter name as wgpu reports it, e.g. `NVIDIA H100 80GB HBM3`",
                     ));
                 }
-                matchers.push(Matcher::Substring(n));
+                matchers.push(Matcher::Whole(n));
             }
         }
         out.push(Accelerator {

@@ -169,6 +169,26 @@ fn adapter_names_match_the_right_accelerator() {
     // Unknown variants stay unknown rather than borrowing the base chip's specs.
     assert_eq!(m("Apple M1 Max", false), None);
     assert_eq!(m("AMD Radeon RX 7900 XTX (RADV NAVI31)", false), None);
+    // A listed name followed by more words is another board (the laptop 4090 has 16 GB at
+    // 576 GB/s, the H200 NVL a lower power cap, the 4090 D fewer cores): the whole name must
+    // match, or it would be priced and projected as the base chip.
+    assert_eq!(m("NVIDIA GeForce RTX 4090 Laptop GPU", false), None);
+    assert_eq!(m("NVIDIA GeForce RTX 4090 D", false), None);
+    assert_eq!(m("NVIDIA H200 NVL", false), None);
+    assert_eq!(m("NVIDIA GeForce RTX 3090 Ti", false), None);
+    assert_eq!(m("Tesla V100-SXM2-16GB-LS", false), None);
+    // Names as drivers report them (NVML, Vulkan deviceName, rocminfo, Mesa with its suffix).
+    assert_eq!(m("NVIDIA H200", false), Some("H200"));
+    assert_eq!(m("NVIDIA H100 NVL", false), Some("H100 NVL"));
+    assert_eq!(m("NVIDIA A100 80GB PCIe", false), Some("A100 PCIe 80GB"));
+    assert_eq!(m("AMD Instinct MI300X", false), Some("MI300X"));
+    assert_eq!(
+        m("AMD Instinct MI300X (RADV GFX942)", false),
+        Some("MI300X")
+    );
+    assert_eq!(m("Intel(R) Arc(TM) A770 Graphics", false), Some("Arc A770"));
+    assert_eq!(m("Microsoft Basic Render Driver", false), Some("CPU"));
+    assert_eq!(m("SwiftShader Device (Subzero)", false), Some("CPU"));
     // CPU adapters: lavapipe by name, and any CPU-type adapter falls back to the CPU row.
     assert_eq!(m("llvmpipe (LLVM 15.0.6, 256 bits)", true), Some("CPU"));
     assert_eq!(m("llvmpipe (LLVM 15.0.6, 256 bits)", false), Some("CPU"));
