@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
 use crate::charts::xml_text as esc;
+use crate::report;
 use crate::report_cmd::{self, Report, RunKernel, RunView};
 use crate::results::Status;
 
@@ -125,7 +126,7 @@ fn summary(h: &mut String, rep: &Report) {
                 h,
                 "<div class=\"card\"><div class=\"what\">cheapest {}</div><div class=\"big\">${} / Mtok</div><div>{} {} ({}, {}) at {:.2} tokens/s per accelerator</div></div>",
                 esc(&case.label()),
-                report_cmd::money(r.usd_per_mtok),
+                report::money(r.usd_per_mtok),
                 esc(&r.provider),
                 esc(&r.instance),
                 esc(&r.region),
@@ -224,8 +225,8 @@ fn costs(h: &mut String, rep: &Report, top: usize) {
                 r.accelerators_per_instance,
                 r.usd_per_accelerator_hour,
                 r.tokens_per_s,
-                report_cmd::money(r.usd_per_mtok),
-                report_cmd::ci(r),
+                report::money(r.usd_per_mtok),
+                report::mtok_ci(r),
                 esc(r.price_as_of.as_deref().unwrap_or("undated")),
                 r.basis.as_str(),
                 if c.pareto_front { "★" } else { "" }

@@ -103,10 +103,7 @@ pub fn cost_table(rows: &[CostRow], limit: usize) -> String {
                 format!("{:.4}", c.usd_per_accelerator_hour),
                 format!("{:.2}", c.tokens_per_s),
                 money(c.usd_per_mtok),
-                match (c.usd_per_mtok_low, c.usd_per_mtok_high) {
-                    (Some(l), Some(h)) => format!("{}..{}", money(l), money(h)),
-                    _ => "-".into(),
-                },
+                mtok_ci(c),
                 c.price_as_of.clone().unwrap_or_else(|| "-".into()),
                 c.basis.as_str().into(),
             ]
@@ -115,14 +112,33 @@ pub fn cost_table(rows: &[CostRow], limit: usize) -> String {
     table(&headers, &cells)
 }
 
-/// Dollars with enough digits to compare cheap and dear rows.
-fn money(v: f64) -> String {
-    if v >= 100.0 {
+/// Dollars (a $/Mtok figure) as every printer shows them: whole dollars from 100, cents from
+/// 1, four decimals below that, and below $0.01 at least three significant digits, so a
+/// cheap row (0.000870) is not rounded to 0.0009 or 0.0000 and still ranks against its
+/// neighbours by eye. Below a millionth of a dollar, exponent notation keeps the digits
+/// without a run of zeros.
+pub fn money(v: f64) -> String {
+    let a = v.abs();
+    if !a.is_finite() || a >= 100.0 {
         format!("{v:.0}")
-    } else if v >= 1.0 {
+    } else if a >= 1.0 {
         format!("{v:.2}")
-    } else {
+    } else if a >= 0.01 || a == 0.0 {
         format!("{v:.4}")
+    } else if a >= 1e-6 {
+        // 2 - floor(log10) decimals is three significant digits: 0.000870 has 6.
+        let decimals = (2 - a.log10().floor() as i32) as usize;
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+/// The $/Mtok 95% interval as `low..high`, or `-` where the row has none.
+pub fn mtok_ci(c: &CostRow) -> String {
+    match (c.usd_per_mtok_low, c.usd_per_mtok_high) {
+        (Some(l), Some(h)) => format!("{}..{}", money(l), money(h)),
+        _ => "-".into(),
     }
 }
 
@@ -429,6 +445,20 @@ pub fn plain_table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_keeps_three_significant_digits_below_a_cent() {
+        // 0.94 $/h at 300000 tokens/s: 0.94 / (300000 * 3600) * 1e6 = 0.000870...
+        assert_eq!(money(0.94 / (300_000.0 * 3600.0) * 1e6), "0.000870");
+        assert_eq!(money(0.00999), "0.00999");
+        assert_eq!(money(0.0123), "0.0123");
+        assert_eq!(money(0.3611), "0.3611");
+        assert_eq!(money(1.0611), "1.06");
+        assert_eq!(money(1234.4), "1234");
+        assert_eq!(money(0.0), "0.0000");
+        assert_eq!(money(1.2345e-7), "1.23e-7");
+        assert_eq!(money(1e-300 / 3600.0), "2.78e-304");
+    }
 
     #[test]
     fn the_cost_table_tells_batches_and_token_counts_apart() {

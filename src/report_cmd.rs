@@ -622,8 +622,8 @@ impl Report {
                         r.tier.as_str().into(),
                         format!("{:.4}", r.usd_per_accelerator_hour),
                         format!("{:.2}", r.tokens_per_s),
-                        money(r.usd_per_mtok),
-                        ci(r),
+                        report::money(r.usd_per_mtok),
+                        report::mtok_ci(r),
                         r.price_as_of.clone().unwrap_or_else(|| "-".into()),
                     ]
                 })
@@ -703,8 +703,8 @@ impl Report {
                     r.tier.as_str(),
                     r.usd_per_accelerator_hour,
                     r.tokens_per_s,
-                    money(r.usd_per_mtok),
-                    ci(r),
+                    report::money(r.usd_per_mtok),
+                    report::mtok_ci(r),
                     r.price_as_of.as_deref().map_or("-".into(), md),
                     if c.pareto_front { "★" } else { "" },
                 ));
@@ -960,25 +960,6 @@ pub fn slug(s: &str) -> String {
         }
     }
     out.trim_matches('-').to_string()
-}
-
-/// Dollars with enough digits to compare cheap and dear rows.
-pub fn money(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.4}")
-    }
-}
-
-/// The $/Mtok interval as text.
-pub fn ci(r: &CostRow) -> String {
-    match (r.usd_per_mtok_low, r.usd_per_mtok_high) {
-        (Some(l), Some(h)) => format!("{}..{}", money(l), money(h)),
-        _ => "-".into(),
-    }
 }
 
 /// The spec-sheet roofs of the accelerator matching `adapter`, when the catalog knows its

@@ -474,3 +474,26 @@ fn a_machine_quote_is_shared_by_its_accelerators() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "needs --price-per-hour");
 }
+
+/// $/Mtok below a cent keeps three significant digits in the table: $0.94/h at 300000
+/// tokens/s is $0.000870/Mtok, which four fixed decimals printed as 0.0009.
+#[test]
+fn a_cheap_rate_keeps_its_significant_digits() {
+    let out = priceperf()
+        .args([
+            "cost",
+            "--tokens-per-second",
+            "300000",
+            "--price-per-hour",
+            "0.94",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains(" 0.000870 "), "{table}");
+}

@@ -41,7 +41,7 @@ use serde::Serialize;
 
 use crate::dataset::{NaturalKey, Run};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
-use crate::report::table;
+use crate::report::{self, table};
 use crate::results::{KernelRow, Status};
 
 /// Default regression threshold in percent, for rows whose timing is gated. Chosen from
@@ -1383,7 +1383,8 @@ fn costs_title(c: &Comparison) -> String {
 /// One row of cells per priced rate: the cheapest cost on each side and where.
 fn cost_cells(c: &Comparison) -> Vec<[String; 6]> {
     let with_adapter = many_adapters(c);
-    let cost = |ch: &costs::Cheapest| format!("${:.4} ({})", ch.usd_per_mtok, ch.offering);
+    let cost =
+        |ch: &costs::Cheapest| format!("${} ({})", report::money(ch.usd_per_mtok), ch.offering);
     c.costs
         .cheapest
         .iter()
