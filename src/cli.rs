@@ -516,7 +516,15 @@ fn what_if(args: &CostArgs) -> Result<i32> {
         catalog.offerings_for_instance(instance)?
     } else if let Some(name) = &args.accelerator {
         let acc = catalog.accelerator(name)?;
-        catalog.offerings_for(&acc.name)
+        let offerings = catalog.offerings_for(&acc.name);
+        // An empty table with exit 0 reads as "priced, nothing to show"; say what is missing.
+        if offerings.is_empty() && opts.owned.is_none() {
+            return Err(Error::bad_input(
+                crate::pricing::no_priced_offering(&acc.name),
+                crate::pricing::PRICE_IT,
+            ));
+        }
+        offerings
     } else if opts.owned.is_none() {
         return Err(Error::bad_input(
             "nothing to price",

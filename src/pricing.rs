@@ -48,6 +48,15 @@ impl Default for PricingOptions {
     }
 }
 
+/// What an accelerator the catalog lists but prices nowhere (no instance carrying it has an
+/// on-demand or spot price) lacks; `cost` errors with it, `run` notes it.
+pub fn no_priced_offering(accelerator: &str) -> String {
+    format!("no priced offering for {accelerator} in the catalog")
+}
+
+/// The flags that price such an accelerator.
+pub const PRICE_IT: &str = "Give --price-per-hour (or --capex with --watts) to price it";
+
 /// Cost rows for a run, cheapest first, and notes (what was matched, stale prices).
 pub fn price_run(
     catalog: &Catalog,
@@ -81,7 +90,17 @@ pub fn price_run(
         ));
         catalog.cpu_offerings(vcpus)
     } else if accel.is_some() {
-        catalog.offerings_for(&accel_name)
+        let own = catalog.offerings_for(&accel_name);
+        // Otherwise the table holds only other chips' projected rows, and nothing says why
+        // the measured accelerator is missing from it.
+        if own.is_empty() && opts.owned.is_none() {
+            notes.push(format!(
+                "{}, so its own rows have no price. {}",
+                no_priced_offering(&accel_name),
+                PRICE_IT
+            ));
+        }
+        own
     } else {
         Vec::new()
     };
@@ -189,6 +208,43 @@ mod tests {
         assert_eq!(age_note(&quote, today, 0), None);
         // The quote is shared by the machine's accelerators.
         assert!((quote[0].usd_per_accelerator_hour - 6.88).abs() < 1e-9);
+    }
+
+    /// An adapter matching an accelerator the catalog prices nowhere says its own rows have
+    /// no price: before, the cost table held only other chips' projected rows, unexplained.
+    #[test]
+    fn an_unpriced_accelerator_is_noted() {
+        let catalog = Catalog::from_files(None, None, false).unwrap();
+        assert!(catalog.offerings_for("MI300X").is_empty());
+        let mi300x = AdapterSummary {
+            name: "AMD Instinct MI300X".into(),
+            ..crate::suite::tests::adapter(false)
+        };
+        let opts = PricingOptions {
+            max_age_days: 100_000,
+            ..PricingOptions::default()
+        };
+        let (rows, notes) = price_run(&catalog, &mi300x, 16, &[], DType::F16, &opts).unwrap();
+        assert!(rows.is_empty(), "{rows:?}");
+        assert!(
+            notes.iter().any(
+                |n| n.contains("no priced offering for MI300X in the catalog")
+                    && n.contains("--price-per-hour")
+            ),
+            "{notes:?}"
+        );
+        // A priced accelerator, a quote or owned hardware: no such note.
+        let quoted = PricingOptions {
+            price_per_hour: Some(3.0),
+            ..opts.clone()
+        };
+        for (adapter, opts) in [(&h200(), &opts), (&mi300x, &quoted)] {
+            let (_, notes) = price_run(&catalog, adapter, 16, &[], DType::F16, opts).unwrap();
+            assert!(
+                !notes.iter().any(|n| n.contains("no priced offering")),
+                "{notes:?}"
+            );
+        }
     }
 
     /// Pricing sees the adapter's name and type only.

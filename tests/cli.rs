@@ -497,3 +497,64 @@ fn a_cheap_rate_keeps_its_significant_digits() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains(" 0.000870 "), "{table}");
 }
+
+/// An accelerator the catalog lists but prices nowhere (MI300X) is an error naming the
+/// flags that price it, not an empty table and exit 0; owned hardware prices it.
+#[test]
+fn an_unpriced_accelerator_asks_for_a_price() {
+    for format in ["table", "json"] {
+        let out = priceperf()
+            .args([
+                "cost",
+                "--tokens-per-second",
+                "1000",
+                "--accelerator",
+                "MI300X",
+                "--format",
+                format,
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{format}: {err}");
+        assert!(
+            err.contains("no priced offering for MI300X in the catalog")
+                && err.contains("--price-per-hour")
+                && err.contains("--capex with --watts"),
+            "{err}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let out = priceperf()
+        .args([
+            "cost",
+            "--tokens-per-second",
+            "1000",
+            "--accelerator",
+            "MI300X",
+            "--capex",
+            "15000",
+            "--watts",
+            "750",
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains(",owned,"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{csv}");
+}
