@@ -566,10 +566,16 @@ fn what_if(args: &CostArgs) -> Result<i32> {
     }
     if let Some(w) = args.price.watts {
         let e = cost::joules_per_token(w, args.tokens_per_second, true)?;
-        println!(
+        let line = format!(
             "energy: {:.3} J/token at {w} W (modelled from the given power, not measured)",
             e.joules_per_token
         );
+        // Under a table it is one more line to read; after csv or json it would break the
+        // parse, so there it goes to stderr with the notes.
+        match args.format {
+            TableFormat::Table => println!("{line}"),
+            TableFormat::Csv | TableFormat::Json => eprintln!("{line}"),
+        }
     }
     Ok(EXIT_OK)
 }

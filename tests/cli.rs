@@ -529,32 +529,39 @@ fn an_unpriced_accelerator_asks_for_a_price() {
             String::from_utf8_lossy(&out.stdout)
         );
     }
-    let out = priceperf()
-        .args([
-            "cost",
-            "--tokens-per-second",
-            "1000",
-            "--accelerator",
-            "MI300X",
-            "--capex",
-            "15000",
-            "--watts",
-            "750",
-            "--format",
-            "csv",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let csv = String::from_utf8_lossy(&out.stdout);
+    let owned = |format: &str| {
+        let out = priceperf()
+            .args([
+                "cost",
+                "--tokens-per-second",
+                "1000",
+                "--accelerator",
+                "MI300X",
+                "--capex",
+                "15000",
+                "--watts",
+                "750",
+                "--format",
+                format,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The modelled energy line goes to stderr, so stdout stays one csv or json document.
+        assert!(String::from_utf8_lossy(&out.stderr).contains("energy:"));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let csv = owned("csv");
     let rows: Vec<&str> = csv
         .lines()
         .skip(1)
         .filter(|l| l.contains(",owned,"))
         .collect();
     assert_eq!(rows.len(), 1, "{csv}");
+    let json: serde_json::Value = serde_json::from_str(&owned("json")).expect("stdout is json");
+    assert_eq!(json.as_array().map(Vec::len), Some(1), "{json}");
 }
