@@ -28,6 +28,7 @@ use serde_json::{json, Map, Value};
 use crate::compare::{fmt_ns, md_text};
 use crate::dataset::{Run, Table};
 use crate::error::{Error, Result};
+use crate::out_path::{refuse_input_overlap, Target};
 use crate::results::csv_cells::{escape_text, Cell, CsvRow};
 use crate::results::{write_atomic, KernelRow, Status};
 
@@ -733,6 +734,16 @@ pub struct ExportRequest<'a> {
 /// Run an export; returns the text for stdout (empty when everything went to files) and
 /// the files written.
 pub fn export(runs: &[Run], req: &ExportRequest) -> Result<(String, Vec<std::path::PathBuf>)> {
+    if let Some(out) = req.out {
+        let multi_file = req.format == ExportFormat::Gab
+            || (req.format == ExportFormat::Csv && req.table == TableName::All);
+        let target = if multi_file {
+            Target::Folder(out)
+        } else {
+            Target::File(out)
+        };
+        refuse_input_overlap(target, runs.iter().map(|r| r.dir.as_path()))?;
+    }
     let pretty = |v: &Value| serde_json::to_string_pretty(v).expect("JSON values serialise") + "\n";
     let text = match req.format {
         ExportFormat::Bmf => pretty(&bmf(runs)?),

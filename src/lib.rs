@@ -29,6 +29,7 @@ pub mod measure;
 pub mod merge;
 pub mod model;
 pub mod native;
+pub mod out_path;
 pub mod pricing;
 pub mod progress;
 pub mod report;

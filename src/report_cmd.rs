@@ -64,6 +64,12 @@ pub struct ReportArgs {
 /// `priceperf report`.
 pub fn execute(args: &ReportArgs) -> Result<i32> {
     let rep = Report::load(&args.dirs)?;
+    if let Some(out) = &args.out {
+        crate::out_path::refuse_input_overlap(
+            crate::out_path::Target::File(out),
+            rep.runs.iter().map(|r| r.dir.as_path()),
+        )?;
+    }
     let link_base = match &args.out {
         Some(out) => out
             .parent()

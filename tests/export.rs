@@ -416,3 +416,109 @@ fn json_jsonl_and_markdown_carry_every_table() {
         assert_eq!(cells, width, "{line}");
     }
 }
+
+/// `--out` onto the folders being read replaced the run's own files with exports of a
+/// different shape and exited 0. Every case must exit 2 and leave the folder byte for byte.
+#[test]
+fn out_never_overwrites_an_input_run() {
+    let (_t, root) = tmp();
+    let run = root.join("e1");
+    hostile_run(&run);
+    plain_run(&root.join("other"), "r2", LAVAPIPE);
+    let snapshot = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().to_string(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let (before, other_before) = (snapshot(&run), snapshot(&root.join("other")));
+    let r = path_str(&run);
+    let into = |f: &str| root.join(f).to_string_lossy().to_string();
+    let cases: Vec<Vec<String>> = vec![
+        vec!["export", r, "--format", "csv", "--table", "all", "--out", r],
+        vec!["export", r, "--format", "gab", "--out", r],
+        vec![
+            "export",
+            r,
+            "--format",
+            "json",
+            "--out",
+            &into("e1/run.json"),
+        ],
+        vec![
+            "export",
+            r,
+            "--format",
+            "csv",
+            "--out",
+            &into("e1/kernels.csv"),
+        ],
+        vec![
+            "export",
+            r,
+            "--format",
+            "md",
+            "--out",
+            &into("./e1/../e1/new.md"),
+        ],
+        vec![
+            "export",
+            r,
+            "--format",
+            "csv",
+            "--table",
+            "all",
+            "--out",
+            &into("other"),
+        ],
+        vec![
+            "report",
+            r,
+            "--format",
+            "csv",
+            "--out",
+            &into("e1/costs.csv"),
+        ],
+        vec![
+            "report",
+            r,
+            "--format",
+            "json",
+            "--out",
+            &into("other/results.json"),
+        ],
+    ]
+    .into_iter()
+    .map(|c| c.into_iter().map(String::from).collect())
+    .collect();
+    for args in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = priceperf(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains("result folder") && err.contains("Pick an --out outside"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(snapshot(&run) == before, "the input run is untouched");
+    assert!(snapshot(&root.join("other")) == other_before);
+
+    // Beside the run is fine.
+    let (code, _, err) = priceperf(&[
+        "report",
+        r,
+        "--format",
+        "csv",
+        "--out",
+        &into("e1-costs.csv"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+}
