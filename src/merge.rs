@@ -10,8 +10,9 @@
 //! after) are unioned row by row. Identical rows count as duplicates; rows that differ are
 //! conflicts: the copy given first is kept, and the conflict is reported with the columns
 //! that differ (`--strict` refuses to write instead). Two different runs that happen to
-//! share a run id (two machines started in the same second) are both kept, the later one
-//! renamed `<run id>-<host>`, and the renaming is reported.
+//! share a run id (two machines started in the same second), or whose ids make the same
+//! folder name, are both kept, the later one renamed `<run id>-<host>`, and the renaming is
+//! reported.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -97,8 +98,13 @@ impl MergeReport {
             self.duplicates
         );
         for r in &self.renamed {
+            let clash = if self.runs.iter().any(|m| m.run_id == r.run_id) {
+                "is shared by two different runs"
+            } else {
+                "names the same folder as another run's id"
+            };
             s.push_str(&format!(
-                "\nrun id {} is shared by two different runs; the one from {} (host {}) is kept as {}",
+                "\nrun id {} {clash}; the one from {} (host {}) is kept as {}",
                 r.run_id, r.source, r.host, r.new_run_id
             ));
         }
@@ -151,11 +157,20 @@ pub fn plan(inputs: &[PathBuf], runs: Vec<Run>) -> Plan {
     for mut run in runs {
         let same = groups.iter().position(|g| is_copy(&g.run.info, &run.info));
         let Some(gi) = same else {
-            if groups.iter().any(|g| g.run.info.run_id == run.info.run_id) {
+            // Each run is written to `runs/<slug of its id>/`, so two ids that slug to the
+            // same name (`r 1` and `r-1`, or `R1` and `r1` on a case-insensitive disk) are
+            // as much a collision as one id shared: unchecked, the second run's run.json
+            // replaced the first's and its rows were appended to the first's kernels.csv.
+            let taken = |id: &str| {
+                groups.iter().any(|g| {
+                    g.run.info.run_id == id || folder_key(&g.run.info.run_id) == folder_key(id)
+                })
+            };
+            if taken(&run.info.run_id) {
                 let base = format!("{}-{}", run.info.run_id, slug(&run.info.host));
                 let mut id = base.clone();
                 let mut n = 2;
-                while groups.iter().any(|g| g.run.info.run_id == id) {
+                while taken(&id) {
                     id = format!("{base}-{n}");
                     n += 1;
                 }
@@ -343,6 +358,11 @@ fn differing_columns(a: &KernelRow, b: &KernelRow) -> Vec<String> {
         .collect()
 }
 
+/// The name of a run's folder as a case-insensitive file system sees it.
+fn folder_key(run_id: &str) -> String {
+    slug(run_id).to_ascii_lowercase()
+}
+
 /// A file-name-safe version of a host name or run id.
 fn slug(s: &str) -> String {
     let mut out: String = s
@@ -400,7 +420,19 @@ fn write_into(plan: &Plan, root: &Path) -> Result<()> {
     fs::create_dir_all(&runs_dir).map_err(|e| Error::io("create", &runs_dir, e))?;
     for g in &plan.groups {
         let dir = runs_dir.join(slug(&g.run.info.run_id));
-        fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        // `create_dir`, not `create_dir_all`: reusing a folder would mix two runs' files.
+        // `plan` renames every run whose folder would collide, so this is a safety net.
+        fs::create_dir(&dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::bad_input(
+                format!(
+                    "two merged runs would share the folder {} (the second is run {})",
+                    dir.display(),
+                    g.run.info.run_id
+                ),
+                "Nothing was written. This is a priceperf bug; please report it with the run ids of the inputs.",
+            ),
+            _ => Error::io("create", &dir, e),
+        })?;
         write_json(&dir.join(RUN_JSON), &g.run.info)?;
         if !g.run.kernels.is_empty() {
             results::append_rows(&dir.join(KERNELS_CSV), &g.run.kernels)?;

@@ -189,6 +189,38 @@ fn one_run_id_on_two_hosts_is_two_runs() {
     assert_eq!(runs[1].info.run_id, "20250101T000000Z-a10g-node-2");
 }
 
+/// Run ids that differ but make the same folder name (`r 1` and `r-1` both slug to
+/// `r-1`; `R-1` is the same folder on a case-insensitive disk) went into one folder: the
+/// later run.json replaced the earlier and the rows of both landed in one kernels.csv.
+#[test]
+fn run_ids_with_the_same_folder_name_are_kept_apart() {
+    let (_t, root) = tmp();
+    write(&root.join("a"), "r 1", "h", LAVAPIPE, &rows(LAVAPIPE, 1));
+    write(&root.join("b"), "r-1", "h", GPU, &rows(GPU, 5));
+    write(&root.join("c"), "R-1", "h", GPU, &rows(GPU, 9));
+    let out = root.join("out");
+    let inputs = [root.join("a"), root.join("b"), root.join("c")];
+    let report = merge::merge(&inputs, &out, false).unwrap();
+    let ids: Vec<&str> = report.runs.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, ["r 1", "r-1-h", "R-1-h-2"]);
+    assert_eq!(report.renamed.len(), 2);
+    assert!(report
+        .summary(&out)
+        .contains("run id r-1 names the same folder as another run's id"));
+    let runs = dataset::load(&out).unwrap();
+    assert_eq!(runs.len(), 3);
+    let mut read: Vec<(&str, usize)> = runs
+        .iter()
+        .map(|r| (r.info.run_id.as_str(), r.kernels.len()))
+        .collect();
+    read.sort();
+    assert_eq!(
+        read,
+        [("R-1-h-2", 3), ("r 1", 3), ("r-1-h", 3)],
+        "each its own rows"
+    );
+}
+
 #[test]
 fn merge_refuses_bad_outputs_and_inputs() {
     let (_t, root) = tmp();
