@@ -376,8 +376,8 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         info.started = old.started;
     }
     if config.resume && kernels_csv.exists() {
-        let (kept, cut) = results::resume_rows(&kernels_csv)?;
-        if let Some(what) = cut {
+        let (kept, changes) = results::resume_rows(&kernels_csv)?;
+        for what in changes {
             crate::progress::notice(&format!("priceperf: {what}"));
         }
         debug_assert_eq!(kept.len(), rows.len(), "the rows read before the cut");

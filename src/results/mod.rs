@@ -349,6 +349,24 @@ pub fn parse_kernel_rows(path: &Path, text: &str) -> Result<Vec<KernelRow>> {
     } else {
         KERNEL_HEADER.len()
     };
+    // Columns past the ones this build knows, after all of those: a later schema, not
+    // damage. "Restore it from a copy" would send the user hunting for a backup of a
+    // file that is fine.
+    let known = KERNEL_HEADER.len();
+    if header.len() > known && header.iter().take(known).eq(KERNEL_HEADER.iter().copied()) {
+        return Err(Error::BadFile {
+            path: path.to_path_buf(),
+            line: 1,
+            column: known as u64 + 1,
+            what: format!(
+                "the header has {} columns (from `{}` on) where this priceperf ({}) knows {known}: the file was written by a newer priceperf",
+                header.len(),
+                header.get(known).unwrap_or(""),
+                env!("CARGO_PKG_VERSION")
+            ),
+            fix: "Read it with that priceperf version or a later one (`priceperf --version` names yours); the file itself is fine".into(),
+        });
+    }
     for (i, name) in KERNEL_HEADER[..columns].iter().enumerate() {
         if header.get(i) != Some(name) {
             return Err(bad(
@@ -580,6 +598,9 @@ pub struct RunInfo {
 /// prefix.
 pub fn append_rows<R: CsvRow>(path: &Path, rows: &[R]) -> Result<()> {
     let fresh = fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true);
+    if !fresh {
+        refuse_other_header::<R>(path)?;
+    }
     let text = csv_cells::encode(rows, fresh);
     let mut f = OpenOptions::new()
         .create(true)
@@ -589,6 +610,35 @@ pub fn append_rows<R: CsvRow>(path: &Path, rows: &[R]) -> Result<()> {
     f.write_all(text.as_bytes())
         .map_err(|e| Error::io("append to", path, e))?;
     f.sync_data().map_err(|e| Error::io("sync", path, e))
+}
+
+/// Refuse to append `R` rows to a file whose header is not `R`'s: rows of one width under
+/// a header of another make a file no reader accepts (a `--resume` onto a kernels.csv of
+/// the first schema did exactly that before [`resume_rows`] upgraded such files). Only the
+/// first line is read; headers never hold quotes or line breaks.
+fn refuse_other_header<R: CsvRow>(path: &Path) -> Result<()> {
+    use std::io::BufRead as _;
+    let f = File::open(path).map_err(|e| Error::io("read", path, e))?;
+    let mut first = String::new();
+    std::io::BufReader::new(f)
+        .read_line(&mut first)
+        .map_err(|e| Error::io("read", path, e))?;
+    let first = first
+        .trim_start_matches('\u{feff}')
+        .trim_end_matches(['\n', '\r']);
+    if first.split(',').eq(R::header().iter().copied()) {
+        return Ok(());
+    }
+    Err(Error::BadFile {
+        path: path.to_path_buf(),
+        line: 1,
+        column: 1,
+        what: format!(
+            "the header is not the {} columns this priceperf writes, so new rows cannot be appended under it",
+            R::header().len()
+        ),
+        fix: "Nothing was appended. Write to a new folder with another --out, or move this file aside".into(),
+    })
 }
 
 /// How much of a `kernels.csv` `--resume` keeps: all of it, or, where a killed run left it
@@ -714,26 +764,113 @@ fn rows_before(path: &Path, text: &str, cut: usize) -> Result<Vec<KernelRow>> {
     parse_kernel_rows(path, &text[..cut])
 }
 
-/// The rows `--resume` continues from. A torn tail a killed run left ([`resumable_len`]:
-/// the torn line and the last benchmark's rows, whose batch may be incomplete) is cut
-/// from the file, which is kept whole as `kernels.csv.torn` beside it so nothing is lost;
-/// the second value says so, `None` when the file ended whole.
-pub fn resume_rows(path: &Path) -> Result<(Vec<KernelRow>, Option<String>)> {
+/// The rows `--resume` continues from, with what was done to the file to continue it, one
+/// line each:
+///
+/// - A torn tail a killed run left ([`resumable_len`]: the torn line and the last
+///   benchmark's rows, whose batch may be incomplete) is cut from the file, which is kept
+///   whole beside it as `kernels.csv.torn` (`kernels.csv.2.torn`, ... when an earlier
+///   resume already kept one) so nothing is lost.
+/// - A file of the first schema (23 columns) gets the current header, its rows two empty
+///   cells each, so that the rows this run appends match the header. The cells are copied
+///   as they are, and the rewritten file must read back as the same rows, else nothing is
+///   changed.
+///
+/// Either rewrite is one atomic replace of the file.
+pub fn resume_rows(path: &Path) -> Result<(Vec<KernelRow>, Vec<String>)> {
     let text = read_text(path)?;
     let cut = resumable_len(path, &text)?;
     let rows = rows_before(path, &text, cut)?;
-    if cut == text.len() {
-        return Ok((rows, None));
+    let mut said = Vec::new();
+    let mut kept = text[..cut].to_string();
+    if cut > 0 && header_width(&kept) == Some(KERNEL_HEADER_V1_LEN) {
+        kept = upgrade_v1(path, &kept, &rows)?;
+        said.push(format!(
+            "{} was written with the {KERNEL_HEADER_V1_LEN} columns of an earlier priceperf: it now has the current {} (the new ones empty in its {} rows), so that the rows of this run fit under its header",
+            path.display(),
+            KERNEL_HEADER.len(),
+            rows.len()
+        ));
     }
-    let kept = path.with_extension("csv.torn");
-    write_atomic(&kept, text.as_bytes())?;
-    write_atomic(path, &text.as_bytes()[..cut])?;
-    let said = format!(
-        "{} ended in a torn line (the run was killed while writing it): cut it and the last benchmark's rows, which --resume measures again; the file as it was is in {}",
-        path.display(),
-        kept.display()
-    );
-    Ok((rows, Some(said)))
+    if cut < text.len() {
+        let torn = free_name(path, "torn");
+        write_atomic(&torn, text.as_bytes())?;
+        said.insert(
+            0,
+            format!(
+                "{} ended in a torn line (the run was killed while writing it): cut it and the last benchmark's rows, which --resume measures again; the file as it was is in {}",
+                path.display(),
+                torn.display()
+            ),
+        );
+    }
+    if kept != text {
+        write_atomic(path, kept.as_bytes())?;
+    }
+    Ok((rows, said))
+}
+
+/// The number of cells in the first record of `text`.
+fn header_width(text: &str) -> Option<usize> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes())
+        .records()
+        .next()?
+        .ok()
+        .map(|r| r.len())
+}
+
+/// `text` (a whole kernels.csv of the first schema, `rows` as read from it) with the
+/// current header and two empty cells on each row. Every old cell is copied verbatim;
+/// the result must parse back to `rows`.
+fn upgrade_v1(path: &Path, text: &str, rows: &[KernelRow]) -> Result<String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    w.write_record(KERNEL_HEADER).expect("writing to memory");
+    let extra = KERNEL_HEADER.len() - KERNEL_HEADER_V1_LEN;
+    for record in reader.records() {
+        // `rows` parsed from this text, so every record reads.
+        let record = record.map_err(|e| Error::BadFile {
+            path: path.to_path_buf(),
+            line: e.position().map_or(1, |p| p.line()),
+            column: 1,
+            what: format!("malformed CSV: {e}"),
+            fix: "Restore the file from a copy".into(),
+        })?;
+        let cells = record.iter().chain(std::iter::repeat_n("", extra));
+        w.write_record(cells).expect("writing to memory");
+    }
+    let out = String::from_utf8(w.into_inner().expect("flushing memory")).expect("UTF-8 cells");
+    match parse_kernel_rows(path, &out) {
+        Ok(back) if back == rows => Ok(out),
+        _ => Err(Error::BadFile {
+            path: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            what: format!(
+                "the file has the {KERNEL_HEADER_V1_LEN} columns of an earlier priceperf, and adding the current columns would change its rows"
+            ),
+            fix: "Nothing was changed. Resume into a copy of the folder made with that earlier priceperf, or start a new run with another --out".into(),
+        }),
+    }
+}
+
+/// `path` with `.<suffix>` added (`kernels.csv.torn`), or, when that exists, the first of
+/// `kernels.csv.2.torn`, `kernels.csv.3.torn`, ... that does not: a second torn resume
+/// must not replace the file kept by the first.
+fn free_name(path: &Path, suffix: &str) -> PathBuf {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let first = path.with_extension(format!("{ext}.{suffix}"));
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|n| path.with_extension(format!("{ext}.{n}.{suffix}")))
+        .find(|p| !p.exists())
+        .expect("some number is free")
 }
 
 /// Write a whole file atomically: a temporary file in the same folder, then a rename.
@@ -973,7 +1110,10 @@ pub(crate) mod tests {
         ];
         append_rows(&path, &first).unwrap();
         append_rows(&path, &both[2..]).unwrap();
-        assert_eq!(resume_rows(&path).unwrap().1, None, "a whole file stays");
+        assert!(
+            resume_rows(&path).unwrap().1.is_empty(),
+            "a whole file stays"
+        );
         let whole = fs::read_to_string(&path).unwrap();
         // Torn inside b's batch: b's rows go (b is measured again).
         fs::write(&path, &whole[..whole.len() - 7]).unwrap();
@@ -986,8 +1126,7 @@ pub(crate) mod tests {
             "read_resumable_rows changed nothing"
         );
         let (kept_rows, said) = resume_rows(&path).unwrap();
-        let said = said.unwrap();
-        assert!(said.contains("torn line"), "{said}");
+        assert!(said.len() == 1 && said[0].contains("torn line"), "{said:?}");
         assert_eq!(kept_rows, both);
         assert_eq!(read_kernel_rows(&path).unwrap(), both);
         let kept = fs::read_to_string(path.with_extension("csv.torn")).unwrap();
@@ -999,7 +1138,7 @@ pub(crate) mod tests {
         let one = fs::read_to_string(&solo).unwrap();
         fs::write(&solo, &one[..one.len() - 7]).unwrap();
         assert!(read_resumable_rows(&solo).unwrap().is_empty());
-        resume_rows(&solo).unwrap().1.unwrap();
+        assert_eq!(resume_rows(&solo).unwrap().1.len(), 1);
         assert_eq!(
             fs::read_to_string(&solo).unwrap(),
             one.lines().next().unwrap().to_string() + "\n"
@@ -1027,6 +1166,114 @@ pub(crate) mod tests {
         fs::write(&path, &bad).unwrap();
         assert!(resume_rows(&path).is_err());
         assert_eq!(fs::read_to_string(&path).unwrap(), bad);
+    }
+
+    /// The text of a kernels.csv of the first schema (23 columns) holding `rows`.
+    fn v1_file(rows: &[KernelRow]) -> String {
+        let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+        w.write_record(&KERNEL_HEADER[..KERNEL_HEADER_V1_LEN])
+            .unwrap();
+        for r in rows {
+            let cells: Vec<String> = r.cells().iter().map(Cell::encode).collect();
+            w.write_record(&cells[..KERNEL_HEADER_V1_LEN]).unwrap();
+        }
+        String::from_utf8(w.into_inner().unwrap()).unwrap()
+    }
+
+    /// `--resume` onto a kernels.csv of the first schema appended 25-cell rows under its
+    /// 23-column header: a file nothing could read, whose error advised another resume.
+    #[test]
+    fn resume_upgrades_a_first_schema_file_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kernels.csv");
+        let old = vec![row("naive", Status::Ok), row("reg", Status::Failed)];
+        let v1 = v1_file(&old);
+        fs::write(&path, &v1).unwrap();
+        assert_eq!(
+            read_resumable_rows(&path).unwrap(),
+            old,
+            "the first schema reads"
+        );
+
+        let (rows, said) = resume_rows(&path).unwrap();
+        assert_eq!(rows, old);
+        assert!(
+            said.len() == 1 && said[0].contains("earlier priceperf"),
+            "{said:?}"
+        );
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(&KERNEL_HEADER.join(",")), "{text}");
+        // Every old cell verbatim, then the two new ones empty.
+        let body = |t: &str| t.split_once('\n').unwrap().1.to_string();
+        assert_eq!(body(&text).replace(",,\n", "\n"), body(&v1));
+
+        let new = KernelRow {
+            pct_of_measured_flops: Some(50.0),
+            ..row("tiled", Status::Ok)
+        };
+        append_rows(&path, std::slice::from_ref(&new)).unwrap();
+        let all = read_kernel_rows(&path).unwrap();
+        assert_eq!(all[..2], old[..]);
+        assert_eq!(all[2], new);
+        // Already current: a second resume changes nothing.
+        assert!(resume_rows(&path).unwrap().1.is_empty());
+    }
+
+    /// Whatever else reaches append_rows with a file of another header is refused, not
+    /// appended under it.
+    #[test]
+    fn append_refuses_a_file_with_another_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kernels.csv");
+        let v1 = v1_file(&[row("naive", Status::Ok)]);
+        fs::write(&path, &v1).unwrap();
+        let err = append_rows(&path, &[row("reg", Status::Ok)]).unwrap_err();
+        assert!(err.to_string().contains("cannot be appended"), "{err}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), v1, "nothing appended");
+    }
+
+    #[test]
+    fn a_file_from_a_newer_priceperf_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kernels.csv");
+        let text = fs::read_to_string({
+            append_rows(&path, &[row("naive", Status::Ok)]).unwrap();
+            &path
+        })
+        .unwrap();
+        let (header, body) = text.split_once('\n').unwrap();
+        let newer = format!("{header},joules\n{},12.5\n", body.trim_end());
+        fs::write(&path, newer).unwrap();
+        let err = read_kernel_rows(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(":1:26:") && err.contains("newer priceperf") && err.contains("`joules`"),
+            "{err}"
+        );
+        assert!(!err.contains("restore it from a copy"), "{err}");
+    }
+
+    /// A second torn resume keeps the first one's copy.
+    #[test]
+    fn torn_copies_are_numbered_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kernels.csv");
+        append_rows(&path, &[row("naive", Status::Ok)]).unwrap();
+        let whole = fs::read_to_string(&path).unwrap();
+        for (n, name) in [
+            "kernels.csv.torn",
+            "kernels.csv.2.torn",
+            "kernels.csv.3.torn",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let torn = format!("{whole}b{n},mat");
+            fs::write(&path, &torn).unwrap();
+            let said = resume_rows(&path).unwrap().1;
+            assert!(said[0].contains(name), "{said:?}");
+            assert_eq!(fs::read_to_string(dir.path().join(name)).unwrap(), torn);
+            assert_eq!(fs::read_to_string(&path).unwrap(), whole);
+        }
     }
 
     #[test]
