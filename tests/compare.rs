@@ -8,6 +8,7 @@ use std::path::Path;
 
 use priceperf::compare::{self, Comparison, Options, Thresholds, TimingGate, Verdict};
 use priceperf::dataset;
+use priceperf::results::{KernelRow, Status};
 use result_fixtures::*;
 
 const VARIANTS: [&str; 3] = ["naive", "tiled", "reg"];
@@ -185,6 +186,57 @@ fn failed_verification_always_fails() {
     let c = compare_dirs(&root.join("head"), &root.join("head"), &Options::default());
     assert_eq!(verdict_of(&c, "tiled"), Verdict::StillFailed);
     assert_eq!(c.exit_code(), 0);
+}
+
+/// A BASE row that passed verification and then timed out while measuring, against a
+/// HEAD row that fails verification: the kernel broke, which is FAILED (exit 1), not
+/// "still failed". Timing out again, or a HEAD that also verified before failing, stays
+/// "still failed".
+#[test]
+fn verified_then_timed_out_base_against_failed_head_fails() {
+    let (_t, root) = tmp();
+    let timed_out = |verified: bool| KernelRow {
+        status: Status::Timeout,
+        verified,
+        note: "timed out after 2 s".into(),
+        ..blank(256, "tiled", GPU)
+    };
+    let verified_then_lost = KernelRow {
+        verified: true,
+        ..failed(256, "tiled", GPU)
+    };
+    let write = |side: &str, row: KernelRow| {
+        write_run(&root.join(side), &info(side, "ci", GPU), &[row], &[]);
+    };
+    write("base", timed_out(true));
+    write("head", failed(256, "tiled", GPU));
+    write("head_timeout", timed_out(true));
+    write("base_unverified", timed_out(false));
+    write("head_lost", verified_then_lost);
+    let cmp = |b: &str, h: &str| compare_dirs(&root.join(b), &root.join(h), &Options::default());
+
+    let c = cmp("base", "head");
+    assert_eq!(
+        verdict_of(&c, "tiled"),
+        Verdict::Failed,
+        "{:?}",
+        c.rows[0].reason
+    );
+    assert!(
+        c.rows[0].reason.contains("verified in base"),
+        "{}",
+        c.rows[0].reason
+    );
+    assert_eq!(c.exit_code(), 1);
+    for (b, h) in [
+        ("base", "head_timeout"),
+        ("base_unverified", "head"),
+        ("base", "head_lost"),
+    ] {
+        let c = cmp(b, h);
+        assert_eq!(verdict_of(&c, "tiled"), Verdict::StillFailed, "{b} -> {h}");
+        assert_eq!(c.exit_code(), 0, "{b} -> {h}");
+    }
 }
 
 #[test]

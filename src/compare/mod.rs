@@ -944,6 +944,22 @@ fn judge(
             );
             return out;
         }
+        // BASE passed verification and then timed out while measuring; HEAD does not get
+        // through verification (or compilation) at all. That is a correctness regression,
+        // not the same failure twice: "still failed" exited 0 on a kernel that broke.
+        (true, true)
+            if b.row.status == Status::Timeout
+                && b.row.verified
+                && h.row.status == Status::Failed
+                && !h.row.verified =>
+        {
+            out.verdict = Verdict::Failed;
+            out.reason = format!(
+                "verified in base (then timed out measuring), failed in head: {}",
+                short(&h.row.note)
+            );
+            return out;
+        }
         (true, true) => {
             out.verdict = Verdict::StillFailed;
             out.reason = short(&h.row.note);
