@@ -7,7 +7,7 @@
 //!
 //! Rows are deduplicated by natural key plus run id: copies of the same run (same run id,
 //! host and start time; e.g. a folder uploaded twice, or a resumed run copied before and
-//! after) are unioned row by row. Identical rows count as duplicates; rows that differ are
+//! after) are unioned row by row, as are rows repeated within one folder. Identical rows count as duplicates; rows that differ are
 //! conflicts: the copy given first is kept, and the conflict is reported with the columns
 //! that differ (`--strict` refuses to write instead). Two different runs that happen to
 //! share a run id (two machines started in the same second), or whose ids make the same
@@ -155,38 +155,51 @@ pub fn plan(inputs: &[PathBuf], runs: Vec<Run>) -> Plan {
     let mut conflicts = Vec::new();
     let mut renamed = Vec::new();
     for mut run in runs {
+        // The rows travel apart from the run, so that the first copy's go through the same
+        // union as every later copy's: a kernels.csv that holds one row twice (a resume
+        // that measured a benchmark again, a hand-made concatenation) was kept as it was,
+        // reported as "0 duplicate rows dropped", and then refused by compare.
+        let kernels = std::mem::take(&mut run.kernels);
+        let samples = std::mem::take(&mut run.samples);
+        let (tokens, costs) = (run.tokens.take(), run.costs.take());
         let same = groups.iter().position(|g| is_copy(&g.run.info, &run.info));
-        let Some(gi) = same else {
-            // Each run is written to `runs/<slug of its id>/`, so two ids that slug to the
-            // same name (`r 1` and `r-1`, or `R1` and `r1` on a case-insensitive disk) are
-            // as much a collision as one id shared: unchecked, the second run's run.json
-            // replaced the first's and its rows were appended to the first's kernels.csv.
-            let taken = |id: &str| {
-                groups.iter().any(|g| {
-                    g.run.info.run_id == id || folder_key(&g.run.info.run_id) == folder_key(id)
-                })
-            };
-            if taken(&run.info.run_id) {
-                let base = format!("{}-{}", run.info.run_id, slug(&run.info.host));
-                let mut id = base.clone();
-                let mut n = 2;
-                while taken(&id) {
-                    id = format!("{base}-{n}");
-                    n += 1;
-                }
-                renamed.push(Renamed {
-                    run_id: run.info.run_id.clone(),
-                    new_run_id: id.clone(),
-                    host: run.info.host.clone(),
-                    source: run.dir.display().to_string(),
-                });
-                run.info.run_id = id;
+        let gi = match same {
+            Some(gi) => {
+                groups[gi].sources.push(run.dir.clone());
+                gi
             }
-            groups.push(new_group(run));
-            continue;
+            None => {
+                // Each run is written to `runs/<slug of its id>/`, so two ids that slug to
+                // the same name (`r 1` and `r-1`, or `R1` and `r1` on a case-insensitive
+                // disk) are as much a collision as one id shared: unchecked, the second
+                // run's run.json replaced the first's and its rows were appended to the
+                // first's kernels.csv.
+                let taken = |id: &str| {
+                    groups.iter().any(|g| {
+                        g.run.info.run_id == id || folder_key(&g.run.info.run_id) == folder_key(id)
+                    })
+                };
+                if taken(&run.info.run_id) {
+                    let base = format!("{}-{}", run.info.run_id, slug(&run.info.host));
+                    let mut id = base.clone();
+                    let mut n = 2;
+                    while taken(&id) {
+                        id = format!("{base}-{n}");
+                        n += 1;
+                    }
+                    renamed.push(Renamed {
+                        run_id: run.info.run_id.clone(),
+                        new_run_id: id.clone(),
+                        host: run.info.host.clone(),
+                        source: run.dir.display().to_string(),
+                    });
+                    run.info.run_id = id;
+                }
+                groups.push(new_group(run.clone()));
+                groups.len() - 1
+            }
         };
         let g = &mut groups[gi];
-        g.sources.push(run.dir.clone());
         let run_id = g.run.info.run_id.clone();
         // A copy of the finished run over one taken before it finished (an interrupted run,
         // later resumed): its run info (finished, time, peaks, speed check) and its token and
@@ -199,7 +212,7 @@ pub fn plan(inputs: &[PathBuf], runs: Vec<Run>) -> Plan {
                 ..run.info.clone()
             };
         }
-        for row in run.kernels {
+        for row in kernels {
             let key = NaturalKey::of(&row);
             match g.run.kernels.iter().find(|r| NaturalKey::of(r) == key) {
                 None => {
@@ -217,7 +230,7 @@ pub fn plan(inputs: &[PathBuf], runs: Vec<Run>) -> Plan {
                 }),
             }
         }
-        for (key, line) in run.samples {
+        for (key, line) in samples {
             match g.run.samples.get(&key) {
                 None => {
                     g.sample_source.insert(key.clone(), run.dir.clone());
@@ -235,13 +248,8 @@ pub fn plan(inputs: &[PathBuf], runs: Vec<Run>) -> Plan {
             }
         }
         for (file, mine, theirs, from) in [
-            (
-                TOKENS_CSV,
-                &mut g.run.tokens,
-                run.tokens,
-                &mut g.tokens_from,
-            ),
-            (COSTS_CSV, &mut g.run.costs, run.costs, &mut g.costs_from),
+            (TOKENS_CSV, &mut g.run.tokens, tokens, &mut g.tokens_from),
+            (COSTS_CSV, &mut g.run.costs, costs, &mut g.costs_from),
         ] {
             match (mine.as_ref(), theirs) {
                 (_, None) => {}
@@ -323,24 +331,18 @@ fn unrenamed<'a>(run_id: &'a str, host: &str) -> &'a str {
         .unwrap_or(run_id)
 }
 
+/// The group of a run seen for the first time, holding none of its rows or tables yet:
+/// [`plan`] adds them as it adds every later copy's.
 fn new_group(run: Run) -> Group {
-    let dir = run.dir.clone();
-    let has = |name: &str| dir.join(name).is_file().then(|| dir.clone());
+    debug_assert!(run.kernels.is_empty() && run.samples.is_empty());
+    debug_assert!(run.tokens.is_none() && run.costs.is_none());
     Group {
-        row_source: run
-            .kernels
-            .iter()
-            .map(|r| (NaturalKey::of(r), dir.clone()))
-            .collect(),
-        sample_source: run
-            .samples
-            .keys()
-            .map(|k| (k.clone(), dir.clone()))
-            .collect(),
-        tokens_from: run.tokens.as_ref().map(|_| dir.clone()),
-        costs_from: run.costs.as_ref().map(|_| dir.clone()),
-        results_json_from: has(RESULTS_JSON),
-        sources: vec![dir.clone()],
+        row_source: BTreeMap::new(),
+        sample_source: BTreeMap::new(),
+        tokens_from: None,
+        costs_from: None,
+        results_json_from: None,
+        sources: vec![run.dir.clone()],
         run,
     }
 }

@@ -221,6 +221,31 @@ fn run_ids_with_the_same_folder_name_are_kept_apart() {
     );
 }
 
+/// A single input whose kernels.csv holds a row twice: the first copy's rows were kept as
+/// they were ("0 duplicate rows dropped") and compare then refused the merged folder.
+/// They go through the same dedup as later copies: the exact copy is dropped, the
+/// differing one reported as a conflict, the first kept.
+#[test]
+fn rows_repeated_within_one_input_are_deduplicated() {
+    let (_t, root) = tmp();
+    let mut rows = rows(LAVAPIPE, 1);
+    rows.push(rows[0].clone());
+    let mut differs = rows[1].clone();
+    differs.median_ns = differs.median_ns.map(|m| m * 2.0);
+    rows.push(differs);
+    write(&root.join("a"), "r1", "h", LAVAPIPE, &rows);
+    let out = root.join("out");
+    let report = merge::merge(&[root.join("a")], &out, false).unwrap();
+    assert_eq!(report.duplicates, 1, "{report:#?}");
+    assert_eq!(report.conflicts.len(), 1, "{:#?}", report.conflicts);
+    assert_eq!(report.conflicts[0].differs_in, ["median_ns"]);
+    assert_eq!(report.runs[0].kernel_rows, 3);
+    let merged = dataset::load(&out).unwrap();
+    assert_eq!(merged[0].kernels, rows[..3], "the first copy of each row");
+    let (code, _, err) = priceperf(&["compare", path_str(&out), path_str(&out)]);
+    assert_eq!(code, 0, "compare reads the merged folder: {err}");
+}
+
 #[test]
 fn merge_refuses_bad_outputs_and_inputs() {
     let (_t, root) = tmp();
