@@ -1156,6 +1156,16 @@ fn a_benchmark_head_did_not_measure_fails_as_missing_unless_allowed() {
     ]);
     assert_eq!(code, 1);
     assert!(out.contains("MISSING"), "{out}");
+    // The summary counts them: it said "1 unchanged" and nothing of what failed.
+    assert!(out.contains("summary: 2 missing, 1 unchanged"), "{out}");
+    let (_, md, _) = priceperf(&[
+        "compare",
+        path_str(&root.join("base")),
+        path_str(&root.join("head")),
+        "--format",
+        "md",
+    ]);
+    assert!(md.contains("Summary: 2 missing, 1 unchanged,"), "{md}");
     let (code, _, _) = priceperf(&[
         "compare",
         path_str(&root.join("base")),

@@ -90,6 +90,10 @@ impl Thresholds {
             fix: "Each line is a percentage and a regular expression on benchmark/variant, e.g. `25 ^matmul/f32/.*/naive$`; `#` starts a comment".into(),
         }
         };
+        // A byte-order mark (Windows editors add one) is not part of the first line, as
+        // for CSV files (`Table::read`): left in, the first percentage read as "`25` is not
+        // a percentage", the mark invisible in the message.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut rules = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
@@ -1165,21 +1169,26 @@ fn time_cell(s: &Option<SideRow>) -> String {
     }
 }
 
+/// Every verdict, in the order the summary line counts them: those that fail first.
+/// MISSING was once left out, so a compare that exited 1 for it summed up as "2 unchanged,
+/// 1 only in base"; a unit test checks this list against the enum.
+const SUMMARY_ORDER: [Verdict; 12] = [
+    Verdict::Failed,
+    Verdict::Regressed,
+    Verdict::TimedOut,
+    Verdict::Missing,
+    Verdict::Inconclusive,
+    Verdict::StillFailed,
+    Verdict::Fixed,
+    Verdict::Improved,
+    Verdict::Unchanged,
+    Verdict::NotMeasured,
+    Verdict::OnlyBase,
+    Verdict::OnlyHead,
+];
+
 fn summary_line(c: &Comparison) -> String {
-    let order = [
-        Verdict::Failed,
-        Verdict::Regressed,
-        Verdict::TimedOut,
-        Verdict::Inconclusive,
-        Verdict::StillFailed,
-        Verdict::Fixed,
-        Verdict::Improved,
-        Verdict::Unchanged,
-        Verdict::NotMeasured,
-        Verdict::OnlyBase,
-        Verdict::OnlyHead,
-    ];
-    order
+    SUMMARY_ORDER
         .iter()
         .filter(|v| c.count(**v) > 0)
         .map(|v| format!("{} {}", c.count(*v), v.as_str().to_lowercase()))
@@ -1659,6 +1668,40 @@ fn md_code(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The summary counts every verdict: the match has no wildcard, so a new verdict does
+    /// not compile until it is placed here, and then must be in SUMMARY_ORDER.
+    #[test]
+    fn the_summary_order_lists_every_verdict_once() {
+        for v in SUMMARY_ORDER {
+            match v {
+                Verdict::Failed
+                | Verdict::Regressed
+                | Verdict::TimedOut
+                | Verdict::Missing
+                | Verdict::Inconclusive
+                | Verdict::StillFailed
+                | Verdict::Fixed
+                | Verdict::Improved
+                | Verdict::Unchanged
+                | Verdict::NotMeasured
+                | Verdict::OnlyBase
+                | Verdict::OnlyHead => {}
+            }
+            assert_eq!(
+                SUMMARY_ORDER.iter().filter(|w| **w == v).count(),
+                1,
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_thresholds_file_may_start_with_a_byte_order_mark() {
+        let t = Thresholds::parse(Path::new("t.txt"), "\u{feff}25 ^matmul/.*$\n").unwrap();
+        assert_eq!(t.rules.len(), 1);
+        assert_eq!(t.rules[0].1, 25.0);
+    }
 
     #[test]
     fn mann_whitney_matches_hand_computed_values() {
