@@ -241,6 +241,24 @@ impl MatmulVariant {
                 tn4: 2,
                 operands: Operands::StorageTextures,
             },
+            // Taller still, 48 and 64 accumulator vec4s: with one add into each per k-step
+            // (see `subgroup_step`) spills cost less, and more rows per loaded B texel paid.
+            // In turns with x2_t16x8 (f32, lavapipe, 2-core Intel Xeon): t24x8 1.10-1.27x at
+            // 1024³, 1.19-1.33x at 2048³, 1.03-1.04x at 1024³ with Bᵀ; t32x8 1.13x, 1.31x, 1.06x.
+            Subgroup {
+                s: 8,
+                nsg: 2,
+                ra: 3,
+                tn4: 2,
+                operands: Operands::StorageTextures,
+            },
+            Subgroup {
+                s: 8,
+                nsg: 2,
+                ra: 4,
+                tn4: 2,
+                operands: Operands::StorageTextures,
+            },
             // Three of the tiles above, reading 8 halves per texel (f16 only): x2_t8x8 and
             // x2_t16x8, which the searches chose for the models' products, and x8_t16x4,
             // chosen at 1024³. Timed in turns against the same tiles from rgba16float, the
