@@ -293,19 +293,19 @@ mod tests {
             superseded_have_searched_siblings(&matmuls, &gemm, DType::F32),
             4
         );
-        // And in f16 the six rgba16float subgroup_stex tiles (by the packed subgroup_stexh).
+        // And in f16 the eight rgba16float subgroup_stex tiles (by the packed subgroup_stexh).
         assert_eq!(
             superseded_have_searched_siblings(&matmuls, &gemm, DType::F16),
-            10
+            12
         );
-        // At m = 1 with B stored [n, k] every GEMM tile gives way to gemv_stex: the six
+        // At m = 1 with B stored [n, k] every GEMM tile gives way to gemv_stex: the eight
         // storage-texture and three packed tiles as well, whatever the dtype; with row-major
         // B gemv_stex does not apply and the GEMM tiles stay.
         let decode = MatmulShape::new(1, 768, 768).transposed_b();
         for dtype in [DType::F32, DType::F16] {
             assert_eq!(
                 superseded_have_searched_siblings(&matmuls, &decode, dtype),
-                13
+                15
             );
         }
         let row_major = MatmulShape::new(1, 768, 768);
