@@ -200,8 +200,9 @@ fn a_second_run_into_a_locked_folder_is_refused() {
 
 /// A verification run that times out is counted as verification in the run's time line,
 /// not left to the "setup" remainder (a 2048³ search on lavapipe, whose naive kernel ran
-/// into the 60 s timeout, reported 60 s of setup). Where the adapter is fast enough that
-/// nothing times out there is nothing to check.
+/// into the 60 s timeout, reported 60 s of setup); one that times out while measuring, as
+/// measuring. Where the adapter is fast enough that nothing times out there is nothing to
+/// check.
 #[test]
 fn a_timed_out_verification_counts_as_verification() {
     if !has_adapter() {
@@ -225,8 +226,15 @@ fn a_timed_out_verification_counts_as_verification() {
     }
     let info = priceperf::runner::read_run_info(&out.join("run.json")).unwrap();
     let time = info.time.expect("time in run.json");
+    // A host fast enough to verify within the timeout (naive 512³ in 0.27 s on a 2-core
+    // Xeon) times out while measuring instead: then the wait is measuring's.
+    let waited = if rows[0].verified {
+        time.measure_search_s + time.measure_chosen_s
+    } else {
+        time.verify_s
+    };
     assert!(
-        time.verify_s >= timeout && time.setup_s < timeout,
+        waited >= timeout && time.setup_s < timeout,
         "{time:?} {stderr}"
     );
 }
