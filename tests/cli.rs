@@ -502,19 +502,22 @@ fn a_cheap_rate_keeps_its_significant_digits() {
 /// flags that price it, not an empty table and exit 0; owned hardware prices it.
 #[test]
 fn an_unpriced_accelerator_asks_for_a_price() {
-    for format in ["table", "json"] {
-        let out = priceperf()
+    let cost = |extra: &[&str], format: &str| {
+        priceperf()
             .args([
                 "cost",
                 "--tokens-per-second",
                 "1000",
                 "--accelerator",
                 "MI300X",
-                "--format",
-                format,
             ])
+            .args(extra)
+            .args(["--format", format])
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    for format in ["table", "json"] {
+        let out = cost(&[], format);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{format}: {err}");
         assert!(
@@ -530,22 +533,7 @@ fn an_unpriced_accelerator_asks_for_a_price() {
         );
     }
     let owned = |format: &str| {
-        let out = priceperf()
-            .args([
-                "cost",
-                "--tokens-per-second",
-                "1000",
-                "--accelerator",
-                "MI300X",
-                "--capex",
-                "15000",
-                "--watts",
-                "750",
-                "--format",
-                format,
-            ])
-            .output()
-            .unwrap();
+        let out = cost(&["--capex", "15000", "--watts", "750"], format);
         assert!(
             out.status.success(),
             "{}",
