@@ -99,6 +99,12 @@ pub enum Operands {
     Textures,
     /// Read-only storage textures, `texture_storage_2d<rgba32float|rgba16float, read>`.
     StorageTextures,
+    /// The same, with B staged as Bᵀ ([n, k]) whichever way it is stored, as weights are
+    /// repacked at load time. f32 only (in f16 the packed halves do this). On lavapipe B
+    /// stored [k, n] at 1024³ and 2048³ is read down power-of-two row pitches, and the
+    /// same tiles ran 1.10-1.31x faster from Bᵀ; at 512³ and below 0.92-0.96x, so the
+    /// search tries both.
+    StorageTexturesBt,
     /// Read-only storage textures of `rgba32uint` texels that each hold 8 consecutive f16
     /// values along k, unpacked in the kernel (`unpack2x16float`): half the texel loads of
     /// `rgba16float` per k. So f16 only, and both operands k-contiguous: B is staged as Bᵀ
@@ -123,7 +129,7 @@ impl Operands {
     /// How the kernel binds an operand texture.
     fn binding_usage(self) -> wgpu::TextureUsages {
         match self {
-            Operands::StorageTextures | Operands::PackedHalves => {
+            Operands::StorageTextures | Operands::StorageTexturesBt | Operands::PackedHalves => {
                 wgpu::TextureUsages::STORAGE_BINDING
             }
             _ => wgpu::TextureUsages::TEXTURE_BINDING,
@@ -132,13 +138,20 @@ impl Operands {
 
     /// Why these operands cannot serve `dtype`; `None` when they can.
     fn unsupported(self, dtype: DType) -> Option<String> {
-        (self == Operands::PackedHalves && dtype != DType::F16)
-            .then(|| "packs 8 halves per texel, so is for f16 only".to_string())
+        match (self, dtype) {
+            (Operands::PackedHalves, DType::F32) => {
+                Some("packs 8 halves per texel, so is for f16 only".to_string())
+            }
+            (Operands::StorageTexturesBt, DType::F16) => Some(
+                "f32 only: in f16 the packed-halves tiles (subgroup_stexh) stage B as Bᵀ".into(),
+            ),
+            _ => None,
+        }
     }
 
     /// The shape as the kernel sees it: packed halves stage B transposed, k-contiguous.
     fn staged(self, shape: &MatmulShape) -> MatmulShape {
-        if self == Operands::PackedHalves {
+        if matches!(self, Operands::PackedHalves | Operands::StorageTexturesBt) {
             shape.transposed_b()
         } else {
             *shape
@@ -258,6 +271,21 @@ impl MatmulVariant {
                 ra: 4,
                 tn4: 2,
                 operands: Operands::StorageTextures,
+            },
+            // The two tallest again, from Bᵀ (see `Operands::StorageTexturesBt`).
+            Subgroup {
+                s: 8,
+                nsg: 2,
+                ra: 3,
+                tn4: 2,
+                operands: Operands::StorageTexturesBt,
+            },
+            Subgroup {
+                s: 8,
+                nsg: 2,
+                ra: 4,
+                tn4: 2,
+                operands: Operands::StorageTexturesBt,
             },
             // Three of the tiles above, reading 8 halves per texel (f16 only): x2_t8x8 and
             // x2_t16x8, which the searches chose for the models' products, and x8_t16x4,
@@ -403,6 +431,7 @@ impl MatmulVariant {
                     Operands::Buffers => "subgroup",
                     Operands::Textures => "subgroup_tex",
                     Operands::StorageTextures => "subgroup_stex",
+                    Operands::StorageTexturesBt => "subgroup_stexbt",
                     Operands::PackedHalves => "subgroup_stexh",
                 };
                 format!("{family}{s}_x{nsg}_t{}x{}", s * ra, 4 * tn4)
@@ -887,7 +916,7 @@ fn texture_common(
     layouts: &TextureLayouts,
 ) -> String {
     let (tex_type, level) = match operands {
-        Operands::StorageTextures | Operands::PackedHalves => (
+        Operands::StorageTextures | Operands::StorageTexturesBt | Operands::PackedHalves => (
             format!(
                 "texture_storage_2d<{}, read>",
                 texture_format_name(dtype, operands)
