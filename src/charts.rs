@@ -796,7 +796,8 @@ fn trim(v: f64) -> String {
     }
 }
 
-fn capitalise(s: &str) -> String {
+/// `s` with its first letter in upper case (a source line starting a sentence).
+pub(crate) fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+// Flags take the bound of the catalog's cells: a price, power or duration above it is a typo.
+use crate::catalog::table::PLAUSIBLE_MAX;
 use crate::catalog::{Catalog, Offering};
 use crate::cost::{self, Basis, OwnedHardware, TokensRow};
 use crate::error::{Error, Result, EXIT_FAILED, EXIT_OK};
@@ -61,8 +63,6 @@ pub enum Command {
     Report(crate::report_cmd::ReportArgs),
 }
 
-/// Largest price, power or duration a flag may give: anything above is a typo or a unit mix-up.
-const PLAUSIBLE_MAX: f64 = 1e9;
 /// Largest token rate `cost` accepts (no accelerator makes a trillion tokens a second).
 const MAX_TOKENS_PER_S: f64 = 1e12;
 

@@ -406,7 +406,7 @@ impl Report {
                 caption: format!(
                     "{} measured rows of {adapter}: GFLOP/s against FLOP per byte of compulsory traffic, log-log. {}. A point far under its roof leaves performance on the table; a point on the slanted roof is bandwidth-bound.",
                     points.len(),
-                    capitalise(&roofs.source)
+                    charts::capitalise(&roofs.source)
                 ),
             });
         }
@@ -944,14 +944,6 @@ fn tier_short(t: Tier) -> &'static str {
         Tier::Spot => "spot",
         Tier::Owned => "owned",
         Tier::Custom => "custom",
-    }
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-        None => String::new(),
     }
 }
 
