@@ -24,7 +24,12 @@
 // lanes own it, and B through uniform windows ran no faster than texels (see the README).
 // What did pay: one add into each accumulator per k-step (a 4x4 block times a vec4),
 // where a chain of four fma read and wrote each spilled accumulator four times: 1.23x at
-// 1024³ and 1.30x at 2048³ (x2_t16x8 f32, in turns, 2-core Intel Xeon host).
+// 1024³ and 1.30x at 2048³ (x2_t16x8 f32, in turns, 2-core Intel Xeon host); then taller
+// tiles (t24x8, t32x8) and B staged as Bᵀ. Profiled after that (stexbt x2_t24x8, 2048³,
+// about 60 GFLOP/s against a 105 GFLOP/s FMA probe), samples fall about 23% on the
+// multiplies and adds, 27% on spill moves and 45% on the texel-load sequences (address
+// extracts, loads, transposes): the loads, not the products, are now the larger share
+// (sample skid makes these shares approximate).
 //
 // Bindings and operand access: see matmul_common.wgsl (prepended by the host).
 // Dispatch: (ceil(n / (S·4·TN4)), ceil(m / (NSG·R)), batch) workgroups of S·NSG invocations,
