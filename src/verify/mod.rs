@@ -1,10 +1,13 @@
 //! Verification: CPU references accumulating in f64, the tolerance rules, and the seeded
 //! generator every input comes from. A kernel that fails here is never timed or priced.
 //!
-//! Matmul error is measured per element relative to the magnitude rounding actually follows,
-//! `|c - ref| / Σ_k |a_ik|·|b_kj|`, and must stay under `8·√K·u_acc + u_out` where `u_acc` is
-//! the f32 unit round-off (2⁻²⁴) and `u_out` the output type's (f16: 2⁻¹¹). Scaling by
-//! Σ|a||b| instead of |c| keeps cancellation from failing correct kernels.
+//! Matmul error is measured per element relative to the magnitude accumulation rounding
+//! follows: what the output's own rounding cannot explain, `(|c - ref| - u_out·|ref| -
+//! atol) / Σ_k |a_ik|·|b_kj|`, must stay under `8·√K·u_acc`, where `u_acc` is the f32 unit
+//! round-off (2⁻²⁴), `u_out` an ulp of the output type relative to the value (f16: 2⁻¹⁰)
+//! and `atol` its smallest normal (f16: 2⁻¹⁴, as GPUs may flush subnormals). Scaling the
+//! accumulation term by Σ|a||b| instead of |c| keeps cancellation from failing correct
+//! kernels; the output's rounding scales with |c|, so a wrong f16 result cannot hide in it.
 
 pub mod attention;
 pub mod elementwise;
