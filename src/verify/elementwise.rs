@@ -373,6 +373,44 @@ mod tests {
         assert_eq!(rows_to_check(&small, 3).len(), 10);
     }
 
+    /// The norms' inputs end in a row small enough that eps matters: RMSNorm without eps,
+    /// or with eps outside the square root, fails there in both dtypes.
+    #[test]
+    fn a_norm_that_misplaces_eps_fails() {
+        let shape = ElementwiseShape::new(ElementwiseKind::RmsNorm, 4, 256);
+        for dtype in [DType::F32, DType::F16] {
+            let inputs = ElementwiseInputs::random(&shape, dtype, 9);
+            let output = |denominator: fn(f64) -> f64| {
+                let cols = shape.cols as usize;
+                let mut out = Vec::new();
+                for row in 0..shape.rows as usize {
+                    let x = |c: usize| inputs.x.get(row * cols + c);
+                    let ms = (0..cols).map(|c| x(c) * x(c)).sum::<f64>() / cols as f64;
+                    let w = |c: usize| inputs.weight.as_ref().unwrap().get(c);
+                    out.extend((0..cols).map(|c| (x(c) / denominator(ms) * w(c)) as f32));
+                }
+                HostTensor::generate(dtype, out.len() as u64, {
+                    let mut values = out.into_iter();
+                    move || values.next().unwrap()
+                })
+            };
+            let right = check(
+                &shape,
+                dtype,
+                &inputs,
+                &output(|ms| (ms + f64::from(NORM_EPS)).sqrt()),
+                0,
+            );
+            assert!(right.passed, "{dtype}: {right:?}");
+            for wrong in [f64::sqrt as fn(f64) -> f64, |ms: f64| {
+                ms.sqrt() + f64::from(NORM_EPS)
+            }] {
+                let v = check(&shape, dtype, &inputs, &output(wrong), 0);
+                assert!(!v.passed && v.failure.unwrap().contains("row"), "{dtype}");
+            }
+        }
+    }
+
     #[test]
     fn f16_subnormal_flushes_are_allowed() {
         // silu(-8)·0.001 ≈ -2.7e-6: an f16 subnormal a GPU may flush to zero.
