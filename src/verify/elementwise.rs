@@ -31,7 +31,7 @@ use crate::kernels::elementwise::{
 use crate::kernels::HostTensor;
 use crate::shape::DType;
 
-use super::{Rng, Verdict};
+use super::{atol, output_rounding, Rng, Verdict};
 
 /// Check every row while the tensor has at most this many elements; above it, the first and
 /// last rows plus seeded random rows up to about this many elements.
@@ -39,22 +39,6 @@ const FULL_CHECK_ELEMENTS: u64 = 1 << 22;
 const MIN_SAMPLED_ROWS: u64 = 16;
 
 const U_F32: f64 = 1.0 / (1u64 << 24) as f64;
-
-/// The output rounding allowance of `dtype`.
-fn u_out(dtype: DType) -> f64 {
-    match dtype {
-        DType::F32 => U_F32,
-        DType::F16 => 2f64.powi(-10),
-    }
-}
-
-/// The absolute error always allowed: the smallest normal of the output type.
-pub fn atol(dtype: DType) -> f64 {
-    match dtype {
-        DType::F32 => 2f64.powi(-126),
-        DType::F16 => 2f64.powi(-14),
-    }
-}
 
 /// The normalised-error bound for `shape` stored as `dtype` (see the module doc).
 pub fn bound(shape: &ElementwiseShape, dtype: DType) -> f64 {
@@ -66,7 +50,7 @@ pub fn bound(shape: &ElementwiseShape, dtype: DType) -> f64 {
         }
         ElementwiseKind::Rope => 16.0 * U_F32 + 2f64.powi(-18),
     };
-    c + u_out(dtype)
+    c + output_rounding(dtype)
 }
 
 /// Reference values and magnitudes of one row: `(ref, mag)` per column.

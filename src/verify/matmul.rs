@@ -4,7 +4,7 @@ use crate::kernels::matmul::MatmulInputs;
 use crate::kernels::HostTensor;
 use crate::shape::{DType, MatmulShape};
 
-use super::{Rng, Verdict};
+use super::{atol, output_rounding, Rng, Verdict};
 
 /// Check every element when the reference costs at most this many multiply-adds; above it,
 /// check full first/last rows and columns plus random elements.
@@ -46,18 +46,6 @@ fn widen(t: &HostTensor) -> Vec<f64> {
 /// left after the output's own rounding ([`output_rounding`]) is taken off.
 pub fn bound(k: u32) -> f64 {
     8.0 * (k as f64).sqrt() * 2f64.powi(-24)
-}
-
-/// The rounding of a result stored as `dtype`, relative to the result itself: an ulp (2⁻¹⁰
-/// in f16), since the conversion may round either way. It scales with |c|, not Σ|a||b|:
-/// held to Σ|a||b| (about K/4 against |c| near √K/3 for uniform inputs), f16 allowed about
-/// 2.5% of a typical element at K = 4096, enough for a kernel that rounded its inputs to
-/// bf16, or scaled its output by 1.004, to pass.
-pub fn output_rounding(dtype: DType) -> f64 {
-    match dtype {
-        DType::F32 => 2f64.powi(-24),
-        DType::F16 => 2f64.powi(-10),
-    }
 }
 
 /// Elements to compare: all of them for small problems, else the edges of the first and
@@ -116,8 +104,8 @@ pub struct Reference {
 impl Reference {
     /// The reference for `inputs`, held to [`bound`] after `dtype`'s [`output_rounding`].
     pub fn new(shape: &MatmulShape, dtype: DType, inputs: &MatmulInputs, seed: u64) -> Self {
-        let (limit, atol) = (bound(shape.k), super::elementwise::atol(dtype));
-        Self::with_limit(shape, inputs, seed, limit, output_rounding(dtype), atol)
+        let (limit, rounding) = (bound(shape.k), output_rounding(dtype));
+        Self::with_limit(shape, inputs, seed, limit, rounding, atol(dtype))
     }
 
     /// Exact comparison, for inputs from [`MatmulInputs::exact`] with f32 output: any

@@ -13,6 +13,29 @@ pub mod attention;
 pub mod elementwise;
 pub mod matmul;
 
+use crate::shape::DType;
+
+/// The rounding of a result stored as `dtype`, relative to the result itself: an ulp (f16:
+/// 2⁻¹⁰, since the conversion may round either way; f32: 2⁻²⁴). Matmul holds its output to
+/// this times |c|, not times Σ|a||b|: there f16 allowed about 2.5% of a typical element at
+/// K = 4096, enough for a kernel that rounded its inputs to bf16, or scaled its output by
+/// 1.004, to pass.
+pub fn output_rounding(dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 => 2f64.powi(-24),
+        DType::F16 => 2f64.powi(-10),
+    }
+}
+
+/// The absolute error always allowed: the smallest normal of the output type (GPUs may
+/// flush f16 subnormals).
+pub fn atol(dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 => 2f64.powi(-126),
+        DType::F16 => 2f64.powi(-14),
+    }
+}
+
 /// SplitMix64: small, fast, seeded, and the same on every platform.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
