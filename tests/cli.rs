@@ -11,6 +11,17 @@ fn priceperf() -> Command {
     c
 }
 
+/// What `priceperf args` printed; it must exit 0 (failing with its stderr otherwise).
+fn succeeds(args: &[&str]) -> std::process::Output {
+    let out = priceperf().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn has_adapter() -> bool {
     let out = priceperf()
         .args(["devices", "--format", "json"])
@@ -437,16 +448,8 @@ fn tuning_choices_and_peaks_are_cached_and_retune_searches_again() {
 #[test]
 fn a_machine_quote_is_shared_by_its_accelerators() {
     let cost = |extra: &[&str]| {
-        let out = priceperf()
-            .args(["cost", "--tokens-per-second", "1800", "--format", "json"])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let args = ["cost", "--tokens-per-second", "1800", "--format", "json"];
+        let out = succeeds(&[&args[..], extra].concat());
         let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         rows[0]["usd_per_mtok"].as_f64().unwrap()
     };
@@ -479,21 +482,13 @@ fn a_machine_quote_is_shared_by_its_accelerators() {
 /// tokens/s is $0.000870/Mtok, which four fixed decimals printed as 0.0009.
 #[test]
 fn a_cheap_rate_keeps_its_significant_digits() {
-    let out = priceperf()
-        .args([
-            "cost",
-            "--tokens-per-second",
-            "300000",
-            "--price-per-hour",
-            "0.94",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeeds(&[
+        "cost",
+        "--tokens-per-second",
+        "300000",
+        "--price-per-hour",
+        "0.94",
+    ]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains(" 0.000870 "), "{table}");
 }
@@ -502,22 +497,19 @@ fn a_cheap_rate_keeps_its_significant_digits() {
 /// flags that price it, not an empty table and exit 0; owned hardware prices it.
 #[test]
 fn an_unpriced_accelerator_asks_for_a_price() {
-    let cost = |extra: &[&str], format: &str| {
-        priceperf()
-            .args([
-                "cost",
-                "--tokens-per-second",
-                "1000",
-                "--accelerator",
-                "MI300X",
-            ])
-            .args(extra)
+    let mi300x = [
+        "cost",
+        "--tokens-per-second",
+        "1000",
+        "--accelerator",
+        "MI300X",
+    ];
+    for format in ["table", "json"] {
+        let out = priceperf()
+            .args(mi300x)
             .args(["--format", format])
             .output()
-            .unwrap()
-    };
-    for format in ["table", "json"] {
-        let out = cost(&[], format);
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{format}: {err}");
         assert!(
@@ -533,12 +525,8 @@ fn an_unpriced_accelerator_asks_for_a_price() {
         );
     }
     let owned = |format: &str| {
-        let out = cost(&["--capex", "15000", "--watts", "750"], format);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let hardware = ["--capex", "15000", "--watts", "750", "--format", format];
+        let out = succeeds(&[&mi300x[..], &hardware].concat());
         // The modelled energy line goes to stderr, so stdout stays one csv or json document.
         assert!(String::from_utf8_lossy(&out.stderr).contains("energy:"));
         String::from_utf8(out.stdout).unwrap()
