@@ -11,17 +11,6 @@ fn priceperf() -> Command {
     c
 }
 
-/// What `priceperf args` printed; it must exit 0 (failing with its stderr otherwise).
-fn succeeds(args: &[&str]) -> std::process::Output {
-    let out = priceperf().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn has_adapter() -> bool {
     let out = priceperf()
         .args(["devices", "--format", "json"])
@@ -449,8 +438,9 @@ fn tuning_choices_and_peaks_are_cached_and_retune_searches_again() {
 fn a_machine_quote_is_shared_by_its_accelerators() {
     let cost = |extra: &[&str]| {
         let args = ["cost", "--tokens-per-second", "1800", "--format", "json"];
-        let out = succeeds(&[&args[..], extra].concat());
-        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (code, out, err) = result_fixtures::priceperf(&[&args[..], extra].concat());
+        assert_eq!(code, 0, "{err}");
+        let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
         rows[0]["usd_per_mtok"].as_f64().unwrap()
     };
     let quote = cost(&[
@@ -482,14 +472,14 @@ fn a_machine_quote_is_shared_by_its_accelerators() {
 /// tokens/s is $0.000870/Mtok, which four fixed decimals printed as 0.0009.
 #[test]
 fn a_cheap_rate_keeps_its_significant_digits() {
-    let out = succeeds(&[
+    let (code, table, err) = result_fixtures::priceperf(&[
         "cost",
         "--tokens-per-second",
         "300000",
         "--price-per-hour",
         "0.94",
     ]);
-    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(code, 0, "{err}");
     assert!(table.contains(" 0.000870 "), "{table}");
 }
 
@@ -526,10 +516,11 @@ fn an_unpriced_accelerator_asks_for_a_price() {
     }
     let owned = |format: &str| {
         let hardware = ["--capex", "15000", "--watts", "750", "--format", format];
-        let out = succeeds(&[&mi300x[..], &hardware].concat());
+        let (code, out, err) = result_fixtures::priceperf(&[&mi300x[..], &hardware].concat());
+        assert_eq!(code, 0, "{err}");
         // The modelled energy line goes to stderr, so stdout stays one csv or json document.
-        assert!(String::from_utf8_lossy(&out.stderr).contains("energy:"));
-        String::from_utf8(out.stdout).unwrap()
+        assert!(err.contains("energy:"), "{err}");
+        out
     };
     let csv = owned("csv");
     let rows: Vec<&str> = csv
