@@ -7,12 +7,12 @@
 //!
 //! Rows are deduplicated by natural key plus run id: copies of the same run (same run id,
 //! host and start time; e.g. a folder uploaded twice, or a resumed run copied before and
-//! after) are unioned row by row, as are rows repeated within one folder. Identical rows count as duplicates; rows that differ are
-//! conflicts: the copy given first is kept, and the conflict is reported with the columns
-//! that differ (`--strict` refuses to write instead). Two different runs that happen to
-//! share a run id (two machines started in the same second), or whose ids make the same
-//! folder name, are both kept, the later one renamed `<run id>-<host>`, and the renaming is
-//! reported.
+//! after) are unioned row by row, as are rows repeated within one folder. Identical rows
+//! count as duplicates; rows that differ are conflicts: the copy given first is kept, and
+//! the conflict is reported with the columns that differ (`--strict` refuses to write
+//! instead). Two different runs that happen to share a run id (two machines started in the
+//! same second), or whose ids make the same folder name, are both kept, the later one
+//! renamed `<run id>-<host>`, and the renaming is reported.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -174,10 +174,11 @@ pub fn plan(inputs: &[PathBuf], runs: Vec<Run>) -> Plan {
                 // disk) are as much a collision as one id shared: unchecked, the second
                 // run's run.json replaced the first's and its rows were appended to the
                 // first's kernels.csv.
+                // One id shared is one folder name shared too.
                 let taken = |id: &str| {
-                    groups.iter().any(|g| {
-                        g.run.info.run_id == id || folder_key(&g.run.info.run_id) == folder_key(id)
-                    })
+                    groups
+                        .iter()
+                        .any(|g| folder_key(&g.run.info.run_id) == folder_key(id))
                 };
                 if taken(&run.info.run_id) {
                     let base = format!("{}-{}", run.info.run_id, slug(&run.info.host));
