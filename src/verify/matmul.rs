@@ -1,4 +1,6 @@
-//! The matmul CPU reference and its check.
+//! The matmul CPU reference and its check: every element of small products; above
+//! [`FULL_CHECK_MACS`], the edges and random elements one by one, and every row as a whole
+//! by Freivalds' method ([`RowSums`]).
 
 use crate::kernels::matmul::MatmulInputs;
 use crate::kernels::HostTensor;
@@ -7,9 +9,18 @@ use crate::shape::{DType, MatmulShape};
 use super::{atol, output_rounding, Rng, Verdict};
 
 /// Check every element when the reference costs at most this many multiply-adds; above it,
-/// check full first/last rows and columns plus random elements.
+/// check full first/last rows and columns plus random elements, and every row's sums.
 const FULL_CHECK_MACS: u64 = 1 << 26;
 const RANDOM_SAMPLES: u64 = 1024;
+
+/// Random sign vectors of the row-sum check: a wrong row that one vector's sum misses (its
+/// errors cancelling) is caught by the next with a fresh draw.
+const ROW_SUM_PROBES: usize = 2;
+
+/// How far a row sum may stray, in standard deviations of what honest rounding allows: a
+/// correct kernel fails one row's test with probability at most 2·exp(-Z²/2), about 3e-14
+/// (Hoeffding's inequality), so even a run checking a million rows never fails one wrongly.
+const ROW_SUM_Z: f64 = 8.0;
 
 /// The f64 reference value and Σ|a||b| for C[batch, row, col], from A and B widened to f64.
 fn reference_element(
@@ -51,8 +62,19 @@ pub fn bound(k: u32) -> f64 {
 /// Elements to compare: all of them for small problems, else the edges of the first and
 /// last batch (where tail handling lives) plus seeded random picks.
 pub fn elements_to_check(shape: &MatmulShape, seed: u64) -> Vec<(u32, u32, u32)> {
+    picks(shape, seed, FULL_CHECK_MACS)
+}
+
+/// Whether a product is too big to check element by element (more multiply-adds than
+/// `full_check_macs`).
+fn sampled(shape: &MatmulShape, full_check_macs: u64) -> bool {
+    shape.c_len() * shape.k as u64 > full_check_macs
+}
+
+/// [`elements_to_check`] with the size limit given (tests lower it to sample small shapes).
+fn picks(shape: &MatmulShape, seed: u64, full_check_macs: u64) -> Vec<(u32, u32, u32)> {
     let (b, m, n) = (shape.batch, shape.m, shape.n);
-    if shape.c_len() * shape.k as u64 <= FULL_CHECK_MACS {
+    if !sampled(shape, full_check_macs) {
         let mut all = Vec::with_capacity(shape.c_len() as usize);
         for bi in 0..b {
             for r in 0..m {
@@ -85,66 +107,220 @@ pub fn elements_to_check(shape: &MatmulShape, seed: u64) -> Vec<(u32, u32, u32)>
     picks
 }
 
-/// The f64 reference values of the elements [`elements_to_check`] picks, computed once per
-/// benchmark and compared with every variant's output: the tuning search checks a dozen
-/// variants of each shape, and recomputing the reference for each (f16 inputs widened one
-/// element at a time) cost 0.4 s per variant at 64x768x768.
-pub struct Reference {
-    shape: MatmulShape,
+/// What a matmul output element may differ from the f64 reference by (see the module doc of
+/// `verify`): `rounding`·|ref| + `atol` + `limit`·Σ|a||b|.
+#[derive(Debug, Clone, Copy)]
+struct Tolerance {
+    /// [`bound`]; 0 for exact comparisons.
     limit: f64,
     /// [`output_rounding`] of the output type; 0 for exact comparisons.
     rounding: f64,
     /// The output type's smallest normal, allowed absolutely (GPUs may flush f16
     /// subnormals); 0 for exact comparisons.
     atol: f64,
+}
+
+impl Tolerance {
+    /// The most an element may be off when its Σ|a||b| is at most `reach` and the kernel
+    /// returned `got`. The reference is unknown here, so its rounding term is bounded from
+    /// `got`: a passing element has |ref| ≤ (|got| + limit·reach + atol) / (1 - rounding).
+    fn at_most(&self, got: f64, reach: f64) -> f64 {
+        let within = self.limit * reach + self.atol;
+        within + self.rounding * (got.abs() + within) / (1.0 - self.rounding)
+    }
+}
+
+/// Freivalds' check of whole rows, for products too big to compare element by element: for
+/// random signs x (±1 per column), row r of C·x must match row r of A·(B·x), both summed in
+/// f64, at O(M·K + K·N + M·N) cost instead of the product's O(M·N·K). Signs chosen
+/// independently of the kernel turn each row's error into a sum of terms of random sign:
+/// if every element of the row is within its tolerance t_j, Hoeffding's inequality keeps
+/// |Σ_j e_j·x_j| under [`ROW_SUM_Z`]·√(Σ_j t_j²) but with negligible probability, while a
+/// wrong block of the row (a tile computed from the wrong indices, never written, or NaN)
+/// moves the sum by about √(width)·|c| and fails. It cannot see an error that stays near
+/// the tolerance in a few elements; the sampled elements are checked one by one for that.
+struct RowSums {
+    /// Per probe, the sign of each column.
+    signs: Vec<Vec<f64>>,
+    /// Per probe, A·(B·x) per (batch, row).
+    want: Vec<Vec<f64>>,
+    /// Σ_i |a_ri|·max_j |b_ij| per (batch, row): at least Σ|a||b| of every element of the
+    /// row, so the tolerance of each can be bounded without the product.
+    reach: Vec<f64>,
+}
+
+impl RowSums {
+    fn new(shape: &MatmulShape, a: &[f64], b: &[f64], seed: u64) -> Self {
+        let (batches, m, n, k) = (
+            shape.batch as usize,
+            shape.m as usize,
+            shape.n as usize,
+            shape.k as usize,
+        );
+        let a_row = |bi: usize, r: usize| &a[(bi * m + r) * k..][..k];
+        let mut rng = Rng::new(seed ^ 0x5157_5F52_4F57_5355);
+        let signs: Vec<Vec<f64>> = (0..ROW_SUM_PROBES)
+            .map(|_| {
+                (0..n)
+                    .map(|_| if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 })
+                    .collect()
+            })
+            .collect();
+        let mut want: Vec<Vec<f64>> = (0..ROW_SUM_PROBES)
+            .map(|_| Vec::with_capacity(batches * m))
+            .collect();
+        let mut reach = Vec::with_capacity(batches * m);
+        for bi in 0..batches {
+            // Per probe B·x, and max_j |b_ij|: k values each, B read in the order stored.
+            let mut bx = vec![vec![0.0; k]; ROW_SUM_PROBES];
+            let mut b_max = vec![0.0f64; k];
+            let b = &b[bi * k * n..][..k * n];
+            if shape.transpose_b {
+                // Stored [n, k]: row j holds column j of B.
+                for (j, column) in b.chunks_exact(k).enumerate() {
+                    for (bx, x) in bx.iter_mut().zip(&signs) {
+                        for (acc, v) in bx.iter_mut().zip(column) {
+                            *acc += v * x[j];
+                        }
+                    }
+                    for (top, v) in b_max.iter_mut().zip(column) {
+                        *top = top.max(v.abs());
+                    }
+                }
+            } else {
+                for (i, row) in b.chunks_exact(n).enumerate() {
+                    for (bx, x) in bx.iter_mut().zip(&signs) {
+                        bx[i] = dot(row, x);
+                    }
+                    b_max[i] = row.iter().fold(0.0, |top, v| top.max(v.abs()));
+                }
+            }
+            for (want, bx) in want.iter_mut().zip(&bx) {
+                want.extend((0..m).map(|r| dot(a_row(bi, r), bx)));
+            }
+            reach.extend((0..m).map(|r| {
+                a_row(bi, r)
+                    .iter()
+                    .zip(&b_max)
+                    .map(|(a, b)| a.abs() * b)
+                    .sum::<f64>()
+            }));
+        }
+        RowSums { signs, want, reach }
+    }
+
+    /// Check every row of `output` (already known to have the product's length), recording
+    /// the first bad row in `verdict`.
+    fn check(
+        &self,
+        shape: &MatmulShape,
+        tol: &Tolerance,
+        output: &HostTensor,
+        verdict: &mut Verdict,
+    ) {
+        let (m, n, k) = (shape.m as usize, shape.n as usize, shape.k as usize);
+        let mut got = vec![0.0; n];
+        for (row, &reach) in self.reach.iter().enumerate() {
+            let (mut spread, mut size) = (0.0, 0.0);
+            for (j, got) in got.iter_mut().enumerate() {
+                *got = output.get(row * n + j);
+                spread += tol.at_most(*got, reach).powi(2);
+                size += got.abs();
+            }
+            // The f64 sums' own rounding: n + k terms each, none larger than these.
+            let slack = (n + k) as f64 * 2f64.powi(-53) * (size + n as f64 * reach);
+            let allowed = ROW_SUM_Z * spread.sqrt() + slack;
+            for (x, want) in self.signs.iter().zip(&self.want) {
+                let sum = dot(&got, x);
+                let off = (sum - want[row]).abs();
+                if off.is_nan() || off > allowed {
+                    let (b, r) = (row / m, row % m);
+                    verdict.fail(if sum.is_finite() {
+                        format!(
+                            "row C[batch={b}, row={r}, *] is wrong: its sum under random signs is {sum} where A·(B·x) in f64 gives {} (off by {off:.3e}, where elements each within tolerance stay under {allowed:.3e} but with probability below 1e-13); at this size elements are compared one by one only on the edges and at {RANDOM_SAMPLES} random places, so the wrong elements lie elsewhere in the row",
+                            want[row]
+                        )
+                    } else {
+                        format!(
+                            "row C[batch={b}, row={r}, *] holds NaN or infinity (its sum under random signs is {sum}); the output starts as NaN, so the kernel never wrote part of the row or computed a NaN or infinity"
+                        )
+                    });
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(a, b)| a * b).sum()
+}
+
+/// The f64 reference values of the elements [`elements_to_check`] picks, computed once per
+/// benchmark and compared with every variant's output: the tuning search checks a dozen
+/// variants of each shape, and recomputing the reference for each (f16 inputs widened one
+/// element at a time) cost 0.4 s per variant at 64x768x768. Above [`FULL_CHECK_MACS`] it
+/// also holds the [`RowSums`] every row is checked with.
+pub struct Reference {
+    shape: MatmulShape,
+    tol: Tolerance,
     /// (batch, row, col, value, Σ|a||b|) per checked element.
     expected: Vec<(u32, u32, u32, f64, f64)>,
+    rows: Option<RowSums>,
 }
 
 impl Reference {
     /// The reference for `inputs`, held to [`bound`] after `dtype`'s [`output_rounding`].
     pub fn new(shape: &MatmulShape, dtype: DType, inputs: &MatmulInputs, seed: u64) -> Self {
-        let (limit, rounding) = (bound(shape.k), output_rounding(dtype));
-        Self::with_limit(shape, inputs, seed, limit, rounding, atol(dtype))
+        let tol = Tolerance {
+            limit: bound(shape.k),
+            rounding: output_rounding(dtype),
+            atol: atol(dtype),
+        };
+        Self::build(shape, inputs, seed, tol, FULL_CHECK_MACS)
     }
 
     /// Exact comparison, for inputs from [`MatmulInputs::exact`] with f32 output: any
     /// difference is an indexing bug.
     pub fn exact(shape: &MatmulShape, inputs: &MatmulInputs) -> Self {
-        Self::with_limit(shape, inputs, 0, 0.0, 0.0, 0.0)
+        let tol = Tolerance {
+            limit: 0.0,
+            rounding: 0.0,
+            atol: 0.0,
+        };
+        Self::build(shape, inputs, 0, tol, FULL_CHECK_MACS)
     }
 
-    fn with_limit(
+    fn build(
         shape: &MatmulShape,
         inputs: &MatmulInputs,
         seed: u64,
-        limit: f64,
-        rounding: f64,
-        atol: f64,
+        tol: Tolerance,
+        full_check_macs: u64,
     ) -> Self {
         let (a, b) = (widen(&inputs.a), widen(&inputs.b));
-        let expected = elements_to_check(shape, seed)
+        let expected = picks(shape, seed, full_check_macs)
             .into_iter()
             .map(|(bi, r, c)| {
                 let (sum, mag) = reference_element(shape, &a, &b, bi, r, c);
                 (bi, r, c, sum, mag)
             })
             .collect();
+        let rows = sampled(shape, full_check_macs).then(|| RowSums::new(shape, &a, &b, seed));
         Reference {
             shape: *shape,
-            limit,
-            rounding,
-            atol,
+            tol,
             expected,
+            rows,
         }
     }
 
     /// Compare a kernel's output with the reference.
     pub fn check(&self, output: &HostTensor) -> Verdict {
-        let shape = &self.shape;
+        let (shape, tol) = (&self.shape, &self.tol);
         if output.len() as u64 != shape.c_len() {
             return Verdict::unusable(
-                self.limit,
+                tol.limit,
                 format!(
                     "output has {} elements, expected {}",
                     output.len(),
@@ -152,12 +328,12 @@ impl Reference {
                 ),
             );
         }
-        let mut verdict = Verdict::new(self.limit);
+        let mut verdict = Verdict::new(tol.limit);
         for &(b, r, c, want, mag) in &self.expected {
             let idx = ((b as u64 * shape.m as u64 + r as u64) * shape.n as u64 + c as u64) as usize;
             let got = output.get(idx);
             // What the output's rounding cannot explain, relative to Σ|a||b|.
-            let beyond = (got - want).abs() - self.rounding * want.abs() - self.atol;
+            let beyond = (got - want).abs() - tol.rounding * want.abs() - tol.atol;
             let err = if got == want || beyond <= 0.0 {
                 0.0
             } else {
@@ -167,6 +343,9 @@ impl Reference {
             if !verdict.record(at, got, want, err, "normalised error") {
                 break;
             }
+        }
+        if let (true, Some(rows)) = (verdict.passed, &self.rows) {
+            rows.check(shape, tol, output, &mut verdict);
         }
         verdict
     }
@@ -283,5 +462,105 @@ mod tests {
         assert!(picks.len() < 10_000);
         assert!(picks.contains(&(0, 1023, 1023)));
         assert!(picks.contains(&(0, 512, 0)));
+    }
+
+    /// A reference that samples (and checks row sums) even at these small test shapes.
+    fn sampling(shape: &MatmulShape, dtype: DType, inputs: &MatmulInputs) -> Reference {
+        let tol = Tolerance {
+            limit: bound(shape.k),
+            rounding: output_rounding(dtype),
+            atol: atol(dtype),
+        };
+        Reference::build(shape, inputs, 9, tol, 1)
+    }
+
+    fn f32s(t: HostTensor) -> Vec<f32> {
+        match t {
+            HostTensor::F32(v) => v,
+            HostTensor::F16(_) => unreachable!(),
+        }
+    }
+
+    /// An element none of the samples looks at: before the row sums, a wrong value there
+    /// passed.
+    #[test]
+    fn row_sums_catch_what_the_sampled_elements_miss() {
+        let shape = MatmulShape::new(96, 80, 64).batched(2);
+        let inputs = MatmulInputs::random(&shape, DType::F32, 4);
+        let reference = sampling(&shape, DType::F32, &inputs);
+        let good = f32s(cpu_matmul(&shape, &inputs));
+        assert!(reference.check(&HostTensor::F32(good.clone())).passed);
+
+        let picked = picks(&shape, 9, 1);
+        let (b, r) = (1, 50);
+        let c = (1..79).find(|&c| !picked.contains(&(b, r, c))).unwrap();
+        let at = ((b * 96 + r) * 80 + c) as usize;
+        for wrong in [good[at] + 0.5, f32::NAN, 0.0] {
+            let mut bad = good.clone();
+            bad[at] = wrong;
+            let v = reference.check(&HostTensor::F32(bad));
+            let why = v.failure.unwrap_or_default();
+            assert!(
+                why.starts_with("row C[batch=1, row=50, *]"),
+                "{wrong}: {why}"
+            );
+            assert!(!v.passed);
+        }
+    }
+
+    /// An 8x8 block computed from the wrong rows of A (a tile-indexing bug) that none of the
+    /// sampled elements falls in fails.
+    #[test]
+    fn row_sums_catch_a_misplaced_tile() {
+        let shape = MatmulShape::new(256, 128, 32);
+        let inputs = MatmulInputs::random(&shape, DType::F32, 6);
+        let reference = sampling(&shape, DType::F32, &inputs);
+        let good = f32s(cpu_matmul(&shape, &inputs));
+        let picked = picks(&shape, 9, 1);
+        let unsampled = |r0: u32, c0: u32| {
+            !picked
+                .iter()
+                .any(|&(_, r, c)| (r0..r0 + 8).contains(&r) && (c0..c0 + 8).contains(&c))
+        };
+        let tiles = (1..31).flat_map(|tr| (1..15).map(move |tc| (tr * 8, tc * 8)));
+        let (r0, c0) = tiles.into_iter().find(|&(r, c)| unsampled(r, c)).unwrap();
+        let mut bad = good.clone();
+        for r in r0..r0 + 8 {
+            for c in c0..c0 + 8 {
+                bad[(r * 128 + c) as usize] = good[((r + 8) * 128 + c) as usize];
+            }
+        }
+        let why = reference.check(&HostTensor::F32(bad)).failure.unwrap();
+        assert!(why.contains(&format!("row={r0}, *]")), "{why}");
+    }
+
+    /// Outputs that are right up to their rounding pass the row sums: f16 at K = 4096, where
+    /// each element may be off by an f16 ulp, and the exact check's exact sums.
+    #[test]
+    fn row_sums_pass_correctly_rounded_outputs() {
+        let shape = MatmulShape::new(24, 40, 4096);
+        for seed in 0..4 {
+            let inputs = MatmulInputs::random(&shape, DType::F16, seed);
+            let exact = f32s(cpu_matmul(&shape, &inputs));
+            let stored = HostTensor::F16(exact.iter().map(|&c| half::f16::from_f32(c)).collect());
+            let v = sampling(&shape, DType::F16, &inputs).check(&stored);
+            assert!(v.passed, "seed {seed}: {v:?}");
+        }
+
+        let shape = MatmulShape::new(40, 24, 64).transposed_b();
+        let inputs = MatmulInputs::exact(&shape, DType::F32, 2);
+        let tol = Tolerance {
+            limit: 0.0,
+            rounding: 0.0,
+            atol: 0.0,
+        };
+        let exact = Reference::build(&shape, &inputs, 0, tol, 1);
+        let good = f32s(cpu_matmul(&shape, &inputs));
+        assert!(exact.check(&HostTensor::F32(good.clone())).passed);
+        let mut swapped = good;
+        swapped.swap(17 * 24 + 5, 17 * 24 + 6);
+        if swapped[17 * 24 + 5] != swapped[17 * 24 + 6] {
+            assert!(!exact.check(&HostTensor::F32(swapped)).passed);
+        }
     }
 }

@@ -100,6 +100,13 @@ impl Verdict {
         }
     }
 
+    /// Fail for a reason found outside one element's comparison (a whole row's check),
+    /// keeping an earlier failure's message.
+    pub fn fail(&mut self, why: String) {
+        self.passed = false;
+        self.failure.get_or_insert(why);
+    }
+
     /// Record one compared element: `got` against the reference's `want`, `err` its error in
     /// the checker's measure (named by `measure` in the message, e.g. "normalised error"),
     /// `at` naming the element (e.g. `C[batch=0, row=1, col=2]`), called only for a message.
