@@ -1,6 +1,6 @@
 //! The money and energy formulas, in one place: price per accelerator-hour, $/Mtok (with
-//! utilization and confidence bounds), owned-hardware $/h, modelled energy per token, the
-//! request-workload cost, and projections to accelerators wgpu cannot reach. Also the
+//! utilization and confidence bounds), owned-hardware $/h, modelled energy per token, and
+//! projections to accelerators wgpu cannot reach. Also the
 //! `tokens.csv` and `costs.csv` row types ([`TokensRow`], [`CostRow`]).
 //!
 //! Formulas (DESIGN.md, stated again in the README):
@@ -9,7 +9,8 @@
 //!   The low $/Mtok bound comes from the HIGH tokens/s bound and vice versa.
 //! - Owned $/h = capex / (life_years x 8760) + watts / 1000 x PUE x $/kWh.
 //! - Energy J/token = watts / tokens/s (modelled when the watts are a TDP, not a measurement).
-//! - Workload: time per request = prefill time + output_tokens x decode step time.
+//! - Workload: time per request = prefill time + output_tokens x decode step time; its token
+//!   rate is composed with the others (`compose::token_rates`) and priced by the $/Mtok rule.
 //!
 //! Every function refuses zero, negative and non-finite inputs (and a utilization outside
 //! (0, 1]) with a bad-input error saying what to give instead, so no NaN or infinity ever
@@ -261,91 +262,6 @@ pub fn joules_per_token(watts: f64, tokens_per_s: f64, modelled: bool) -> Result
     Ok(EnergyPerToken {
         joules_per_token: watts / tokens_per_s,
         modelled,
-    })
-}
-
-/// A request shape: input (prompt) and output (generated) tokens per request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Workload {
-    pub input_tokens: u32,
-    pub output_tokens: u32,
-}
-
-/// The cost of serving a [`Workload`] in batches.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WorkloadCost {
-    /// Latency of one request = prefill time + output_tokens x decode step time.
-    pub seconds_per_request: f64,
-    /// Requests completed per second by one accelerator (batch / seconds_per_request).
-    pub requests_per_s: f64,
-    /// Input plus output tokens per second, the workload's `tokens_per_s`.
-    pub tokens_per_s: f64,
-    pub usd_per_request: f64,
-    /// $/request / (input + output tokens) x 1e6: input and output tokens weighted by their
-    /// counts per request, see `weights`.
-    pub usd_per_mtok_blended: f64,
-    /// E.g. "1000:200 input:output tokens" — state it wherever the blended number appears.
-    pub weights: String,
-}
-
-/// Cost of a workload on one accelerator: `batch` requests run together; `prefill_s` is the
-/// time of one prefill pass over all of them (batch x input tokens) and `decode_step_s` the
-/// time of one decode step for the batch (use the step time at the mean context,
-/// input + output / 2, since steps slow down as the context grows).
-pub fn workload_cost(
-    workload: Workload,
-    batch: u32,
-    prefill_s: f64,
-    decode_step_s: f64,
-    usd_per_accel_hour: f64,
-    utilization: Option<f64>,
-) -> Result<WorkloadCost> {
-    if workload.input_tokens == 0 && workload.output_tokens == 0 {
-        return Err(Error::bad_input(
-            "the workload has no tokens",
-            "Give input and/or output tokens per request, e.g. 1000 and 200",
-        ));
-    }
-    if batch == 0 {
-        return Err(Error::bad_input(
-            "batch is 0",
-            "Give the number of requests served together, at least 1",
-        ));
-    }
-    check_non_negative(
-        prefill_s,
-        "the prefill time",
-        "Give the prefill time in seconds",
-    )?;
-    check_non_negative(
-        decode_step_s,
-        "the decode step time",
-        "Give the decode step time in seconds",
-    )?;
-    check_positive(
-        usd_per_accel_hour,
-        "the price per accelerator-hour",
-        "Give a price in USD per accelerator-hour above 0",
-    )?;
-    let u = check_utilization(utilization)?.unwrap_or(1.0);
-    let seconds = prefill_s + f64::from(workload.output_tokens) * decode_step_s;
-    check_positive(
-        seconds,
-        "the time per request",
-        "Give a prefill or decode time above 0",
-    )?;
-    let tokens = f64::from(workload.input_tokens) + f64::from(workload.output_tokens);
-    let usd_per_request = usd_per_accel_hour / 3600.0 * seconds / f64::from(batch) / u;
-    Ok(WorkloadCost {
-        seconds_per_request: seconds,
-        requests_per_s: f64::from(batch) / seconds,
-        tokens_per_s: tokens * f64::from(batch) / seconds,
-        usd_per_request,
-        usd_per_mtok_blended: usd_per_request / tokens * 1e6,
-        weights: format!(
-            "{}:{} input:output tokens",
-            workload.input_tokens, workload.output_tokens
-        ),
     })
 }
 
@@ -754,29 +670,6 @@ mod tests {
         assert!(close(e.joules_per_token, 0.7, 1e-12));
         assert!(e.modelled);
         assert!(joules_per_token(700.0, 0.0, true).is_err());
-    }
-
-    #[test]
-    fn workload_by_hand() {
-        // 1000 in, 200 out; prefill 0.5 s, decode step 0.02 s -> 0.5 + 200 x 0.02 = 4.5 s.
-        // $3.60/h = $0.001/s -> $0.0045/request; blended 0.0045 / 1200 x 1e6 = $3.75/Mtok.
-        let w = Workload {
-            input_tokens: 1000,
-            output_tokens: 200,
-        };
-        let c = workload_cost(w, 1, 0.5, 0.02, 3.60, None).unwrap();
-        assert!(close(c.seconds_per_request, 4.5, 1e-12));
-        assert!(close(c.usd_per_request, 0.0045, 1e-12));
-        assert!(close(c.usd_per_mtok_blended, 3.75, 1e-12));
-        assert!(close(c.tokens_per_s, 1200.0 / 4.5, 1e-12));
-        assert_eq!(c.weights, "1000:200 input:output tokens");
-        // A batch of 4 in the same times shares the cost four ways.
-        let b = workload_cost(w, 4, 0.5, 0.02, 3.60, None).unwrap();
-        assert!(close(b.usd_per_request, 0.0045 / 4.0, 1e-12));
-        assert!(close(b.requests_per_s, 4.0 / 4.5, 1e-12));
-        // Utilization 0.5 doubles it.
-        let u = workload_cost(w, 1, 0.5, 0.02, 3.60, Some(0.5)).unwrap();
-        assert!(close(u.usd_per_mtok_blended, 7.5, 1e-12));
     }
 
     #[test]

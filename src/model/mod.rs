@@ -108,7 +108,7 @@ impl fmt::Display for Phase {
 pub enum PhaseKind {
     Prefill,
     Decode,
-    /// A request mix: prefill of the input plus decode of the output (see `cost::workload_cost`).
+    /// A request mix: prefill of the input plus decode of the output (see `compose::token_rates`).
     Workload,
 }
 
