@@ -3,7 +3,7 @@
 //! for software adapters, the user's own instance or quote, owned hardware), plus projected
 //! rows for accelerators wgpu cannot reach. The formulas are in [`crate::cost`].
 
-use crate::catalog::{Catalog, Offering};
+use crate::catalog::{AcceleratorKind, Catalog, Offering};
 use crate::cost::{
     price_offerings, price_projected, sort_cost_rows, Basis, CostRow, OwnedHardware, TokensRow,
 };
@@ -84,7 +84,10 @@ pub fn price_run(
         )?]
     } else if let Some(instance) = &opts.instance {
         catalog.offerings_for_instance(instance)?
-    } else if adapter.is_cpu() {
+    } else if adapter.is_cpu() || accel.is_some_and(|a| a.kind == AcceleratorKind::Cpu) {
+        // By the matched row as well as wgpu's type: a software rasteriser that a driver does
+        // not type as a CPU still runs on the host's cores, and the CPU row's instances
+        // listed as they are (2 vCPUs for a 16-vCPU host) would price it 8x too cheap.
         notes.push(format!(
             "software adapter: priced on CPU instances with {vcpus} vCPUs"
         ));
@@ -245,6 +248,45 @@ mod tests {
                 "{notes:?}"
             );
         }
+    }
+
+    /// A software adapter that the driver does not type as a CPU (llvmpipe reported as
+    /// "other") is still priced as the host's vCPUs: before, it took the CPU instances as
+    /// listed, a 2-vCPU instance for a 16-vCPU host.
+    #[test]
+    fn a_cpu_row_is_priced_per_vcpu_whatever_the_adapter_type() {
+        let catalog = Catalog::from_files(None, None, false).unwrap();
+        let opts = PricingOptions {
+            max_age_days: 100_000,
+            ..PricingOptions::default()
+        };
+        let tokens = [TokensRow {
+            model: "gpt2".into(),
+            phase: PhaseKind::Decode,
+            batch: 1,
+            prompt_len: None,
+            context_len: Some(576),
+            tokens_per_s: 20.0,
+            tokens_per_s_low: None,
+            tokens_per_s_high: None,
+            basis: Basis::Measured,
+        }];
+        let price = |cpu: bool| {
+            let adapter = AdapterSummary {
+                name: "llvmpipe (LLVM 15.0.6, 256 bits)".into(),
+                ..crate::suite::tests::adapter(cpu)
+            };
+            let (rows, notes) =
+                price_run(&catalog, &adapter, 16, &tokens, DType::F16, &opts).unwrap();
+            assert!(notes.iter().any(|n| n.contains("16 vCPUs")), "{notes:?}");
+            rows.into_iter()
+                .filter(|r| r.basis == Basis::Measured)
+                .map(|r| (r.instance, r.usd_per_accelerator_hour))
+                .collect::<Vec<_>>()
+        };
+        let typed = price(true);
+        assert!(!typed.is_empty());
+        assert_eq!(price(false), typed);
     }
 
     /// Pricing sees the adapter's name and type only.
