@@ -434,9 +434,13 @@ impl Catalog {
         Ok(rows)
     }
 
-    /// Oldest and newest `as_of` among the instance rows (for run metadata).
+    /// Oldest and newest price date among the instance rows, on-demand and spot alike (for
+    /// run metadata: the range must cover every price a cost row may use).
     pub fn as_of_range(&self) -> (Option<NaiveDate>, Option<NaiveDate>) {
-        let dates = self.instances.iter().filter_map(|i| i.as_of);
+        let dates = self.instances.iter().flat_map(|i| {
+            let spot = i.usd_per_hour_spot.and(i.spot_as_of);
+            i.as_of.into_iter().chain(spot)
+        });
         (dates.clone().min(), dates.max())
     }
 

@@ -558,6 +558,11 @@ fn spot_prices_carry_their_own_date() {
     let o = c.offerings_for_instance("p5.48xlarge").unwrap();
     let spot = o.iter().find(|o| o.tier == Tier::Spot).unwrap();
     assert_eq!(spot.as_of, Some(date("2025-05-01")));
+    // The run's "catalog as of" range covers the spot price's date too.
+    assert_eq!(
+        c.as_of_range(),
+        (Some(date("2025-05-01")), Some(date("2026-01-21")))
+    );
     let bad = GOOD_INST.replace("2026-01-21,", "2026-01-21,soon,");
     assert_bad_file(
         parse_instances(&format!("{header}{bad}")),
