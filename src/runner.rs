@@ -1442,7 +1442,11 @@ fn skipped(mut row: KernelRow, why: String) -> KernelRow {
     row
 }
 
-/// Measure a verified variant with criterion.
+/// Measure a verified variant with criterion. A measurement whose interval is wider than
+/// [`results::NOISY_SPREAD`] (the machine's speed changed while it ran) is taken once more
+/// and the row holds both measurements' samples pooled ([`pooled`]): more samples where
+/// the time varied, and no choice between the two, since on the shared lavapipe VM the
+/// narrower of two was as often the slower as the faster (0.6-1.4x each other).
 fn measure_verified(
     gpu: &mut Gpu,
     criterion: &mut Criterion,
@@ -1458,28 +1462,23 @@ fn measure_verified(
     let timer = Timer::new(gpu, config.timeout);
     row.timing = Some(timer.method());
     let gpu_ref: &Gpu = gpu;
-    let flops = row.flops;
-    let t = Instant::now();
-    let measured = measure(
-        criterion,
-        &row.benchmark,
-        &row.variant,
-        flops,
-        sampling,
-        |iters| timer.time(gpu_ref, &program, iters),
-    );
-    out.measure_s
-        .push((row.variant.clone(), t.elapsed().as_secs_f64()));
-    match measured {
+    let (flops, benchmark, variant) = (row.flops, row.benchmark.clone(), row.variant.clone());
+    let mut take = || {
+        let t = Instant::now();
+        let measured = measure(criterion, &benchmark, &variant, flops, sampling, |iters| {
+            timer.time(gpu_ref, &program, iters)
+        });
+        out.measure_s
+            .push((variant.clone(), t.elapsed().as_secs_f64()));
+        measured
+    };
+    let first = match take() {
         Measured::Samples(samples) => match Stats::of(&samples) {
-            Some(stats) => {
-                out.samples.push((row.variant.clone(), samples.clone()));
-                row.measured(&stats)
-            }
+            Some(stats) => (samples, stats),
             None => {
                 row.status = Status::Failed;
                 row.note = "every sample was zero or not finite; the timer is unusable (try PRICEPERF_TIMING=wall)".into();
-                row
+                return row;
             }
         },
         Measured::NotRun => {
@@ -1487,10 +1486,52 @@ fn measure_verified(
             row.note =
                 "verified; not measured (filtered out by criterion's command line or test mode)"
                     .into();
-            row
+            return row;
         }
-        Measured::Trouble(t) => device_trouble(gpu, row, t),
-    }
+        Measured::Trouble(t) => return device_trouble(gpu, row, t),
+    };
+    let (samples, stats) = if first.1.spread() > results::NOISY_SPREAD {
+        crate::progress::step(&row.variant, "measuring again");
+        let second = match take() {
+            Measured::Samples(samples) => Stats::of(&samples).map(|stats| (samples, stats)),
+            Measured::NotRun => None,
+            Measured::Trouble(t) => return device_trouble(gpu, row, t),
+        };
+        let (pooled, note) = pooled(first, second);
+        if let Some(note) = note {
+            row.add_note(&note);
+        }
+        pooled
+    } else {
+        first
+    };
+    out.samples.push((row.variant.clone(), samples));
+    row.measured(&stats)
+}
+
+/// A wide measurement and the one taken after it (none when it gave no usable samples) as
+/// one: their samples pooled, and the note that gives each one's interval and the ratio of
+/// their medians.
+fn pooled(
+    first: (Vec<f64>, Stats),
+    second: Option<(Vec<f64>, Stats)>,
+) -> ((Vec<f64>, Stats), Option<String>) {
+    let Some(second) = second else {
+        return (first, None);
+    };
+    let mut samples = first.0;
+    samples.extend(second.0);
+    // Both had usable samples, so the pool has too.
+    let stats = Stats::of(&samples).unwrap_or(first.1);
+    let note = format!(
+        "measured twice, as the first measurement's interval (±{:.1}% of the median) was wider than ±{:.0}%: the second's was ±{:.1}%, its median {:.2}x the first's; the row pools their {} samples",
+        100.0 * first.1.spread(),
+        100.0 * results::NOISY_SPREAD,
+        100.0 * second.1.spread(),
+        second.1.median_ns / first.1.median_ns,
+        stats.samples
+    );
+    ((samples, stats), Some(note))
 }
 
 /// Record device trouble in the row and, if the device is gone, open a fresh one so the run
@@ -1608,4 +1649,44 @@ pub fn archive_folder(dir: &Path) -> Result<PathBuf> {
         target.display()
     );
     Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ten samples spread evenly over median ± half_width.
+    fn measurement(median: f64, half_width: f64) -> (Vec<f64>, Stats) {
+        let samples: Vec<f64> = (0..10)
+            .map(|i| median - half_width + 2.0 * half_width * i as f64 / 9.0)
+            .collect();
+        let stats = Stats::of(&samples).unwrap();
+        (samples, stats)
+    }
+
+    /// A wide measurement and its repeat are pooled, whichever is narrower; a repeat that
+    /// gave nothing leaves the first as it was.
+    #[test]
+    fn a_repeated_measurement_is_pooled_with_the_first() {
+        let (first, second) = (measurement(120.0, 30.0), measurement(100.0, 3.0));
+        let (first_spread, second_spread) = (first.1.spread(), second.1.spread());
+        let ((samples, stats), note) = pooled(first, Some(second));
+        assert_eq!(samples.len(), 20);
+        assert_eq!(stats.samples, 20);
+        assert!(
+            stats.median_ns > 100.0 && stats.median_ns < 120.0,
+            "{stats:?}"
+        );
+        let note = note.unwrap();
+        assert!(
+            note.contains(&format!("interval (±{:.1}% of", 100.0 * first_spread))
+                && note.contains(&format!("second's was ±{:.1}%", 100.0 * second_spread))
+                && note.contains("0.83x the first's")
+                && note.contains("pools their 20 samples"),
+            "{note}"
+        );
+
+        let ((samples, stats), note) = pooled(measurement(100.0, 15.0), None);
+        assert!(samples.len() == 10 && stats.median_ns == 100.0 && note.is_none());
+    }
 }

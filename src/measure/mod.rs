@@ -373,6 +373,11 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// The interval's half-width as a fraction of the median (as `KernelRow::spread`).
+    pub fn spread(&self) -> f64 {
+        (self.ci_high_ns - self.ci_low_ns) / 2.0 / self.median_ns
+    }
+
     /// Median with a 95% percentile-bootstrap confidence interval (2,000 resamples, fixed
     /// seed so the same samples always give the same interval).
     pub fn of(samples_ns: &[f64]) -> Option<Stats> {
