@@ -19,7 +19,7 @@ use crate::verify;
 pub(crate) struct Candidate<'a> {
     pub variant: String,
     /// Why a suite's search on llvmpipe leaves it out, if it does
-    /// ([`crate::tuning::left_out_on_llvmpipe`]).
+    /// ([`crate::tuning::LeftOut`]).
     pub llvmpipe_left_out: Option<LeftOut>,
     /// Why a suite's search on a GPU leaves it out, if it does (`Searched::gpu_left_out`).
     pub gpu_left_out: Option<LeftOut>,

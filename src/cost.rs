@@ -461,7 +461,7 @@ fn limiting_peak(acc: &Accelerator, phase: PhaseKind, dtype: DType) -> Option<f6
 /// here (the efficiency) times the target's spec peak, i.e. tokens/s x target peak / measured
 /// peak, with the peak that bounds the phase (FLOP/s of `dtype` for
 /// prefill, memory bandwidth for decode). A workload row, which mixes both, is recomposed
-/// from the projected prefill and decode rows of its run ([`project_workload`]). Rows for
+/// from the projected prefill and decode rows of its run (`project_workload`). Rows for
 /// which either peak is unknown (e.g. measured on a CPU, which has no peak in the catalog)
 /// are left out. The result's basis is `projected`.
 pub fn project_tokens(

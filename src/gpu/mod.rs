@@ -243,7 +243,7 @@ impl Gpu {
         Gpu::open_on(adapter, "device", true)
     }
 
-    /// A device that compiles for the run's own ([`crate::compile_ahead`]). A loss is
+    /// A device that compiles for the run's own (`compile_ahead`). A loss is
     /// reported as a helper's, so it is not taken for the run's device. It builds every
     /// pipeline afresh: its work reaches the run's device through the driver's disk cache
     /// only, and a variant that llvmpipe compiled for a reused pipeline (on a helper that had

@@ -1237,14 +1237,14 @@ impl Gen {
         s.trim_end().to_string()
     }
 
-    /// Whether Q and O are bound as vec4<u32> of 8 halves (f16, uniform windows, unsplit):
+    /// Whether Q and O are bound as `vec4<u32>` of 8 halves (f16, uniform windows, unsplit):
     /// each lane's storage accesses are scalar loops on lavapipe, so half as many of them
     /// cost half as much (f16 had run 0.92x f32 at gpt2's 64-token prefill).
     fn packed_io(&self) -> bool {
         self.f16 && self.kv.uniform() && !self.split
     }
 
-    /// Columns loaded together: f16 uniform windows pack 8 halves in one vec4<u32>.
+    /// Columns loaded together: f16 uniform windows pack 8 halves in one `vec4<u32>`.
     fn group(&self) -> u32 {
         if self.kv.uniform() && self.f16 {
             2

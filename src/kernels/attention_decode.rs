@@ -48,7 +48,7 @@ struct DecodeBody {
 type Expr2<'a> = &'a dyn Fn(&str, &str) -> String;
 
 /// Where a decode kernel reads Q, K and V, as WGSL expressions of 16-byte units (a
-/// vec4<f32> in f32 windows, a vec4<u32> otherwise): `q(h, u)` is unit u of the KV head's
+/// `vec4<f32>` in f32 windows, a `vec4<u32>` otherwise): `q(h, u)` is unit u of the KV head's
 /// query head h, `kv(buffer, t, u)` unit u of the step's key t in K or V (`@K`, `@V`), whose
 /// row `key_row(key)` names for an i32 key expression (clamped to the chunk); `raw` says f32
 /// units come as u32 bit

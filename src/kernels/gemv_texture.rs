@@ -79,7 +79,7 @@ pub fn layout(
     TexelLayout::new("B", shape.k / per_texel, shape.n, max_texture)
 }
 
-/// Statements turning the 16-byte texel `{t}u` (a WGSL `vec4<u32>`) into vec4<f32>s, and
+/// Statements turning the 16-byte texel `{t}u` (a WGSL `vec4<u32>`) into `vec4<f32>`s, and
 /// its elements as f32 expressions in k order: 8 halves (`{t}0`, `{t}1`, unpacked as the
 /// uniform-window kernels unpack theirs) or 4 f32 bit patterns (`{t}0`).
 fn elements(t: &str, dtype: DType) -> (String, Vec<String>) {

@@ -119,7 +119,7 @@ pub fn checked_shaders() -> bool {
 
 /// Compile `source` and build a compute pipeline for `entry`; WGSL and validation errors come
 /// back as text instead of reaching wgpu's panicking default handler. A source the device
-/// has built before is not built again: its pipeline is reused (see [`Gpu::pipelines`]).
+/// has built before is not built again: its pipeline is reused (see `Gpu::pipelines`).
 pub fn compile(
     gpu: &Gpu,
     label: &str,

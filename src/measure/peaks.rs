@@ -509,9 +509,9 @@ fn buffer_read_gbps(gpu: &Gpu, timeout: Duration, beat: Option<f64>) -> Result<f
     Ok((bytes + 16 * n) as f64 / seconds / 1e9)
 }
 
-/// What the buffer probes share: a `src` storage buffer of `src_vec4s` vec4<u32>s, each u32
+/// What the buffer probes share: a `src` storage buffer of `src_vec4s` `vec4<u32>`s, each u32
 /// holding its own index (distinct values, so a wrong index shows), read by the kernel
-/// `source` (bindings: `src` read, `dst` read_write) into `dst_vec4s` vec4<u32>s, one
+/// `source` (bindings: `src` read, `dst` read_write) into `dst_vec4s` `vec4<u32>`s, one
 /// invocation each in workgroups of 256 (flattened over x and y past the per-dimension
 /// limit). It runs once, `dst` is read back and `check`ed (given those bytes and the source
 /// data), and then it is timed: returns seconds per execution ([`median_seconds`], which

@@ -767,7 +767,7 @@ fn rows_before(path: &Path, text: &str, cut: usize) -> Result<Vec<KernelRow>> {
 /// The rows `--resume` continues from, with what was done to the file to continue it, one
 /// line each:
 ///
-/// - A torn tail a killed run left ([`resumable_len`]: the torn line and the last
+/// - A torn tail a killed run left (`resumable_len`: the torn line and the last
 ///   benchmark's rows, whose batch may be incomplete) is cut from the file, which is kept
 ///   whole beside it as `kernels.csv.torn` (`kernels.csv.2.torn`, ... when an earlier
 ///   resume already kept one) so nothing is lost.

@@ -1,6 +1,6 @@
 //! The matmul CPU reference and its check: every element of small products; above
-//! [`FULL_CHECK_MACS`], the edges and random elements one by one, and every row as a whole
-//! by Freivalds' method ([`RowSums`]).
+//! `FULL_CHECK_MACS`, the edges and random elements one by one, and every row as a whole
+//! by Freivalds' method (`RowSums`).
 
 use crate::kernels::matmul::MatmulInputs;
 use crate::kernels::HostTensor;
@@ -259,8 +259,8 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// The f64 reference values of the elements [`elements_to_check`] picks, computed once per
 /// benchmark and compared with every variant's output: the tuning search checks a dozen
 /// variants of each shape, and recomputing the reference for each (f16 inputs widened one
-/// element at a time) cost 0.4 s per variant at 64x768x768. Above [`FULL_CHECK_MACS`] it
-/// also holds the [`RowSums`] every row is checked with.
+/// element at a time) cost 0.4 s per variant at 64x768x768. Above `FULL_CHECK_MACS` it
+/// also holds the `RowSums` every row is checked with.
 pub struct Reference {
     shape: MatmulShape,
     tol: Tolerance,
