@@ -433,24 +433,6 @@ impl Catalog {
         });
         Ok(rows)
     }
-
-    /// Oldest and newest price date among the instance rows, on-demand and spot alike (for
-    /// run metadata: the range must cover every price a cost row may use).
-    pub fn as_of_range(&self) -> (Option<NaiveDate>, Option<NaiveDate>) {
-        let dates = self.instances.iter().flat_map(|i| {
-            let spot = i.usd_per_hour_spot.and(i.spot_as_of);
-            i.as_of.into_iter().chain(spot)
-        });
-        (dates.clone().min(), dates.max())
-    }
-
-    /// Instances whose prices are older than `max_age_days` on `today`, or undated.
-    pub fn stale_instances(&self, today: NaiveDate, max_age_days: u32) -> Vec<&Instance> {
-        self.instances
-            .iter()
-            .filter(|i| stale(i.as_of, today, max_age_days))
-            .collect()
-    }
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
