@@ -221,9 +221,18 @@ impl RowSums {
         let (m, n, k) = (shape.m as usize, shape.n as usize, shape.k as usize);
         let mut got = vec![0.0; n];
         for (row, &reach) in self.reach.iter().enumerate() {
+            let (b, r) = (row / m, row % m);
             let (mut spread, mut size) = (0.0, 0.0);
             for (j, got) in got.iter_mut().enumerate() {
                 *got = output.get(row * n + j);
+                // A NaN would pass unseen into the sums' comparison, and an infinity makes
+                // its own allowance infinite.
+                if !got.is_finite() {
+                    verdict.fail(format!(
+                        "C[batch={b}, row={r}, col={j}] is {got}; the output starts as NaN, so the kernel never wrote it or computed a NaN or infinity"
+                    ));
+                    return;
+                }
                 spread += tol.at_most(*got, reach).powi(2);
                 size += got.abs();
             }
@@ -233,18 +242,11 @@ impl RowSums {
             for (x, want) in self.signs.iter().zip(&self.want) {
                 let sum = dot(&got, x);
                 let off = (sum - want[row]).abs();
-                if off.is_nan() || off > allowed {
-                    let (b, r) = (row / m, row % m);
-                    verdict.fail(if sum.is_finite() {
-                        format!(
-                            "row C[batch={b}, row={r}, *] is wrong: its sum under random signs is {sum} where A·(B·x) in f64 gives {} (off by {off:.3e}, where elements each within tolerance stay under {allowed:.3e} but with probability below 1e-13); at this size elements are compared one by one only on the edges and at {RANDOM_SAMPLES} random places, so the wrong elements lie elsewhere in the row",
-                            want[row]
-                        )
-                    } else {
-                        format!(
-                            "row C[batch={b}, row={r}, *] holds NaN or infinity (its sum under random signs is {sum}); the output starts as NaN, so the kernel never wrote part of the row or computed a NaN or infinity"
-                        )
-                    });
+                if off > allowed {
+                    verdict.fail(format!(
+                        "row C[batch={b}, row={r}, *] is wrong: its sum under random signs is {sum} where A·(B·x) in f64 gives {} (off by {off:.3e}, where elements each within tolerance stay under {allowed:.3e} but with probability below 1e-13); at this size elements are compared one by one only on the edges and at {RANDOM_SAMPLES} random places, so the wrong elements lie elsewhere in the row",
+                        want[row]
+                    ));
                     return;
                 }
             }
@@ -495,16 +497,18 @@ mod tests {
         let (b, r) = (1, 50);
         let c = (1..79).find(|&c| !picked.contains(&(b, r, c))).unwrap();
         let at = ((b * 96 + r) * 80 + c) as usize;
-        for wrong in [good[at] + 0.5, f32::NAN, 0.0] {
+        for wrong in [good[at] + 0.5, f32::NAN, f32::INFINITY, 0.0] {
             let mut bad = good.clone();
             bad[at] = wrong;
             let v = reference.check(&HostTensor::F32(bad));
-            let why = v.failure.unwrap_or_default();
-            assert!(
-                why.starts_with("row C[batch=1, row=50, *]"),
-                "{wrong}: {why}"
-            );
-            assert!(!v.passed);
+            let why = v.failure.clone().unwrap_or_default();
+            let named = if wrong.is_finite() {
+                "row C[batch=1, row=50, *] is wrong".to_string()
+            } else {
+                format!("C[batch=1, row=50, col={c}] is {wrong}")
+            };
+            assert!(why.starts_with(&named), "{wrong}: {why}");
+            assert!(!v.passed && v.max_err.is_infinite(), "{v:?}");
         }
     }
 
@@ -557,10 +561,18 @@ mod tests {
         let exact = Reference::build(&shape, &inputs, 0, tol, 1);
         let good = f32s(cpu_matmul(&shape, &inputs));
         assert!(exact.check(&HostTensor::F32(good.clone())).passed);
+        // Two unequal elements of one row that no sample looks at, swapped (an indexing
+        // bug): only the row sums can see it.
+        let picked = picks(&shape, 0, 1);
+        let free: Vec<u32> = (0..24).filter(|&c| !picked.contains(&(0, 17, c))).collect();
+        let (c0, c1) = free
+            .iter()
+            .flat_map(|&a| free.iter().map(move |&b| (a, b)))
+            .find(|&(a, b)| a < b && good[17 * 24 + a as usize] != good[17 * 24 + b as usize])
+            .unwrap();
         let mut swapped = good;
-        swapped.swap(17 * 24 + 5, 17 * 24 + 6);
-        if swapped[17 * 24 + 5] != swapped[17 * 24 + 6] {
-            assert!(!exact.check(&HostTensor::F32(swapped)).passed);
-        }
+        swapped.swap(17 * 24 + c0 as usize, 17 * 24 + c1 as usize);
+        let why = exact.check(&HostTensor::F32(swapped)).failure.unwrap();
+        assert!(why.starts_with("row C[batch=0, row=17, *]"), "{why}");
     }
 }

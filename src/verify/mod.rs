@@ -101,9 +101,11 @@ impl Verdict {
     }
 
     /// Fail for a reason found outside one element's comparison (a whole row's check),
-    /// keeping an earlier failure's message.
+    /// keeping an earlier failure's message. The largest error is then unknown (infinite,
+    /// left blank in kernels.csv), not the smaller one the compared elements showed.
     pub fn fail(&mut self, why: String) {
         self.passed = false;
+        self.max_err = f64::INFINITY;
         self.failure.get_or_insert(why);
     }
 
