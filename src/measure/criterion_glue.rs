@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput};
@@ -63,6 +64,36 @@ pub fn criterion_for_run(output: PathBuf) -> Criterion {
         .output_directory(&output)
         .without_plots()
         .with_output_color(false)
+}
+
+/// A criterion instance of its own, for measuring a benchmark id a second time in one run
+/// (the repeat of a wide measurement), so the run's instance sees every id once: it would
+/// name a second measurement `<id>_2`, and `cargo bench -- --baseline X` panics on an id
+/// with no saved baseline. Its files go to a scratch folder, removed when it is dropped.
+pub struct ScratchCriterion {
+    pub criterion: Criterion,
+    dir: PathBuf,
+}
+
+impl ScratchCriterion {
+    pub fn in_temp_dir() -> ScratchCriterion {
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "priceperf-criterion-{}-{}",
+            std::process::id(),
+            MADE.fetch_add(1, Ordering::Relaxed)
+        ));
+        ScratchCriterion {
+            criterion: criterion_for_run(dir.clone()),
+            dir,
+        }
+    }
+}
+
+impl Drop for ScratchCriterion {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The outcome of measuring one program.
@@ -172,5 +203,49 @@ mod tests {
             Err(DeviceTrouble::Timeout("hung".into()))
         });
         assert!(matches!(out, Measured::Trouble(DeviceTrouble::Timeout(_))));
+    }
+
+    /// A repeat through a scratch instance leaves the run's criterion folder with one
+    /// measurement of the id (no `<id>_2` for `--baseline` to panic on), and leaves no
+    /// scratch folder behind.
+    #[test]
+    fn a_repeat_goes_through_a_scratch_criterion() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = criterion_for_run(dir.path().to_path_buf());
+        let sampling = Sampling {
+            sample_size: 10,
+            warm_up: Duration::from_millis(5),
+            measurement: Duration::from_millis(20),
+        };
+        let fake = |iters: u64| {
+            std::thread::sleep(Duration::from_micros(iters));
+            Ok(Duration::from_micros(iters))
+        };
+        assert!(matches!(
+            measure(&mut c, "glue", "twice", 1, &sampling, fake),
+            Measured::Samples(_)
+        ));
+        let scratch = ScratchCriterion::in_temp_dir();
+        let scratch_dir = scratch.dir.clone();
+        let mut scratch = scratch;
+        assert!(matches!(
+            measure(&mut scratch.criterion, "glue", "twice", 1, &sampling, fake),
+            Measured::Samples(_)
+        ));
+        assert!(scratch_dir.join("glue").exists());
+        drop(scratch);
+        assert!(!scratch_dir.exists());
+        let ids = || {
+            let mut ids: Vec<String> = std::fs::read_dir(dir.path().join("glue"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(), ["twice"]);
+        // What the scratch instance avoids: the run's own would file the repeat apart.
+        measure(&mut c, "glue", "twice", 1, &sampling, fake);
+        assert_eq!(ids(), ["twice", "twice_2"]);
     }
 }

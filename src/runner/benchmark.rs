@@ -12,7 +12,7 @@ use crate::compile_ahead::{CompileAhead, Compiled};
 use crate::gpu::Gpu;
 use crate::kernels::matmul::MatmulInputs;
 use crate::kernels::{PrepareError, Program};
-use crate::measure::criterion_glue::{measure, Measured, Sampling};
+use crate::measure::criterion_glue::{measure, Measured, Sampling, ScratchCriterion};
 use crate::measure::{prime, run_timed_and_read, DeviceTrouble, Stats, Timer, TimingMethod};
 use crate::native;
 use crate::results::{self, KernelRow, Status};
@@ -719,7 +719,9 @@ fn skipped(mut row: KernelRow, why: String) -> KernelRow {
 /// [`results::NOISY_SPREAD`] (the machine's speed changed while it ran) is taken once more
 /// and the row holds both measurements' samples pooled ([`pooled`]): more samples where
 /// the time varied, and no choice between the two, since on the shared lavapipe VM the
-/// narrower of two was as often the slower as the faster (0.6-1.4x each other).
+/// narrower of two was as often the slower as the faster (0.6-1.4x each other). Criterion's
+/// own report and baselines keep the first measurement. Device trouble during the repeat
+/// fails the row as it would during the first: a kernel that hung once is not priced.
 fn measure_verified(
     gpu: &mut Gpu,
     criterion: &mut Criterion,
@@ -736,7 +738,7 @@ fn measure_verified(
     row.timing = Some(timer.method());
     let gpu_ref: &Gpu = gpu;
     let (flops, benchmark, variant) = (row.flops, row.benchmark.clone(), row.variant.clone());
-    let mut take = || {
+    let mut take = |criterion: &mut Criterion| {
         let t = Instant::now();
         let measured = measure(criterion, &benchmark, &variant, flops, sampling, |iters| {
             timer.time(gpu_ref, &program, iters)
@@ -745,7 +747,7 @@ fn measure_verified(
             .push((variant.clone(), t.elapsed().as_secs_f64()));
         measured
     };
-    let first = match take() {
+    let first = match take(criterion) {
         Measured::Samples(samples) => match Stats::of(&samples) {
             Some(stats) => (samples, stats),
             None => {
@@ -765,7 +767,10 @@ fn measure_verified(
     };
     let (samples, stats) = if first.1.spread() > results::NOISY_SPREAD {
         crate::progress::step(&row.variant, "measuring again");
-        let second = match take() {
+        // Through a criterion of its own: the run's would name a second measurement of the
+        // id `<id>_2`, and `cargo bench -- --baseline X` panics on an id with no baseline.
+        let mut scratch = ScratchCriterion::in_temp_dir();
+        let second = match take(&mut scratch.criterion) {
             Measured::Samples(samples) => Stats::of(&samples).map(|stats| (samples, stats)),
             Measured::NotRun => None,
             Measured::Trouble(t) => return device_trouble(gpu, row, t),
