@@ -519,10 +519,10 @@ pub(super) struct Collected {
     pub(super) compile_s: f64,
     /// The part of `compile_s` spent in each variant's first dispatch, where drivers that
     /// compile lazily (llvmpipe) do their work.
-    pub(super) first_dispatch_s: f64,
+    first_dispatch_s: f64,
     /// The variants compiled ahead on helper devices, if they were: the part of
     /// `compile_s` spent waiting for them is its `wall_s`.
-    pub(super) ahead: Option<Compiled>,
+    ahead: Option<Compiled>,
     pub(super) verify_s: f64,
     /// Seconds measuring each variant (criterion's warm-up included).
     pub(super) measure_s: Vec<(String, f64)>,
