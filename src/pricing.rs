@@ -223,10 +223,7 @@ mod tests {
             name: "AMD Instinct MI300X".into(),
             ..crate::suite::tests::adapter(false)
         };
-        let opts = PricingOptions {
-            max_age_days: 100_000,
-            ..PricingOptions::default()
-        };
+        let opts = any_age();
         let (rows, notes) = price_run(&catalog, &mi300x, 16, &[], DType::F16, &opts).unwrap();
         assert!(rows.is_empty(), "{rows:?}");
         assert!(
@@ -256,10 +253,7 @@ mod tests {
     #[test]
     fn a_cpu_row_is_priced_per_vcpu_whatever_the_adapter_type() {
         let catalog = Catalog::from_files(None, None, false).unwrap();
-        let opts = PricingOptions {
-            max_age_days: 100_000,
-            ..PricingOptions::default()
-        };
+        let opts = any_age();
         let tokens = [TokensRow {
             model: "gpt2".into(),
             phase: PhaseKind::Decode,
@@ -289,6 +283,14 @@ mod tests {
         assert_eq!(price(false), typed);
     }
 
+    /// Default options that call no catalog price stale, so the notes under test stand out.
+    fn any_age() -> PricingOptions {
+        PricingOptions {
+            max_age_days: 100_000,
+            ..PricingOptions::default()
+        }
+    }
+
     /// Pricing sees the adapter's name and type only.
     fn h200() -> AdapterSummary {
         AdapterSummary {
@@ -303,10 +305,7 @@ mod tests {
     #[test]
     fn projection_notes_only_where_there_was_something_to_project() {
         let catalog = Catalog::from_files(None, None, false).unwrap();
-        let opts = PricingOptions {
-            max_age_days: 100_000,
-            ..PricingOptions::default()
-        };
+        let opts = any_age();
         let price = |tokens: &[TokensRow]| {
             price_run(&catalog, &h200(), 16, tokens, DType::F16, &opts).unwrap()
         };
