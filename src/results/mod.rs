@@ -524,6 +524,12 @@ pub struct RunTime {
     pub verify_s: f64,
     /// Measuring the variants that were chosen (criterion's warm-up included).
     pub measure_chosen_s: f64,
+    /// The part of `measure_chosen_s` spent measuring a second time where the first
+    /// measurement's interval was wide, and how many such repeats there were.
+    #[serde(default)]
+    pub measure_repeat_s: f64,
+    #[serde(default)]
+    pub repeats: u32,
     /// Measuring variants a search did not choose: the cost of tuning.
     pub measure_search_s: f64,
     /// Verifying and measuring the native CPU GEMM yardstick.
@@ -542,8 +548,16 @@ impl RunTime {
     /// One line for the terminal.
     pub fn describe(&self) -> String {
         let pct = |v: f64| 100.0 * v / self.total_s.max(1e-9);
+        let repeats = if self.repeats > 0 {
+            format!(
+                "; {:.0} s of it measuring {} wide intervals again",
+                self.measure_repeat_s, self.repeats
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "time: {:.0} s in all; measuring chosen kernels {:.0} s ({:.0}%), native yardstick {:.0} s; overhead {:.0} s ({:.0}%): setup {:.0}, peaks {:.0}, speed check {:.0}, compile and upload {:.0}, verify {:.0}, tuning search {:.0} ({} benchmarks searched, {} from the tuning cache)",
+            "time: {:.0} s in all; measuring chosen kernels {:.0} s ({:.0}%{repeats}), native yardstick {:.0} s; overhead {:.0} s ({:.0}%): setup {:.0}, peaks {:.0}, speed check {:.0}, compile and upload {:.0}, verify {:.0}, tuning search {:.0} ({} benchmarks searched, {} from the tuning cache)",
             self.total_s,
             self.measure_chosen_s,
             pct(self.measure_chosen_s),
@@ -1274,6 +1288,33 @@ pub(crate) mod tests {
             assert_eq!(fs::read_to_string(dir.path().join(name)).unwrap(), torn);
             assert_eq!(fs::read_to_string(&path).unwrap(), whole);
         }
+    }
+
+    /// The time line says how much of the measuring went to repeats, so an overhead share
+    /// can be read with and without them; a run.json from before those fields reads as none.
+    #[test]
+    fn the_time_line_names_repeated_measurements() {
+        let time = RunTime {
+            total_s: 100.0,
+            measure_chosen_s: 60.0,
+            measure_repeat_s: 9.0,
+            repeats: 7,
+            native_s: 4.0,
+            ..RunTime::default()
+        };
+        let line = time.describe();
+        assert!(
+            line.contains(
+                "measuring chosen kernels 60 s (60%; 9 s of it measuring 7 wide intervals again)"
+            ) && line.contains("overhead 36 s (36%)"),
+            "{line}"
+        );
+        assert!(!RunTime::default().describe().contains("again"));
+        let old: RunTime = serde_json::from_str(
+            r#"{"total_s":1,"setup_s":0,"peaks_s":0,"compile_s":0,"verify_s":0,"measure_chosen_s":1,"measure_search_s":0,"native_s":0,"searched":1,"cached":0}"#,
+        )
+        .unwrap();
+        assert_eq!((old.measure_repeat_s, old.repeats), (0.0, 0));
     }
 
     #[test]

@@ -526,6 +526,9 @@ pub(super) struct Collected {
     pub(super) verify_s: f64,
     /// Seconds measuring each variant (criterion's warm-up included).
     pub(super) measure_s: Vec<(String, f64)>,
+    /// The variants measured a second time for a wide interval, and the seconds that took
+    /// (also in `measure_s`).
+    pub(super) repeat_s: Vec<(String, f64)>,
     /// Seconds of the tuning search's screening timings and final.
     pub(super) screen_s: f64,
     /// Variants the search left out for their screens on earlier benchmarks
@@ -770,7 +773,11 @@ fn measure_verified(
         // Through a criterion of its own: the run's would name a second measurement of the
         // id `<id>_2`, and `cargo bench -- --baseline X` panics on an id with no baseline.
         let mut scratch = ScratchCriterion::in_temp_dir();
-        let second = match take(&mut scratch.criterion) {
+        let second = take(&mut scratch.criterion);
+        if let Some(last) = out.measure_s.last() {
+            out.repeat_s.push(last.clone());
+        }
+        let second = match second {
             Measured::Samples(samples) => Stats::of(&samples).map(|stats| (samples, stats)),
             Measured::NotRun => None,
             Measured::Trouble(t) => return device_trouble(gpu, row, t),

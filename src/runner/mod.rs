@@ -465,6 +465,12 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
                 time.measure_chosen_s += secs;
             }
         }
+        for (variant, secs) in &collected.repeat_s {
+            if chosen.as_ref() == Some(variant) {
+                time.measure_repeat_s += secs;
+                time.repeats += 1;
+            }
+        }
         time.measure_search_s += collected.screen_s;
         time.compile_s += collected.compile_s;
         time.verify_s += collected.verify_s;
