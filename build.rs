@@ -1,7 +1,9 @@
 //! Build script: a hash of every kernel source (the WGSL templates in kernels/ and the Rust
 //! that generates and dispatches them in src/kernels/), so the tuning cache knows when a
 //! cached choice was made with other kernels than these (`src/tuning.rs`); and the commit
-//! the binary is built from, for `run.json`.
+//! the binary is built from, for `run.json`. Whole-line comments are left out of the hash:
+//! a documentation edit changes no kernel, and would otherwise send every user's next run
+//! back to searching every variant.
 
 use std::path::Path;
 use std::process::Command;
@@ -17,8 +19,12 @@ fn main() {
     // FNV-1a, 64 bits: stable across Rust versions, unlike DefaultHasher.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for f in &files {
-        let bytes = std::fs::read(f).unwrap_or_default();
-        for b in f.to_string_lossy().bytes().chain(bytes) {
+        let text = std::fs::read(f).unwrap_or_default();
+        let code = text
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.trim_ascii_start().starts_with(b"//"))
+            .flat_map(|line| line.iter().copied().chain([b'\n']));
+        for b in f.to_string_lossy().bytes().chain(code) {
             hash ^= u64::from(b);
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
