@@ -373,7 +373,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// The interval's half-width as a fraction of the median (as `KernelRow::spread`).
+    /// The interval's half-width as a fraction of the median (`KernelRow::spread` too).
     pub fn spread(&self) -> f64 {
         (self.ci_high_ns - self.ci_low_ns) / 2.0 / self.median_ns
     }

@@ -132,9 +132,13 @@ impl KernelRow {
     /// The half-width of the time's confidence interval as a fraction of the median, for a
     /// row measured in full ([`FULL_MEASUREMENT_SAMPLES`]); `None` otherwise.
     pub fn spread(&self) -> Option<f64> {
-        let (median, low, high) = (self.median_ns?, self.ci_low_ns?, self.ci_high_ns?);
-        (self.samples? >= FULL_MEASUREMENT_SAMPLES && median > 0.0)
-            .then(|| (high - low) / 2.0 / median)
+        let stats = Stats {
+            samples: self.samples? as usize,
+            median_ns: self.median_ns?,
+            ci_low_ns: self.ci_low_ns?,
+            ci_high_ns: self.ci_high_ns?,
+        };
+        (self.samples? >= FULL_MEASUREMENT_SAMPLES && stats.median_ns > 0.0).then(|| stats.spread())
     }
 
     /// Whether criterion measured the row in full, so its interval is a confidence interval
