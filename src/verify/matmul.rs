@@ -121,6 +121,22 @@ struct Tolerance {
 }
 
 impl Tolerance {
+    /// Any difference fails: for exact inputs, whose products and sums f32 holds exactly.
+    const EXACT: Tolerance = Tolerance {
+        limit: 0.0,
+        rounding: 0.0,
+        atol: 0.0,
+    };
+
+    /// [`bound`] for `k` terms after the output `dtype`'s own rounding.
+    fn of(k: u32, dtype: DType) -> Tolerance {
+        Tolerance {
+            limit: bound(k),
+            rounding: output_rounding(dtype),
+            atol: atol(dtype),
+        }
+    }
+
     /// The most an element may be off when its Σ|a||b| is at most `reach` and the kernel
     /// returned `got`. The reference is unknown here, so its rounding term is bounded from
     /// `got`: a passing element has |ref| ≤ (|got| + limit·reach + atol) / (1 - rounding).
@@ -274,23 +290,19 @@ pub struct Reference {
 impl Reference {
     /// The reference for `inputs`, held to [`bound`] after `dtype`'s [`output_rounding`].
     pub fn new(shape: &MatmulShape, dtype: DType, inputs: &MatmulInputs, seed: u64) -> Self {
-        let tol = Tolerance {
-            limit: bound(shape.k),
-            rounding: output_rounding(dtype),
-            atol: atol(dtype),
-        };
-        Self::build(shape, inputs, seed, tol, FULL_CHECK_MACS)
+        Self::build(
+            shape,
+            inputs,
+            seed,
+            Tolerance::of(shape.k, dtype),
+            FULL_CHECK_MACS,
+        )
     }
 
     /// Exact comparison, for inputs from [`MatmulInputs::exact`] with f32 output: any
     /// difference is an indexing bug.
     pub fn exact(shape: &MatmulShape, inputs: &MatmulInputs) -> Self {
-        let tol = Tolerance {
-            limit: 0.0,
-            rounding: 0.0,
-            atol: 0.0,
-        };
-        Self::build(shape, inputs, 0, tol, FULL_CHECK_MACS)
+        Self::build(shape, inputs, 0, Tolerance::EXACT, FULL_CHECK_MACS)
     }
 
     fn build(
@@ -468,11 +480,7 @@ mod tests {
 
     /// A reference that samples (and checks row sums) even at these small test shapes.
     fn sampling(shape: &MatmulShape, dtype: DType, inputs: &MatmulInputs) -> Reference {
-        let tol = Tolerance {
-            limit: bound(shape.k),
-            rounding: output_rounding(dtype),
-            atol: atol(dtype),
-        };
+        let tol = Tolerance::of(shape.k, dtype);
         Reference::build(shape, inputs, 9, tol, 1)
     }
 
@@ -553,11 +561,7 @@ mod tests {
 
         let shape = MatmulShape::new(40, 24, 64).transposed_b();
         let inputs = MatmulInputs::exact(&shape, DType::F32, 2);
-        let tol = Tolerance {
-            limit: 0.0,
-            rounding: 0.0,
-            atol: 0.0,
-        };
+        let tol = Tolerance::EXACT;
         let exact = Reference::build(&shape, &inputs, 0, tol, 1);
         let good = f32s(cpu_matmul(&shape, &inputs));
         assert!(exact.check(&HostTensor::F32(good.clone())).passed);
