@@ -741,16 +741,17 @@ fn measure_verified(
     row.timing = Some(timer.method());
     let gpu_ref: &Gpu = gpu;
     let (flops, benchmark, variant) = (row.flops, row.benchmark.clone(), row.variant.clone());
-    let mut take = |criterion: &mut Criterion| {
+    // Measures once, and returns what it measured and the seconds that took.
+    let take = |criterion: &mut Criterion| {
         let t = Instant::now();
         let measured = measure(criterion, &benchmark, &variant, flops, sampling, |iters| {
             timer.time(gpu_ref, &program, iters)
         });
-        out.measure_s
-            .push((variant.clone(), t.elapsed().as_secs_f64()));
-        measured
+        (measured, (variant.clone(), t.elapsed().as_secs_f64()))
     };
-    let first = match take(criterion) {
+    let (first, secs) = take(criterion);
+    out.measure_s.push(secs);
+    let first = match first {
         Measured::Samples(samples) => match Stats::of(&samples) {
             Some(stats) => (samples, stats),
             None => {
@@ -773,10 +774,9 @@ fn measure_verified(
         // Through a criterion of its own: the run's would name a second measurement of the
         // id `<id>_2`, and `cargo bench -- --baseline X` panics on an id with no baseline.
         let mut scratch = ScratchCriterion::in_temp_dir();
-        let second = take(&mut scratch.criterion);
-        if let Some(last) = out.measure_s.last() {
-            out.repeat_s.push(last.clone());
-        }
+        let (second, secs) = take(&mut scratch.criterion);
+        out.measure_s.push(secs.clone());
+        out.repeat_s.push(secs);
         let second = match second {
             Measured::Samples(samples) => Stats::of(&samples).map(|stats| (samples, stats)),
             Measured::NotRun => None,
