@@ -4,7 +4,8 @@
 # peak; its GQA decode attentions search decode_coop_g, never yet run on a GPU), then the quick suite again with compiling ahead on helper devices
 # (src/compile_ahead.rs, off on GPUs by default and never measured on one) and with empty
 # shader and tuning caches of its own, so the two runs' "compile and upload" compare; with
-# DECODE_TABLES=1 instead of the second run, every variant searched at two decode shapes.
+# DECODE_TABLES=1 instead of the second run, every variant searched at two decode shapes;
+# with QUICK_ONLY=1, the quick suite alone.
 # Every result folder comes back in one archive. On a fresh H200 machine (2026-11-28): the
 # quick suite 163 s, the two decode tables about 55 s (a --kernel run compiles every
 # variant), plus a minute or two to start the machine; results/nvidia-h200-vulkan*/ hold
@@ -49,6 +50,14 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=cs
 date -u +"start %FT%TZ" | tee "$res/quick.log"
 timeout 300 "$bin" run --suite quick --out "$res/quick" 2>&1 | tee -a "$res/quick.log" | tail -n 45
 date -u +"end %FT%TZ" | tee -a "$res/quick.log"
+if [ "${QUICK_ONLY:-0}" = 1 ]; then
+    # The quick suite alone, for a session with little device time left.
+    grep -hE "^time:" "$res/quick.log"
+    rm -rf "$res"/*/criterion
+    tar czf "$out/gpu-results.tar.gz" --exclude=.lock -C "$res" .
+    ls -l "$out"
+    exit 0
+fi
 if [ "${DECODE_TABLES:-0}" != 1 ]; then
     # The same suite with helpers compiling ahead, from empty caches again: the NVIDIA
     # driver's shader cache (__GL_SHADER_DISK_CACHE_PATH) and priceperf's tuning and peaks.

@@ -34,6 +34,32 @@ pub const SCREEN_SAMPLE: Duration = Duration::from_millis(15);
 /// not timed again: it cannot become a finalist.
 pub const SCREEN_CUTOFF: f64 = 3.0;
 
+/// A GPU that sat idle for longer than this (compiling the next variant, or the host
+/// checking the last one's output) is run busy for [`GPU_WARM_UP`] before the search times
+/// it again ([`warm_up_before_timing`]).
+pub const GPU_IDLE_LIMIT: Duration = Duration::from_millis(100);
+
+/// How long an idle GPU runs the kernel about to be screened (or the final's first
+/// contender) before its timings count. GPUs lower their clocks when idle and raise them
+/// only after some time under load, and a screen's five timings last well under that: on a
+/// fresh H200 (2026-11-28, results/nvidia-h200-vulkan-2026-11-28b/), screens that followed
+/// about 0.45 s of host-side verification of a 4096³ product ran 1.5-3.9x slower than the
+/// same kernels did after criterion's warm-up, steadily over some 150 ms of timings before
+/// they sped up. Kernels slowed by different factors, so the search chose the 128x128x8
+/// tile (49.5% of the FP32 spec) over the 128x128x16 one (54%). The clocks were up again
+/// after about 200-250 ms of load, and criterion's 250 ms warm-up in the quick suite on
+/// GPUs left every chosen row's full measurement within 1% of earlier runs.
+pub const GPU_WARM_UP: Duration = Duration::from_millis(250);
+
+/// How long to run a kernel untimed before the search times it, after the device sat idle
+/// for `idle`: [`GPU_WARM_UP`] on a GPU idle longer than [`GPU_IDLE_LIMIT`], else nothing.
+/// CPU adapters (lavapipe) are never warmed: their threads run on host cores, whose clocks
+/// a governor raises within milliseconds, and there a verification run and a screen timing
+/// of the same kernel agree within about 5% ([`VERIFIED_SCREEN_MIN`]).
+pub fn warm_up_before_timing(is_cpu: bool, idle: Duration) -> Option<Duration> {
+    (!is_cpu && idle > GPU_IDLE_LIMIT).then_some(GPU_WARM_UP)
+}
+
 /// A variant whose verification run alone took [`SCREEN_CUTOFF`] times the fastest screen
 /// so far, and at least this long, is not screened at all: that run is its screen's one
 /// timing. The driver's compilation on first use is done before it (`measure::prime`);
@@ -350,6 +376,16 @@ mod tests {
     use super::*;
     use crate::shape::DType;
     use crate::suite::Op;
+
+    #[test]
+    fn only_a_gpu_idle_past_the_limit_is_warmed_up() {
+        let long = GPU_IDLE_LIMIT * 4;
+        assert_eq!(warm_up_before_timing(false, long), Some(GPU_WARM_UP));
+        assert_eq!(warm_up_before_timing(false, GPU_IDLE_LIMIT), None);
+        assert_eq!(warm_up_before_timing(false, Duration::ZERO), None);
+        // Software adapters run on host cores: never warmed, however long they idled.
+        assert_eq!(warm_up_before_timing(true, long), None);
+    }
 
     fn bench(kernel: &str, spec: &str) -> Benchmark {
         Benchmark::new(Op::parse(kernel, spec).unwrap(), DType::F32)

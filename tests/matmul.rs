@@ -225,6 +225,30 @@ fn timer_measures_real_work() {
 }
 
 #[test]
+fn warming_up_runs_for_at_least_its_span_and_stops() {
+    let Some(gpu) = gpu() else { return };
+    let shape = MatmulShape::new(64, 64, 64);
+    let inputs = MatmulInputs::random(&shape, DType::F32, 5);
+    let program = MatmulVariant::Naive
+        .prepare(&gpu, &shape, DType::F32, &inputs)
+        .unwrap();
+    let timer = Timer::new(&gpu, TIMEOUT);
+    let span = Duration::from_millis(60);
+    let start = std::time::Instant::now();
+    timer
+        .warm(&gpu, &program, span, Duration::from_millis(10))
+        .unwrap();
+    let took = start.elapsed();
+    // It keeps submitting until the span is over, in submissions of about 10 ms: far less
+    // than the hang timeout beyond it even on a slow shared host.
+    assert!(took >= span, "warmed for {took:?}, asked for {span:?}");
+    assert!(took < TIMEOUT, "warmed for {took:?}");
+    // The program is left as it was: its next run still verifies.
+    let out = run_and_read(&gpu, &program, TIMEOUT).unwrap();
+    assert!(verify::matmul::check(&shape, DType::F32, &inputs, &out, 0).passed);
+}
+
+#[test]
 fn shapes_beyond_limits_are_skipped_with_a_reason() {
     let Some(gpu) = gpu() else { return };
     // More workgroups along x than any adapter allows per dimension.

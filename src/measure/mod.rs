@@ -258,6 +258,27 @@ impl Timer {
         Ok(total)
     }
 
+    /// Run `program` back to back, untimed, for at least `span` of wall time, in
+    /// submissions of about `sample` each: a GPU that sat idle has lowered its clocks, and
+    /// timings taken before they are up again would rank kernels by how much the clock
+    /// slows each ([`crate::tuning::GPU_WARM_UP`]).
+    pub fn warm(
+        &self,
+        gpu: &Gpu,
+        program: &Program,
+        span: Duration,
+        sample: Duration,
+    ) -> Result<(), DeviceTrouble> {
+        let start = Instant::now();
+        let mut iters = 1;
+        while start.elapsed() < span {
+            let t = self.time(gpu, program, iters)?.as_secs_f64() / iters as f64;
+            iters =
+                ((sample.as_secs_f64() / t.max(1e-9)).ceil() as u64).clamp(1, MAX_ITERS_PER_SUBMIT);
+        }
+        Ok(())
+    }
+
     /// The tuning search's screen of one program (already run once, for verification): one
     /// timing of a single iteration to size the rest, then `rounds` timings of about `sample`
     /// each, as nanoseconds per iteration. A program whose single iteration outlasts a

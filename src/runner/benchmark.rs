@@ -162,6 +162,9 @@ fn run_candidates(
         out,
     );
     let mut next = 0;
+    // When the device last ran timed work back to back. Compiling, a verification's single
+    // dispatch and the host's check leave a GPU idle enough to lower its clocks.
+    let mut busy_at = Instant::now();
     // Whether any variant verified: if one did but was over the budget, the pruned ones,
     // slower still, would be too.
     let mut verified_any = false;
@@ -211,13 +214,16 @@ fn run_candidates(
         crate::progress::step(&c.variant, "screening");
         let timer = Timer::new(gpu, config.timeout);
         let t = Instant::now();
-        let result = timer.screen(
-            gpu,
-            &v.program,
-            SCREEN_ROUNDS,
-            SCREEN_SAMPLE,
-            fastest.map(|f| f * SCREEN_CUTOFF),
-        );
+        let result = warm_up(gpu, &timer, &v.program, busy_at, out).and_then(|()| {
+            timer.screen(
+                gpu,
+                &v.program,
+                SCREEN_ROUNDS,
+                SCREEN_SAMPLE,
+                fastest.map(|f| f * SCREEN_CUTOFF),
+            )
+        });
+        busy_at = Instant::now();
         out.screen_s += t.elapsed().as_secs_f64();
         match result {
             Ok(samples) => {
@@ -287,7 +293,7 @@ fn run_candidates(
     if contenders.len() > 1 {
         let device = gpu.device.clone();
         let t = Instant::now();
-        let turns = take_turns(gpu, config, &contenders);
+        let turns = take_turns(gpu, config, &contenders, busy_at, out);
         out.screen_s += t.elapsed().as_secs_f64();
         match turns {
             Ok(turns) => {
@@ -415,9 +421,15 @@ fn take_turns(
     gpu: &Gpu,
     config: &RunConfig,
     contenders: &[(usize, f64, Verified)],
+    busy_at: Instant,
+    out: &mut Collected,
 ) -> std::result::Result<Vec<Vec<f64>>, (usize, DeviceTrouble)> {
     use crate::tuning::{turn_order, FINAL_ROUNDS, SCREEN_SAMPLE};
     let timer = Timer::new(gpu, config.timeout);
+    // The first turn's contender warms an idle GPU for all of them.
+    if let Some((_, _, v)) = contenders.first() {
+        warm_up(gpu, &timer, &v.program, busy_at, out).map_err(|e| (0, e))?;
+    }
     let iters: Vec<u64> = contenders
         .iter()
         .map(|(_, best, _)| {
@@ -439,6 +451,26 @@ fn take_turns(
         }
     }
     Ok(turns)
+}
+
+/// Run `program` untimed first when the device is a GPU that has been idle since `busy_at`
+/// for long enough to lower its clocks ([`crate::tuning::warm_up_before_timing`]). The
+/// seconds count in `out.warm_up_s`.
+fn warm_up(
+    gpu: &Gpu,
+    timer: &Timer,
+    program: &Program,
+    busy_at: Instant,
+    out: &mut Collected,
+) -> Result<(), DeviceTrouble> {
+    use crate::tuning::{warm_up_before_timing, SCREEN_SAMPLE};
+    let Some(span) = warm_up_before_timing(gpu.summary.is_cpu(), busy_at.elapsed()) else {
+        return Ok(());
+    };
+    let t = Instant::now();
+    let warmed = timer.warm(gpu, program, span, SCREEN_SAMPLE);
+    out.warm_up_s += t.elapsed().as_secs_f64();
+    warmed
 }
 
 /// Mark the fastest measured row among those `eligible` (by index) as chosen.
@@ -531,6 +563,8 @@ pub(super) struct Collected {
     pub(super) repeat_s: Vec<(String, f64)>,
     /// Seconds of the tuning search's screening timings and final.
     pub(super) screen_s: f64,
+    /// The part of `screen_s` spent warming an idle GPU up before timing it.
+    warm_up_s: f64,
     /// Variants the search left out for their screens on earlier benchmarks
     /// ([`ScreenHistory`]) ...
     pub(super) pruned: u32,
@@ -552,8 +586,16 @@ impl Collected {
             )
         });
         let mut line = format!(
-            "time: {total_s:.1} s: compile and upload {:.1} ({ahead}first dispatches {:.1}), verify {:.1}, screening {:.1}, measuring {measuring:.1}",
-            self.compile_s, self.first_dispatch_s, self.verify_s, self.screen_s
+            "time: {total_s:.1} s: compile and upload {:.1} ({ahead}first dispatches {:.1}), verify {:.1}, screening {:.1}{}, measuring {measuring:.1}",
+            self.compile_s,
+            self.first_dispatch_s,
+            self.verify_s,
+            self.screen_s,
+            if self.warm_up_s > 0.0 {
+                format!(" (warming the GPU up {:.1})", self.warm_up_s)
+            } else {
+                String::new()
+            }
         );
         if self.native_s > 0.0 {
             line.push_str(&format!(", native GEMM {:.1}", self.native_s));
