@@ -5,7 +5,7 @@
 # (src/compile_ahead.rs, off on GPUs by default and never measured on one) and with empty
 # shader and tuning caches of its own, so the two runs' "compile and upload" compare; with
 # DECODE_TABLES=1 instead of the second run, every variant searched at two decode shapes;
-# with QUICK_ONLY=1, the quick suite alone.
+# with QUICK_ONLY=1, the quick suite alone (QUICK_TIMEOUT seconds at most, 300 by default).
 # Every result folder comes back in one archive. On a fresh H200 machine (2026-11-28): the
 # quick suite 163 s, the two decode tables about 55 s (a --kernel run compiles every
 # variant), plus a minute or two to start the machine; results/nvidia-h200-vulkan*/ hold
@@ -48,7 +48,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=cs
 # Search and measure on the GPU; the cost table lists the instances that carry it.
 # The whole log travels in the archive; the tool's reply shows its end.
 date -u +"start %FT%TZ" | tee "$res/quick.log"
-timeout 300 "$bin" run --suite quick --out "$res/quick" 2>&1 | tee -a "$res/quick.log" | tail -n 45
+timeout "${QUICK_TIMEOUT:-300}" "$bin" run --suite quick --out "$res/quick" 2>&1 | tee -a "$res/quick.log" | tail -n 45
 date -u +"end %FT%TZ" | tee -a "$res/quick.log"
 if [ "${QUICK_ONLY:-0}" = 1 ]; then
     # The quick suite alone, for a session with little device time left.

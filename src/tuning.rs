@@ -41,14 +41,16 @@ pub const GPU_IDLE_LIMIT: Duration = Duration::from_millis(100);
 
 /// How long an idle GPU runs the kernel about to be screened (or the final's first
 /// contender) before its timings count. GPUs lower their clocks when idle and raise them
-/// only after some time under load, and a screen's five timings last well under that: on a
-/// fresh H200 (2026-11-28, results/nvidia-h200-vulkan-2026-11-28b/), screens that followed
-/// about 0.45 s of host-side verification of a 4096³ product ran 1.5-3.9x slower than the
-/// same kernels did after criterion's warm-up, steadily over some 150 ms of timings before
-/// they sped up. Kernels slowed by different factors, so the search chose the 128x128x8
-/// tile (49.5% of the FP32 spec) over the 128x128x16 one (54%). The clocks were up again
-/// after about 200-250 ms of load, and criterion's 250 ms warm-up in the quick suite on
-/// GPUs left every chosen row's full measurement within 1% of earlier runs.
+/// only after some time under load, and a screen's five timings last well under that. On
+/// a fresh H200 (results/nvidia-h200-vulkan-2026-11-28-warm-up/), screens that followed
+/// about 0.45 s of host-side verification of a 4096³ product ran 1.5-5.7x slower than the
+/// same kernels measured in full after criterion's warm-up, steadily over some 150 ms of
+/// timings. Kernels slowed by different factors, so the search chose the 128x128x8 tile
+/// (49.5% of the FP32 spec) over the 128x128x16 one (54%). The clocks were up again after
+/// about 200-250 ms of load, and criterion's 250 ms warm-up in the quick suite left every
+/// chosen row within about 1% of earlier runs. With this warm-up, 226 of 229 timed rows
+/// came within 10% of their best in four runs, against 171 without; it cost about 25 s of
+/// a fresh quick run there.
 pub const GPU_WARM_UP: Duration = Duration::from_millis(250);
 
 /// How long to run a kernel untimed before the search times it, after the device sat idle
