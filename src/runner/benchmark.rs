@@ -201,7 +201,8 @@ fn run_candidates(
         }
         let fastest = screened.iter().map(|s| s.1).min_by(f64::total_cmp);
         let first_ns = v.first_run_s * 1e9;
-        if verification_is_screen(Duration::from_secs_f64(v.first_run_s), fastest) {
+        let first_run = Duration::from_secs_f64(v.first_run_s);
+        if verification_is_screen(gpu.summary.is_cpu(), first_run, fastest) {
             if let Some(stats) = Stats::of(&[first_ns]) {
                 let mut row = v.row.clone().measured(&stats);
                 row.timing = Some(TimingMethod::Wall);
