@@ -34,9 +34,10 @@ pub const SCREEN_SAMPLE: Duration = Duration::from_millis(15);
 /// not timed again: it cannot become a finalist.
 pub const SCREEN_CUTOFF: f64 = 3.0;
 
-/// A GPU that sat idle for longer than this (compiling the next variant, or the host
-/// checking the last one's output) is run busy for [`GPU_WARM_UP`] before the search times
-/// it again ([`warm_up_before_timing`]).
+/// A GPU that ran no timed work for longer than this (compiling the next variant, or the
+/// host checking the last one's output) is run busy for [`GPU_WARM_UP`] before the search
+/// times it again ([`warm_up_before_timing`]). Not measured: the pauses seen to lower the
+/// H200's clocks were about 0.45 s, and 100 ms errs towards warming.
 pub const GPU_IDLE_LIMIT: Duration = Duration::from_millis(100);
 
 /// How long an idle GPU runs the kernel about to be screened (or the final's first
@@ -44,22 +45,23 @@ pub const GPU_IDLE_LIMIT: Duration = Duration::from_millis(100);
 /// only after some time under load, and a screen's five timings last well under that. On
 /// a fresh H200 (results/nvidia-h200-vulkan-2026-11-28-warm-up/), screens that followed
 /// about 0.45 s of host-side verification of a 4096³ product ran 1.5-5.7x slower than the
-/// same kernels measured in full after criterion's warm-up, steadily over some 150 ms of
-/// timings. Kernels slowed by different factors, so the search chose the 128x128x8 tile
-/// (49.5% of the FP32 spec) over the 128x128x16 one (54%). The clocks were up again after
-/// about 200-250 ms of load, and criterion's 250 ms warm-up in the quick suite left every
-/// chosen row within about 1% of earlier runs. With this warm-up, 226 of 229 timed rows
+/// same kernels' best times in four runs, steadily over some 150 ms of timings. Kernels
+/// slowed by different factors, so the search chose the 128x128x8 tile (49.5% of the FP32
+/// spec) over the 128x128x16 one (54%). The clocks were up again after about 200-250 ms
+/// of load, and after criterion's 250 ms warm-up in the quick suite the chosen tile read
+/// 4.13-4.16 ms in every one of its 20 samples. With this warm-up, 226 of 229 timed rows
 /// came within 10% of their best in four runs, against 171 without; it cost about 25 s of
 /// a fresh quick run there.
 pub const GPU_WARM_UP: Duration = Duration::from_millis(250);
 
-/// How long to run a kernel untimed before the search times it, after the device sat idle
-/// for `idle`: [`GPU_WARM_UP`] on a GPU idle longer than [`GPU_IDLE_LIMIT`], else nothing.
+/// How long to run a kernel untimed before the search times it, after the device ran no
+/// timed work for `idle` (`None`: none yet): [`GPU_WARM_UP`] on a GPU idle longer than
+/// [`GPU_IDLE_LIMIT`], else nothing.
 /// CPU adapters (lavapipe) are never warmed: their threads run on host cores, whose clocks
 /// a governor raises within milliseconds, and there a verification run and a screen timing
 /// of the same kernel agree within about 5% ([`VERIFIED_SCREEN_MIN`]).
-pub fn warm_up_before_timing(is_cpu: bool, idle: Duration) -> Option<Duration> {
-    (!is_cpu && idle > GPU_IDLE_LIMIT).then_some(GPU_WARM_UP)
+pub fn warm_up_before_timing(is_cpu: bool, idle: Option<Duration>) -> Option<Duration> {
+    (!is_cpu && idle.is_none_or(|idle| idle > GPU_IDLE_LIMIT)).then_some(GPU_WARM_UP)
 }
 
 /// A variant whose verification run alone took [`SCREEN_CUTOFF`] times the fastest screen
@@ -384,12 +386,15 @@ mod tests {
 
     #[test]
     fn only_a_gpu_idle_past_the_limit_is_warmed_up() {
-        let long = GPU_IDLE_LIMIT * 4;
+        let long = Some(GPU_IDLE_LIMIT * 4);
         assert_eq!(warm_up_before_timing(false, long), Some(GPU_WARM_UP));
-        assert_eq!(warm_up_before_timing(false, GPU_IDLE_LIMIT), None);
-        assert_eq!(warm_up_before_timing(false, Duration::ZERO), None);
+        // No timed work yet: as idle as can be.
+        assert_eq!(warm_up_before_timing(false, None), Some(GPU_WARM_UP));
+        assert_eq!(warm_up_before_timing(false, Some(GPU_IDLE_LIMIT)), None);
+        assert_eq!(warm_up_before_timing(false, Some(Duration::ZERO)), None);
         // Software adapters run on host cores: never warmed, however long they idled.
         assert_eq!(warm_up_before_timing(true, long), None);
+        assert_eq!(warm_up_before_timing(true, None), None);
     }
 
     fn bench(kernel: &str, spec: &str) -> Benchmark {

@@ -229,6 +229,10 @@ pub struct Gpu {
     /// Nanoseconds this device has spent building pipelines (the shader front end, and the
     /// compiling of drivers that compile there rather than on the first dispatch).
     build_ns: AtomicU64,
+    /// When timed work (a screen, a final, a measurement: [`crate::measure::Timer`]) last
+    /// finished on this device; `None` before any. A GPU lowers its clocks when idle, so
+    /// the tuning search warms it up after a pause ([`crate::tuning::GPU_WARM_UP`]).
+    timed_at: Mutex<Option<std::time::Instant>>,
 }
 
 impl Gpu {
@@ -299,6 +303,7 @@ impl Gpu {
             errors,
             pipelines: reuse_pipelines.then(|| Mutex::new(HashMap::new())),
             build_ns: AtomicU64::new(0),
+            timed_at: Mutex::new(None),
         })
     }
 
@@ -313,6 +318,20 @@ impl Gpu {
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+    }
+
+    /// Note that timed work has just finished ([`crate::measure::Timer`]).
+    pub(crate) fn mark_timed(&self) {
+        *self.timed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    }
+
+    /// How long since timed work last finished on this device: `None` if none has yet,
+    /// which is as good as idle for ever.
+    pub fn idle_for(&self) -> Option<std::time::Duration> {
+        self.timed_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|t| t.elapsed())
     }
 
     /// Whether the device has been lost (driver reset, TDR, out of memory).

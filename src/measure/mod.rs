@@ -259,24 +259,27 @@ impl Timer {
     }
 
     /// Run `program` back to back, untimed, for at least `span` of wall time, in
-    /// submissions of about `sample` each: a GPU that sat idle has lowered its clocks, and
-    /// timings taken before they are up again would rank kernels by how much the clock
-    /// slows each ([`crate::tuning::GPU_WARM_UP`]).
+    /// runs of about `sample` each (one iteration at least, so a kernel slower than the
+    /// span runs once); how many runs that took. A GPU that sat idle has lowered its
+    /// clocks, and timings taken before they are up again would rank kernels by how much
+    /// the clock slows each ([`crate::tuning::GPU_WARM_UP`]).
     pub fn warm(
         &self,
         gpu: &Gpu,
         program: &Program,
         span: Duration,
         sample: Duration,
-    ) -> Result<(), DeviceTrouble> {
+    ) -> Result<u32, DeviceTrouble> {
         let start = Instant::now();
         let mut iters = 1;
+        let mut runs = 0;
         while start.elapsed() < span {
             let t = self.time(gpu, program, iters)?.as_secs_f64() / iters as f64;
+            runs += 1;
             iters =
                 ((sample.as_secs_f64() / t.max(1e-9)).ceil() as u64).clamp(1, MAX_ITERS_PER_SUBMIT);
         }
-        Ok(())
+        Ok(runs)
     }
 
     /// The tuning search's screen of one program (already run once, for verification): one
@@ -338,6 +341,7 @@ impl Timer {
         let Some((set, resolve, read)) = &self.queries else {
             let start = Instant::now();
             submit_wait(gpu, encoder, self.timeout)?;
+            gpu.mark_timed();
             return Ok(start.elapsed());
         };
         encoder.resolve_query_set(set, 0..2, resolve, 0);
@@ -345,6 +349,7 @@ impl Timer {
         let wall_start = Instant::now();
         submit_wait(gpu, encoder, self.timeout)?;
         let wall = wall_start.elapsed();
+        gpu.mark_timed();
         let slice = read.slice(..);
         slice.map_async(wgpu::MapMode::Read, |_| {});
         gpu.device

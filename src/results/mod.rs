@@ -536,6 +536,10 @@ pub struct RunTime {
     pub repeats: u32,
     /// Measuring variants a search did not choose: the cost of tuning.
     pub measure_search_s: f64,
+    /// The part of `measure_search_s` spent warming an idle GPU up before its screens and
+    /// finals ([`crate::tuning::GPU_WARM_UP`]; never on CPU adapters).
+    #[serde(default)]
+    pub search_warm_up_s: f64,
     /// Verifying and measuring the native CPU GEMM yardstick.
     pub native_s: f64,
     /// Benchmarks whose variants were searched, and those that used a cached choice.
@@ -560,8 +564,13 @@ impl RunTime {
         } else {
             String::new()
         };
+        let warm_up = if self.search_warm_up_s > 0.0 {
+            format!("{:.0} s of it warming the GPU up, ", self.search_warm_up_s)
+        } else {
+            String::new()
+        };
         format!(
-            "time: {:.0} s in all; measuring chosen kernels {:.0} s ({:.0}%{repeats}), native yardstick {:.0} s; overhead {:.0} s ({:.0}%): setup {:.0}, peaks {:.0}, speed check {:.0}, compile and upload {:.0}, verify {:.0}, tuning search {:.0} ({} benchmarks searched, {} from the tuning cache)",
+            "time: {:.0} s in all; measuring chosen kernels {:.0} s ({:.0}%{repeats}), native yardstick {:.0} s; overhead {:.0} s ({:.0}%): setup {:.0}, peaks {:.0}, speed check {:.0}, compile and upload {:.0}, verify {:.0}, tuning search {:.0} ({warm_up}{} benchmarks searched, {} from the tuning cache)",
             self.total_s,
             self.measure_chosen_s,
             pct(self.measure_chosen_s),
@@ -1295,7 +1304,8 @@ pub(crate) mod tests {
     }
 
     /// The time line says how much of the measuring went to repeats, so an overhead share
-    /// can be read with and without them; a run.json from before those fields reads as none.
+    /// can be read with and without them, and how much of the search warmed a GPU up; a
+    /// run.json from before those fields reads as none.
     #[test]
     fn the_time_line_names_repeated_measurements() {
         let time = RunTime {
@@ -1314,11 +1324,27 @@ pub(crate) mod tests {
             "{line}"
         );
         assert!(!RunTime::default().describe().contains("again"));
+        let warmed = RunTime {
+            total_s: 100.0,
+            measure_search_s: 30.0,
+            search_warm_up_s: 12.0,
+            searched: 5,
+            ..RunTime::default()
+        };
+        assert!(
+            warmed
+                .describe()
+                .contains("tuning search 30 (12 s of it warming the GPU up, 5 benchmarks searched"),
+            "{}",
+            warmed.describe()
+        );
+        assert!(!RunTime::default().describe().contains("warming"));
         let old: RunTime = serde_json::from_str(
             r#"{"total_s":1,"setup_s":0,"peaks_s":0,"compile_s":0,"verify_s":0,"measure_chosen_s":1,"measure_search_s":0,"native_s":0,"searched":1,"cached":0}"#,
         )
         .unwrap();
         assert_eq!((old.measure_repeat_s, old.repeats), (0.0, 0));
+        assert_eq!(old.search_warm_up_s, 0.0);
     }
 
     #[test]

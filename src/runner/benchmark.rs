@@ -162,9 +162,6 @@ fn run_candidates(
         out,
     );
     let mut next = 0;
-    // When the device last ran timed work back to back. Compiling, a verification's single
-    // dispatch and the host's check leave a GPU idle enough to lower its clocks.
-    let mut busy_at = Instant::now();
     // Whether any variant verified: if one did but was over the budget, the pruned ones,
     // slower still, would be too.
     let mut verified_any = false;
@@ -194,8 +191,10 @@ fn run_candidates(
             }
         };
         verified_any = true;
-        // A slow kernel's screen is at most three single iterations.
-        if let Some(why) = over_budget(v.first_run_s * 3.0, budget_s, bench) {
+        // A slow kernel's screen is at most three single iterations, after a warm-up of
+        // one at least on a GPU.
+        let screen_runs = if gpu.summary.is_cpu() { 3.0 } else { 4.0 };
+        if let Some(why) = over_budget(v.first_run_s * screen_runs, budget_s, bench) {
             rows[idx] = Some(skipped(v.row, why));
             continue;
         }
@@ -215,7 +214,7 @@ fn run_candidates(
         crate::progress::step(&c.variant, "screening");
         let timer = Timer::new(gpu, config.timeout);
         let t = Instant::now();
-        let result = warm_up(gpu, &timer, &v.program, busy_at, out).and_then(|()| {
+        let result = warm_up(gpu, &timer, &v.program, out).and_then(|()| {
             timer.screen(
                 gpu,
                 &v.program,
@@ -224,7 +223,6 @@ fn run_candidates(
                 fastest.map(|f| f * SCREEN_CUTOFF),
             )
         });
-        busy_at = Instant::now();
         out.screen_s += t.elapsed().as_secs_f64();
         match result {
             Ok(samples) => {
@@ -294,7 +292,7 @@ fn run_candidates(
     if contenders.len() > 1 {
         let device = gpu.device.clone();
         let t = Instant::now();
-        let turns = take_turns(gpu, config, &contenders, busy_at, out);
+        let turns = take_turns(gpu, config, &contenders, out);
         out.screen_s += t.elapsed().as_secs_f64();
         match turns {
             Ok(turns) => {
@@ -422,14 +420,14 @@ fn take_turns(
     gpu: &Gpu,
     config: &RunConfig,
     contenders: &[(usize, f64, Verified)],
-    busy_at: Instant,
     out: &mut Collected,
 ) -> std::result::Result<Vec<Vec<f64>>, (usize, DeviceTrouble)> {
     use crate::tuning::{turn_order, FINAL_ROUNDS, SCREEN_SAMPLE};
     let timer = Timer::new(gpu, config.timeout);
     // The first turn's contender warms an idle GPU for all of them.
     if let Some((_, _, v)) = contenders.first() {
-        warm_up(gpu, &timer, &v.program, busy_at, out).map_err(|e| (0, e))?;
+        crate::progress::step(&v.row.variant, "final");
+        warm_up(gpu, &timer, &v.program, out).map_err(|e| (0, e))?;
     }
     let iters: Vec<u64> = contenders
         .iter()
@@ -454,24 +452,24 @@ fn take_turns(
     Ok(turns)
 }
 
-/// Run `program` untimed first when the device is a GPU that has been idle since `busy_at`
-/// for long enough to lower its clocks ([`crate::tuning::warm_up_before_timing`]). The
-/// seconds count in `out.warm_up_s`.
+/// Run `program` untimed first when the device is a GPU that has run no timed work for
+/// long enough to lower its clocks ([`Gpu::idle_for`],
+/// [`crate::tuning::warm_up_before_timing`]): compiling, a verification's single dispatch
+/// and the host's check of it all leave it idle. The seconds count in `out.warm_up_s`.
 fn warm_up(
     gpu: &Gpu,
     timer: &Timer,
     program: &Program,
-    busy_at: Instant,
     out: &mut Collected,
 ) -> Result<(), DeviceTrouble> {
     use crate::tuning::{warm_up_before_timing, SCREEN_SAMPLE};
-    let Some(span) = warm_up_before_timing(gpu.summary.is_cpu(), busy_at.elapsed()) else {
+    let Some(span) = warm_up_before_timing(gpu.summary.is_cpu(), gpu.idle_for()) else {
         return Ok(());
     };
     let t = Instant::now();
     let warmed = timer.warm(gpu, program, span, SCREEN_SAMPLE);
     out.warm_up_s += t.elapsed().as_secs_f64();
-    warmed
+    warmed.map(|_| ())
 }
 
 /// Mark the fastest measured row among those `eligible` (by index) as chosen.
@@ -565,7 +563,7 @@ pub(super) struct Collected {
     /// Seconds of the tuning search's screening timings and final.
     pub(super) screen_s: f64,
     /// The part of `screen_s` spent warming an idle GPU up before timing it.
-    warm_up_s: f64,
+    pub(super) warm_up_s: f64,
     /// Variants the search left out for their screens on earlier benchmarks
     /// ([`ScreenHistory`]) ...
     pub(super) pruned: u32,

@@ -472,6 +472,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             }
         }
         time.measure_search_s += collected.screen_s;
+        time.search_warm_up_s += collected.warm_up_s;
         time.compile_s += collected.compile_s;
         time.verify_s += collected.verify_s;
         time.native_s += collected.native_s;
