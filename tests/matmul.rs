@@ -233,7 +233,9 @@ fn warming_up_runs_for_at_least_its_span_and_stops() {
         .prepare(&gpu, &shape, DType::F32, &inputs)
         .unwrap();
     let timer = Timer::new(&gpu, TIMEOUT);
-    // A 64³ product takes well under a millisecond even on lavapipe.
+    assert!(gpu.idle_for().is_none(), "nothing timed yet");
+    // One run first, so that lavapipe's compiling on the first dispatch is not part of the
+    // warm-up: then a 64³ product takes well under a millisecond.
     let once = timer.time(&gpu, &program, 1).unwrap();
     let span = Duration::from_millis(60);
     let start = std::time::Instant::now();
@@ -250,6 +252,15 @@ fn warming_up_runs_for_at_least_its_span_and_stops() {
         "{runs} runs in {took:?} (one iteration takes {once:?})"
     );
     assert!(took < span + Duration::from_secs(2), "warmed for {took:?}");
+    // The device counts as busy until the warm-up's end, not since its first run.
+    let idle = gpu.idle_for().expect("the warm-up was timed work");
+    assert!(
+        idle < span / 2,
+        "idle for {idle:?} after a {took:?} warm-up"
+    );
+    // The program is left as it was: its next run still verifies.
+    let out = run_and_read(&gpu, &program, TIMEOUT).unwrap();
+    assert!(verify::matmul::check(&shape, DType::F32, &inputs, &out, 0).passed);
 }
 
 #[test]

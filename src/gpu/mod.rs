@@ -229,8 +229,9 @@ pub struct Gpu {
     /// Nanoseconds this device has spent building pipelines (the shader front end, and the
     /// compiling of drivers that compile there rather than on the first dispatch).
     build_ns: AtomicU64,
-    /// When timed work (a screen, a final, a measurement: [`crate::measure::Timer`]) last
-    /// finished on this device; `None` before any. A GPU lowers its clocks when idle, so
+    /// When work run through [`crate::measure::Timer`] (a screen, a final, a measurement, a
+    /// warm-up, a peak probe: all of it back to back) last finished on this device; `None`
+    /// before any. A GPU lowers its clocks when idle, so
     /// the tuning search warms it up after a pause ([`crate::tuning::GPU_WARM_UP`]).
     timed_at: Mutex<Option<std::time::Instant>>,
 }
@@ -320,7 +321,7 @@ impl Gpu {
         );
     }
 
-    /// Note that timed work has just finished ([`crate::measure::Timer`]).
+    /// Note that work run through [`crate::measure::Timer`] has just finished.
     pub(crate) fn mark_timed(&self) {
         *self.timed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
     }

@@ -341,8 +341,9 @@ impl Timer {
         let Some((set, resolve, read)) = &self.queries else {
             let start = Instant::now();
             submit_wait(gpu, encoder, self.timeout)?;
+            let took = start.elapsed();
             gpu.mark_timed();
-            return Ok(start.elapsed());
+            return Ok(took);
         };
         encoder.resolve_query_set(set, 0..2, resolve, 0);
         encoder.copy_buffer_to_buffer(resolve, 0, read, 0, 16);

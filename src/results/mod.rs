@@ -565,7 +565,7 @@ impl RunTime {
             String::new()
         };
         let warm_up = if self.search_warm_up_s > 0.0 {
-            format!("{:.0} s of it warming the GPU up, ", self.search_warm_up_s)
+            format!("{:.1} s of it warming the GPU up, ", self.search_warm_up_s)
         } else {
             String::new()
         };
@@ -1332,9 +1332,9 @@ pub(crate) mod tests {
             ..RunTime::default()
         };
         assert!(
-            warmed
-                .describe()
-                .contains("tuning search 30 (12 s of it warming the GPU up, 5 benchmarks searched"),
+            warmed.describe().contains(
+                "tuning search 30 (12.0 s of it warming the GPU up, 5 benchmarks searched"
+            ),
             "{}",
             warmed.describe()
         );
