@@ -16,10 +16,22 @@ use crate::shape::{AttentionShape, DType};
 use super::{Rng, Verdict};
 
 /// Check every row when the reference costs at most this many multiply-adds; above it, check
-/// the edge rows (first and last positions, tile boundaries, first and last heads and batches)
-/// plus random rows.
+/// the edge rows (first and last positions, tile boundaries, first and last heads and batches),
+/// random rows, and one random row in every block of packed rows ([`BLOCK_CHECK_MACS`]).
 const FULL_CHECK_MACS: u64 = 1 << 24;
 const RANDOM_ROWS: u64 = 64;
+
+/// Past the full check, every block of `block` consecutive packed query rows of each batch
+/// and KV head has one random row checked: packed row pr = pos·rep + hi is query position pos
+/// of query head g·rep + hi, the order in which the fused kernels hand rows to workgroups
+/// (attention_flash_row.wgsl). `block` is the least power of two that keeps those rows'
+/// reference within this many multiply-adds. Where it is no larger than a workgroup's rows
+/// (64 for `flash_wg_r64` at d = 64), a workgroup that wrote wrong rows cannot go unseen, as
+/// it could among edge and random rows alone (a 64-row workgroup of one of 32 heads at
+/// 1024 positions is 0.2% of the rows: 64 random rows miss it 88% of the time). The GPU quick
+/// suite's 32-head 1024-token prefill gets 64-row blocks (512 rows); a decode step gets all
+/// its rows.
+const BLOCK_CHECK_MACS: u64 = 1 << 26;
 
 /// Absolute error floor by storage type.
 pub fn floor(dtype: DType) -> f64 {
@@ -174,9 +186,33 @@ pub fn rows_to_check(shape: &AttentionShape, seed: u64) -> Vec<(u32, u32, u32)> 
             rng.below(sq as u64) as u32,
         ));
     }
+    let block = row_block(shape);
+    let packed = rep as u64 * sq as u64;
+    for bi in 0..b {
+        for g in 0..shape.hkv {
+            for start in (0..packed).step_by(block as usize) {
+                let pr = start + rng.below(block.min(packed - start));
+                let (pos, hi) = (pr / rep as u64, pr % rep as u64);
+                rows.push((bi, g * rep + hi as u32, pos as u32));
+            }
+        }
+    }
     rows.sort_unstable();
     rows.dedup();
     rows
+}
+
+/// The packed rows per block of [`BLOCK_CHECK_MACS`] for `shape`: the least power of two
+/// whose blocks' rows cost at most that much reference.
+fn row_block(shape: &AttentionShape) -> u64 {
+    let packed = (shape.hq / shape.hkv) as u64 * shape.sq as u64;
+    let groups = shape.b as u64 * shape.hkv as u64;
+    let per_row = shape.skv as u64 * shape.d as u64;
+    let mut block = 1u64;
+    while block < packed && groups * packed.div_ceil(block) * per_row > BLOCK_CHECK_MACS {
+        block *= 2;
+    }
+    block
 }
 
 /// The reference for the rows to check, computed once per benchmark and shared by every
@@ -400,11 +436,50 @@ mod tests {
         assert_eq!(r.bound, 1e-5);
     }
 
+    /// Every block of packed rows of every batch and KV head holds a checked row, so a
+    /// workgroup no larger than a block cannot compute wrong rows unseen.
+    fn assert_every_block_checked(s: &AttentionShape, rows: &[(u32, u32, u32)], block: u64) {
+        let rep = s.hq / s.hkv;
+        let packed = rep as u64 * s.sq as u64;
+        for bi in 0..s.b {
+            for g in 0..s.hkv {
+                for start in (0..packed).step_by(block as usize) {
+                    let hit = rows.iter().any(|&(rb, h, i)| {
+                        let pr = i as u64 * rep as u64 + (h % rep) as u64;
+                        rb == bi && h / rep == g && (start..start + block).contains(&pr)
+                    });
+                    assert!(hit, "{s}: batch {bi}, KV head {g}, packed rows {start}..");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_workgroup_sized_block_of_a_prefill_has_a_checked_row() {
+        // The GPU quick suite's prefill: 64-row blocks, one row in each, 512 in all.
+        let s = shape("b=1,hq=32,hkv=8,sq=1024,skv=1024,d=128,causal=1");
+        assert_eq!(row_block(&s), 64);
+        let rows = rows_to_check(&s, 7);
+        assert_every_block_checked(&s, &rows, 64);
+        assert!(rows.len() < 512 + 200, "{} rows", rows.len());
+        // lavapipe's largest: smaller blocks still, as its rows cost half as much.
+        let s = shape("b=1,hq=8,hkv=8,sq=1024,skv=1024,d=64,causal=1");
+        assert!(row_block(&s) <= 64);
+        assert_every_block_checked(&s, &rows_to_check(&s, 7), row_block(&s));
+        // A decode step is checked whole.
+        let s = shape("b=4,hq=32,hkv=8,sq=1,skv=4096,d=128,causal=1");
+        assert_eq!(row_block(&s), 1);
+        assert_eq!(rows_to_check(&s, 7).len(), 4 * 32);
+    }
+
     #[test]
     fn big_shapes_are_sampled_with_their_edges() {
         let s = shape("b=2,hq=32,hkv=8,sq=4096,d=128,causal=1");
         let rows = rows_to_check(&s, 3);
-        assert!(rows.len() < 200);
+        // Blocks grow to keep the reference bounded: 128 of them here.
+        assert_eq!(row_block(&s), 2048);
+        assert_every_block_checked(&s, &rows, 2048);
+        assert!(rows.len() < 350, "{} rows", rows.len());
         for r in [(0, 0, 0), (1, 31, 4095), (0, 3, 64), (1, 0, 2048)] {
             assert!(rows.contains(&r), "{r:?}");
         }
