@@ -25,12 +25,12 @@ const RANDOM_ROWS: u64 = 64;
 /// and KV head has one random row checked: packed row pr = pos·rep + hi is query position pos
 /// of query head g·rep + hi, the order in which the fused kernels hand rows to workgroups
 /// (attention_flash_row.wgsl). `block` is the least power of two that keeps those rows'
-/// reference within this many multiply-adds. Where it is no larger than a workgroup's rows
-/// (64 for `flash_wg_r64` at d = 64), a workgroup that wrote wrong rows cannot go unseen, as
-/// it could among edge and random rows alone (a 64-row workgroup of one of 32 heads at
-/// 1024 positions is 0.2% of the rows: 64 random rows miss it 88% of the time). The GPU quick
-/// suite's 32-head 1024-token prefill gets 64-row blocks (512 rows); a decode step gets all
-/// its rows.
+/// reference within this many multiply-adds. A workgroup whose rows cover a whole block
+/// cannot write wrong rows unseen, as it could among edge and random rows alone (a 64-row
+/// workgroup of one of 32 heads at 1024 positions is 0.2% of the rows: 64 random rows miss
+/// it 88% of the time); one covering half a block is caught at least half the time. The GPU
+/// quick suite's 32-head 1024-token prefill gets 64-row blocks (512 rows), the size of
+/// `flash_wg_r64`'s workgroups; a decode step gets all its rows.
 const BLOCK_CHECK_MACS: u64 = 1 << 26;
 
 /// Absolute error floor by storage type.
