@@ -24,14 +24,29 @@ const RANDOM_ROWS: u64 = 64;
 /// Past the full check, every block of `block` consecutive packed query rows of each batch
 /// and KV head has one random row checked: packed row pr = pos·rep + hi is query position pos
 /// of query head g·rep + hi, the order in which the fused kernels hand rows to workgroups
-/// (attention_flash_row.wgsl). `block` is the least power of two that keeps those rows'
-/// reference within this many multiply-adds. A workgroup whose rows cover a whole block
-/// cannot write wrong rows unseen, as it could among edge and random rows alone (a 64-row
-/// workgroup of one of 32 heads at 1024 positions is 0.2% of the rows: 64 random rows miss
-/// it 88% of the time); one covering half a block is caught at least half the time. The GPU
-/// quick suite's 32-head 1024-token prefill gets 64-row blocks (512 rows), the size of
-/// `flash_wg_r64`'s workgroups; a decode step gets all its rows.
+/// (attention_flash_row.wgsl: a workgroup takes BR·TQ consecutive packed rows, from a
+/// multiple of BR·TQ). `block` is the least power of two that keeps those rows' reference
+/// within this many multiply-adds, counted as for [`FULL_CHECK_MACS`] (skv·d a row).
+///
+/// A fused kernel's workgroup whose rows cover a whole block and are all wrong cannot go
+/// unseen, as it could among edge and random rows alone (a 64-row workgroup of one of 32
+/// heads at 1024 positions is 0.2% of the rows: 64 random rows miss it 88% of the time); k
+/// wrong rows in a block are caught with probability k/block. The GPU quick suite's 32-head
+/// 1024-token prefill gets 64-row blocks (512 rows), the size of `flash_wg_r64`'s
+/// workgroups. The naive kernel's workgroups run along one head's rows instead, so a block
+/// holds part of several of them.
 const BLOCK_CHECK_MACS: u64 = 1 << 26;
+
+/// The same for a decode step (at most [`crate::tuning::DECODE_MAX_ROWS`] query rows): its
+/// rows are few and long, and a decode kernel gives a workgroup one query head, or a chunk
+/// of one head's keys, so only a check of every row sees every workgroup. This checks
+/// llama-3.1-8b's 32 heads whole up to a context of 65 536.
+const DECODE_BLOCK_CHECK_MACS: u64 = 1 << 28;
+
+/// At most this many block rows, whatever the budget allows: the reference keeps d values
+/// of each, and a shape of many short rows (large b·hkv, small skv·d) would otherwise ask
+/// for millions.
+const MAX_BLOCKS: u64 = 4096;
 
 /// Absolute error floor by storage type.
 pub fn floor(dtype: DType) -> f64 {
@@ -186,15 +201,28 @@ pub fn rows_to_check(shape: &AttentionShape, seed: u64) -> Vec<(u32, u32, u32)> 
             rng.below(sq as u64) as u32,
         ));
     }
+    // One random row in every block, in (batch, KV head, packed row) order. Blocks no longer
+    // than a group's packed rows stay inside the group; longer ones (many groups, each
+    // costly) span whole groups, so that the number of rows stays bounded.
     let block = row_block(shape);
     let packed = rep as u64 * sq as u64;
-    for bi in 0..b {
-        for g in 0..shape.hkv {
+    let groups = b as u64 * shape.hkv as u64;
+    let mut push = |group: u64, pr: u64| {
+        let (bi, g) = (group / shape.hkv as u64, group % shape.hkv as u64);
+        let (pos, hi) = (pr / rep as u64, pr % rep as u64);
+        rows.push((bi as u32, g as u32 * rep + hi as u32, pos as u32));
+    };
+    if block <= packed {
+        for group in 0..groups {
             for start in (0..packed).step_by(block as usize) {
-                let pr = start + rng.below(block.min(packed - start));
-                let (pos, hi) = (pr / rep as u64, pr % rep as u64);
-                rows.push((bi, g * rep + hi as u32, pos as u32));
+                push(group, start + rng.below(block.min(packed - start)));
             }
+        }
+    } else {
+        let total = groups * packed;
+        for start in (0..total).step_by(block as usize) {
+            let at = start + rng.below(block.min(total - start));
+            push(at / packed, at % packed);
         }
     }
     rows.sort_unstable();
@@ -202,14 +230,28 @@ pub fn rows_to_check(shape: &AttentionShape, seed: u64) -> Vec<(u32, u32, u32)> 
     rows
 }
 
-/// The packed rows per block of [`BLOCK_CHECK_MACS`] for `shape`: the least power of two
-/// whose blocks' rows cost at most that much reference.
+/// The packed rows per block for `shape` ([`BLOCK_CHECK_MACS`], or
+/// [`DECODE_BLOCK_CHECK_MACS`] for a decode step): the least power of two whose blocks' rows
+/// cost at most that much reference, and number at most [`MAX_BLOCKS`].
 fn row_block(shape: &AttentionShape) -> u64 {
+    let budget = if shape.sq <= crate::tuning::DECODE_MAX_ROWS {
+        DECODE_BLOCK_CHECK_MACS
+    } else {
+        BLOCK_CHECK_MACS
+    };
     let packed = (shape.hq / shape.hkv) as u64 * shape.sq as u64;
     let groups = shape.b as u64 * shape.hkv as u64;
     let per_row = shape.skv as u64 * shape.d as u64;
+    let most = (budget / per_row).clamp(1, MAX_BLOCKS);
+    let blocks = |block: u64| {
+        if block <= packed {
+            groups * packed.div_ceil(block)
+        } else {
+            (groups * packed).div_ceil(block)
+        }
+    };
     let mut block = 1u64;
-    while block < packed && groups * packed.div_ceil(block) * per_row > BLOCK_CHECK_MACS {
+    while blocks(block) > most {
         block *= 2;
     }
     block
@@ -466,10 +508,36 @@ mod tests {
         let s = shape("b=1,hq=8,hkv=8,sq=1024,skv=1024,d=64,causal=1");
         assert!(row_block(&s) <= 64);
         assert_every_block_checked(&s, &rows_to_check(&s, 7), row_block(&s));
-        // A decode step is checked whole.
-        let s = shape("b=4,hq=32,hkv=8,sq=1,skv=4096,d=128,causal=1");
-        assert_eq!(row_block(&s), 1);
-        assert_eq!(rows_to_check(&s, 7).len(), 4 * 32);
+        // A decode step is checked whole, to the standard GPU suite's longest context.
+        for spec in [
+            "b=4,hq=32,hkv=8,sq=1,skv=4096,d=128,causal=1",
+            "b=1,hq=32,hkv=8,sq=1,skv=32768,d=128,causal=1",
+        ] {
+            let s = shape(spec);
+            assert_eq!(row_block(&s), 1, "{spec}");
+            assert_eq!(rows_to_check(&s, 7).len() as u32, s.b * s.hq, "{spec}");
+        }
+    }
+
+    #[test]
+    fn the_block_rows_stay_bounded_for_many_costly_or_many_short_rows() {
+        // A batched long decode: blocks span several (batch, KV head) groups, 64 rows in all
+        // (2^28 of reference at 2^22 a row), beside edges and random rows.
+        let s = shape("b=64,hq=32,hkv=8,sq=1,skv=32768,d=128,causal=1");
+        assert_eq!(row_block(&s), 32);
+        assert!(rows_to_check(&s, 7).len() <= 64 + 64 + 6);
+        // Millions of short rows: at most MAX_BLOCKS of them, not one per group.
+        let s = shape("b=65535,hq=1024,hkv=1024,sq=1,skv=1,d=64,causal=0");
+        let rows = rows_to_check(&s, 7);
+        assert!(
+            rows.len() as u64 <= MAX_BLOCKS + 64 + 6,
+            "{} rows",
+            rows.len()
+        );
+        assert!(
+            rows.iter().any(|&(b, _, _)| b > 60000),
+            "blocks reach the last batches"
+        );
     }
 
     #[test]
