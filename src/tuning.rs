@@ -64,6 +64,17 @@ pub fn warm_up_before_timing(is_cpu: bool, idle: Option<Duration>) -> Option<Dur
     (!is_cpu && idle.is_none_or(|idle| idle > GPU_IDLE_LIMIT)).then_some(GPU_WARM_UP)
 }
 
+/// Iterations a warm-up may add to a screen or a final, for the budget: on a GPU one at
+/// least ([`GPU_WARM_UP`], or one iteration of a kernel slower than that), none on a CPU
+/// adapter.
+pub fn warm_up_runs(is_cpu: bool) -> f64 {
+    if is_cpu {
+        0.0
+    } else {
+        1.0
+    }
+}
+
 /// A variant whose verification run alone took [`SCREEN_CUTOFF`] times the fastest screen
 /// so far, and at least this long, is not screened at all: that run is its screen's one
 /// timing. The driver's compilation on first use is done before it (`measure::prime`);
@@ -395,6 +406,8 @@ mod tests {
         // Software adapters run on host cores: never warmed, however long they idled.
         assert_eq!(warm_up_before_timing(true, long), None);
         assert_eq!(warm_up_before_timing(true, None), None);
+        // The budget counts the warm-up as an iteration where there is one.
+        assert_eq!((warm_up_runs(false), warm_up_runs(true)), (1.0, 0.0));
     }
 
     fn bench(kernel: &str, spec: &str) -> Benchmark {

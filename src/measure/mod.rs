@@ -53,6 +53,12 @@ impl fmt::Display for DeviceTrouble {
 /// Dispatches per submission: keeps command buffers small and a hang detectable early.
 const MAX_ITERS_PER_SUBMIT: u64 = 4096;
 
+/// Iterations that take about `sample` at `per_iter_s` seconds each: one at least, at most
+/// `MAX_ITERS_PER_SUBMIT` (the screen's and the warm-up's timings).
+fn iters_for(sample: Duration, per_iter_s: f64) -> u64 {
+    ((sample.as_secs_f64() / per_iter_s.max(1e-9)).ceil() as u64).clamp(1, MAX_ITERS_PER_SUBMIT)
+}
+
 /// Submit `encoder`'s work and wait for it, at most `timeout`.
 pub fn submit_wait(
     gpu: &Gpu,
@@ -276,8 +282,7 @@ impl Timer {
         while start.elapsed() < span {
             let t = self.time(gpu, program, iters)?.as_secs_f64() / iters as f64;
             runs += 1;
-            iters =
-                ((sample.as_secs_f64() / t.max(1e-9)).ceil() as u64).clamp(1, MAX_ITERS_PER_SUBMIT);
+            iters = iters_for(sample, t);
         }
         Ok(runs)
     }
@@ -302,7 +307,7 @@ impl Timer {
         if past_cutoff(once_ns) {
             return Ok(vec![once_ns]);
         }
-        let iters = ((sample.as_secs_f64() / once).ceil() as u64).clamp(1, MAX_ITERS_PER_SUBMIT);
+        let iters = iters_for(sample, once);
         let slow = iters == 1;
         let wanted = if slow { rounds.min(3) } else { rounds };
         let mut per_iter_ns = Vec::with_capacity(wanted);

@@ -93,8 +93,8 @@ fn run_candidates(
     out: &mut Collected,
 ) -> Vec<KernelRow> {
     use crate::tuning::{
-        finalists, verification_is_screen, MAX_FINALISTS, SCREEN_CUTOFF, SCREEN_ROUNDS,
-        SCREEN_SAMPLE,
+        finalists, verification_is_screen, warm_up_runs, MAX_FINALISTS, SCREEN_CUTOFF,
+        SCREEN_ROUNDS, SCREEN_SAMPLE,
     };
     // Criterion takes at least one iteration per sample plus warm-up.
     let full_iterations = sampling.sample_size as f64 + 1.0;
@@ -191,9 +191,8 @@ fn run_candidates(
             }
         };
         verified_any = true;
-        // A slow kernel's screen is at most three single iterations, after a warm-up of
-        // one at least on a GPU.
-        let screen_runs = if gpu.summary.is_cpu() { 3.0 } else { 4.0 };
+        // A slow kernel's screen is at most three single iterations, after a warm-up.
+        let screen_runs = 3.0 + warm_up_runs(gpu.summary.is_cpu());
         if let Some(why) = over_budget(v.first_run_s * screen_runs, budget_s, bench) {
             rows[idx] = Some(skipped(v.row, why));
             continue;
@@ -280,9 +279,9 @@ fn run_candidates(
         if !finals.contains(&idx) {
             continue;
         }
-        // Criterion's iterations, plus at most three single-iteration turns in the final
-        // (and one to warm a GPU up before it).
-        let final_runs = if gpu.summary.is_cpu() { 3.0 } else { 4.0 };
+        // Criterion's iterations, plus at most three single-iteration turns in the final,
+        // after a warm-up.
+        let final_runs = 3.0 + warm_up_runs(gpu.summary.is_cpu());
         match over_budget(
             best * 1e-9 * (full_iterations + final_runs),
             budget_s,
