@@ -55,8 +55,10 @@ fn a_small_run_writes_the_result_folder() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("run");
+    let wgsl_dir = dir.path().join("wgsl");
     let out = priceperf()
         .current_dir(dir.path())
+        .env("PRICEPERF_DUMP_WGSL", &wgsl_dir)
         .args([
             "run",
             "--kernel",
@@ -114,6 +116,29 @@ fn a_small_run_writes_the_result_folder() {
     }
     assert_eq!(info.schema_version, priceperf::results::SCHEMA_VERSION);
     assert!(out_dir.join("results.json").exists());
+
+    // PRICEPERF_DUMP_WGSL: each variant's WGSL as built for this shape, a file per source.
+    let dumped: Vec<(String, String)> = std::fs::read_dir(&wgsl_dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                text,
+            )
+        })
+        .collect();
+    for variant in ["naive", "texture_w8x8_t8x8"] {
+        let prefix = format!("matmul_{variant}_m=33,n=17,k=9_f32-");
+        assert!(
+            dumped
+                .iter()
+                .any(|(name, text)| name.starts_with(&prefix) && text.contains("@compute")),
+            "{prefix}: {:?}",
+            dumped.iter().map(|d| &d.0).collect::<Vec<_>>()
+        );
+    }
 
     // The same folder again without --resume is refused, and nothing is lost.
     let again = priceperf()

@@ -6,6 +6,7 @@
 
 pub mod attention;
 pub mod attention_decode;
+mod dump;
 pub mod elementwise;
 pub mod gemv;
 pub mod gemv_coop;
@@ -142,12 +143,15 @@ pub fn compile(
 }
 
 /// [`compile`] without the device's pipeline cache; the time counts in [`Gpu::build_s`].
+/// The source is written out first where `PRICEPERF_DUMP_WGSL` asks ([`dump`]), so a
+/// kernel that fails to build can be read too.
 fn build(
     gpu: &Gpu,
     label: &str,
     source: &str,
     entry: &str,
 ) -> Result<wgpu::ComputePipeline, PrepareError> {
+    dump::source(label, source);
     let started = std::time::Instant::now();
     let built = build_uncounted(gpu, label, source, entry);
     gpu.add_build_time(started.elapsed());
