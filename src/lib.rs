@@ -40,5 +40,6 @@ pub mod shape;
 pub mod suite;
 pub mod tuning;
 pub mod verify;
+mod wgsl_dump;
 
 pub use error::{Error, Result};

@@ -6,7 +6,6 @@
 
 pub mod attention;
 pub mod attention_decode;
-mod dump;
 pub mod elementwise;
 pub mod gemv;
 pub mod gemv_coop;
@@ -121,12 +120,16 @@ pub fn checked_shaders() -> bool {
 /// Compile `source` and build a compute pipeline for `entry`; WGSL and validation errors come
 /// back as text instead of reaching wgpu's panicking default handler. A source the device
 /// has built before is not built again: its pipeline is reused (see `Gpu::pipelines`).
+/// Every source is first written out where `PRICEPERF_DUMP_WGSL` asks
+/// (`src/wgsl_dump.rs`), reused or not, so each label has its file and a kernel that
+/// fails to build can be read too.
 pub fn compile(
     gpu: &Gpu,
     label: &str,
     source: &str,
     entry: &str,
 ) -> Result<wgpu::ComputePipeline, PrepareError> {
+    crate::wgsl_dump::source(label, source);
     let Some(pipelines) = &gpu.pipelines else {
         return build(gpu, label, source, entry);
     };
@@ -143,15 +146,12 @@ pub fn compile(
 }
 
 /// [`compile`] without the device's pipeline cache; the time counts in [`Gpu::build_s`].
-/// The source is written out first where `PRICEPERF_DUMP_WGSL` asks ([`dump`]), so a
-/// kernel that fails to build can be read too.
 fn build(
     gpu: &Gpu,
     label: &str,
     source: &str,
     entry: &str,
 ) -> Result<wgpu::ComputePipeline, PrepareError> {
-    dump::source(label, source);
     let started = std::time::Instant::now();
     let built = build_uncounted(gpu, label, source, entry);
     gpu.add_build_time(started.elapsed());
