@@ -10,6 +10,14 @@
 //! timed, one helper device per core compiles them, each taking the next variant not yet
 //! taken, and the run waits for them: nothing is ever timed while a helper compiles.
 //!
+//! One benchmark at a time, a helper sits idle while the other finishes the benchmark's
+//! longest compile. So once a benchmark has shown that the driver's cache carries the
+//! helpers' work over ([`CompileAhead::proven`]), the helpers compile the variants of all
+//! the benchmarks left ([`CompileAhead::suite`], as many as keep their inputs within a
+//! bound) in one pool, and each benchmark then finds its variants compiled. The same variant
+//! name in neighbouring benchmarks is often the same kernel: it is never compiled by two
+//! helpers at once ([`Queue`]), so the second loads it from the cache.
+//!
 //! On by default on Vulkan's llvmpipe (lavapipe) only, where it was measured. GPU drivers
 //! compile when a pipeline is created, with shader caches of their own (Mesa's GPU drivers
 //! use Mesa's); whether helpers pay there is untried, so `PRICEPERF_COMPILE_AHEAD=on` turns
@@ -22,8 +30,9 @@
 //! while kernels are timed.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::candidates::Candidate;
@@ -48,6 +57,11 @@ pub(crate) struct CompileAhead {
     /// ([`CompileAhead::check_carried`]): theirs, and the run's device's for the same
     /// variants.
     compiling: Cell<Tally>,
+    /// Whether a verdict has found their work carried over ([`CompileAhead::proven`]).
+    proven: Cell<bool>,
+    /// What [`CompileAhead::suite`] compiled, by benchmark id, until
+    /// [`CompileAhead::compile`] collects it.
+    done: RefCell<HashMap<String, Compiled>>,
 }
 
 /// What one [`CompileAhead::compile`] did.
@@ -63,8 +77,42 @@ pub(crate) struct Compiled {
     /// ([`CompileAhead::compiling_s`]): what the run's device repeats when no cache carried
     /// it over.
     pub compiling_s: f64,
+    /// Wall time, waiting for the helpers included; zero when they compiled these with
+    /// other benchmarks' (`with_suite`), whose wall time [`SuiteCompiled`] has.
+    pub wall_s: f64,
+    /// Compiled by [`CompileAhead::suite`], before the benchmark began.
+    pub with_suite: bool,
+}
+
+/// What one [`CompileAhead::suite`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct SuiteCompiled {
+    pub variants: usize,
+    pub benchmarks: usize,
+    /// The helpers' own time, added up ([`Compiled::helper_s`]).
+    pub helper_s: f64,
     /// Wall time, waiting for the helpers included.
     pub wall_s: f64,
+}
+
+/// One slot's share of a [`CompileAhead::run`]: a benchmark's.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    variants: usize,
+    helper_s: f64,
+    compiling_s: f64,
+}
+
+impl Sums {
+    fn compiled(self, wall_s: f64, with_suite: bool) -> Compiled {
+        Compiled {
+            variants: self.variants,
+            helper_s: self.helper_s,
+            compiling_s: self.compiling_s,
+            wall_s,
+            with_suite,
+        }
+    }
 }
 
 impl CompileAhead {
@@ -106,17 +154,81 @@ impl CompileAhead {
             helpers: RefCell::new(None),
             compiles_on_dispatch: s.is_llvmpipe(),
             compiling: Cell::new(Tally::default()),
+            proven: Cell::new(false),
+            done: RefCell::new(HashMap::new()),
         })
     }
 
-    /// Compile `candidates` on the helpers and wait for them; `None` (nothing done) when
-    /// there are fewer than two, or fewer than two helpers (turned off, or they did not
-    /// open). A variant that fails to build or to dispatch on a helper is let be: the run's
-    /// own device meets the same failure and reports it.
-    pub fn compile(&self, candidates: &[&Candidate<'_>]) -> Option<Compiled> {
+    /// Compile `candidates`, the variants `bench` (a benchmark id) builds, on the helpers
+    /// and wait for them; `None` (nothing done) when there are fewer than two, or fewer than
+    /// two helpers (turned off, or they did not open). Variants that [`CompileAhead::suite`]
+    /// already compiled are not compiled again: what it did for `bench` comes back, with no
+    /// wall time of its own. A variant that fails to build or to dispatch on a helper is let
+    /// be: the run's own device meets the same failure and reports it.
+    pub fn compile(&self, bench: &str, candidates: &[&Candidate<'_>]) -> Option<Compiled> {
+        if let Some(done) = self.done.borrow_mut().remove(bench) {
+            return Some(done);
+        }
         if candidates.len() < 2 {
             return None;
         }
+        let items: Vec<(usize, &Candidate<'_>)> = candidates.iter().map(|c| (0, *c)).collect();
+        let (sums, wall_s) = self.run(&items, 1, &format!("{} variants", candidates.len()))?;
+        Some(sums[0].compiled(wall_s, false))
+    }
+
+    /// Compile the variants of many benchmarks (`(benchmark id, its variants)`, in run
+    /// order) in one go, for [`CompileAhead::compile`] to find later. One benchmark at a time
+    /// leaves a helper idle whenever the other still compiles the benchmark's last big
+    /// kernel (a fused attention took 3.1 s beside 1.1 s of the other variant); pooled, the
+    /// helpers are busy until the last variant. Only once [`CompileAhead::proven`]: until a
+    /// benchmark has shown that the driver's cache carries their work over, a suite's worth
+    /// of compiling could be work the run's device does again. `None` when nothing was done.
+    pub fn suite(&self, benches: &[(String, Vec<&Candidate<'_>>)]) -> Option<SuiteCompiled> {
+        if !self.proven() {
+            return None;
+        }
+        let items: Vec<(usize, &Candidate<'_>)> = benches
+            .iter()
+            .enumerate()
+            .flat_map(|(b, (_, cs))| cs.iter().map(move |c| (b, *c)))
+            .collect();
+        if items.len() < 2 {
+            return None;
+        }
+        let what = format!("{} variants of {} benchmarks", items.len(), benches.len());
+        let (sums, wall_s) = self.run(&items, benches.len(), &what)?;
+        let mut done = self.done.borrow_mut();
+        let mut total = SuiteCompiled {
+            variants: 0,
+            benchmarks: benches.len(),
+            helper_s: 0.0,
+            wall_s,
+        };
+        for ((id, _), s) in benches.iter().zip(sums) {
+            total.variants += s.variants;
+            total.helper_s += s.helper_s;
+            done.insert(id.clone(), s.compiled(0.0, true));
+        }
+        Some(total)
+    }
+
+    /// Whether a verdict has found the helpers' work carried over to the run's device
+    /// ([`CompileAhead::check_carried`]) and the helpers are not turned off.
+    pub fn proven(&self) -> bool {
+        self.proven.get() && self.helpers.borrow().as_ref().is_none_or(|h| h.len() >= 2)
+    }
+
+    /// Compile `items` (slot, candidate) on the helpers, each taking the next item not yet
+    /// taken, and wait for them; what was done per slot (of `slots`) and the wall time.
+    /// `None` when fewer than two helpers are open. A stop request (Ctrl-C) ends it after the
+    /// variants being compiled.
+    fn run(
+        &self,
+        items: &[(usize, &Candidate<'_>)],
+        slots: usize,
+        what: &str,
+    ) -> Option<(Vec<Sums>, f64)> {
         let mut slot = self.helpers.borrow_mut();
         let helpers = slot.get_or_insert_with(|| {
             let opened: Vec<Gpu> = (0..self.count)
@@ -128,46 +240,49 @@ impl CompileAhead {
                 opened
             }
         });
-        let workers = helpers.len().min(candidates.len());
+        let workers = helpers.len().min(items.len());
         if workers < 2 {
             return None;
         }
-        crate::progress::step(
-            &format!("{} variants", candidates.len()),
-            &format!("compiling on {workers} helper devices"),
-        );
+        crate::progress::step(what, &format!("compiling on {workers} helper devices"));
         let started = Instant::now();
-        let next = AtomicUsize::new(0);
-        let built = AtomicUsize::new(0);
+        let queue = Queue::new(items.iter().map(|(_, c)| c.variant.as_str()).collect());
         let stuck = AtomicBool::new(false);
-        let helper_s = Mutex::new(0.0);
-        let compiling_s = Mutex::new(0.0);
+        let sums = Mutex::new(vec![Sums::default(); slots]);
         let timeout = self.timeout;
         let on_dispatch = self.compiles_on_dispatch;
         std::thread::scope(|scope| {
             for helper in helpers.iter().take(workers) {
-                let (next, built, stuck) = (&next, &built, &stuck);
-                let (helper_s, compiling_s) = (&helper_s, &compiling_s);
+                let (queue, stuck, sums) = (&queue, &stuck, &sums);
                 scope.spawn(move || {
-                    while let Some(c) = candidates.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    while let Some(taken) = queue.take() {
+                        let (slot, c) = items[taken.0];
+                        if crate::runner::stop_requested() {
+                            break;
+                        }
                         let t = Instant::now();
                         let before = compiling(on_dispatch, helper, 0.0);
                         let mut done = true;
+                        let mut built = 0;
                         let mut primed_s = 0.0;
                         if let Ok((program, _check)) = (c.prepare)(helper) {
-                            built.fetch_add(1, Ordering::Relaxed);
+                            built = 1;
                             let primed = Instant::now();
                             done = prime(helper, &program, timeout).is_ok();
                             primed_s = primed.elapsed().as_secs_f64();
                         }
                         // A build that failed counts too: the run's device repeats it.
-                        *compiling_s.lock().unwrap_or_else(|e| e.into_inner()) +=
-                            compiling(on_dispatch, helper, primed_s) - before;
+                        let compiled_s = compiling(on_dispatch, helper, primed_s) - before;
                         // Its errors would be reported by nobody: the run's device reports
                         // its own.
                         helper.take_errors();
-                        *helper_s.lock().unwrap_or_else(|e| e.into_inner()) +=
-                            t.elapsed().as_secs_f64();
+                        {
+                            let mut sums = sums.lock().unwrap_or_else(|e| e.into_inner());
+                            let s = &mut sums[slot];
+                            s.variants += built;
+                            s.compiling_s += compiled_s;
+                            s.helper_s += t.elapsed().as_secs_f64();
+                        }
                         if !done {
                             // Lost, or past the timeout: leave the rest to the others, and
                             // wait once more for what it may still be compiling, so that
@@ -192,12 +307,10 @@ impl CompileAhead {
             ));
             helpers.clear();
         }
-        Some(Compiled {
-            variants: built.into_inner(),
-            helper_s: helper_s.into_inner().unwrap_or_else(|e| e.into_inner()),
-            compiling_s: compiling_s.into_inner().unwrap_or_else(|e| e.into_inner()),
-            wall_s: started.elapsed().as_secs_f64(),
-        })
+        Some((
+            sums.into_inner().unwrap_or_else(|e| e.into_inner()),
+            started.elapsed().as_secs_f64(),
+        ))
     }
 
     /// Seconds `gpu` has spent where this driver compiles, given `first_dispatch_s` of its
@@ -220,6 +333,9 @@ impl CompileAhead {
         let mut tally = self.compiling.get();
         let verdict = tally.add(compiled.compiling_s, own_compiling_s);
         self.compiling.set(tally);
+        if verdict.is_some_and(|v| v.carried) {
+            self.proven.set(true);
+        }
         let Some(Verdict {
             carried: false,
             helper_s,
@@ -232,9 +348,97 @@ impl CompileAhead {
             return None;
         }
         *self.helpers.borrow_mut() = Some(Vec::new());
+        self.done.borrow_mut().clear();
         Some(format!(
             "priceperf: variants compiled ahead on helper devices took this device {own_s:.1} s to compile again (the helpers {helper_s:.1} s): no shader cache carried them over (is Mesa's cache directory writable?), so the rest of the run compiles on this device only",
         ))
+    }
+}
+
+/// The items of one [`CompileAhead::run`], handed out in order, except that one whose
+/// variant a helper is compiling waits until that helper is done with it, while the next
+/// items go ahead. Neighbouring benchmarks often build the same kernel under one variant
+/// name (a fused attention's prefill and decode shapes), and two helpers compiling it side
+/// by side both paid for it in full (2.9 s each, measured), where the second, after the
+/// first, loads it from the driver's cache.
+struct Queue<'a> {
+    variants: Vec<&'a str>,
+    state: Mutex<QueueState<'a>>,
+    changed: Condvar,
+}
+
+struct QueueState<'a> {
+    /// The first item not yet handed out or waiting.
+    next: usize,
+    waiting: Vec<usize>,
+    /// The variants being compiled now.
+    busy: Vec<&'a str>,
+}
+
+/// An item of a [`Queue`] being compiled; dropping it frees its variant.
+struct Taken<'q, 'a>(usize, &'q Queue<'a>);
+
+impl Drop for Taken<'_, '_> {
+    fn drop(&mut self) {
+        let mut s = self.1.lock();
+        let variant = self.1.variants[self.0];
+        if let Some(at) = s.busy.iter().position(|v| *v == variant) {
+            s.busy.swap_remove(at);
+        }
+        drop(s);
+        self.1.changed.notify_all();
+    }
+}
+
+impl<'a> Queue<'a> {
+    fn new(variants: Vec<&'a str>) -> Queue<'a> {
+        Queue {
+            variants,
+            state: Mutex::new(QueueState {
+                next: 0,
+                waiting: Vec::new(),
+                busy: Vec::new(),
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueState<'a>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next item to compile: a waiting one whose variant is free, else the next in
+    /// order whose variant is free (those that are not wait); blocks while only waiting
+    /// items are left, all busy; `None` once every item has been handed out.
+    fn take(&self) -> Option<Taken<'_, 'a>> {
+        let mut s = self.lock();
+        loop {
+            let free = |s: &QueueState<'a>, i: usize| !s.busy.contains(&self.variants[i]);
+            let pick = match s.waiting.iter().position(|&i| free(&s, i)) {
+                Some(at) => Some(s.waiting.remove(at)),
+                None => {
+                    let mut pick = None;
+                    while s.next < self.variants.len() {
+                        let i = s.next;
+                        s.next += 1;
+                        if free(&s, i) {
+                            pick = Some(i);
+                            break;
+                        }
+                        s.waiting.push(i);
+                    }
+                    pick
+                }
+            };
+            if let Some(i) = pick {
+                s.busy.push(self.variants[i]);
+                return Some(Taken(i, self));
+            }
+            if s.waiting.is_empty() {
+                return None;
+            }
+            s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
     }
 }
 
@@ -342,6 +546,102 @@ fn wanted(switch: Option<bool>, adapter: Adapter, mesa_cache_disable: Option<&st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_suite_pool_compiles_for_each_benchmark_and_hands_it_over_once() {
+        use crate::candidates::BenchInputs;
+        use crate::shape::DType;
+        use crate::suite::{Benchmark, Op};
+        let Ok(gpu) = Gpu::open(std::env::var("PRICEPERF_ADAPTER").ok().as_deref()) else {
+            eprintln!("skipping GPU test: no adapter");
+            return;
+        };
+        let Some(ahead) = CompileAhead::new(&gpu, Duration::from_secs(60)) else {
+            eprintln!("skipping: no helper devices on this adapter or with one core");
+            return;
+        };
+        assert!(
+            !ahead.proven(),
+            "nothing has shown yet that a cache carries work over"
+        );
+        let benches: Vec<Benchmark> = ["m=24,n=16,k=8", "m=5,n=7,k=9"]
+            .iter()
+            .map(|s| Benchmark::new(Op::parse("matmul", s).unwrap(), DType::F32))
+            .collect();
+        let inputs: Vec<BenchInputs> = benches.iter().map(|b| BenchInputs::random(b, 7)).collect();
+        // Two cheap variants each (both build on any adapter); "naive" in both benchmarks is
+        // the same kernel, which the queue never gives to both helpers at once.
+        let keep = |v: &str| v == "naive" || v == "tiled_64x64x16_t4x4";
+        let candidates: Vec<Vec<Candidate<'_>>> =
+            inputs.iter().map(|i| i.candidates(&keep)).collect();
+        let work: Vec<(String, Vec<&Candidate<'_>>)> = benches
+            .iter()
+            .zip(&candidates)
+            .map(|(b, cs)| (b.id(), cs.iter().collect()))
+            .collect();
+        assert!(ahead.suite(&work).is_none(), "not before a verdict");
+        ahead.proven.set(true);
+        let done = ahead.suite(&work).expect("pooled");
+        assert_eq!((done.benchmarks, done.variants), (2, 4));
+        assert!(done.wall_s > 0.0 && done.helper_s > 0.0, "{done:?}");
+        for (id, cs) in &work {
+            let mine = ahead.compile(id, cs).expect("compiled with the suite");
+            assert!(mine.with_suite && mine.wall_s == 0.0, "{mine:?}");
+            assert_eq!(mine.variants, 2);
+            // Handed over once: asked again, the helpers compile afresh.
+            let again = ahead.compile(id, cs).expect("two candidates, two helpers");
+            assert!(!again.with_suite && again.wall_s > 0.0, "{again:?}");
+        }
+    }
+
+    #[test]
+    fn the_queue_holds_back_a_variant_being_compiled_and_lets_the_rest_go_ahead() {
+        let q = Queue::new(vec!["a", "b", "a", "c", "a"]);
+        let first = q.take().unwrap();
+        let second = q.take().unwrap();
+        assert_eq!((first.0, second.0), (0, 1));
+        // Item 2 is "a" again, which item 0 is compiling: "c" goes first.
+        let third = q.take().unwrap();
+        assert_eq!(third.0, 3);
+        drop(first);
+        // "a" is free: the waiting item 2, before anything later.
+        let fourth = q.take().unwrap();
+        assert_eq!(fourth.0, 2);
+        drop((second, third, fourth));
+        assert_eq!(q.take().map(|t| t.0), Some(4));
+        assert!(q.take().is_none());
+    }
+
+    #[test]
+    fn helper_threads_take_every_item_once_and_never_one_variant_twice_at_once() {
+        let variants: Vec<String> = (0..60).map(|i| format!("v{}", i % 4)).collect();
+        let q = Queue::new(variants.iter().map(String::as_str).collect());
+        let taken = Mutex::new(Vec::new());
+        let busy = Mutex::new(Vec::<usize>::new());
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| {
+                    while let Some(t) = q.take() {
+                        let variant = &variants[t.0];
+                        {
+                            let mut b = busy.lock().unwrap();
+                            assert!(
+                                b.iter().all(|&i| variants[i] != *variant),
+                                "{variant} compiled twice at once"
+                            );
+                            b.push(t.0);
+                        }
+                        std::thread::sleep(Duration::from_micros(200));
+                        busy.lock().unwrap().retain(|&i| i != t.0);
+                        taken.lock().unwrap().push(t.0);
+                    }
+                });
+            }
+        });
+        let mut taken = taken.into_inner().unwrap();
+        taken.sort_unstable();
+        assert_eq!(taken, (0..60).collect::<Vec<_>>());
+    }
 
     #[test]
     fn helpers_whose_work_was_compiled_again_did_not_pay() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 
 use crate::candidates::{BenchInputs, Candidate};
-use crate::compile_ahead::{CompileAhead, Compiled};
+use crate::compile_ahead::{CompileAhead, Compiled, SuiteCompiled};
 use crate::gpu::Gpu;
 use crate::kernels::matmul::MatmulInputs;
 use crate::kernels::{PrepareError, Program};
@@ -102,7 +102,7 @@ fn run_candidates(
     // full: one full measurement instead of three saved about 10 s of a cold quick run.
     let screening = only.is_none() && config.variants.is_none() && candidates.len() > 1;
     if !screening {
-        let ahead = compile_ahead(gpu, ahead, candidates.iter().collect(), out);
+        let ahead = compile_ahead(gpu, ahead, bench, candidates.iter().collect(), out);
         let mut rows = Vec::with_capacity(candidates.len());
         for c in &candidates {
             let row = match verify_candidate(gpu, config, bench, c, out) {
@@ -141,23 +141,12 @@ fn run_candidates(
     // always beat there, and on GPUs the lavapipe designs that read operands through
     // uniform windows; unless nothing else verifies.
     let left_out = left_out_on(&gpu.summary);
-    let prune: Vec<Option<String>> = candidates
-        .iter()
-        .map(|c| {
-            let h = history.as_deref()?;
-            if let Some(why) = left_out(c) {
-                return Some(crate::tuning::left_out_note(&c.variant, why));
-            }
-            h.pruned(bench, &c.variant)
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..candidates.len())
-        .rev()
-        .filter(|&i| prune[i].is_none())
-        .collect();
+    let prune = pruned(&gpu.summary, history.as_deref(), bench, &candidates);
+    let mut order = search_order(&prune);
     let mut ahead = compile_ahead(
         gpu,
         ahead,
+        bench,
         order.iter().map(|&i| &candidates[i]).collect(),
         out,
     );
@@ -379,6 +368,108 @@ fn run_candidates(
     rows
 }
 
+/// Why the search leaves each of `candidates` out, if it does: on llvmpipe or on GPUs for
+/// how it loads its operands ([`left_out_on`]), or for losing widely on earlier benchmarks
+/// ([`ScreenHistory`]); none of them without a history (pruning turned off).
+fn pruned(
+    adapter: &crate::gpu::AdapterSummary,
+    history: Option<&ScreenHistory>,
+    bench: &Benchmark,
+    candidates: &[Candidate<'_>],
+) -> Vec<Option<String>> {
+    let left_out = left_out_on(adapter);
+    candidates
+        .iter()
+        .map(|c| {
+            let h = history?;
+            if let Some(why) = left_out(c) {
+                return Some(crate::tuning::left_out_note(&c.variant, why));
+            }
+            h.pruned(bench, &c.variant)
+        })
+        .collect()
+}
+
+/// The order a search takes the candidates not `pruned` in: the last first. The list runs
+/// from the simplest kernels to the most specialised, so the fast ones set the screen's
+/// cutoff before the slow ones are timed.
+fn search_order(pruned: &[Option<String>]) -> Vec<usize> {
+    (0..pruned.len())
+        .rev()
+        .filter(|&i| pruned[i].is_none())
+        .collect()
+}
+
+/// Inputs of the benchmarks one [`compile_suite_ahead`] covers, at most: each helper holds
+/// one variant's at a time, but the candidates of every covered benchmark borrow theirs
+/// until the helpers are done.
+const SUITE_INPUT_BYTES: u64 = 1 << 30;
+
+/// Compile ahead, pooled on the helper devices ([`CompileAhead::suite`]), the variants the
+/// next of `benches` will build, as [`run_benchmark`] picks them: the cached choice
+/// (`cached`), or what a search tries. As many benchmarks as keep their inputs within
+/// [`SUITE_INPUT_BYTES`], one at least. Returns how many it covered and what the helpers
+/// did, `None` if nothing (helpers not proven yet, off, or under two variants).
+pub(super) fn compile_suite_ahead(
+    gpu: &Gpu,
+    config: &RunConfig,
+    benches: &[Benchmark],
+    cached: &dyn Fn(&Benchmark) -> Option<String>,
+    history: Option<&ScreenHistory>,
+    helpers: &CompileAhead,
+) -> (usize, Option<SuiteCompiled>) {
+    if !helpers.proven() {
+        return (0, None);
+    }
+    let started = Instant::now();
+    let mut bytes = 0;
+    let covered = benches
+        .iter()
+        .take_while(|b| {
+            bytes += b.op.bytes(b.dtype);
+            bytes <= SUITE_INPUT_BYTES
+        })
+        .count()
+        .max(1)
+        .min(benches.len());
+    let benches = &benches[..covered];
+    let inputs: Vec<BenchInputs> = benches
+        .iter()
+        .map(|b| BenchInputs::random(b, config.seed))
+        .collect();
+    let candidates: Vec<(String, Vec<Candidate<'_>>, Option<String>)> = benches
+        .iter()
+        .zip(&inputs)
+        .map(|(b, inputs)| {
+            let only = cached(b);
+            let keep =
+                |name: &str| wanted(config, name) && only.as_deref().is_none_or(|o| o == name);
+            (b.id(), inputs.candidates(&keep), only)
+        })
+        .collect();
+    let work: Vec<(String, Vec<&Candidate<'_>>)> = benches
+        .iter()
+        .zip(&candidates)
+        .map(|(b, (id, cs, only))| {
+            // As run_candidates: a search tries the candidates not pruned, anything else
+            // builds them all.
+            let screening = only.is_none() && config.variants.is_none() && cs.len() > 1;
+            let order = if screening {
+                search_order(&pruned(&gpu.summary, history, b, cs))
+            } else {
+                (0..cs.len()).collect()
+            };
+            (id.clone(), order.into_iter().map(|i| &cs[i]).collect())
+        })
+        .collect();
+    // Making the inputs counts too: the helpers waited for it.
+    let done = helpers.suite(&work).map(|d| SuiteCompiled {
+        wall_s: started.elapsed().as_secs_f64(),
+        ..d
+    });
+    (covered, done)
+}
+
 /// What [`compile_ahead`] did for a benchmark, to check afterwards that it paid.
 struct Ahead<'h> {
     helpers: &'h CompileAhead,
@@ -393,11 +484,12 @@ struct Ahead<'h> {
 fn compile_ahead<'h>(
     gpu: &Gpu,
     helpers: Option<&'h CompileAhead>,
+    bench: &Benchmark,
     these: Vec<&Candidate<'_>>,
     out: &mut Collected,
 ) -> Option<Ahead<'h>> {
     let helpers = helpers?;
-    let compiled = helpers.compile(&these)?;
+    let compiled = helpers.compile(&bench.id(), &these)?;
     out.compile_s += compiled.wall_s;
     out.ahead = Some(compiled);
     Some(Ahead {
@@ -584,10 +676,17 @@ impl Collected {
     pub(super) fn describe(&self, total_s: f64) -> String {
         let measuring: f64 = self.measure_s.iter().map(|(_, s)| s).sum();
         let ahead = self.ahead.map_or(String::new(), |a| {
-            format!(
-                "{} variants compiled ahead {:.1} (helper devices' own time {:.1}), ",
-                a.variants, a.wall_s, a.helper_s
-            )
+            if a.with_suite {
+                format!(
+                    "{} variants compiled ahead with the suite's (helper devices' own time {:.1}), ",
+                    a.variants, a.helper_s
+                )
+            } else {
+                format!(
+                    "{} variants compiled ahead {:.1} (helper devices' own time {:.1}), ",
+                    a.variants, a.wall_s, a.helper_s
+                )
+            }
         });
         let mut line = format!(
             "time: {total_s:.1} s: compile and upload {:.1} ({ahead}first dispatches {:.1}), verify {:.1}, screening {:.1}{}, measuring {measuring:.1}",

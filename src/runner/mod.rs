@@ -395,6 +395,9 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
     let budget = variant_budget_s(config);
     let mut history = active_prune_ratio(config).map(ScreenHistory::new);
     let ahead = CompileAhead::new(&gpu, config.timeout);
+    // Benchmarks before this one had their variants compiled ahead one benchmark at a time
+    // or pooled ([`benchmark::compile_suite_ahead`]); from here on, the next pool.
+    let mut compiled_through = 0;
     let mut interrupted = false;
     for (i, bench) in todo.iter().enumerate() {
         if stop_requested() {
@@ -408,14 +411,35 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             interrupted = true;
             break;
         }
+        // A cached tuning choice measures one variant; a search measures them all.
+        let cached_choice = |b: &Benchmark| {
+            tuning
+                .as_ref()
+                .filter(|_| !config.retune)
+                .and_then(|t| t.cached(b))
+                .cloned()
+        };
+        if let Some(helpers) = ahead.as_ref().filter(|_| i >= compiled_through) {
+            let (covered, done) = benchmark::compile_suite_ahead(
+                &gpu,
+                config,
+                &todo[i..],
+                &|b: &Benchmark| cached_choice(b).map(|c| c.variant),
+                history.as_ref(),
+                helpers,
+            );
+            compiled_through = i + covered;
+            if let Some(d) = done {
+                time.compile_s += d.wall_s;
+                progress.line(&format!(
+                    "compiled ahead: {} variants of the next {} benchmarks in {:.1} s on helper devices (their own time {:.1} s)",
+                    d.variants, d.benchmarks, d.wall_s, d.helper_s
+                ));
+            }
+        }
         progress.benchmark(i, &bench.id());
         let quiet = progress.silence_criterion();
-        // A cached tuning choice measures one variant; a search measures them all.
-        let cached = tuning
-            .as_ref()
-            .filter(|_| !config.retune)
-            .and_then(|t| t.cached(bench))
-            .cloned();
+        let cached = cached_choice(bench);
         let search_started = Instant::now();
         let mut collected = Collected::default();
         let mut new_rows = run_benchmark(
