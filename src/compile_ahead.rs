@@ -47,8 +47,8 @@ pub(crate) struct CompileAhead {
     adapter: wgpu::Adapter,
     count: usize,
     timeout: Duration,
-    /// `None` until the first [`CompileAhead::compile`]; then the helpers, an empty list
-    /// once they are turned off.
+    /// `None` until they are first needed; then the helpers, an empty list once they are
+    /// turned off.
     helpers: RefCell<Option<Vec<Gpu>>>,
     /// Whether the driver compiles on a pipeline's first dispatch (llvmpipe) rather than
     /// when the pipeline is built ([`CompileAhead::compiling_s`]).
@@ -59,9 +59,9 @@ pub(crate) struct CompileAhead {
     compiling: Cell<Tally>,
     /// Whether a verdict has found their work carried over ([`CompileAhead::proven`]).
     proven: Cell<bool>,
-    /// What [`CompileAhead::suite`] compiled, by benchmark id, until
-    /// [`CompileAhead::compile`] collects it.
-    done: RefCell<HashMap<String, Compiled>>,
+    /// What [`CompileAhead::suite`] did for each variant, by benchmark id and variant, until
+    /// [`CompileAhead::compile`] collects the benchmark's.
+    pooled: RefCell<HashMap<String, HashMap<String, Sums>>>,
 }
 
 /// What one [`CompileAhead::compile`] did.
@@ -77,11 +77,11 @@ pub(crate) struct Compiled {
     /// ([`CompileAhead::compiling_s`]): what the run's device repeats when no cache carried
     /// it over.
     pub compiling_s: f64,
-    /// Wall time, waiting for the helpers included; zero when they compiled these with
-    /// other benchmarks' (`with_suite`), whose wall time [`SuiteCompiled`] has.
+    /// Wall time, waiting for the helpers included (not the pool's: [`SuiteCompiled`]).
     pub wall_s: f64,
-    /// Compiled by [`CompileAhead::suite`], before the benchmark began.
-    pub with_suite: bool,
+    /// How many of `variants` [`CompileAhead::suite`] had compiled, before the benchmark
+    /// began.
+    pub pooled: usize,
 }
 
 /// What one [`CompileAhead::suite`] did.
@@ -95,23 +95,20 @@ pub(crate) struct SuiteCompiled {
     pub wall_s: f64,
 }
 
-/// One slot's share of a [`CompileAhead::run`]: a benchmark's.
+/// What the helpers did for one variant, or added up for several.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sums {
-    variants: usize,
+    /// Variants built (one that fails to build counts in the times only).
+    built: usize,
     helper_s: f64,
     compiling_s: f64,
 }
 
-impl Sums {
-    fn compiled(self, wall_s: f64, with_suite: bool) -> Compiled {
-        Compiled {
-            variants: self.variants,
-            helper_s: self.helper_s,
-            compiling_s: self.compiling_s,
-            wall_s,
-            with_suite,
-        }
+impl std::ops::AddAssign for Sums {
+    fn add_assign(&mut self, o: Sums) {
+        self.built += o.built;
+        self.helper_s += o.helper_s;
+        self.compiling_s += o.compiling_s;
     }
 }
 
@@ -155,60 +152,86 @@ impl CompileAhead {
             compiles_on_dispatch: s.is_llvmpipe(),
             compiling: Cell::new(Tally::default()),
             proven: Cell::new(false),
-            done: RefCell::new(HashMap::new()),
+            pooled: RefCell::new(HashMap::new()),
         })
     }
 
     /// Compile `candidates`, the variants `bench` (a benchmark id) builds, on the helpers
-    /// and wait for them; `None` (nothing done) when there are fewer than two, or fewer than
-    /// two helpers (turned off, or they did not open). Variants that [`CompileAhead::suite`]
-    /// already compiled are not compiled again: what it did for `bench` comes back, with no
-    /// wall time of its own. A variant that fails to build or to dispatch on a helper is let
-    /// be: the run's own device meets the same failure and reports it.
+    /// and wait for them. Those that [`CompileAhead::suite`] compiled for `bench` are not
+    /// compiled again: what the pool did for them is added in, with no wall time, and the
+    /// others are compiled now. `None` (nothing done) when nothing was pooled and there are
+    /// fewer than two candidates, or when the helpers are off. A variant that fails to build
+    /// or to dispatch on a helper is let be: the run's own device meets the same failure and
+    /// reports it.
     pub fn compile(&self, bench: &str, candidates: &[&Candidate<'_>]) -> Option<Compiled> {
-        if let Some(done) = self.done.borrow_mut().remove(bench) {
-            return Some(done);
+        let pooled = self.pooled.borrow_mut().remove(bench);
+        let mut sums = Sums::default();
+        let mut rest = Vec::new();
+        for c in candidates {
+            match pooled.as_ref().and_then(|p| p.get(&c.variant)) {
+                Some(s) => sums += *s,
+                None => rest.push(*c),
+            }
         }
-        if candidates.len() < 2 {
+        let from_pool = candidates.len() - rest.len();
+        let pooled_built = sums.built;
+        // One variant alone gains nothing from helpers, unless the others were pooled: then
+        // the helpers compile it too, so that what the run's device compiles afterwards
+        // still judges their work alone (`check_carried`).
+        let mut wall_s = 0.0;
+        if rest.len() >= 2 || (from_pool > 0 && !rest.is_empty()) {
+            let what = format!("{} variants", rest.len());
+            if let Some((done, wall)) = self.run(&rest, &what) {
+                done.into_iter().for_each(|d| sums += d.unwrap_or_default());
+                wall_s = wall;
+            }
+        } else if from_pool == 0 {
             return None;
         }
-        let items: Vec<(usize, &Candidate<'_>)> = candidates.iter().map(|c| (0, *c)).collect();
-        let (sums, wall_s) = self.run(&items, 1, &format!("{} variants", candidates.len()))?;
-        Some(sums[0].compiled(wall_s, false))
+        Some(Compiled {
+            variants: sums.built,
+            helper_s: sums.helper_s,
+            compiling_s: sums.compiling_s,
+            wall_s,
+            pooled: pooled_built,
+        })
     }
 
     /// Compile the variants of many benchmarks (`(benchmark id, its variants)`, in run
     /// order) in one go, for [`CompileAhead::compile`] to find later. One benchmark at a time
     /// leaves a helper idle whenever the other still compiles the benchmark's last big
-    /// kernel (a fused attention took 3.1 s beside 1.1 s of the other variant); pooled, the
-    /// helpers are busy until the last variant. Only once [`CompileAhead::proven`]: until a
-    /// benchmark has shown that the driver's cache carries their work over, a suite's worth
-    /// of compiling could be work the run's device does again. `None` when nothing was done.
+    /// kernel (a fused attention's `flash_ubs_r8_q4_c4` took 2.9 s beside 1.0 s of the other
+    /// variant); pooled, the helpers are busy until the last variant. Only once
+    /// [`CompileAhead::proven`]: until then a suite's worth of compiling could be work the
+    /// run's device does again. `None` when nothing was done.
     pub fn suite(&self, benches: &[(String, Vec<&Candidate<'_>>)]) -> Option<SuiteCompiled> {
         if !self.proven() {
             return None;
         }
-        let items: Vec<(usize, &Candidate<'_>)> = benches
-            .iter()
-            .enumerate()
-            .flat_map(|(b, (_, cs))| cs.iter().map(move |c| (b, *c)))
-            .collect();
+        let items: Vec<&Candidate<'_>> = benches.iter().flat_map(|(_, cs)| cs.clone()).collect();
         if items.len() < 2 {
             return None;
         }
         let what = format!("{} variants of {} benchmarks", items.len(), benches.len());
-        let (sums, wall_s) = self.run(&items, benches.len(), &what)?;
-        let mut done = self.done.borrow_mut();
+        let (done, wall_s) = self.run(&items, &what)?;
         let mut total = SuiteCompiled {
             variants: 0,
             benchmarks: benches.len(),
             helper_s: 0.0,
             wall_s,
         };
-        for ((id, _), s) in benches.iter().zip(sums) {
-            total.variants += s.variants;
-            total.helper_s += s.helper_s;
-            done.insert(id.clone(), s.compiled(0.0, true));
+        let mut pooled = self.pooled.borrow_mut();
+        let mut done = done.into_iter();
+        for (id, cs) in benches {
+            let mine = pooled.entry(id.clone()).or_default();
+            // Variants left undone (a stop request) are not entered: compile() does them.
+            for (c, d) in cs.iter().zip(done.by_ref()) {
+                if let Some(d) = d {
+                    total.variants += d.built;
+                    total.helper_s += d.helper_s;
+                    mine.insert(c.variant.clone(), d);
+                }
+            }
         }
         Some(total)
     }
@@ -219,18 +242,13 @@ impl CompileAhead {
         self.proven.get() && self.helpers.borrow().as_ref().is_none_or(|h| h.len() >= 2)
     }
 
-    /// Compile `items` (slot, candidate) on the helpers, each taking the next item not yet
-    /// taken, and wait for them; what was done per slot (of `slots`) and the wall time.
-    /// `None` when fewer than two helpers are open. A stop request (Ctrl-C) ends it after the
-    /// variants being compiled.
-    fn run(
-        &self,
-        items: &[(usize, &Candidate<'_>)],
-        slots: usize,
-        what: &str,
-    ) -> Option<(Vec<Sums>, f64)> {
-        let mut slot = self.helpers.borrow_mut();
-        let helpers = slot.get_or_insert_with(|| {
+    /// Compile `items` on the helpers ([`Queue`]) and wait for them: what was done for each
+    /// item (`None` for one left undone: a stop request (Ctrl-C) ends it after the variants
+    /// being compiled, a helper that failed leaves the rest to the others), and the wall
+    /// time. `None` when fewer than two helpers are open.
+    fn run(&self, items: &[&Candidate<'_>], what: &str) -> Option<(Vec<Option<Sums>>, f64)> {
+        let mut opened = self.helpers.borrow_mut();
+        let helpers = opened.get_or_insert_with(|| {
             let opened: Vec<Gpu> = (0..self.count)
                 .map_while(|_| Gpu::helper(self.adapter.clone()).ok())
                 .collect();
@@ -240,50 +258,48 @@ impl CompileAhead {
                 opened
             }
         });
-        let workers = helpers.len().min(items.len());
-        if workers < 2 {
+        if helpers.len() < 2 || items.is_empty() {
             return None;
         }
+        let workers = helpers.len().min(items.len());
         crate::progress::step(what, &format!("compiling on {workers} helper devices"));
         let started = Instant::now();
-        let queue = Queue::new(items.iter().map(|(_, c)| c.variant.as_str()).collect());
+        let queue = Queue::new(items.iter().map(|c| c.variant.as_str()).collect());
         let stuck = AtomicBool::new(false);
-        let sums = Mutex::new(vec![Sums::default(); slots]);
+        let done = Mutex::new(vec![None; items.len()]);
         let timeout = self.timeout;
         let on_dispatch = self.compiles_on_dispatch;
         std::thread::scope(|scope| {
             for helper in helpers.iter().take(workers) {
-                let (queue, stuck, sums) = (&queue, &stuck, &sums);
+                let (queue, stuck, done) = (&queue, &stuck, &done);
                 scope.spawn(move || {
                     while let Some(taken) = queue.take() {
-                        let (slot, c) = items[taken.0];
+                        let c = items[taken.item];
                         if crate::runner::stop_requested() {
                             break;
                         }
                         let t = Instant::now();
                         let before = compiling(on_dispatch, helper, 0.0);
-                        let mut done = true;
+                        let mut primed_ok = true;
                         let mut built = 0;
                         let mut primed_s = 0.0;
                         if let Ok((program, _check)) = (c.prepare)(helper) {
                             built = 1;
                             let primed = Instant::now();
-                            done = prime(helper, &program, timeout).is_ok();
+                            primed_ok = prime(helper, &program, timeout).is_ok();
                             primed_s = primed.elapsed().as_secs_f64();
                         }
                         // A build that failed counts too: the run's device repeats it.
-                        let compiled_s = compiling(on_dispatch, helper, primed_s) - before;
+                        let compiling_s = compiling(on_dispatch, helper, primed_s) - before;
                         // Its errors would be reported by nobody: the run's device reports
                         // its own.
                         helper.take_errors();
-                        {
-                            let mut sums = sums.lock().unwrap_or_else(|e| e.into_inner());
-                            let s = &mut sums[slot];
-                            s.variants += built;
-                            s.compiling_s += compiled_s;
-                            s.helper_s += t.elapsed().as_secs_f64();
-                        }
-                        if !done {
+                        done.lock().unwrap_or_else(|e| e.into_inner())[taken.item] = Some(Sums {
+                            built,
+                            helper_s: t.elapsed().as_secs_f64(),
+                            compiling_s,
+                        });
+                        if !primed_ok {
                             // Lost, or past the timeout: leave the rest to the others, and
                             // wait once more for what it may still be compiling, so that
                             // nothing is timed beside it.
@@ -308,7 +324,7 @@ impl CompileAhead {
             helpers.clear();
         }
         Some((
-            sums.into_inner().unwrap_or_else(|e| e.into_inner()),
+            done.into_inner().unwrap_or_else(|e| e.into_inner()),
             started.elapsed().as_secs_f64(),
         ))
     }
@@ -348,7 +364,7 @@ impl CompileAhead {
             return None;
         }
         *self.helpers.borrow_mut() = Some(Vec::new());
-        self.done.borrow_mut().clear();
+        self.pooled.borrow_mut().clear();
         Some(format!(
             "priceperf: variants compiled ahead on helper devices took this device {own_s:.1} s to compile again (the helpers {helper_s:.1} s): no shader cache carried them over (is Mesa's cache directory writable?), so the rest of the run compiles on this device only",
         ))
@@ -360,7 +376,8 @@ impl CompileAhead {
 /// items go ahead. Neighbouring benchmarks often build the same kernel under one variant
 /// name (a fused attention's prefill and decode shapes), and two helpers compiling it side
 /// by side both paid for it in full (2.9 s each, measured), where the second, after the
-/// first, loads it from the driver's cache.
+/// first, loads it from the driver's cache. By name alone, so variants that share a name
+/// but not a kernel (f32 and f16) wait their turn too: a little order lost, no work.
 struct Queue<'a> {
     variants: Vec<&'a str>,
     state: Mutex<QueueState<'a>>,
@@ -376,17 +393,20 @@ struct QueueState<'a> {
 }
 
 /// An item of a [`Queue`] being compiled; dropping it frees its variant.
-struct Taken<'q, 'a>(usize, &'q Queue<'a>);
+struct Taken<'q, 'a> {
+    item: usize,
+    queue: &'q Queue<'a>,
+}
 
 impl Drop for Taken<'_, '_> {
     fn drop(&mut self) {
-        let mut s = self.1.lock();
-        let variant = self.1.variants[self.0];
+        let mut s = self.queue.lock();
+        let variant = self.queue.variants[self.item];
         if let Some(at) = s.busy.iter().position(|v| *v == variant) {
             s.busy.swap_remove(at);
         }
         drop(s);
-        self.1.changed.notify_all();
+        self.queue.changed.notify_all();
     }
 }
 
@@ -432,7 +452,10 @@ impl<'a> Queue<'a> {
             };
             if let Some(i) = pick {
                 s.busy.push(self.variants[i]);
-                return Some(Taken(i, self));
+                return Some(Taken {
+                    item: i,
+                    queue: self,
+                });
             }
             if s.waiting.is_empty() {
                 return None;
@@ -548,7 +571,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_suite_pool_compiles_for_each_benchmark_and_hands_it_over_once() {
+    fn the_suite_pool_compiles_for_each_benchmark_and_hands_over_what_it_asks_for() {
         use crate::candidates::BenchInputs;
         use crate::shape::DType;
         use crate::suite::{Benchmark, Op};
@@ -560,38 +583,40 @@ mod tests {
             eprintln!("skipping: no helper devices on this adapter or with one core");
             return;
         };
-        assert!(
-            !ahead.proven(),
-            "nothing has shown yet that a cache carries work over"
-        );
+        assert!(!ahead.proven(), "no verdict yet");
         let benches: Vec<Benchmark> = ["m=24,n=16,k=8", "m=5,n=7,k=9"]
             .iter()
             .map(|s| Benchmark::new(Op::parse("matmul", s).unwrap(), DType::F32))
             .collect();
         let inputs: Vec<BenchInputs> = benches.iter().map(|b| BenchInputs::random(b, 7)).collect();
-        // Two cheap variants each (both build on any adapter); "naive" in both benchmarks is
-        // the same kernel, which the queue never gives to both helpers at once.
-        let keep = |v: &str| v == "naive" || v == "tiled_64x64x16_t4x4";
-        let candidates: Vec<Vec<Candidate<'_>>> =
-            inputs.iter().map(|i| i.candidates(&keep)).collect();
-        let work: Vec<(String, Vec<&Candidate<'_>>)> = benches
+        // Cheap variants that build on any adapter: three for the first benchmark, one for
+        // the second, so that what is handed over shows whose it is.
+        let cheap = ["naive", "tiled_64x64x16_t4x4", "reg_w8x8_t4x4"];
+        let candidates: Vec<Vec<Candidate<'_>>> = inputs
             .iter()
-            .zip(&candidates)
-            .map(|(b, cs)| (b.id(), cs.iter().collect()))
+            .map(|i| i.candidates(&|v: &str| cheap.contains(&v)))
             .collect();
+        let ids: Vec<String> = benches.iter().map(Benchmark::id).collect();
+        let work = vec![
+            (ids[0].clone(), candidates[0].iter().collect::<Vec<_>>()),
+            (ids[1].clone(), candidates[1].iter().take(1).collect()),
+        ];
+        assert_eq!((work[0].1.len(), work[1].1.len()), (3, 1));
         assert!(ahead.suite(&work).is_none(), "not before a verdict");
         ahead.proven.set(true);
         let done = ahead.suite(&work).expect("pooled");
         assert_eq!((done.benchmarks, done.variants), (2, 4));
-        assert!(done.wall_s > 0.0 && done.helper_s > 0.0, "{done:?}");
-        for (id, cs) in &work {
-            let mine = ahead.compile(id, cs).expect("compiled with the suite");
-            assert!(mine.with_suite && mine.wall_s == 0.0, "{mine:?}");
-            assert_eq!(mine.variants, 2);
-            // Handed over once: asked again, the helpers compile afresh.
-            let again = ahead.compile(id, cs).expect("two candidates, two helpers");
-            assert!(!again.with_suite && again.wall_s > 0.0, "{again:?}");
-        }
+        assert!(done.helper_s > 0.0, "{done:?}");
+        // The first asks for two of its three: only those count.
+        let mine = ahead.compile(&ids[0], &work[0].1[..2]).expect("pooled");
+        assert_eq!((mine.variants, mine.pooled, mine.wall_s), (2, 2, 0.0));
+        // The second asks for one more than the pool compiled: that one is compiled now.
+        let asked: Vec<&Candidate<'_>> = candidates[1].iter().take(2).collect();
+        let mine = ahead.compile(&ids[1], &asked).expect("pooled");
+        assert_eq!((mine.variants, mine.pooled), (2, 1));
+        assert!(mine.wall_s > 0.0, "{mine:?}");
+        // Handed over once: asked again, a lone variant is left to the run's device.
+        assert!(ahead.compile(&ids[1], &asked[..1]).is_none());
     }
 
     #[test]
@@ -599,22 +624,23 @@ mod tests {
         let q = Queue::new(vec!["a", "b", "a", "c", "a"]);
         let first = q.take().unwrap();
         let second = q.take().unwrap();
-        assert_eq!((first.0, second.0), (0, 1));
+        assert_eq!((first.item, second.item), (0, 1));
         // Item 2 is "a" again, which item 0 is compiling: "c" goes first.
         let third = q.take().unwrap();
-        assert_eq!(third.0, 3);
+        assert_eq!(third.item, 3);
         drop(first);
         // "a" is free: the waiting item 2, before anything later.
         let fourth = q.take().unwrap();
-        assert_eq!(fourth.0, 2);
+        assert_eq!(fourth.item, 2);
         drop((second, third, fourth));
-        assert_eq!(q.take().map(|t| t.0), Some(4));
+        assert_eq!(q.take().map(|t| t.item), Some(4));
         assert!(q.take().is_none());
     }
 
     #[test]
     fn helper_threads_take_every_item_once_and_never_one_variant_twice_at_once() {
-        let variants: Vec<String> = (0..60).map(|i| format!("v{}", i % 4)).collect();
+        // Fewer names than threads: most takes find their next variant busy and wait.
+        let variants: Vec<String> = (0..60).map(|i| format!("v{}", i % 2)).collect();
         let q = Queue::new(variants.iter().map(String::as_str).collect());
         let taken = Mutex::new(Vec::new());
         let busy = Mutex::new(Vec::<usize>::new());
@@ -622,18 +648,18 @@ mod tests {
             for _ in 0..3 {
                 scope.spawn(|| {
                     while let Some(t) = q.take() {
-                        let variant = &variants[t.0];
+                        let variant = &variants[t.item];
                         {
                             let mut b = busy.lock().unwrap();
                             assert!(
                                 b.iter().all(|&i| variants[i] != *variant),
                                 "{variant} compiled twice at once"
                             );
-                            b.push(t.0);
+                            b.push(t.item);
                         }
                         std::thread::sleep(Duration::from_micros(200));
-                        busy.lock().unwrap().retain(|&i| i != t.0);
-                        taken.lock().unwrap().push(t.0);
+                        busy.lock().unwrap().retain(|&i| i != t.item);
+                        taken.lock().unwrap().push(t.item);
                     }
                 });
             }
@@ -641,6 +667,23 @@ mod tests {
         let mut taken = taken.into_inner().unwrap();
         taken.sort_unstable();
         assert_eq!(taken, (0..60).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_helper_waiting_for_a_busy_variant_takes_it_once_it_is_free() {
+        let q = Queue::new(vec!["a", "a"]);
+        let first = q.take().unwrap();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| q.take().map(|t| t.item));
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(
+                !waiter.is_finished(),
+                "took a variant that was being compiled"
+            );
+            drop(first);
+            assert_eq!(waiter.join().unwrap(), Some(1));
+        });
+        assert!(q.take().is_none());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! One benchmark of a run: every variant compiled (ahead, on helper devices, where that
 //! pays), verified against the CPU reference and, in a tuning search, screened and run in a
 //! final before the winner is measured in full; the chosen mark; the native CPU GEMM beside
-//! it on CPU adapters; and where the benchmark's time went.
+//! it on CPU adapters; and where the benchmark's time went. Also which variants a benchmark
+//! builds, for the helpers to compile the rest of the suite's ahead in one pool.
 
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,6 @@ pub(super) fn run_benchmark(
     ahead: Option<&CompileAhead>,
     out: &mut Collected,
 ) -> Vec<KernelRow> {
-    let keep = |name: &str| wanted(config, name) && only.is_none_or(|o| o == name);
     let inputs = BenchInputs::random(bench, config.seed);
     let mut rows = run_candidates(
         gpu,
@@ -46,7 +46,7 @@ pub(super) fn run_benchmark(
         config,
         budget_s,
         bench,
-        inputs.candidates(&keep),
+        inputs.candidates(&kept(config, only)),
         only,
         history,
         ahead,
@@ -98,9 +98,7 @@ fn run_candidates(
     };
     // Criterion takes at least one iteration per sample plus warm-up.
     let full_iterations = sampling.sample_size as f64 + 1.0;
-    // Even two or three variants are screened and finalled rather than each measured in
-    // full: one full measurement instead of three saved about 10 s of a cold quick run.
-    let screening = only.is_none() && config.variants.is_none() && candidates.len() > 1;
+    let screening = searching(config, only, candidates.len());
     if !screening {
         let ahead = compile_ahead(gpu, ahead, bench, candidates.iter().collect(), out);
         let mut rows = Vec::with_capacity(candidates.len());
@@ -405,11 +403,31 @@ fn search_order(pruned: &[Option<String>]) -> Vec<usize> {
 /// until the helpers are done.
 const SUITE_INPUT_BYTES: u64 = 1 << 30;
 
-/// Compile ahead, pooled on the helper devices ([`CompileAhead::suite`]), the variants the
-/// next of `benches` will build, as [`run_benchmark`] picks them: the cached choice
-/// (`cached`), or what a search tries. As many benchmarks as keep their inputs within
-/// [`SUITE_INPUT_BYTES`], one at least. Returns how many it covered and what the helpers
-/// did, `None` if nothing (helpers not proven yet, off, or under two variants).
+/// The variants a benchmark measures: those `--variant` selects, and of them `only` the
+/// cached tuning choice if there is one.
+fn kept<'a>(config: &'a RunConfig, only: Option<&'a str>) -> impl Fn(&str) -> bool + 'a {
+    move |name: &str| wanted(config, name) && only.is_none_or(|o| o == name)
+}
+
+/// Whether a benchmark's `candidates` candidates are searched (screened, the fastest few
+/// run in a final, the winner measured in full) rather than each measured in full: with
+/// no cached choice and no `--variant`. Even two or three variants are screened and
+/// finalled: one full measurement instead of three saved about 10 s of a cold quick run.
+fn searching(config: &RunConfig, only: Option<&str>, candidates: usize) -> bool {
+    only.is_none() && config.variants.is_none() && candidates > 1
+}
+
+/// Compile ahead, pooled on the helper devices ([`CompileAhead::suite`]), what the first
+/// of `benches` and those after it will build, as [`run_benchmark`] picks it ([`kept`],
+/// [`searching`], [`pruned`]), with `cached` giving each one's cached tuning choice: as
+/// many benchmarks as keep their inputs within [`SUITE_INPUT_BYTES`], one at least.
+/// Returns how many it covered (none before the helpers are proven), what the helpers did
+/// (`None` if nothing), and the seconds it took, making the inputs included.
+///
+/// Planned now, the pool cannot know what the benchmarks it covers will change: a variant
+/// pruned after the pool was compiled for nothing, and so was the search of a shape class
+/// that an earlier benchmark's search then cached a choice for. [`CompileAhead::compile`]
+/// counts only what a benchmark asks for.
 pub(super) fn compile_suite_ahead(
     gpu: &Gpu,
     config: &RunConfig,
@@ -417,9 +435,9 @@ pub(super) fn compile_suite_ahead(
     cached: &dyn Fn(&Benchmark) -> Option<String>,
     history: Option<&ScreenHistory>,
     helpers: &CompileAhead,
-) -> (usize, Option<SuiteCompiled>) {
+) -> (usize, Option<SuiteCompiled>, f64) {
     if !helpers.proven() {
-        return (0, None);
+        return (0, None, 0.0);
     }
     let started = Instant::now();
     let mut bytes = 0;
@@ -430,44 +448,35 @@ pub(super) fn compile_suite_ahead(
             bytes <= SUITE_INPUT_BYTES
         })
         .count()
-        .max(1)
-        .min(benches.len());
+        .clamp(1, benches.len());
     let benches = &benches[..covered];
     let inputs: Vec<BenchInputs> = benches
         .iter()
         .map(|b| BenchInputs::random(b, config.seed))
         .collect();
-    let candidates: Vec<(String, Vec<Candidate<'_>>, Option<String>)> = benches
+    let candidates: Vec<(Vec<Candidate<'_>>, Option<String>)> = benches
         .iter()
         .zip(&inputs)
         .map(|(b, inputs)| {
             let only = cached(b);
-            let keep =
-                |name: &str| wanted(config, name) && only.as_deref().is_none_or(|o| o == name);
-            (b.id(), inputs.candidates(&keep), only)
+            let candidates = inputs.candidates(&kept(config, only.as_deref()));
+            (candidates, only)
         })
         .collect();
     let work: Vec<(String, Vec<&Candidate<'_>>)> = benches
         .iter()
         .zip(&candidates)
-        .map(|(b, (id, cs, only))| {
-            // As run_candidates: a search tries the candidates not pruned, anything else
-            // builds them all.
-            let screening = only.is_none() && config.variants.is_none() && cs.len() > 1;
-            let order = if screening {
+        .map(|(b, (cs, only))| {
+            let order = if searching(config, only.as_deref(), cs.len()) {
                 search_order(&pruned(&gpu.summary, history, b, cs))
             } else {
                 (0..cs.len()).collect()
             };
-            (id.clone(), order.into_iter().map(|i| &cs[i]).collect())
+            (b.id(), order.into_iter().map(|i| &cs[i]).collect())
         })
         .collect();
-    // Making the inputs counts too: the helpers waited for it.
-    let done = helpers.suite(&work).map(|d| SuiteCompiled {
-        wall_s: started.elapsed().as_secs_f64(),
-        ..d
-    });
-    (covered, done)
+    let done = helpers.suite(&work);
+    (covered, done, started.elapsed().as_secs_f64())
 }
 
 /// What [`compile_ahead`] did for a benchmark, to check afterwards that it paid.
@@ -676,17 +685,15 @@ impl Collected {
     pub(super) fn describe(&self, total_s: f64) -> String {
         let measuring: f64 = self.measure_s.iter().map(|(_, s)| s).sum();
         let ahead = self.ahead.map_or(String::new(), |a| {
-            if a.with_suite {
-                format!(
-                    "{} variants compiled ahead with the suite's (helper devices' own time {:.1}), ",
-                    a.variants, a.helper_s
-                )
-            } else {
-                format!(
-                    "{} variants compiled ahead {:.1} (helper devices' own time {:.1}), ",
-                    a.variants, a.wall_s, a.helper_s
-                )
-            }
+            let pooled = match a.pooled {
+                0 => String::new(),
+                n if n == a.variants => "all with the suite's; ".into(),
+                n => format!("{n} with the suite's; "),
+            };
+            format!(
+                "{} variants compiled ahead {:.1} ({pooled}helper devices' own time {:.1}), ",
+                a.variants, a.wall_s, a.helper_s
+            )
         });
         let mut line = format!(
             "time: {total_s:.1} s: compile and upload {:.1} ({ahead}first dispatches {:.1}), verify {:.1}, screening {:.1}{}, measuring {measuring:.1}",

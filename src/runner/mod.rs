@@ -395,8 +395,9 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
     let budget = variant_budget_s(config);
     let mut history = active_prune_ratio(config).map(ScreenHistory::new);
     let ahead = CompileAhead::new(&gpu, config.timeout);
-    // Benchmarks before this one had their variants compiled ahead one benchmark at a time
-    // or pooled ([`benchmark::compile_suite_ahead`]); from here on, the next pool.
+    // The first benchmark that no pool of the helpers has covered yet
+    // ([`benchmark::compile_suite_ahead`]): there the next pool starts, once the helpers
+    // are proven; until then each benchmark has its variants compiled ahead on its own.
     let mut compiled_through = 0;
     let mut interrupted = false;
     for (i, bench) in todo.iter().enumerate() {
@@ -420,7 +421,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
                 .cloned()
         };
         if let Some(helpers) = ahead.as_ref().filter(|_| i >= compiled_through) {
-            let (covered, done) = benchmark::compile_suite_ahead(
+            let (covered, done, spent_s) = benchmark::compile_suite_ahead(
                 &gpu,
                 config,
                 &todo[i..],
@@ -429,12 +430,16 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
                 helpers,
             );
             compiled_through = i + covered;
+            time.compile_s += spent_s;
             if let Some(d) = done {
-                time.compile_s += d.wall_s;
                 progress.line(&format!(
-                    "compiled ahead: {} variants of the next {} benchmarks in {:.1} s on helper devices (their own time {:.1} s)",
-                    d.variants, d.benchmarks, d.wall_s, d.helper_s
+                    "compiled ahead: {} variants of the next {} benchmarks in {spent_s:.1} s on helper devices (their own time {:.1} s)",
+                    d.variants, d.benchmarks, d.helper_s
                 ));
+            }
+            // A stop requested while they compiled: stop before the benchmark, not after.
+            if stop_requested() {
+                continue;
             }
         }
         progress.benchmark(i, &bench.id());
