@@ -401,17 +401,6 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
     let mut compiled_through = 0;
     let mut interrupted = false;
     for (i, bench) in todo.iter().enumerate() {
-        if stop_requested() {
-            progress.finish();
-            crate::progress::notice(&format!(
-                "priceperf: stopped after {i} of {} benchmarks; every finished row is in {}; continue with --resume --out {}",
-                todo.len(),
-                dir.display(),
-                dir.display()
-            ));
-            interrupted = true;
-            break;
-        }
         // A cached tuning choice measures one variant; a search measures them all.
         let cached_choice = |b: &Benchmark| {
             tuning
@@ -420,7 +409,8 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
                 .and_then(|t| t.cached(b))
                 .cloned()
         };
-        if let Some(helpers) = ahead.as_ref().filter(|_| i >= compiled_through) {
+        let pool = ahead.as_ref().filter(|_| i >= compiled_through);
+        if let Some(helpers) = pool.filter(|_| !stop_requested()) {
             let (covered, done, spent_s) = benchmark::compile_suite_ahead(
                 &gpu,
                 config,
@@ -437,10 +427,19 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
                     d.variants, d.benchmarks, d.helper_s
                 ));
             }
-            // A stop requested while they compiled: stop before the benchmark, not after.
-            if stop_requested() {
-                continue;
-            }
+        }
+        // Also when asked while the helpers compiled: they stop, and so does the run,
+        // before the next benchmark.
+        if stop_requested() {
+            progress.finish();
+            crate::progress::notice(&format!(
+                "priceperf: stopped after {i} of {} benchmarks; every finished row is in {}; continue with --resume --out {}",
+                todo.len(),
+                dir.display(),
+                dir.display()
+            ));
+            interrupted = true;
+            break;
         }
         progress.benchmark(i, &bench.id());
         let quiet = progress.silence_criterion();
