@@ -179,14 +179,17 @@ impl CompileAhead {
         // the helpers compile it too, so that what the run's device compiles afterwards
         // still judges their work alone (`check_carried`).
         let mut wall_s = 0.0;
-        if rest.len() >= 2 || (from_pool > 0 && !rest.is_empty()) {
-            let what = format!("{} variants", rest.len());
-            if let Some((done, wall)) = self.run(&rest, &what) {
+        let ran = (rest.len() >= 2 || (from_pool > 0 && !rest.is_empty()))
+            .then(|| self.run(&rest, &format!("{} variants", rest.len())))
+            .flatten();
+        match ran {
+            Some((done, wall)) => {
                 done.into_iter().for_each(|d| sums += d.unwrap_or_default());
                 wall_s = wall;
             }
-        } else if from_pool == 0 {
-            return None;
+            // Nothing pooled and nothing compiled now (too few, or the helpers are off).
+            None if from_pool == 0 => return None,
+            None => {}
         }
         Some(Compiled {
             variants: sums.built,
@@ -322,6 +325,9 @@ impl CompileAhead {
                 timeout.as_secs_f64()
             ));
             helpers.clear();
+            // What they pooled may never have reached the cache: the run's device compiles
+            // it, with no helper time to judge against.
+            self.pooled.borrow_mut().clear();
         }
         Some((
             done.into_inner().unwrap_or_else(|e| e.into_inner()),
@@ -349,8 +355,9 @@ impl CompileAhead {
         let mut tally = self.compiling.get();
         let verdict = tally.add(compiled.compiling_s, own_compiling_s);
         self.compiling.set(tally);
-        if verdict.is_some_and(|v| v.carried) {
-            self.proven.set(true);
+        // A miss unproves them too: the next pool waits for the cache to carry again.
+        if let Some(v) = verdict {
+            self.proven.set(v.carried);
         }
         let Some(Verdict {
             carried: false,
@@ -617,6 +624,10 @@ mod tests {
         assert!(mine.wall_s > 0.0, "{mine:?}");
         // Handed over once: asked again, a lone variant is left to the run's device.
         assert!(ahead.compile(&ids[1], &asked[..1]).is_none());
+        // With the helpers turned off, nothing is done and nothing claims to be.
+        *ahead.helpers.borrow_mut() = Some(Vec::new());
+        assert!(ahead.compile(&ids[0], &work[0].1).is_none());
+        assert!(!ahead.proven());
     }
 
     #[test]

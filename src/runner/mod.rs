@@ -423,7 +423,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             time.compile_s += spent_s;
             if let Some(d) = done {
                 progress.line(&format!(
-                    "compiled ahead: {} variants of the next {} benchmarks in {spent_s:.1} s on helper devices (their own time {:.1} s)",
+                    "compiled ahead: {} variants of the next {} benchmarks in {spent_s:.1} s on helper devices, making their inputs included (the helpers' own time {:.1} s)",
                     d.variants, d.benchmarks, d.helper_s
                 ));
             }
