@@ -690,8 +690,9 @@ impl Collected {
                 n if n == a.variants => "all with the suite's; ".into(),
                 n => format!("{n} with the suite's; "),
             };
+            let noun = if a.variants == 1 { "variant" } else { "variants" };
             format!(
-                "{} variants compiled ahead {:.1} ({pooled}helper devices' own time {:.1}), ",
+                "{} {noun} compiled ahead {:.1} ({pooled}helper devices' own time {:.1}), ",
                 a.variants, a.wall_s, a.helper_s
             )
         });
