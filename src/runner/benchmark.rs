@@ -690,7 +690,11 @@ impl Collected {
                 n if n == a.variants => "all with the suite's; ".into(),
                 n => format!("{n} with the suite's; "),
             };
-            let noun = if a.variants == 1 { "variant" } else { "variants" };
+            let noun = if a.variants == 1 {
+                "variant"
+            } else {
+                "variants"
+            };
             format!(
                 "{} {noun} compiled ahead {:.1} ({pooled}helper devices' own time {:.1}), ",
                 a.variants, a.wall_s, a.helper_s
