@@ -4,7 +4,8 @@
 //! Settings come from the environment because criterion owns the arguments:
 //! `PRICEPERF_SUITE` (quick|standard|full, default standard), `PRICEPERF_FILTER` (regex on
 //! benchmark ids), `PRICEPERF_ADAPTER`, `PRICEPERF_OUT` (default `results/latest`; a previous
-//! `results/latest` is moved to `results/runs/` first, never overwritten).
+//! `results/latest` is moved to `results/runs/` first, never overwritten). Criterion's plots
+//! are off unless `-- --plotting-backend plotters` asks for them.
 
 use std::path::PathBuf;
 
@@ -50,7 +51,10 @@ fn bench() -> priceperf::Result<i32> {
         out: Some(out),
         ..RunConfig::default()
     };
-    let mut criterion = Criterion::default().configure_from_args();
+    // Plots off, as `priceperf run` has them: criterion's SVG reports took about 2.8 s a
+    // benchmark on the 2-core lavapipe VM (a quick suite's 40 benchmarks measured in 158 s
+    // with them, 55-64 s without). `-- --plotting-backend plotters` turns them back on.
+    let mut criterion = Criterion::default().without_plots().configure_from_args();
     runner::install_interrupt_handler();
     let outcome = runner::run(&config, &mut criterion)?;
     println!();

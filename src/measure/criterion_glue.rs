@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
 
@@ -108,7 +108,9 @@ pub enum Measured {
 }
 
 /// Let criterion sample `time_iters` (which runs the program `iters` times and returns the
-/// total) as benchmark `group/id`, with `flops` of work per iteration.
+/// total) as benchmark `group/id`, with `flops` of work per iteration. Also returns the wall
+/// time spent in `time_iters` (criterion's warm-up and samples: running the kernel); the
+/// rest of the call is criterion's statistics and reports, which is not measuring.
 pub fn measure(
     c: &mut Criterion,
     group: &str,
@@ -116,10 +118,11 @@ pub fn measure(
     flops: u64,
     sampling: &Sampling,
     mut time_iters: impl FnMut(u64) -> Result<Duration, DeviceTrouble>,
-) -> Measured {
+) -> (Measured, Duration) {
     let calls: RefCell<Vec<(u64, Duration)>> = RefCell::new(Vec::new());
     let trouble: RefCell<Option<DeviceTrouble>> = RefCell::new(None);
-    {
+    let running: RefCell<Duration> = RefCell::new(Duration::ZERO);
+    let measured = {
         let mut g = c.benchmark_group(group);
         g.sample_size(sampling.sample_size.max(10))
             .warm_up_time(sampling.warm_up)
@@ -134,7 +137,10 @@ pub fn measure(
                     std::thread::sleep(TROUBLE_PAUSE);
                     return TROUBLE_PAUSE;
                 }
-                match time_iters(iters) {
+                let started = Instant::now();
+                let timed = time_iters(iters);
+                *running.borrow_mut() += started.elapsed();
+                match timed {
                     Ok(d) => {
                         calls.borrow_mut().push((iters, d));
                         d.max(Duration::from_nanos(1))
@@ -147,11 +153,21 @@ pub fn measure(
             })
         });
         g.finish();
-    }
-    if let Some(t) = trouble.into_inner() {
+        samples(trouble.into_inner(), calls.into_inner(), sampling)
+    };
+    (measured, running.into_inner())
+}
+
+/// What the calls criterion made add up to: device trouble if any, else the samples (the
+/// last `sample_size` calls), else nothing run.
+fn samples(
+    trouble: Option<DeviceTrouble>,
+    calls: Vec<(u64, Duration)>,
+    sampling: &Sampling,
+) -> Measured {
+    if let Some(t) = trouble {
         return Measured::Trouble(t);
     }
-    let calls = calls.into_inner();
     let n = sampling.sample_size.max(10);
     if calls.len() < n {
         return Measured::NotRun;
@@ -179,15 +195,24 @@ mod tests {
             measurement: Duration::from_millis(50),
         };
         // A fake device: 1 µs per iteration, exactly.
-        let out = measure(&mut c, "glue", "fake", 1000, &sampling, |iters| {
+        let mut slept = Duration::ZERO;
+        let started = Instant::now();
+        let (out, running) = measure(&mut c, "glue", "fake", 1000, &sampling, |iters| {
             std::thread::sleep(Duration::from_micros(iters));
+            slept += Duration::from_micros(iters);
             Ok(Duration::from_micros(iters))
         });
+        let whole = started.elapsed();
         let Measured::Samples(s) = out else {
             panic!("not measured")
         };
         assert_eq!(s.len(), 10);
         assert!(s.iter().all(|v| (*v - 1000.0).abs() < 1e-9), "{s:?}");
+        // The running time is the routine's, not criterion's analysis around it.
+        assert!(
+            running >= slept && running < whole,
+            "{running:?} {slept:?} {whole:?}"
+        );
     }
 
     #[test]
@@ -199,7 +224,7 @@ mod tests {
             warm_up: Duration::from_millis(10),
             measurement: Duration::from_millis(20),
         };
-        let out = measure(&mut c, "glue", "lost", 1, &sampling, |_| {
+        let (out, _) = measure(&mut c, "glue", "lost", 1, &sampling, |_| {
             Err(DeviceTrouble::Timeout("hung".into()))
         });
         assert!(matches!(out, Measured::Trouble(DeviceTrouble::Timeout(_))));
@@ -222,14 +247,14 @@ mod tests {
             Ok(Duration::from_micros(iters))
         };
         assert!(matches!(
-            measure(&mut c, "glue", "twice", 1, &sampling, fake),
+            measure(&mut c, "glue", "twice", 1, &sampling, fake).0,
             Measured::Samples(_)
         ));
         let scratch = ScratchCriterion::in_temp_dir();
         let scratch_dir = scratch.dir.clone();
         let mut scratch = scratch;
         assert!(matches!(
-            measure(&mut scratch.criterion, "glue", "twice", 1, &sampling, fake),
+            measure(&mut scratch.criterion, "glue", "twice", 1, &sampling, fake).0,
             Measured::Samples(_)
         ));
         assert!(scratch_dir.join("glue").exists());

@@ -526,7 +526,8 @@ pub struct RunTime {
     pub compile_s: f64,
     /// First run and comparison with the CPU reference.
     pub verify_s: f64,
-    /// Measuring the variants that were chosen (criterion's warm-up included).
+    /// Measuring the variants that were chosen: running them for criterion's warm-up and
+    /// samples.
     pub measure_chosen_s: f64,
     /// The part of `measure_chosen_s` spent measuring a second time where the first
     /// measurement's interval was wide, and how many such repeats there were.
@@ -540,6 +541,11 @@ pub struct RunTime {
     /// finals ([`crate::tuning::GPU_WARM_UP`]; never on CPU adapters).
     #[serde(default)]
     pub search_warm_up_s: f64,
+    /// Criterion's statistics and reports around the measurements of the variants (and,
+    /// with `cargo bench -- --plotting-backend plotters`, its plots: seconds a benchmark):
+    /// outside measured kernels. Earlier runs counted it in `measure_chosen_s`.
+    #[serde(default)]
+    pub analysis_s: f64,
     /// Verifying and measuring the native CPU GEMM yardstick.
     pub native_s: f64,
     /// Benchmarks whose variants were searched, and those that used a cached choice.
@@ -548,7 +554,8 @@ pub struct RunTime {
 }
 
 impl RunTime {
-    /// Seconds outside measured kernels (setup, peaks, compilation, verification, search).
+    /// Seconds outside measured kernels (setup, peaks, compilation, verification, search,
+    /// criterion's analysis).
     pub fn overhead_s(&self) -> f64 {
         (self.total_s - self.measure_chosen_s - self.native_s).max(0.0)
     }
@@ -570,7 +577,7 @@ impl RunTime {
             String::new()
         };
         format!(
-            "time: {:.0} s in all; measuring chosen kernels {:.0} s ({:.0}%{repeats}), native yardstick {:.0} s; overhead {:.0} s ({:.0}%): setup {:.0}, peaks {:.0}, speed check {:.0}, compile and upload {:.0}, verify {:.0}, tuning search {:.0} ({warm_up}{} benchmarks searched, {} from the tuning cache)",
+            "time: {:.0} s in all; measuring chosen kernels {:.0} s ({:.0}%{repeats}), native yardstick {:.0} s; overhead {:.0} s ({:.0}%): setup {:.0}, peaks {:.0}, speed check {:.0}, compile and upload {:.0}, verify {:.0}, tuning search {:.0} ({warm_up}{} benchmarks searched, {} from the tuning cache), criterion's analysis {:.0}",
             self.total_s,
             self.measure_chosen_s,
             pct(self.measure_chosen_s),
@@ -584,7 +591,8 @@ impl RunTime {
             self.verify_s,
             self.measure_search_s,
             self.searched,
-            self.cached
+            self.cached,
+            self.analysis_s
         )
     }
 }

@@ -628,6 +628,7 @@ fn run_native(
     }
     row.timing = Some(crate::measure::TimingMethod::Wall);
     row.note = "native CPU GEMM on the same cores, for comparison; never priced".into();
+    // All of it counts as the yardstick's time (`native_s`), criterion's analysis included.
     match measure(
         criterion,
         &row.benchmark,
@@ -635,7 +636,9 @@ fn run_native(
         bench.op.flops(),
         sampling,
         |iters| Ok(gemm.time(iters)),
-    ) {
+    )
+    .0
+    {
         Measured::Samples(samples) => {
             let stats = Stats::of(&samples)?;
             out.samples.push((row.variant.clone(), samples.clone()));
@@ -661,8 +664,11 @@ pub(super) struct Collected {
     /// `compile_s` spent waiting for them is its `wall_s`.
     ahead: Option<Compiled>,
     pub(super) verify_s: f64,
-    /// Seconds measuring each variant (criterion's warm-up included).
+    /// Seconds measuring each variant: running it for criterion's warm-up and samples.
     pub(super) measure_s: Vec<(String, f64)>,
+    /// Seconds of criterion's statistics and reports around those measurements: outside
+    /// measured kernels.
+    pub(super) analysis_s: f64,
     /// The variants measured a second time for a wide interval, and the seconds that took
     /// (also in `measure_s`).
     pub(super) repeat_s: Vec<(String, f64)>,
@@ -712,6 +718,9 @@ impl Collected {
                 String::new()
             }
         );
+        if self.analysis_s >= 0.05 {
+            line.push_str(&format!(", criterion's analysis {:.1}", self.analysis_s));
+        }
         if self.native_s > 0.0 {
             line.push_str(&format!(", native GEMM {:.1}", self.native_s));
         }
@@ -898,16 +907,21 @@ fn measure_verified(
     row.timing = Some(timer.method());
     let gpu_ref: &Gpu = gpu;
     let (flops, benchmark, variant) = (row.flops, row.benchmark.clone(), row.variant.clone());
-    // Measures once, and returns what it measured and the seconds that took.
+    // Measures once, and returns what it measured, the seconds spent running the kernel
+    // (criterion's warm-up and samples) and those of criterion's analysis around them.
     let take = |criterion: &mut Criterion| {
         let t = Instant::now();
-        let measured = measure(criterion, &benchmark, &variant, flops, sampling, |iters| {
-            timer.time(gpu_ref, &program, iters)
-        });
-        (measured, (variant.clone(), t.elapsed().as_secs_f64()))
+        let (measured, running) =
+            measure(criterion, &benchmark, &variant, flops, sampling, |iters| {
+                timer.time(gpu_ref, &program, iters)
+            });
+        let running_s = running.as_secs_f64();
+        let analysis_s = (t.elapsed().as_secs_f64() - running_s).max(0.0);
+        (measured, (variant.clone(), running_s), analysis_s)
     };
-    let (first, secs) = take(criterion);
+    let (first, secs, analysis_s) = take(criterion);
     out.measure_s.push(secs);
+    out.analysis_s += analysis_s;
     let first = match first {
         Measured::Samples(samples) => match Stats::of(&samples) {
             Some(stats) => (samples, stats),
@@ -931,7 +945,8 @@ fn measure_verified(
         // Through a criterion of its own: the run's would name a second measurement of the
         // id `<id>_2`, and `cargo bench -- --baseline X` panics on an id with no baseline.
         let mut scratch = ScratchCriterion::in_temp_dir();
-        let (second, secs) = take(&mut scratch.criterion);
+        let (second, secs, analysis_s) = take(&mut scratch.criterion);
+        out.analysis_s += analysis_s;
         out.measure_s.push(secs.clone());
         out.repeat_s.push(secs);
         let second = match second {

@@ -500,6 +500,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
             }
         }
         time.measure_search_s += collected.screen_s;
+        time.analysis_s += collected.analysis_s;
         time.search_warm_up_s += collected.warm_up_s;
         time.compile_s += collected.compile_s;
         time.verify_s += collected.verify_s;
@@ -615,6 +616,7 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
         - time.verify_s
         - time.measure_chosen_s
         - time.measure_search_s
+        - time.analysis_s
         - time.native_s)
         .max(0.0);
     info.time = Some(time.clone());
