@@ -211,7 +211,10 @@ impl CompileAhead {
         if !self.proven() {
             return None;
         }
-        let items: Vec<&Candidate<'_>> = benches.iter().flat_map(|(_, cs)| cs.clone()).collect();
+        let items: Vec<&Candidate<'_>> = benches
+            .iter()
+            .flat_map(|(_, cs)| cs.iter().copied())
+            .collect();
         if items.len() < 2 {
             return None;
         }

@@ -5,7 +5,7 @@
 //! comes from our [`Timer`](super::Timer) through `iter_custom`, and we keep the samples to
 //! compute the row's median and interval, because criterion's analysis is not public API.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -121,7 +121,7 @@ pub fn measure(
 ) -> (Measured, Duration) {
     let calls: RefCell<Vec<(u64, Duration)>> = RefCell::new(Vec::new());
     let trouble: RefCell<Option<DeviceTrouble>> = RefCell::new(None);
-    let running: RefCell<Duration> = RefCell::new(Duration::ZERO);
+    let running: Cell<Duration> = Cell::new(Duration::ZERO);
     let measured = {
         let mut g = c.benchmark_group(group);
         g.sample_size(sampling.sample_size.max(10))
@@ -139,7 +139,7 @@ pub fn measure(
                 }
                 let started = Instant::now();
                 let timed = time_iters(iters);
-                *running.borrow_mut() += started.elapsed();
+                running.set(running.get() + started.elapsed());
                 match timed {
                     Ok(d) => {
                         calls.borrow_mut().push((iters, d));
@@ -155,7 +155,7 @@ pub fn measure(
         g.finish();
         samples(trouble.into_inner(), calls.into_inner(), sampling)
     };
-    (measured, running.into_inner())
+    (measured, running.get())
 }
 
 /// What the calls criterion made add up to: device trouble if any, else the samples (the

@@ -409,8 +409,10 @@ pub fn run(config: &RunConfig, criterion: &mut Criterion) -> Result<RunOutcome> 
                 .and_then(|t| t.cached(b))
                 .cloned()
         };
-        let pool = ahead.as_ref().filter(|_| i >= compiled_through);
-        if let Some(helpers) = pool.filter(|_| !stop_requested()) {
+        if let Some(helpers) = ahead
+            .as_ref()
+            .filter(|_| i >= compiled_through && !stop_requested())
+        {
             let (covered, done, spent_s) = benchmark::compile_suite_ahead(
                 &gpu,
                 config,
