@@ -166,6 +166,11 @@ pub(crate) trait Searched: Copy {
     /// The sibling that always beat it on llvmpipe at `shape` in `dtype` (a few matmul and
     /// attention variants).
     fn superseded_on_llvmpipe(&self, shape: &Self::Shape, dtype: DType) -> Option<&'static str>;
+    /// Whether it trailed the fastest variant on every shape measured on llvmpipe in
+    /// `dtype` (a few matmul tiles), with no one sibling always ahead.
+    fn trails_on_llvmpipe(&self, _dtype: DType) -> bool {
+        false
+    }
     /// See [`Candidate::llvmpipe_left_out`].
     fn llvmpipe_left_out(&self, shape: &Self::Shape, dtype: DType) -> Option<LeftOut> {
         if self.loads_storage_per_lane() {
@@ -173,6 +178,7 @@ pub(crate) trait Searched: Copy {
         }
         self.superseded_on_llvmpipe(shape, dtype)
             .map(|by| LeftOut::Superseded { by })
+            .or_else(|| self.trails_on_llvmpipe(dtype).then_some(LeftOut::Trailing))
     }
     /// See [`Candidate::gpu_left_out`].
     fn gpu_left_out(&self) -> Option<LeftOut> {
@@ -203,6 +209,9 @@ impl Searched for MatmulVariant {
     }
     fn superseded_on_llvmpipe(&self, shape: &MatmulShape, dtype: DType) -> Option<&'static str> {
         MatmulVariant::superseded_on_llvmpipe(self, shape, dtype)
+    }
+    fn trails_on_llvmpipe(&self, dtype: DType) -> bool {
+        MatmulVariant::trails_on_llvmpipe(self, dtype)
     }
 }
 
@@ -322,6 +331,33 @@ mod tests {
                 7
             );
         }
+    }
+
+    /// Only the two f32 storage-texture tiles that never came close are left out as
+    /// trailing, and only at shapes where no sibling supersedes them (in f16 the packed
+    /// tiles do, at m = 1 gemv_stex does).
+    #[test]
+    fn only_two_f32_tiles_trail_on_llvmpipe() {
+        let matmuls = MatmulVariant::all();
+        let trailing = |shape: &MatmulShape, dtype| -> Vec<String> {
+            matmuls
+                .iter()
+                .filter(|v| v.llvmpipe_left_out(shape, dtype) == Some(LeftOut::Trailing))
+                .map(|v| v.name())
+                .collect()
+        };
+        let gemm = MatmulShape::new(97, 61, 131);
+        assert_eq!(
+            trailing(&gemm, DType::F32),
+            ["subgroup_stex8_x8_t8x12", "subgroup_stex8_x8_t8x4"]
+        );
+        assert!(trailing(&gemm, DType::F16).is_empty());
+        assert!(trailing(&MatmulShape::new(1, 768, 768).transposed_b(), DType::F32).is_empty());
+        // The attention variants never trail.
+        let attention: AttentionShape = "b=1,hq=8,hkv=2,sq=64,skv=64,d=64".parse().unwrap();
+        assert!(AttentionVariant::all()
+            .iter()
+            .all(|v| v.llvmpipe_left_out(&attention, DType::F32) != Some(LeftOut::Trailing)));
     }
 
     /// On GPUs only the uniform-window kernels are left out, by name: the GPU designs and

@@ -262,6 +262,10 @@ pub enum LeftOut {
     /// lengthens a run, a first run most (compiling takes 0.3-1 s per matmul variant and
     /// 5-27 s per attention variant there with an empty Mesa shader cache).
     Superseded { by: &'static str },
+    /// It was never chosen, and never came within 1.08x of the fastest variant, on any
+    /// shape of its kind in the recorded llvmpipe runs, though no one sibling beat it every
+    /// time (two f32 matmul tiles, see `MatmulVariant::trails_on_llvmpipe`).
+    Trailing,
     /// On GPUs: the kernel reads its operands through uniform-buffer windows at per-lane
     /// addresses, a lavapipe design (llvmpipe vectorises those gathers). A GPU's uniform
     /// (constant) cache serves one address a load at full speed, and these kernels unroll
@@ -276,7 +280,7 @@ impl LeftOut {
     /// The adapters this reason applies to, for notes.
     pub fn on(self) -> &'static str {
         match self {
-            LeftOut::StoragePerLane | LeftOut::Superseded { .. } => "llvmpipe",
+            LeftOut::StoragePerLane | LeftOut::Superseded { .. } | LeftOut::Trailing => "llvmpipe",
             LeftOut::UniformPerLane => "GPUs",
         }
     }
@@ -287,6 +291,7 @@ pub fn left_out_note(variant: &str, why: LeftOut) -> String {
     let reason = match why {
         LeftOut::StoragePerLane => "this kernel reads its operands from storage buffers at per-lane addresses, which llvmpipe compiles to a scalar loop over the SIMD lanes (2-100x behind the texture and uniform-window kernels on every quick-suite shape)".to_string(),
         LeftOut::Superseded { by } => format!("{by} ran faster on every quick-suite shape of this kind in every recorded llvmpipe run, so searching this kernel there only lengthens the run"),
+        LeftOut::Trailing => "it was never chosen, nor within 1.08x of the fastest variant, on any shape of this kind in 40 recorded llvmpipe runs (138 benchmarks), so searching it there only lengthens the run".to_string(),
         LeftOut::UniformPerLane => "this kernel reads its operands through uniform-buffer windows at per-lane addresses, a lavapipe design (18-11000x behind the chosen kernel at every quick-suite shape on an H200, and among the slowest to compile)".to_string(),
     };
     format!(

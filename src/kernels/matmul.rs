@@ -406,6 +406,28 @@ impl MatmulVariant {
         }
     }
 
+    /// Whether llvmpipe's search leaves this variant out in `dtype` because it trailed on
+    /// every shape measured there ([`crate::tuning::LeftOut::Trailing`]): the f32
+    /// storage-texture tiles `subgroup_stex8_x8_t8x12` and `subgroup_stex8_x8_t8x4`. Over 40
+    /// recorded llvmpipe runs (quick and standard suites, Mesa 22.3.6, 2-core Intel Xeon),
+    /// 138 f32 matmul benchmarks from 64³ to 2048³, neither was ever chosen nor came within
+    /// 1.08x of the fastest variant (t8x12 1.10-1.31x at best per shape, t8x4 1.09-1.54x),
+    /// while each cost a compile per texture layout and a screen per benchmark. No single
+    /// sibling beat them every time (the x2 tiles did at most shapes, `x8_t8x8` on most),
+    /// so this is not [`MatmulVariant::superseded_on_llvmpipe`].
+    pub fn trails_on_llvmpipe(&self, dtype: DType) -> bool {
+        matches!(
+            *self,
+            MatmulVariant::Subgroup {
+                s: 8,
+                nsg: 8,
+                ra: 1,
+                tn4: 1 | 3,
+                operands: Operands::StorageTextures,
+            }
+        ) && dtype == DType::F32
+    }
+
     /// The `variant` column: kernel family and tile parameters.
     pub fn name(&self) -> String {
         match *self {
