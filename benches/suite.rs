@@ -54,7 +54,10 @@ fn bench() -> priceperf::Result<i32> {
     // Plots off, as `priceperf run` has them: criterion's SVG reports took about 2.8 s a
     // benchmark on the 2-core lavapipe VM (a quick suite's 40 benchmarks measured in 158 s
     // with them, 55-64 s without). `-- --plotting-backend plotters` turns them back on.
-    let mut criterion = Criterion::default().without_plots().configure_from_args();
+    let mut criterion = Criterion::default()
+        .without_plots()
+        .nresamples(priceperf::measure::criterion_glue::NRESAMPLES)
+        .configure_from_args();
     runner::install_interrupt_handler();
     let outcome = runner::run(&config, &mut criterion)?;
     println!();

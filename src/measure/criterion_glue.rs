@@ -57,12 +57,20 @@ impl Sampling {
     }
 }
 
+/// Bootstrap resamples of criterion's own analysis (its estimates and baseline comparisons;
+/// the rows' intervals are priceperf's, from 2,000). Criterion's default of 100,000 made its
+/// analysis about 30 ms per benchmark on lavapipe's host, most of the time a fresh quick run
+/// spends outside kernels in criterion; 10,000 keeps the Monte Carlo error of a 95% bound
+/// within a small fraction of what ten samples leave uncertain anyway.
+pub const NRESAMPLES: usize = 10_000;
+
 /// A criterion instance for `priceperf run`: its files go to `output` (the run's folder),
 /// plots off (they cost seconds per benchmark on small machines).
 pub fn criterion_for_run(output: PathBuf) -> Criterion {
     Criterion::default()
         .output_directory(&output)
         .without_plots()
+        .nresamples(NRESAMPLES)
         .with_output_color(false)
 }
 
