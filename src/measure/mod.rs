@@ -54,8 +54,8 @@ impl fmt::Display for DeviceTrouble {
 const MAX_ITERS_PER_SUBMIT: u64 = 4096;
 
 /// Iterations that take about `sample` at `per_iter_s` seconds each: one at least, at most
-/// `MAX_ITERS_PER_SUBMIT` (the screen's and the warm-up's timings).
-fn iters_for(sample: Duration, per_iter_s: f64) -> u64 {
+/// `MAX_ITERS_PER_SUBMIT` (the screen's, the final's and the warm-up's timings).
+pub(crate) fn iters_for(sample: Duration, per_iter_s: f64) -> u64 {
     ((sample.as_secs_f64() / per_iter_s.max(1e-9)).ceil() as u64).clamp(1, MAX_ITERS_PER_SUBMIT)
 }
 
@@ -465,6 +465,17 @@ mod tests {
         assert!(s.ci_low_ns <= 110.0 && s.ci_high_ns >= 110.0);
         assert!(s.ci_low_ns >= 10.0 && s.ci_high_ns <= 210.0);
         assert!(s.ci_high_ns - s.ci_low_ns < 200.0);
+    }
+
+    #[test]
+    fn timings_are_sized_to_the_sample_and_capped() {
+        let ms = Duration::from_millis(15);
+        assert_eq!(iters_for(ms, 1e-3), 15);
+        // A kernel slower than the sample runs once.
+        assert_eq!(iters_for(ms, 0.1), 1);
+        // A timing of nanoseconds, or none at all (a timer gone wrong), is capped.
+        assert_eq!(iters_for(ms, 2e-9), MAX_ITERS_PER_SUBMIT);
+        assert_eq!(iters_for(ms, 0.0), MAX_ITERS_PER_SUBMIT);
     }
 
     #[test]

@@ -535,13 +535,11 @@ fn take_turns(
         crate::progress::step(&v.row.variant, "final");
         warm_up(gpu, &timer, &v.program, out).map_err(|e| (0, e))?;
     }
+    // Sized and capped as the screen's timings are: a screen of a few nanoseconds (a timer
+    // gone wrong) cannot make a turn run millions of dispatches.
     let iters: Vec<u64> = contenders
         .iter()
-        .map(|(_, best, _)| {
-            (SCREEN_SAMPLE.as_nanos() as f64 / best.max(1.0))
-                .ceil()
-                .max(1.0) as u64
-        })
+        .map(|(_, best, _)| crate::measure::iters_for(SCREEN_SAMPLE, best * 1e-9))
         .collect();
     // A kernel slower than a turn runs three single iterations, as in the screen: the final
     // must not cost more than measuring it.
