@@ -262,9 +262,9 @@ pub enum LeftOut {
     /// lengthens a run, a first run most (compiling takes 0.3-1 s per matmul variant and
     /// 5-27 s per attention variant there with an empty Mesa shader cache).
     Superseded { by: &'static str },
-    /// It was never chosen, and never came within 1.08x of the fastest variant, on any
-    /// shape of its kind in the recorded llvmpipe runs, though no one sibling beat it every
-    /// time (two f32 matmul tiles, see `MatmulVariant::trails_on_llvmpipe`).
+    /// It was never chosen, nor close to the fastest variant, on any shape of its kind in
+    /// the recorded llvmpipe runs, though no one sibling beat it every time (the evidence:
+    /// `MatmulVariant::trails_on_llvmpipe`).
     Trailing,
     /// On GPUs: the kernel reads its operands through uniform-buffer windows at per-lane
     /// addresses, a lavapipe design (llvmpipe vectorises those gathers). A GPU's uniform
@@ -291,7 +291,7 @@ pub fn left_out_note(variant: &str, why: LeftOut) -> String {
     let reason = match why {
         LeftOut::StoragePerLane => "this kernel reads its operands from storage buffers at per-lane addresses, which llvmpipe compiles to a scalar loop over the SIMD lanes (2-100x behind the texture and uniform-window kernels on every quick-suite shape)".to_string(),
         LeftOut::Superseded { by } => format!("{by} ran faster on every quick-suite shape of this kind in every recorded llvmpipe run, so searching this kernel there only lengthens the run"),
-        LeftOut::Trailing => "it was never chosen, nor within 1.08x of the fastest variant, on any shape of this kind in 40 recorded llvmpipe runs (138 benchmarks), so searching it there only lengthens the run".to_string(),
+        LeftOut::Trailing => "it was never chosen, nor close to the fastest variant, on any shape of this kind in the recorded llvmpipe runs, so searching it there only lengthens the run".to_string(),
         LeftOut::UniformPerLane => "this kernel reads its operands through uniform-buffer windows at per-lane addresses, a lavapipe design (18-11000x behind the chosen kernel at every quick-suite shape on an H200, and among the slowest to compile)".to_string(),
     };
     format!(

@@ -406,8 +406,8 @@ impl MatmulVariant {
         }
     }
 
-    /// Whether llvmpipe's search leaves this variant out in `dtype` because it trailed on
-    /// every shape measured there ([`crate::tuning::LeftOut::Trailing`]): the f32
+    /// Whether llvmpipe's search leaves this variant out in `dtype` (at every shape) because
+    /// it trailed on every shape measured there ([`crate::tuning::LeftOut::Trailing`]): the f32
     /// storage-texture tiles `subgroup_stex8_x8_t8x12` and `subgroup_stex8_x8_t8x4`. Over 40
     /// recorded llvmpipe runs (quick and standard suites, Mesa 22.3.6, 2-core Intel Xeon),
     /// 138 f32 matmul benchmarks from 64³ to 2048³, neither was ever chosen nor came within

@@ -59,9 +59,9 @@ impl Sampling {
 
 /// Bootstrap resamples of criterion's own analysis (its estimates and baseline comparisons;
 /// the rows' intervals are priceperf's, from 2,000). Criterion's default of 100,000 made its
-/// analysis about 30 ms per benchmark on lavapipe's host, most of the time a fresh quick run
-/// spends outside kernels in criterion; 10,000 keeps the Monte Carlo error of a 95% bound
-/// within a small fraction of what ten samples leave uncertain anyway.
+/// analysis 35-40 ms per measurement on the 2-core lavapipe VM (1.4-1.7 s of a fresh quick
+/// run, 0.2 s with this); 10,000 keeps the Monte Carlo error of a 95% bound a small
+/// fraction of what 10 or 20 samples leave uncertain anyway.
 pub const NRESAMPLES: usize = 10_000;
 
 /// A criterion instance for `priceperf run`: its files go to `output` (the run's folder),

@@ -51,6 +51,7 @@ impl fmt::Display for DeviceTrouble {
 }
 
 /// Dispatches per submission: keeps command buffers small and a hang detectable early.
+/// Also the most one timing of the screen, the final or the warm-up runs ([`iters_for`]).
 const MAX_ITERS_PER_SUBMIT: u64 = 4096;
 
 /// Iterations that take about `sample` at `per_iter_s` seconds each: one at least, at most

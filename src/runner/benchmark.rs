@@ -535,8 +535,10 @@ fn take_turns(
         crate::progress::step(&v.row.variant, "final");
         warm_up(gpu, &timer, &v.program, out).map_err(|e| (0, e))?;
     }
-    // Sized and capped as the screen's timings are: a screen of a few nanoseconds (a timer
-    // gone wrong) cannot make a turn run millions of dispatches.
+    // Sized and capped as the screen's timings are ([`crate::measure::iters_for`]): a kernel
+    // under about 3.7 µs runs 4096 dispatches a turn, shorter than SCREEN_SAMPLE, as in its
+    // screen, and a screen of a few nanoseconds (a timer gone wrong) cannot make a turn run
+    // millions of dispatches.
     let iters: Vec<u64> = contenders
         .iter()
         .map(|(_, best, _)| crate::measure::iters_for(SCREEN_SAMPLE, best * 1e-9))
