@@ -54,6 +54,20 @@ impl fmt::Display for DeviceTrouble {
 /// Also the most one timing of the screen, the final or the warm-up runs ([`iters_for`]).
 const MAX_ITERS_PER_SUBMIT: u64 = 4096;
 
+/// A timing of one dispatch carries the submission's fixed cost (a submit and a full wait,
+/// 0.1-0.2 ms on lavapipe) that a timing of many dispatches spreads thin, so it says how a
+/// kernel compares with amortised timings only from about this long. Shorter ones cut a
+/// screen off at [`crate::tuning::SCREEN_CUTOFF`] unfairly: in three fresh quick runs on
+/// lavapipe, 51 of 83 screens stopped after one timing stopped on one under 1 ms (one-row
+/// layernorm variants at 0.13-0.24 ms against the fastest's amortised 0.035 ms, say).
+pub const SINGLE_TIMING_MIN: Duration = Duration::from_millis(1);
+
+/// Whether a screen stops at its first timing, one dispatch of `once`: past `cutoff_ns`,
+/// and long enough to tell ([`SINGLE_TIMING_MIN`]).
+fn cut_at_once(once: Duration, cutoff_ns: Option<f64>) -> bool {
+    once >= SINGLE_TIMING_MIN && cutoff_ns.is_some_and(|c| once.as_nanos() as f64 > c)
+}
+
 /// Iterations that take about `sample` at `per_iter_s` seconds each: one at least, at most
 /// `MAX_ITERS_PER_SUBMIT` (the screen's, the final's and the warm-up's timings).
 pub(crate) fn iters_for(sample: Duration, per_iter_s: f64) -> u64 {
@@ -293,7 +307,8 @@ impl Timer {
     /// each, as nanoseconds per iteration. A program whose single iteration outlasts a
     /// sample stops at three timings (the first one included): screening a kernel that
     /// takes seconds must not cost more than measuring it. A program already slower than
-    /// `cutoff_ns` stops at once, with the timings it has.
+    /// `cutoff_ns` stops at once, with the timings it has (its single-dispatch timing
+    /// counts for that only from [`SINGLE_TIMING_MIN`]).
     pub fn screen(
         &self,
         gpu: &Gpu,
@@ -303,9 +318,10 @@ impl Timer {
         cutoff_ns: Option<f64>,
     ) -> Result<Vec<f64>, DeviceTrouble> {
         let past_cutoff = |ns: f64| cutoff_ns.is_some_and(|c| ns > c);
-        let once = self.time(gpu, program, 1)?.as_secs_f64().max(1e-9);
+        let once_d = self.time(gpu, program, 1)?;
+        let once = once_d.as_secs_f64().max(1e-9);
         let once_ns = once * 1e9;
-        if past_cutoff(once_ns) {
+        if cut_at_once(once_d, cutoff_ns) {
             return Ok(vec![once_ns]);
         }
         let iters = iters_for(sample, once);
@@ -466,6 +482,16 @@ mod tests {
         assert!(s.ci_low_ns <= 110.0 && s.ci_high_ns >= 110.0);
         assert!(s.ci_low_ns >= 10.0 && s.ci_high_ns <= 210.0);
         assert!(s.ci_high_ns - s.ci_low_ns < 200.0);
+    }
+
+    #[test]
+    fn a_screen_stops_at_one_dispatch_only_when_it_is_long_enough_to_tell() {
+        let cutoff = Some(300_000.0); // 3x a fastest screen of 0.1 ms
+        assert!(cut_at_once(Duration::from_millis(2), cutoff));
+        // Past the cutoff, but a single dispatch under 1 ms is mostly the submission.
+        assert!(!cut_at_once(Duration::from_micros(500), cutoff));
+        assert!(!cut_at_once(Duration::from_millis(2), Some(3e6)));
+        assert!(!cut_at_once(Duration::from_millis(2), None));
     }
 
     #[test]
