@@ -251,10 +251,11 @@ fn run_candidates(
     let fastest = screened.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
     if let Some(h) = history {
         for (idx, best, samples) in &screened {
-            // A screen cut off after one timing holds a single dispatch with its submit and
-            // wait, which overstates a short kernel's time against the fastest's amortised
-            // one: evidence only when the kernel itself dominates (the screen no longer stops
-            // on a shorter one; kept so that the history never depends on it).
+            // A screen cut off after one timing may hold a single dispatch with its submit
+            // and wait, which overstates a short kernel's time against the fastest's
+            // amortised one (the screen stops on such a dispatch only from SINGLE_TIMING_MIN;
+            // under it the one timing is amortised, but is not told apart here): evidence
+            // only when the kernel itself dominates.
             let single_min = crate::measure::SINGLE_TIMING_MIN.as_nanos() as f64;
             if samples.len() > 1 || *best >= single_min {
                 h.record(bench, &rows[*idx].variant, best / fastest);
