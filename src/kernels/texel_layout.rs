@@ -28,6 +28,26 @@ pub struct TexelLayout {
     pub wrap: u32,
 }
 
+/// The side of a texture allocated for `side` texels: `side`, or, where that is a power of
+/// two, the next side that is not (within `max`). llvmpipe compiles a kernel once per
+/// pattern of which bound textures have power-of-two widths and heights (Mesa's
+/// `lp_sampler_static_texture_state`), so one kernel at shapes that differ only in that
+/// compiled again: with Mesa's cache warm from a 256³ matmul, 512³ loaded its kernel from
+/// the cache while an aligned 96x64x128 compiled it anew. Never a power of two, every shape
+/// shares one compiled kernel. The kernels address logical texels, so the extra texels
+/// are never read.
+pub fn allocated(side: u32, max: u32) -> u32 {
+    if !side.is_power_of_two() {
+        return side;
+    }
+    let padded = if side == 1 { 3 } else { side + 1 };
+    if padded <= max {
+        padded
+    } else {
+        side
+    }
+}
+
 impl TexelLayout {
     /// The layout of `label` (named in errors) in textures of at most `max` texels a side.
     pub fn new(label: &str, width: u32, height: u32, max: u32) -> Result<Self, PrepareError> {
@@ -131,7 +151,8 @@ impl TexelLayout {
         }
     }
 
-    /// A 2D texture of this layout's size in `format`, for `usage`.
+    /// A 2D texture of at least this layout's size in `format`, for `usage` (sides that
+    /// are powers of two get one or two texels more: [`allocated`]).
     pub fn texture(
         &self,
         gpu: &Gpu,
@@ -139,7 +160,9 @@ impl TexelLayout {
         format: wgpu::TextureFormat,
         usage: wgpu::TextureUsages,
     ) -> wgpu::Texture {
+        let max = gpu.limits().max_texture_dimension_2d;
         let (width, height) = self.size();
+        let (width, height) = (allocated(width, max), allocated(height, max));
         gpu.device.create_texture(&wgpu::TextureDescriptor {
             label: Some(label),
             size: wgpu::Extent3d {
@@ -216,6 +239,23 @@ mod tests {
         match l.fold_rows {
             None => (x + (y % l.wrap) * l.width, y / l.wrap),
             Some(r) => (x + (y >> r.trailing_zeros()) * l.width, y & (r - 1)),
+        }
+    }
+
+    #[test]
+    fn allocated_sides_are_never_powers_of_two_within_the_limit() {
+        assert_eq!(allocated(96, 16384), 96);
+        assert_eq!(allocated(256, 16384), 257);
+        assert_eq!(allocated(2, 16384), 3);
+        assert_eq!(allocated(1, 16384), 3);
+        // At the limit a power of two stays: the texture could not be bigger.
+        assert_eq!(allocated(16384, 16384), 16384);
+        for side in 1..=4096 {
+            let a = allocated(side, 16384);
+            assert!(
+                a >= side && a <= side + 2 && !a.is_power_of_two(),
+                "{side} -> {a}"
+            );
         }
     }
 
