@@ -103,7 +103,9 @@ pub enum Operands {
     /// repacked at load time. f32 only (in f16 the packed halves do this). On lavapipe B
     /// stored [k, n] at 1024³ and 2048³ is read down power-of-two row pitches, and the
     /// same tiles ran 1.10-1.31x faster from Bᵀ; at 512³ and below 0.92-0.96x, so the
-    /// search tries both.
+    /// search tries both. (Measured before textures got sides that are never powers of two
+    /// (`texel_layout::allocated`), and so no such pitches: a fresh standard run since chose
+    /// row-major B at 1024³ and Bᵀ at 2048³.)
     StorageTexturesBt,
     /// Read-only storage textures of `rgba32uint` texels that each hold 8 consecutive f16
     /// values along k, unpacked in the kernel (`unpack2x16float`): half the texel loads of
