@@ -104,8 +104,8 @@ pub enum Operands {
     /// stored [k, n] at 1024³ and 2048³ is read down power-of-two row pitches, and the
     /// same tiles ran 1.10-1.31x faster from Bᵀ; at 512³ and below 0.92-0.96x, so the
     /// search tries both. (Measured before textures got sides that are never powers of two
-    /// (`texel_layout::allocated`), and so no such pitches: a fresh standard run since chose
-    /// row-major B at 1024³ and Bᵀ at 2048³.)
+    /// (`texel_layout::allocated`), which changes their pitches too: a fresh standard run
+    /// since chose row-major B at 1024³ and Bᵀ at 2048³.)
     StorageTexturesBt,
     /// Read-only storage textures of `rgba32uint` texels that each hold 8 consecutive f16
     /// values along k, unpacked in the kernel (`unpack2x16float`): half the texel loads of
