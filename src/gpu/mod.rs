@@ -234,6 +234,12 @@ pub struct Gpu {
     /// before any. A GPU lowers its clocks when idle, so
     /// the tuning search warms it up after a pause ([`crate::tuning::GPU_WARM_UP`]).
     timed_at: Mutex<Option<std::time::Instant>>,
+    /// Whether this is a helper device ([`Gpu::helper`]), whose programs are built and
+    /// dispatched once, with no workgroups, for the driver to compile them, and never run
+    /// or timed: see [`Gpu::compiles_only`].
+    compiles_only: bool,
+    /// Weight copies staged for the benchmark being run, which its variants share.
+    pub(crate) staged: crate::kernels::weights::Staged,
 }
 
 impl Gpu {
@@ -245,7 +251,7 @@ impl Gpu {
     /// Open a device on this adapter: its own limits (not WebGPU's defaults, which cap
     /// workgroup storage at 16 KiB and bindings at 128 MiB) and only `WANTED_FEATURES`.
     pub fn on(adapter: wgpu::Adapter) -> Result<Gpu> {
-        Gpu::open_on(adapter, "device", true)
+        Gpu::open_on(adapter, "device", false)
     }
 
     /// A device that compiles for the run's own (`compile_ahead`). A loss is
@@ -255,10 +261,10 @@ impl Gpu {
     /// built the same source for an earlier shape) did not reach it there: the run's device
     /// compiled it again (1.5 s for one matmul variant, measured).
     pub fn helper(adapter: wgpu::Adapter) -> Result<Gpu> {
-        Gpu::open_on(adapter, "helper device", false)
+        Gpu::open_on(adapter, "helper device", true)
     }
 
-    fn open_on(adapter: wgpu::Adapter, name: &'static str, reuse_pipelines: bool) -> Result<Gpu> {
+    fn open_on(adapter: wgpu::Adapter, name: &'static str, helper: bool) -> Result<Gpu> {
         let summary = AdapterSummary::of(&adapter);
         let desc = wgpu::DeviceDescriptor {
             label: Some("priceperf"),
@@ -302,10 +308,19 @@ impl Gpu {
             summary,
             lost,
             errors,
-            pipelines: reuse_pipelines.then(|| Mutex::new(HashMap::new())),
+            pipelines: (!helper).then(|| Mutex::new(HashMap::new())),
             build_ns: AtomicU64::new(0),
             timed_at: Mutex::new(None),
+            compiles_only: helper,
+            staged: Default::default(),
         })
+    }
+
+    /// Whether programs built here are only compiled, never run: a helper device's. Their
+    /// operands need no copies for a timing to cycle through ([`crate::kernels::weights`]):
+    /// one is enough for the driver to compile the kernel, which the copies do not change.
+    pub fn compiles_only(&self) -> bool {
+        self.compiles_only
     }
 
     /// Seconds this device has spent building pipelines so far.

@@ -7,7 +7,10 @@
 //! matmul kernels bind [`weight_copies`] copies of B, [`super::Dispatch::cycling`] through
 //! them; decode attention cycles copies of its KV cache the same way
 //! ([`super::attention::kv_copies`]). The copies are made on the device from one upload (a
-//! copy per copy is cheaper than an upload per copy, on lavapipe as on GPUs).
+//! copy per copy is cheaper than an upload per copy, on lavapipe as on GPUs), once per
+//! benchmark: its variants that lay an operand out alike bind the same copies ([`Staged`]).
+
+use std::sync::{Mutex, MutexGuard};
 
 use wgpu::util::DeviceExt;
 
@@ -34,6 +37,98 @@ pub fn weight_copies(bytes: u64) -> usize {
         .clamp(1, MAX_WEIGHT_COPIES) as usize
 }
 
+/// The copies staged on one device for the benchmark it is running, for the benchmark's
+/// other variants to bind instead of staging their own: a benchmark's variants read the same
+/// weights, and those that lay them out alike (most of a search's tiles) would stage the
+/// same bytes again, up to 128 MiB of copies each. The run empties it between benchmarks
+/// ([`Staged::clear`]), so it holds one benchmark's operands at most. Helper devices
+/// ([`Gpu::compiles_only`]) stage one copy and keep none.
+#[derive(Default)]
+pub struct Staged {
+    buffers: Shelf<wgpu::Buffer>,
+    textures: Shelf<wgpu::Texture>,
+}
+
+impl Staged {
+    /// Forget every staged copy (programs that bind them keep them alive).
+    pub fn clear(&self) {
+        self.buffers.lock().clear();
+        self.textures.lock().clear();
+    }
+}
+
+/// How an operand was staged: two stagings with equal parameters and equal bytes are the
+/// same copies.
+#[derive(Debug, Clone, PartialEq)]
+enum Staging {
+    Buffers {
+        label: String,
+        len: u64,
+        usage: wgpu::BufferUsages,
+        copies: usize,
+    },
+    Textures {
+        label: String,
+        layout: TexelLayout,
+        format: wgpu::TextureFormat,
+        usage: wgpu::TextureUsages,
+        texel_bytes: u32,
+        copies: usize,
+    },
+}
+
+/// Staged copies of one kind: buffers or textures.
+struct Shelf<T>(Mutex<Vec<Shelved<T>>>);
+
+/// Copies with how they were staged and from which bytes (compared in full: a match must be
+/// the same weights).
+struct Shelved<T> {
+    staging: Staging,
+    bytes: Vec<u8>,
+    copies: Vec<T>,
+}
+
+impl<T> Default for Shelf<T> {
+    fn default() -> Self {
+        Shelf(Mutex::new(Vec::new()))
+    }
+}
+
+impl<T: Clone> Shelf<T> {
+    fn lock(&self) -> MutexGuard<'_, Vec<Shelved<T>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The copies staged as `staging` from `bytes`, staged by `stage` if there are none
+    /// yet; on a device that only compiles, always `stage`'s, kept nowhere.
+    fn get_or_stage(
+        &self,
+        gpu: &Gpu,
+        staging: Staging,
+        bytes: &[u8],
+        stage: impl FnOnce() -> Vec<T>,
+    ) -> Vec<T> {
+        if gpu.compiles_only() {
+            return stage();
+        }
+        let found = self
+            .lock()
+            .iter()
+            .find(|s| s.staging == staging && s.bytes == bytes)
+            .map(|s| s.copies.clone());
+        if let Some(copies) = found {
+            return copies;
+        }
+        let copies = stage();
+        self.lock().push(Shelved {
+            staging,
+            bytes: bytes.to_vec(),
+            copies: copies.clone(),
+        });
+        copies
+    }
+}
+
 /// [`weight_copies`] buffers of `usage` holding `bytes` (zero-padded to `len` bytes, at least
 /// its own length rounded up to 4).
 pub fn buffers(
@@ -54,7 +149,30 @@ pub fn buffers(
 }
 
 /// [`buffers`], `copies` of them (at least one): for operands cycled together (K and V).
+/// One on a device that only compiles ([`Gpu::compiles_only`]).
 pub fn buffer_copies(
+    gpu: &Gpu,
+    label: &str,
+    bytes: &[u8],
+    len: u64,
+    usage: wgpu::BufferUsages,
+    copies: usize,
+) -> Vec<wgpu::Buffer> {
+    let copies = copies_on(gpu, copies);
+    let staging = Staging::Buffers {
+        label: label.into(),
+        len,
+        usage,
+        copies,
+    };
+    gpu.staged.buffers.get_or_stage(gpu, staging, bytes, || {
+        stage_buffers(gpu, label, bytes, len, usage, copies)
+    })
+}
+
+/// `copies` buffers of `usage` holding `bytes`, zero-padded to `len`: one upload, copied on
+/// the device.
+fn stage_buffers(
     gpu: &Gpu,
     label: &str,
     bytes: &[u8],
@@ -114,8 +232,44 @@ pub fn textures(
 }
 
 /// [`textures`], `copies` of them (at least one): for operands cycled together (K and V).
+/// One on a device that only compiles ([`Gpu::compiles_only`]).
 #[allow(clippy::too_many_arguments)]
 pub fn texture_copies(
+    gpu: &Gpu,
+    layout: &TexelLayout,
+    label: &str,
+    format: wgpu::TextureFormat,
+    usage: wgpu::TextureUsages,
+    bytes: &[u8],
+    texel_bytes: u32,
+    copies: usize,
+) -> Vec<wgpu::Texture> {
+    let copies = copies_on(gpu, copies);
+    let staging = Staging::Textures {
+        label: label.into(),
+        layout: *layout,
+        format,
+        usage,
+        texel_bytes,
+        copies,
+    };
+    gpu.staged.textures.get_or_stage(gpu, staging, bytes, || {
+        stage_textures(
+            gpu,
+            layout,
+            label,
+            format,
+            usage,
+            bytes,
+            texel_bytes,
+            copies,
+        )
+    })
+}
+
+/// `copies` textures as [`texture_copies`] describes them: one upload, copied on the device.
+#[allow(clippy::too_many_arguments)]
+fn stage_textures(
     gpu: &Gpu,
     layout: &TexelLayout,
     label: &str,
@@ -149,6 +303,17 @@ pub fn texture_copies(
     all
 }
 
+/// The copies to make on `gpu`: `copies`, or one where programs are only compiled (a
+/// helper's: a fresh quick run's helpers had made up to 128 MiB of copies for every matmul
+/// variant they compiled, which the driver's compile never reads).
+fn copies_on(gpu: &Gpu, copies: usize) -> usize {
+    if gpu.compiles_only() {
+        1
+    } else {
+        copies
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +331,42 @@ mod tests {
         assert_eq!(weight_copies(50257 * 768 * 2), 2);
         assert_eq!(weight_copies(256 << 20), 1);
         assert_eq!(weight_copies(0), 64);
+    }
+
+    #[test]
+    fn a_benchmarks_variants_share_copies_of_the_same_bytes_and_helpers_make_one() {
+        let Ok(gpu) = Gpu::open(std::env::var("PRICEPERF_ADAPTER").ok().as_deref()) else {
+            eprintln!("skipping GPU test: no adapter");
+            return;
+        };
+        let layout = TexelLayout::new("B", 4, 3, 8192).expect("fits");
+        let format = wgpu::TextureFormat::Rgba32Float;
+        let usage = wgpu::TextureUsages::TEXTURE_BINDING;
+        let (w1, w2) = (vec![1u8; 4 * 3 * 16], vec![2u8; 4 * 3 * 16]);
+        let tex = |gpu: &Gpu, bytes: &[u8], copies| {
+            texture_copies(gpu, &layout, "B", format, usage, bytes, 16, copies)
+        };
+        let a = tex(&gpu, &w1, 3);
+        assert_eq!(a.len(), 3);
+        assert!(
+            tex(&gpu, &w1, 3) == a,
+            "the same bytes, staged alike: shared"
+        );
+        assert!(tex(&gpu, &w2, 3) != a, "other bytes: staged anew");
+        assert!(
+            tex(&gpu, &w1, 2) != a,
+            "another number of copies: staged anew"
+        );
+        let buf =
+            |bytes: &[u8]| buffer_copies(&gpu, "K", bytes, 64, wgpu::BufferUsages::STORAGE, 2);
+        let k = buf(&w1);
+        assert!(buf(&w1) == k && buf(&w2) != k);
+        gpu.staged.clear();
+        assert!(tex(&gpu, &w1, 3) != a, "a new benchmark stages its own");
+
+        let helper = Gpu::helper(gpu.adapter.clone()).expect("a second device opens");
+        let h = tex(&helper, &w1, 3);
+        assert_eq!(h.len(), 1, "a helper only compiles: one copy");
+        assert!(tex(&helper, &w1, 3) != h, "and keeps none");
     }
 }

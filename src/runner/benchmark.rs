@@ -39,6 +39,8 @@ pub(super) fn run_benchmark(
     out: &mut Collected,
 ) -> Vec<KernelRow> {
     let inputs = BenchInputs::random(bench, config.seed);
+    // Variants share the weights they stage, within this benchmark only.
+    gpu.staged.clear();
     let mut rows = run_candidates(
         gpu,
         criterion,
@@ -52,6 +54,7 @@ pub(super) fn run_benchmark(
         ahead,
         out,
     );
+    gpu.staged.clear();
     // The native GEMM yardstick, on CPU adapters (its reference is the matmul's own).
     if gpu.summary.is_cpu() && wanted(config, native::VARIANT) {
         if let (Op::Matmul(shape), Some((matmul_inputs, reference))) = (bench.op, inputs.matmul()) {
