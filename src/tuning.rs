@@ -109,6 +109,50 @@ pub const MAX_FINALISTS: usize = 3;
 /// The one with the lowest median is measured in full by criterion and chosen.
 pub const FINAL_ROUNDS: usize = 7;
 
+/// Rounds after which a finalist whose every timing was slower than every timing of the
+/// leader (the lowest median) leaves the final ([`outpaced`]); the final ends when one is
+/// left. With identical kernels, four interleaved timings each fall entirely on one side
+/// of the other's in 2 of the 70 equally likely orders, so a contender is almost never
+/// dropped on noise, while one that is clearly slower no longer spends three more turns
+/// confirming it.
+pub const FINAL_DECIDED_AFTER: usize = 4;
+
+/// Which of the contenders still in the final (`active`) are outpaced: each has
+/// [`FINAL_DECIDED_AFTER`] timings or more in `turns` (nanoseconds per iteration, one list
+/// per contender), and its fastest is slower than the slowest of the leader, the active
+/// contender with the lowest median. Never the leader; none before the rounds are in.
+pub fn outpaced(turns: &[Vec<f64>], active: &[bool]) -> Vec<bool> {
+    let mut out = vec![false; turns.len()];
+    let median = |t: &Vec<f64>| {
+        if t.is_empty() {
+            f64::INFINITY
+        } else {
+            crate::measure::median(&mut t.clone())
+        }
+    };
+    let Some(leader) = (0..turns.len())
+        .filter(|&i| active[i])
+        .min_by(|&a, &b| median(&turns[a]).total_cmp(&median(&turns[b])))
+    else {
+        return out;
+    };
+    let decided = |t: &Vec<f64>| t.len() >= FINAL_DECIDED_AFTER;
+    if !decided(&turns[leader]) {
+        return out;
+    }
+    let slowest = turns[leader]
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    for (i, t) in turns.iter().enumerate() {
+        out[i] = i != leader
+            && active[i]
+            && decided(t)
+            && t.iter().copied().fold(f64::INFINITY, f64::min) > slowest;
+    }
+    out
+}
+
 /// The order in which `n` contenders take their turns in round `round` (from 0): first to
 /// last in even rounds, last to first in odd ones. A turn's place in its round can favour
 /// it: an A/A run on lavapipe (three identical programs, 1024³ f32, 12 rounds, twice) put
@@ -445,6 +489,32 @@ mod tests {
         // Never more than MAX_FINALISTS, however close.
         let close: Vec<(usize, f64)> = (0..10).map(|i| (i, 10.0 + i as f64 * 0.01)).collect();
         assert_eq!(finalists(&close), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_finalist_leaves_only_when_every_timing_is_behind_all_of_the_leaders() {
+        let all = [true, true, true];
+        // Three rounds: too early, however far apart.
+        let early = vec![vec![10.0; 3], vec![20.0; 3], vec![30.0; 3]];
+        assert_eq!(outpaced(&early, &all), vec![false; 3]);
+        // Four rounds: the leader (lowest median, here the second) stays; the third, whose
+        // fastest (10.6) is behind the leader's slowest (10.5), leaves; the first, whose
+        // fastest (10.4) is not, stays.
+        let turns = vec![
+            vec![11.0, 10.4, 12.0, 11.5],
+            vec![10.0, 10.5, 9.8, 10.1],
+            vec![10.6, 13.0, 12.0, 11.0],
+        ];
+        assert_eq!(outpaced(&turns, &all), vec![false, false, true]);
+        // One that has already left is neither counted as the leader nor dropped again.
+        let fast_but_out = vec![vec![1.0; 4], vec![10.0; 4], vec![11.0; 4]];
+        assert_eq!(
+            outpaced(&fast_but_out, &[false, true, true]),
+            vec![false, false, true]
+        );
+        // Equal timings are not behind: a tie stays in.
+        let tie = vec![vec![10.0; 4], vec![10.0, 10.0, 10.0, 10.0]];
+        assert_eq!(outpaced(&tie, &[true, true]), vec![false, false]);
     }
 
     #[test]

@@ -298,7 +298,10 @@ fn run_candidates(
                     .iter()
                     .map(|t| Stats::of(t).map_or(f64::INFINITY, |s| s.median_ns))
                     .collect();
+                // The winner is among those that stayed to the end (the most turns).
+                let winner_turns = turns.iter().map(Vec::len).max().unwrap_or(0);
                 let w = (0..medians.len())
+                    .filter(|&i| turns[i].len() == winner_turns)
                     .min_by(|&a, &b| medians[a].total_cmp(&medians[b]))
                     .expect("two contenders or more");
                 for (i, ((idx, _, v), samples)) in contenders.iter().zip(turns).enumerate() {
@@ -311,8 +314,17 @@ fn run_candidates(
                     };
                     let mut row = v.row.clone().measured(&stats);
                     row.timing = rows[*idx].timing;
+                    // Decided before the last round: it left outpaced (with the winner too,
+                    // when it was the last one left). A three-round final never is.
+                    let early = (crate::tuning::FINAL_DECIDED_AFTER..crate::tuning::FINAL_ROUNDS)
+                        .contains(&samples.len());
+                    let left = if early {
+                        " (each slower than every timing of the leader's, so it left the final early)"
+                    } else {
+                        ""
+                    };
                     row.note = format!(
-                        "tuning final only: {} timings taken in turns with the other finalists, median {:.2}x the winner's in the final; measure it in full with --variant '^{}$'",
+                        "tuning final only: {} timings taken in turns with the other finalists{left}, median {:.2}x the winner's in the final; measure it in full with --variant '^{}$'",
                         samples.len(),
                         medians[i] / medians[w],
                         row.variant
@@ -526,7 +538,8 @@ fn check_carried(gpu: &Gpu, ahead: Option<Ahead<'_>>, out: &Collected) {
 
 /// The tuning final ([`crate::tuning::FINAL_ROUNDS`]): each contender (index, fastest
 /// screen in ns, program) runs about [`crate::tuning::SCREEN_SAMPLE`] per turn, in turns
-/// whose order reverses every other round ([`crate::tuning::turn_order`]);
+/// whose order reverses every other round ([`crate::tuning::turn_order`]), until one is
+/// left of those not outpaced ([`crate::tuning::outpaced`]) or the rounds are done;
 /// nanoseconds per iteration of each, or the contender that ran into device trouble.
 fn take_turns(
     gpu: &Gpu,
@@ -553,12 +566,24 @@ fn take_turns(
     // must not cost more than measuring it.
     let rounds = if iters.contains(&1) { 3 } else { FINAL_ROUNDS };
     let mut turns = vec![Vec::with_capacity(rounds); contenders.len()];
+    // Contenders still in the final: one outpaced by the leader leaves it, and the final
+    // ends when one is left.
+    let mut active = vec![true; contenders.len()];
     for round in 0..rounds {
-        for i in turn_order(round, contenders.len()) {
+        for i in turn_order(round, contenders.len()).filter(|&i| active[i]) {
             let v = &contenders[i].2;
             crate::progress::step(&v.row.variant, "final");
             let d = timer.time(gpu, &v.program, iters[i]).map_err(|e| (i, e))?;
             turns[i].push(d.as_nanos() as f64 / iters[i] as f64);
+        }
+        for (i, out) in crate::tuning::outpaced(&turns, &active)
+            .into_iter()
+            .enumerate()
+        {
+            active[i] &= !out;
+        }
+        if active.iter().filter(|a| **a).count() == 1 {
+            break;
         }
     }
     Ok(turns)
