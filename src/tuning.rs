@@ -1,7 +1,7 @@
 //! Tuning: which variants a benchmark measures. With nothing cached, every variant (each a
 //! kernel family with its tile parameters) is verified and screened with a few short
 //! timings; the few closest to the fastest screen ([`finalists`]) then take turns in a final
-//! of [`FINAL_ROUNDS`] rounds, and the one with the lowest median is measured in full and
+//! of at most [`FINAL_ROUNDS`] rounds, and the one with the lowest median is measured in full and
 //! chosen: that is the search. The choice is cached per adapter and driver, kernel version
 //! (a hash of the kernel sources, from build.rs) and shape class, and later runs measure
 //! only the cached choice, which keeps a quick run's time on kernels rather than on
@@ -103,7 +103,7 @@ pub const FINALIST_MARGIN: f64 = 1.2;
 /// At most this many finalists take part in the final.
 pub const MAX_FINALISTS: usize = 3;
 
-/// Rounds of the final, in which the finalists take turns running for about
+/// Rounds of the final at most, in which the finalists take turns running for about
 /// [`SCREEN_SAMPLE`] each, so a change in the machine's speed falls on all of them alike
 /// (three single iterations each when one of them is slower than that).
 /// The one with the lowest median is measured in full by criterion and chosen.
@@ -112,7 +112,8 @@ pub const FINAL_ROUNDS: usize = 7;
 /// Rounds after which a finalist whose every timing was slower than every timing of the
 /// leader (the lowest median) leaves the final ([`outpaced`]); the final ends when one is
 /// left. With identical kernels, four interleaved timings each fall entirely on one side
-/// of the other's in 2 of the 70 equally likely orders, so a contender is almost never
+/// of the other's in 2 of the 70 equally likely orders (a check after each later round,
+/// against up to two rivals, raises that to a few percent), so a contender is rarely
 /// dropped on noise, while one that is clearly slower no longer spends three more turns
 /// confirming it.
 pub const FINAL_DECIDED_AFTER: usize = 4;
@@ -121,7 +122,18 @@ pub const FINAL_DECIDED_AFTER: usize = 4;
 /// [`FINAL_DECIDED_AFTER`] timings or more in `turns` (nanoseconds per iteration, one list
 /// per contender), and its fastest is slower than the slowest of the leader, the active
 /// contender with the lowest median. Never the leader; none before the rounds are in.
+/// Timings that are zero or not finite (a broken timer) are left out, as the final's
+/// medians leave them out.
 pub fn outpaced(turns: &[Vec<f64>], active: &[bool]) -> Vec<bool> {
+    let turns: Vec<Vec<f64>> = turns
+        .iter()
+        .map(|t| {
+            t.iter()
+                .copied()
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .collect()
+        })
+        .collect();
     let mut out = vec![false; turns.len()];
     let median = |t: &Vec<f64>| {
         if t.is_empty() {
@@ -506,12 +518,16 @@ mod tests {
             vec![10.6, 13.0, 12.0, 11.0],
         ];
         assert_eq!(outpaced(&turns, &all), vec![false, false, true]);
-        // One that has already left is neither counted as the leader nor dropped again.
-        let fast_but_out = vec![vec![1.0; 4], vec![10.0; 4], vec![11.0; 4]];
+        // One that has already left is neither counted as the leader (the first, fastest)
+        // nor dropped again (the last, slowest).
+        let gone = vec![vec![1.0; 4], vec![10.0; 4], vec![11.0; 4], vec![20.0; 4]];
         assert_eq!(
-            outpaced(&fast_but_out, &[false, true, true]),
-            vec![false, false, true]
+            outpaced(&gone, &[false, true, true, false]),
+            vec![false, false, true, false]
         );
+        // Unusable timings are not counted: zeros do not make a leader.
+        let broken = vec![vec![0.0; 4], vec![10.0; 4], vec![11.0; 4]];
+        assert_eq!(outpaced(&broken, &all), vec![false, false, true]);
         // Equal timings are not behind: a tie stays in.
         let tie = vec![vec![10.0; 4], vec![10.0, 10.0, 10.0, 10.0]];
         assert_eq!(outpaced(&tie, &[true, true]), vec![false, false]);

@@ -240,6 +240,8 @@ pub struct Gpu {
     compiles_only: bool,
     /// Weight copies staged for the benchmark being run, which its variants share.
     pub(crate) staged: crate::kernels::weights::Staged,
+    /// Program executions encoded on this device so far ([`Gpu::next_execution`]).
+    executions: AtomicU64,
 }
 
 impl Gpu {
@@ -313,6 +315,7 @@ impl Gpu {
             timed_at: Mutex::new(None),
             compiles_only: helper,
             staged: Default::default(),
+            executions: AtomicU64::new(0),
         })
     }
 
@@ -321,6 +324,13 @@ impl Gpu {
     /// one is enough for the driver to compile the kernel, which the copies do not change.
     pub fn compiles_only(&self) -> bool {
         self.compiles_only
+    }
+
+    /// The number of the next program execution on this device, which picks the copy of the
+    /// weights it binds ([`crate::kernels::Program::encode`]): counted across programs, so
+    /// that those sharing staged copies cycle through them as one.
+    pub fn next_execution(&self) -> usize {
+        self.executions.fetch_add(1, Ordering::Relaxed) as usize
     }
 
     /// Seconds this device has spent building pipelines so far.

@@ -242,8 +242,6 @@ pub struct Program {
     pub output_len: u64,
     /// Buffers the program keeps alive (inputs, uniforms).
     pub _keep: Vec<wgpu::Buffer>,
-    /// Executions encoded so far: picks each dispatch's bind group.
-    executions: std::sync::atomic::AtomicUsize,
 }
 
 impl Program {
@@ -260,7 +258,6 @@ impl Program {
             output_dtype,
             output_len,
             _keep: keep,
-            executions: Default::default(),
         }
     }
 
@@ -284,12 +281,13 @@ impl Program {
             .unwrap_or(1)
     }
 
-    /// Record one execution of the program into a compute pass: the next copy of the
-    /// weights where they are cycled.
-    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
-        use std::sync::atomic::Ordering;
-        let execution = self.executions.fetch_add(1, Ordering::Relaxed);
-        self.encode_sized(pass, execution, |d| d.workgroups);
+    /// Record one execution of the program on `gpu`, the device it was built on, into a
+    /// compute pass: the next copy of the weights where they are cycled. The executions are
+    /// counted per device ([`Gpu::next_execution`]), not per program: programs that bind the
+    /// same staged copies ([`weights::Staged`]) then take up where the last one left off,
+    /// and each execution reads the copy read least recently, as with copies of its own.
+    pub fn encode(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>) {
+        self.encode_sized(pass, gpu.next_execution(), |d| d.workgroups);
     }
 
     /// Every pipeline bound and dispatched with no workgroups: no invocation runs and no

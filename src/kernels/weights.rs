@@ -41,8 +41,11 @@ pub fn weight_copies(bytes: u64) -> usize {
 /// other variants to bind instead of staging their own: a benchmark's variants read the same
 /// weights, and those that lay them out alike (most of a search's tiles) would stage the
 /// same bytes again, up to 128 MiB of copies each. The run empties it between benchmarks
-/// ([`Staged::clear`]), so it holds one benchmark's operands at most. Helper devices
-/// ([`Gpu::compiles_only`]) stage one copy and keep none.
+/// ([`Staged::clear`]), so in a run it holds one benchmark's operands at most: each staging
+/// until the benchmark ends (where a variant's own copies went with it after its screen),
+/// and a host copy of its bytes, to compare. Programs sharing copies cycle through them as
+/// one ([`Gpu::next_execution`]). Helper devices ([`Gpu::compiles_only`]) stage one copy
+/// and keep none.
 #[derive(Default)]
 pub struct Staged {
     buffers: Shelf<wgpu::Buffer>,
@@ -159,6 +162,8 @@ pub fn buffer_copies(
     copies: usize,
 ) -> Vec<wgpu::Buffer> {
     let copies = copies_on(gpu, copies);
+    // The length staged, so that requests that stage the same buffer match.
+    let len = len.max(bytes.len() as u64).next_multiple_of(4);
     let staging = Staging::Buffers {
         label: label.into(),
         len,

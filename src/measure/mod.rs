@@ -169,7 +169,7 @@ pub fn run_timed_and_read(
 /// Run the program once and wait, reading nothing back: the wall time from submit to the
 /// end of the wait.
 pub fn run(gpu: &Gpu, program: &Program, timeout: Duration) -> Result<Duration, DeviceTrouble> {
-    submit_pass(gpu, timeout, |pass| program.encode(pass))
+    submit_pass(gpu, timeout, |pass| program.encode(gpu, pass))
 }
 
 /// The program's output buffer as it is now.
@@ -357,7 +357,7 @@ impl Timer {
                 timestamp_writes,
             });
             for _ in 0..n {
-                program.encode(&mut pass);
+                program.encode(gpu, &mut pass);
             }
         }
         let Some((set, resolve, read)) = &self.queries else {

@@ -293,17 +293,16 @@ fn run_candidates(
         let turns = take_turns(gpu, config, &contenders, out);
         out.screen_s += t.elapsed().as_secs_f64();
         match turns {
-            Ok(turns) => {
+            Ok(Final { turns, active }) => {
                 let medians: Vec<f64> = turns
                     .iter()
                     .map(|t| Stats::of(t).map_or(f64::INFINITY, |s| s.median_ns))
                     .collect();
-                // The winner is among those that stayed to the end (the most turns).
-                let winner_turns = turns.iter().map(Vec::len).max().unwrap_or(0);
+                // The winner is among those still in the final at its end.
                 let w = (0..medians.len())
-                    .filter(|&i| turns[i].len() == winner_turns)
+                    .filter(|&i| active[i])
                     .min_by(|&a, &b| medians[a].total_cmp(&medians[b]))
-                    .expect("two contenders or more");
+                    .expect("one contender stays in the final");
                 for (i, ((idx, _, v), samples)) in contenders.iter().zip(turns).enumerate() {
                     if i == w {
                         continue;
@@ -314,11 +313,7 @@ fn run_candidates(
                     };
                     let mut row = v.row.clone().measured(&stats);
                     row.timing = rows[*idx].timing;
-                    // Decided before the last round: it left outpaced (with the winner too,
-                    // when it was the last one left). A three-round final never is.
-                    let early = (crate::tuning::FINAL_DECIDED_AFTER..crate::tuning::FINAL_ROUNDS)
-                        .contains(&samples.len());
-                    let left = if early {
+                    let left = if !active[i] {
                         " (each slower than every timing of the leader's, so it left the final early)"
                     } else {
                         ""
@@ -336,15 +331,19 @@ fn run_candidates(
                 let winner = contenders.swap_remove(w);
                 contenders = vec![winner];
             }
-            Err((i, trouble)) => {
+            Err((i, trouble, mut active)) => {
                 let (idx, _, v) = contenders.remove(i);
+                active.remove(i);
                 rows[idx] = device_trouble(gpu, v.row, trouble);
                 finished.push(idx);
                 if gpu.device != device {
                     // The other programs belonged to the lost device.
                     contenders.clear();
                 }
-                // Otherwise the fastest screen left goes on.
+                // Otherwise the fastest screen of those still in the final goes on (those
+                // outpaced keep their screens' rows).
+                let mut still_in = active.into_iter();
+                contenders.retain(|_| still_in.next().unwrap_or(false));
                 contenders.truncate(1);
             }
         }
@@ -540,19 +539,23 @@ fn check_carried(gpu: &Gpu, ahead: Option<Ahead<'_>>, out: &Collected) {
 /// screen in ns, program) runs about [`crate::tuning::SCREEN_SAMPLE`] per turn, in turns
 /// whose order reverses every other round ([`crate::tuning::turn_order`]), until one is
 /// left of those not outpaced ([`crate::tuning::outpaced`]) or the rounds are done;
-/// nanoseconds per iteration of each, or the contender that ran into device trouble.
+/// nanoseconds per iteration of each, or the contender that ran into device trouble (with
+/// which contenders were still in the final then).
 fn take_turns(
     gpu: &Gpu,
     config: &RunConfig,
     contenders: &[(usize, f64, Verified)],
     out: &mut Collected,
-) -> std::result::Result<Vec<Vec<f64>>, (usize, DeviceTrouble)> {
+) -> std::result::Result<Final, (usize, DeviceTrouble, Vec<bool>)> {
     use crate::tuning::{turn_order, FINAL_ROUNDS, SCREEN_SAMPLE};
     let timer = Timer::new(gpu, config.timeout);
     // The first turn's contender warms an idle GPU for all of them.
+    // Contenders still in the final: one outpaced by the leader leaves it, and the final
+    // ends when one is left.
+    let mut active = vec![true; contenders.len()];
     if let Some((_, _, v)) = contenders.first() {
         crate::progress::step(&v.row.variant, "final");
-        warm_up(gpu, &timer, &v.program, out).map_err(|e| (0, e))?;
+        warm_up(gpu, &timer, &v.program, out).map_err(|e| (0, e, active.clone()))?;
     }
     // Sized and capped as the screen's timings are ([`crate::measure::iters_for`]): a kernel
     // under about 3.7 µs runs 4096 dispatches a turn, shorter than SCREEN_SAMPLE, as in its
@@ -566,27 +569,36 @@ fn take_turns(
     // must not cost more than measuring it.
     let rounds = if iters.contains(&1) { 3 } else { FINAL_ROUNDS };
     let mut turns = vec![Vec::with_capacity(rounds); contenders.len()];
-    // Contenders still in the final: one outpaced by the leader leaves it, and the final
-    // ends when one is left.
-    let mut active = vec![true; contenders.len()];
     for round in 0..rounds {
-        for i in turn_order(round, contenders.len()).filter(|&i| active[i]) {
+        for i in turn_order(round, contenders.len()) {
+            if !active[i] {
+                continue;
+            }
             let v = &contenders[i].2;
             crate::progress::step(&v.row.variant, "final");
-            let d = timer.time(gpu, &v.program, iters[i]).map_err(|e| (i, e))?;
+            let d = timer
+                .time(gpu, &v.program, iters[i])
+                .map_err(|e| (i, e, active.clone()))?;
             turns[i].push(d.as_nanos() as f64 / iters[i] as f64);
         }
-        for (i, out) in crate::tuning::outpaced(&turns, &active)
+        for (i, gone) in crate::tuning::outpaced(&turns, &active)
             .into_iter()
             .enumerate()
         {
-            active[i] &= !out;
+            active[i] &= !gone;
         }
         if active.iter().filter(|a| **a).count() == 1 {
             break;
         }
     }
-    Ok(turns)
+    Ok(Final { turns, active })
+}
+
+/// What a final did: each contender's timings (nanoseconds per iteration), and which
+/// contenders were still in it at its end (the others left it outpaced).
+struct Final {
+    turns: Vec<Vec<f64>>,
+    active: Vec<bool>,
 }
 
 /// Run `program` untimed first when the device is a GPU that has run no timed work for
