@@ -60,16 +60,37 @@ enum OpInputs {
 
 impl BenchInputs {
     pub fn random(bench: &Benchmark, seed: u64) -> BenchInputs {
+        BenchInputs::made(bench, seed, false)
+    }
+
+    /// Inputs of the right shapes, all zero, for devices that only compile
+    /// ([`crate::gpu::Gpu::compiles_only`]): a kernel compiles the same whatever its
+    /// inputs hold, and the compile-ahead pool had spent 0.65 s of a fresh quick run
+    /// generating random ones on the run's thread while its helpers waited (zeros: 0.19 s).
+    /// Never verified or timed: their references would be meaningless.
+    pub fn zeros(bench: &Benchmark, seed: u64) -> BenchInputs {
+        BenchInputs::made(bench, seed, true)
+    }
+
+    fn made(bench: &Benchmark, seed: u64, zeros: bool) -> BenchInputs {
         let dtype = bench.dtype;
         let op = match bench.op {
             Op::Matmul(shape) => OpInputs::Matmul {
                 shape,
-                inputs: MatmulInputs::random(&shape, dtype, seed),
+                inputs: if zeros {
+                    MatmulInputs::zeros(&shape, dtype)
+                } else {
+                    MatmulInputs::random(&shape, dtype, seed)
+                },
                 reference: OnceLock::new(),
             },
             Op::Attention(shape) => OpInputs::Attention {
                 shape,
-                inputs: AttentionInputs::random(&shape, dtype, seed),
+                inputs: if zeros {
+                    AttentionInputs::zeros(&shape, dtype)
+                } else {
+                    AttentionInputs::random(&shape, dtype, seed)
+                },
                 reference: OnceLock::new(),
             },
             Op::Elementwise { kind, .. } => OpInputs::Elementwise {
@@ -269,6 +290,45 @@ fn checked_candidates<'a, V: Searched + Send + Sync + 'a, R: 'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_inputs_have_the_random_ones_shapes_and_hold_zeros() {
+        let matmul = Benchmark::new(Op::Matmul(MatmulShape::new(3, 5, 7)), DType::F16);
+        let attention = Benchmark::new(
+            Op::Attention(AttentionShape {
+                b: 1,
+                hq: 4,
+                hkv: 2,
+                sq: 3,
+                skv: 5,
+                d: 8,
+                causal: true,
+            }),
+            DType::F32,
+        );
+        for bench in [matmul, attention] {
+            let tensors = |inputs: &BenchInputs| -> Vec<HostTensor> {
+                match &inputs.op {
+                    OpInputs::Matmul { inputs, .. } => vec![inputs.a.clone(), inputs.b.clone()],
+                    OpInputs::Attention { inputs, .. } => {
+                        vec![inputs.q.clone(), inputs.k.clone(), inputs.v.clone()]
+                    }
+                    OpInputs::Elementwise { .. } => vec![],
+                }
+            };
+            let (random, zeros) = (
+                tensors(&BenchInputs::random(&bench, 7)),
+                tensors(&BenchInputs::zeros(&bench, 7)),
+            );
+            assert!(!zeros.is_empty());
+            for (r, z) in random.iter().zip(&zeros) {
+                assert_eq!(r.len(), z.len());
+                assert_eq!(std::mem::discriminant(r), std::mem::discriminant(z));
+                assert!((0..z.len()).all(|i| z.get(i) == 0.0));
+                assert!((0..r.len()).any(|i| r.get(i) != 0.0));
+            }
+        }
+    }
 
     /// Every variant the llvmpipe search leaves out as superseded at `shape` in `dtype` names
     /// a sibling (by name prefix) that the search still tries there; returns how many are

@@ -1117,6 +1117,17 @@ impl AttentionInputs {
         Self::with_logit_scale(shape, dtype, seed, 1.0)
     }
 
+    /// All zeros, for programs that are only compiled ([`HostTensor::zeros`]).
+    pub fn zeros(shape: &AttentionShape, dtype: DType) -> Self {
+        let q_len = shape.b as u64 * shape.hq as u64 * shape.sq as u64 * shape.d as u64;
+        let kv_len = shape.b as u64 * shape.hkv as u64 * shape.skv as u64 * shape.d as u64;
+        AttentionInputs {
+            q: HostTensor::zeros(dtype, q_len),
+            k: HostTensor::zeros(dtype, kv_len),
+            v: HostTensor::zeros(dtype, kv_len),
+        }
+    }
+
     /// As [`random`](Self::random), with Q multiplied by `factor`: the logits scale by it, so
     /// large factors exercise the running max (scores far beyond exp's f32 range) and small
     /// ones the near-uniform softmax.

@@ -852,6 +852,14 @@ impl MatmulInputs {
         }
     }
 
+    /// All zeros, for programs that are only compiled ([`HostTensor::zeros`]).
+    pub fn zeros(shape: &MatmulShape, dtype: DType) -> Self {
+        MatmulInputs {
+            a: HostTensor::zeros(dtype, shape.a_len()),
+            b: HostTensor::zeros(dtype, shape.b_len()),
+        }
+    }
+
     /// Multiples of 1/8 in [-2, 2]: every product and partial sum is exact in f32 while
     /// k·4 < 2^21, so any mismatch is an indexing bug, not rounding.
     pub fn exact(shape: &MatmulShape, dtype: DType, seed: u64) -> Self {

@@ -331,6 +331,15 @@ impl HostTensor {
         }
     }
 
+    /// A tensor of `len` zeros, allocated without generating anything: inputs whose values
+    /// never matter ([`crate::candidates::BenchInputs::zeros`]).
+    pub fn zeros(dtype: DType, len: u64) -> Self {
+        match dtype {
+            DType::F32 => HostTensor::F32(vec![0.0; len as usize]),
+            DType::F16 => HostTensor::F16(vec![f16::ZERO; len as usize]),
+        }
+    }
+
     /// A tensor of `len` NaNs: the initial content of every output buffer.
     pub fn nan(dtype: DType, len: u64) -> Self {
         HostTensor::generate(dtype, len, || f32::NAN)
