@@ -332,7 +332,7 @@ impl HostTensor {
     }
 
     /// A tensor of `len` zeros, allocated without generating anything: inputs whose values
-    /// never matter ([`crate::candidates::BenchInputs::zeros`]).
+    /// never matter (those of the compile-ahead helpers, which only compile).
     pub fn zeros(dtype: DType, len: u64) -> Self {
         match dtype {
             DType::F32 => HostTensor::F32(vec![0.0; len as usize]),
