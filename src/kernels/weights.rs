@@ -48,8 +48,8 @@ pub fn weight_copies(bytes: u64) -> usize {
 /// and keep none.
 #[derive(Default)]
 pub struct Staged {
-    buffers: Shelf<wgpu::Buffer>,
-    textures: Shelf<wgpu::Texture>,
+    buffers: Shelf<BufferStaging>,
+    textures: Shelf<TextureStaging>,
 }
 
 impl Staged {
@@ -60,59 +60,62 @@ impl Staged {
     }
 }
 
-/// How an operand was staged: two stagings with equal parameters and equal bytes are the
-/// same copies.
-#[derive(Debug, Clone, PartialEq)]
-enum Staging {
-    Buffers {
-        label: String,
-        len: u64,
-        usage: wgpu::BufferUsages,
-        copies: usize,
-    },
-    Textures {
-        label: String,
-        layout: TexelLayout,
-        format: wgpu::TextureFormat,
-        usage: wgpu::TextureUsages,
-        texel_bytes: u32,
-        copies: usize,
-    },
+/// How an operand is staged: two stagings that are equal, from equal bytes, are the same
+/// copies.
+trait Staging: PartialEq {
+    type Copy: Clone;
+    /// The copies of `bytes`: one upload, copied on the device.
+    fn stage(&self, gpu: &Gpu, bytes: &[u8]) -> Vec<Self::Copy>;
+}
+
+/// `copies` buffers of `usage`, `len` bytes each (the bytes zero-padded).
+#[derive(Debug, PartialEq)]
+struct BufferStaging {
+    label: String,
+    len: u64,
+    usage: wgpu::BufferUsages,
+    copies: usize,
+}
+
+/// `copies` textures laid out as `layout` in `format`, for `usage`, `texel_bytes` per
+/// texel.
+#[derive(Debug, PartialEq)]
+struct TextureStaging {
+    label: String,
+    layout: TexelLayout,
+    format: wgpu::TextureFormat,
+    usage: wgpu::TextureUsages,
+    texel_bytes: u32,
+    copies: usize,
 }
 
 /// Staged copies of one kind: buffers or textures.
-struct Shelf<T>(Mutex<Vec<Shelved<T>>>);
+struct Shelf<S: Staging>(Mutex<Vec<Shelved<S>>>);
 
 /// Copies with how they were staged and from which bytes (compared in full: a match must be
 /// the same weights).
-struct Shelved<T> {
-    staging: Staging,
+struct Shelved<S: Staging> {
+    staging: S,
     bytes: Vec<u8>,
-    copies: Vec<T>,
+    copies: Vec<S::Copy>,
 }
 
-impl<T> Default for Shelf<T> {
+impl<S: Staging> Default for Shelf<S> {
     fn default() -> Self {
         Shelf(Mutex::new(Vec::new()))
     }
 }
 
-impl<T: Clone> Shelf<T> {
-    fn lock(&self) -> MutexGuard<'_, Vec<Shelved<T>>> {
+impl<S: Staging> Shelf<S> {
+    fn lock(&self) -> MutexGuard<'_, Vec<Shelved<S>>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The copies staged as `staging` from `bytes`, staged by `stage` if there are none
-    /// yet; on a device that only compiles, always `stage`'s, kept nowhere.
-    fn get_or_stage(
-        &self,
-        gpu: &Gpu,
-        staging: Staging,
-        bytes: &[u8],
-        stage: impl FnOnce() -> Vec<T>,
-    ) -> Vec<T> {
+    /// The copies staged as `staging` from `bytes`, staged now if there are none yet; on a
+    /// device that only compiles, always staged now and kept nowhere.
+    fn get_or_stage(&self, gpu: &Gpu, staging: S, bytes: &[u8]) -> Vec<S::Copy> {
         if gpu.compiles_only() {
-            return stage();
+            return staging.stage(gpu, bytes);
         }
         let found = self
             .lock()
@@ -122,7 +125,7 @@ impl<T: Clone> Shelf<T> {
         if let Some(copies) = found {
             return copies;
         }
-        let copies = stage();
+        let copies = staging.stage(gpu, bytes);
         self.lock().push(Shelved {
             staging,
             bytes: bytes.to_vec(),
@@ -161,54 +164,45 @@ pub fn buffer_copies(
     usage: wgpu::BufferUsages,
     copies: usize,
 ) -> Vec<wgpu::Buffer> {
-    let copies = copies_on(gpu, copies);
-    // The length staged, so that requests that stage the same buffer match.
-    let len = len.max(bytes.len() as u64).next_multiple_of(4);
-    let staging = Staging::Buffers {
+    let staging = BufferStaging {
         label: label.into(),
-        len,
+        // The length staged, so that requests that stage the same buffer match.
+        len: len.max(bytes.len() as u64).next_multiple_of(4),
         usage,
-        copies,
+        copies: copies_on(gpu, copies),
     };
-    gpu.staged.buffers.get_or_stage(gpu, staging, bytes, || {
-        stage_buffers(gpu, label, bytes, len, usage, copies)
-    })
+    gpu.staged.buffers.get_or_stage(gpu, staging, bytes)
 }
 
-/// `copies` buffers of `usage` holding `bytes`, zero-padded to `len`: one upload, copied on
-/// the device.
-fn stage_buffers(
-    gpu: &Gpu,
-    label: &str,
-    bytes: &[u8],
-    len: u64,
-    usage: wgpu::BufferUsages,
-    copies: usize,
-) -> Vec<wgpu::Buffer> {
-    let mut padded = bytes.to_vec();
-    padded.resize(len.max(bytes.len() as u64).next_multiple_of(4) as usize, 0);
-    let first = gpu
-        .device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: &padded,
-            usage: usage | wgpu::BufferUsages::COPY_SRC,
-        });
-    let size = padded.len() as u64;
-    let mut encoder = gpu.device.create_command_encoder(&Default::default());
-    let mut all = vec![first];
-    for _ in 1..copies {
-        let copy = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage: usage | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        encoder.copy_buffer_to_buffer(&all[0], 0, &copy, 0, size);
-        all.push(copy);
+impl Staging for BufferStaging {
+    type Copy = wgpu::Buffer;
+
+    fn stage(&self, gpu: &Gpu, bytes: &[u8]) -> Vec<wgpu::Buffer> {
+        let label = self.label.as_str();
+        let mut padded = bytes.to_vec();
+        padded.resize(self.len as usize, 0);
+        let first = gpu
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: &padded,
+                usage: self.usage | wgpu::BufferUsages::COPY_SRC,
+            });
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        let mut all = vec![first];
+        for _ in 1..self.copies {
+            let copy = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: self.len,
+                usage: self.usage | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            encoder.copy_buffer_to_buffer(&all[0], 0, &copy, 0, self.len);
+            all.push(copy);
+        }
+        gpu.queue.submit([encoder.finish()]);
+        all
     }
-    gpu.queue.submit([encoder.finish()]);
-    all
 }
 
 /// [`weight_copies`] textures laid out as `layout` in `format`, for `usage`, each holding
@@ -249,63 +243,46 @@ pub fn texture_copies(
     texel_bytes: u32,
     copies: usize,
 ) -> Vec<wgpu::Texture> {
-    let copies = copies_on(gpu, copies);
-    let staging = Staging::Textures {
+    let staging = TextureStaging {
         label: label.into(),
         layout: *layout,
         format,
         usage,
         texel_bytes,
-        copies,
+        copies: copies_on(gpu, copies),
     };
-    gpu.staged.textures.get_or_stage(gpu, staging, bytes, || {
-        stage_textures(
-            gpu,
-            layout,
-            label,
-            format,
-            usage,
-            bytes,
-            texel_bytes,
-            copies,
-        )
-    })
+    gpu.staged.textures.get_or_stage(gpu, staging, bytes)
 }
 
-/// `copies` textures as [`texture_copies`] describes them: one upload, copied on the device.
-#[allow(clippy::too_many_arguments)]
-fn stage_textures(
-    gpu: &Gpu,
-    layout: &TexelLayout,
-    label: &str,
-    format: wgpu::TextureFormat,
-    usage: wgpu::TextureUsages,
-    bytes: &[u8],
-    texel_bytes: u32,
-    copies: usize,
-) -> Vec<wgpu::Texture> {
-    let first = layout.texture(
-        gpu,
-        label,
-        format,
-        usage | wgpu::TextureUsages::COPY_SRC | wgpu::TextureUsages::COPY_DST,
-    );
-    layout.write(gpu, &first, bytes, texel_bytes);
-    let (width, height) = layout.size();
-    let extent = wgpu::Extent3d {
-        width,
-        height,
-        depth_or_array_layers: 1,
-    };
-    let mut encoder = gpu.device.create_command_encoder(&Default::default());
-    let mut all = vec![first];
-    for _ in 1..copies {
-        let copy = layout.texture(gpu, label, format, usage | wgpu::TextureUsages::COPY_DST);
-        encoder.copy_texture_to_texture(all[0].as_image_copy(), copy.as_image_copy(), extent);
-        all.push(copy);
+impl Staging for TextureStaging {
+    type Copy = wgpu::Texture;
+
+    fn stage(&self, gpu: &Gpu, bytes: &[u8]) -> Vec<wgpu::Texture> {
+        let (label, layout) = (self.label.as_str(), &self.layout);
+        let (format, usage) = (self.format, self.usage);
+        let first = layout.texture(
+            gpu,
+            label,
+            format,
+            usage | wgpu::TextureUsages::COPY_SRC | wgpu::TextureUsages::COPY_DST,
+        );
+        layout.write(gpu, &first, bytes, self.texel_bytes);
+        let (width, height) = layout.size();
+        let extent = wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        };
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        let mut all = vec![first];
+        for _ in 1..self.copies {
+            let copy = layout.texture(gpu, label, format, usage | wgpu::TextureUsages::COPY_DST);
+            encoder.copy_texture_to_texture(all[0].as_image_copy(), copy.as_image_copy(), extent);
+            all.push(copy);
+        }
+        gpu.queue.submit([encoder.finish()]);
+        all
     }
-    gpu.queue.submit([encoder.finish()]);
-    all
 }
 
 /// The copies to make on `gpu`: `copies`, or one where programs are only compiled (a
