@@ -1135,16 +1135,16 @@ impl AttentionInputs {
         let mut rng = crate::verify::Rng::new(seed);
         let q_len = shape.b as u64 * shape.hq as u64 * shape.sq as u64 * shape.d as u64;
         let kv_len = shape.b as u64 * shape.hkv as u64 * shape.skv as u64 * shape.d as u64;
-        let mut normal = move || {
-            // Box-Muller; u1 in (0, 1] so the log is finite.
+        // Box-Muller from two draws; u1 in (0, 1] so the log is finite.
+        let normal = |rng: &mut crate::verify::Rng| {
             let u1 = 1.0 - (rng.uniform() as f64 + 1.0) / 2.0;
             let u2 = (rng.uniform() as f64 + 1.0) / 2.0;
             ((-2.0 * u1.max(f64::MIN_POSITIVE).ln()).sqrt() * (std::f64::consts::TAU * u2).cos())
                 as f32
         };
-        let q = HostTensor::generate(dtype, q_len, || normal() * factor);
-        let k = HostTensor::generate(dtype, kv_len, &mut normal);
-        let v = HostTensor::generate(dtype, kv_len, &mut normal);
+        let q = HostTensor::drawn(dtype, q_len, &mut rng, 2, |r| normal(r) * factor);
+        let k = HostTensor::drawn(dtype, kv_len, &mut rng, 2, normal);
+        let v = HostTensor::drawn(dtype, kv_len, &mut rng, 2, normal);
         AttentionInputs { q, k, v }
     }
 }

@@ -847,8 +847,8 @@ impl MatmulInputs {
     pub fn random(shape: &MatmulShape, dtype: DType, seed: u64) -> Self {
         let mut rng = crate::verify::Rng::new(seed);
         MatmulInputs {
-            a: HostTensor::generate(dtype, shape.a_len(), || rng.uniform()),
-            b: HostTensor::generate(dtype, shape.b_len(), || rng.uniform()),
+            a: HostTensor::uniform(dtype, shape.a_len(), &mut rng),
+            b: HostTensor::uniform(dtype, shape.b_len(), &mut rng),
         }
     }
 

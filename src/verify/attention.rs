@@ -286,14 +286,21 @@ impl Reference {
         shift: i32,
     ) -> Self {
         let rows = rows_to_check(shape, seed);
-        let mut want = Vec::with_capacity(rows.len() * shape.d as usize);
-        let mut naive_error = 0.0f64;
-        for &(b, h, i) in &rows {
+        // Threads for 64 K keys' work at least.
+        let per_thread = (1 << 16) / (shape.skv as usize * shape.d as usize).max(1);
+        let checked = super::map_on_threads(&rows, per_thread, |&(b, h, i)| {
             let r = reference_row(shape, inputs, b, h, i, shift);
             let n = naive_row(shape, dtype, inputs, b, h, i, shift);
-            for (x, y) in r.iter().zip(&n) {
-                naive_error = naive_error.max((x - y).abs());
-            }
+            let error = r
+                .iter()
+                .zip(&n)
+                .fold(0.0f64, |e, (x, y)| e.max((x - y).abs()));
+            (r, error)
+        });
+        let mut want = Vec::with_capacity(rows.len() * shape.d as usize);
+        let mut naive_error = 0.0f64;
+        for (r, error) in checked {
+            naive_error = naive_error.max(error);
             want.extend(r);
         }
         Reference {

@@ -26,38 +26,95 @@ const ROW_SUM_PROBES: usize = 2;
 /// (Hoeffding's inequality), so even a run checking a million rows never fails one wrongly.
 const ROW_SUM_Z: f64 = 8.0;
 
-/// The f64 reference value and Σ|a||b| for C[batch, row, col], from A and B as f32
-/// ([`as_f32`]), each product and sum taken in f64.
-fn reference_element(
-    shape: &MatmulShape,
-    a: &[f32],
-    b: &[f32],
-    batch: u32,
-    row: u32,
-    col: u32,
-) -> (f64, f64) {
-    let (m, n, k) = (shape.m as usize, shape.n as usize, shape.k as usize);
-    let (batch, row, col) = (batch as usize, row as usize, col as usize);
-    let a_row = &a[(batch * m + row) * k..][..k];
-    let mut sum = 0.0;
-    let mut mag = 0.0;
-    for (i, &av) in a_row.iter().enumerate() {
-        let bv = if shape.transpose_b {
-            b[(batch * n + col) * k + i]
+/// A and B as f32 (exactly: f32 holds every f16), with B's columns contiguous, so that
+/// every element of C is the dot of two contiguous rows: B stored [batch, n, k] is borrowed
+/// or widened as it is, B stored [batch, k, n] is transposed once. Reading a row-major B's
+/// columns with a stride of n instead kept the reference scalar.
+struct Operands<'a> {
+    a: Cow<'a, [f32]>,
+    /// B as [batch, n, k].
+    bt: Cow<'a, [f32]>,
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+impl<'a> Operands<'a> {
+    fn of(shape: &MatmulShape, inputs: &'a MatmulInputs) -> Self {
+        let (m, n, k) = (shape.m as usize, shape.n as usize, shape.k as usize);
+        let b = as_f32(&inputs.b);
+        let bt = if shape.transpose_b {
+            b
         } else {
-            b[(batch * k + i) * n + col]
+            let mut bt = vec![0.0f32; b.len()];
+            for (stored, columns) in b.chunks_exact(k * n).zip(bt.chunks_exact_mut(k * n)) {
+                for (i, row) in stored.chunks_exact(n).enumerate() {
+                    for (j, &v) in row.iter().enumerate() {
+                        columns[j * k + i] = v;
+                    }
+                }
+            }
+            Cow::Owned(bt)
         };
-        // Exact: two f32 significands multiply within f64's.
-        let (av, bv) = (f64::from(av), f64::from(bv));
-        sum += av * bv;
-        mag += (av * bv).abs();
+        Operands {
+            a: as_f32(&inputs.a),
+            bt,
+            m,
+            n,
+            k,
+        }
     }
-    (sum, mag)
+
+    fn a_row(&self, batch: usize, row: usize) -> &[f32] {
+        &self.a[(batch * self.m + row) * self.k..][..self.k]
+    }
+
+    fn b_column(&self, batch: usize, col: usize) -> &[f32] {
+        &self.bt[(batch * self.n + col) * self.k..][..self.k]
+    }
+
+    /// The f64 reference value and Σ|a||b| of C[batch, row, col].
+    fn element(&self, batch: u32, row: u32, col: u32) -> (f64, f64) {
+        let (batch, row, col) = (batch as usize, row as usize, col as usize);
+        dot_and_reach(self.a_row(batch, row), self.b_column(batch, col))
+    }
+}
+
+/// Σ a·b and Σ |a·b| in f64, each product exact (two f32 significands fit in f64's). Eight
+/// partial sums each, so the compiler can vectorise them: one running sum is a chain of
+/// dependent adds, and the quick suite's references took 1.2 s that way. Summing in another
+/// order moves the f64 result by about k·2⁻⁵³ of Σ|a·b|, far under the f32 tolerance, and
+/// not at all where every partial sum is exact (`MatmulInputs::exact`).
+fn dot_and_reach(a: &[f32], b: &[f32]) -> (f64, f64) {
+    const LANES: usize = 8;
+    const BLOCK: usize = 256;
+    let (mut sum, mut reach) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let mut products = [0.0f64; BLOCK];
+    for (a, b) in a.chunks(BLOCK).zip(b.chunks(BLOCK)) {
+        // Products first, in a loop of their own that the compiler vectorises.
+        let products = &mut products[..a.len()];
+        for ((p, &a), &b) in products.iter_mut().zip(a).zip(b) {
+            *p = f64::from(a) * f64::from(b);
+        }
+        let chunks = products.chunks_exact(LANES);
+        let tail = chunks.remainder();
+        for p in chunks {
+            for l in 0..LANES {
+                sum[l] += p[l];
+                reach[l] += p[l].abs();
+            }
+        }
+        for (l, &p) in tail.iter().enumerate() {
+            sum[l] += p;
+            reach[l] += p.abs();
+        }
+    }
+    (sum.iter().sum(), reach.iter().sum())
 }
 
 /// Every element of `t` as f32, exactly (f32 holds every f16): borrowed when it is f32.
 /// Widening whole operands to f64 instead (a 525 MB copy of B at the quick suite's
-/// 1x32064x2048 f16 head) made that reference take 0.45 s to build, against 0.24 s now.
+/// 1x32064x2048 f16 head) made that reference take 0.45 s to build, against 0.24 s then.
 fn as_f32(t: &HostTensor) -> Cow<'_, [f32]> {
     match t {
         HostTensor::F32(v) => Cow::Borrowed(v),
@@ -182,14 +239,8 @@ struct RowSums {
 }
 
 impl RowSums {
-    fn new(shape: &MatmulShape, a: &[f32], b: &[f32], seed: u64) -> Self {
-        let (batches, m, n, k) = (
-            shape.batch as usize,
-            shape.m as usize,
-            shape.n as usize,
-            shape.k as usize,
-        );
-        let a_row = |bi: usize, r: usize| &a[(bi * m + r) * k..][..k];
+    fn new(shape: &MatmulShape, ops: &Operands<'_>, seed: u64) -> Self {
+        let (batches, m, n, k) = (shape.batch as usize, ops.m, ops.n, ops.k);
         let mut rng = Rng::new(seed ^ 0x5157_5F52_4F57_5355);
         let signs: Vec<Vec<f64>> = (0..ROW_SUM_PROBES)
             .map(|_| {
@@ -203,35 +254,25 @@ impl RowSums {
             .collect();
         let mut reach = Vec::with_capacity(batches * m);
         for bi in 0..batches {
-            // Per probe B·x, and max_j |b_ij|: k values each, B read in the order stored.
+            // Per probe B·x, and max_j |b_ij|: k values each, B read column by column.
             let mut bx = vec![vec![0.0; k]; ROW_SUM_PROBES];
             let mut b_max = vec![0.0f64; k];
-            let b = &b[bi * k * n..][..k * n];
-            if shape.transpose_b {
-                // Stored [n, k]: row j holds column j of B.
-                for (j, column) in b.chunks_exact(k).enumerate() {
-                    for (bx, x) in bx.iter_mut().zip(&signs) {
-                        for (acc, &v) in bx.iter_mut().zip(column) {
-                            *acc += f64::from(v) * x[j];
-                        }
-                    }
-                    for (top, &v) in b_max.iter_mut().zip(column) {
-                        *top = top.max(f64::from(v).abs());
+            for j in 0..n {
+                let column = ops.b_column(bi, j);
+                for (bx, x) in bx.iter_mut().zip(&signs) {
+                    for (acc, &v) in bx.iter_mut().zip(column) {
+                        *acc += f64::from(v) * x[j];
                     }
                 }
-            } else {
-                for (i, row) in b.chunks_exact(n).enumerate() {
-                    for (bx, x) in bx.iter_mut().zip(&signs) {
-                        bx[i] = dot_wide(row, x);
-                    }
-                    b_max[i] = row.iter().fold(0.0, |top, &v| top.max(f64::from(v).abs()));
+                for (top, &v) in b_max.iter_mut().zip(column) {
+                    *top = top.max(f64::from(v).abs());
                 }
             }
             for (want, bx) in want.iter_mut().zip(&bx) {
-                want.extend((0..m).map(|r| dot_wide(a_row(bi, r), bx)));
+                want.extend((0..m).map(|r| dot_wide(ops.a_row(bi, r), bx)));
             }
             reach.extend((0..m).map(|r| {
-                a_row(bi, r)
+                ops.a_row(bi, r)
                     .iter()
                     .zip(&b_max)
                     .map(|(&a, b)| f64::from(a).abs() * b)
@@ -333,15 +374,15 @@ impl Reference {
         tol: Tolerance,
         full_check_macs: u64,
     ) -> Self {
-        let (a, b) = (as_f32(&inputs.a), as_f32(&inputs.b));
-        let expected = picks(shape, seed, full_check_macs)
-            .into_iter()
-            .map(|(bi, r, c)| {
-                let (sum, mag) = reference_element(shape, &a, &b, bi, r, c);
-                (bi, r, c, sum, mag)
-            })
-            .collect();
-        let rows = sampled(shape, full_check_macs).then(|| RowSums::new(shape, &a, &b, seed));
+        let ops = Operands::of(shape, inputs);
+        // Threads for 64 K multiply-adds at least.
+        let per_thread = (1 << 16) / shape.k.max(1) as usize;
+        let picks = picks(shape, seed, full_check_macs);
+        let expected = super::map_on_threads(&picks, per_thread, |&(bi, r, c)| {
+            let (sum, mag) = ops.element(bi, r, c);
+            (bi, r, c, sum, mag)
+        });
+        let rows = sampled(shape, full_check_macs).then(|| RowSums::new(shape, &ops, seed));
         Reference {
             shape: *shape,
             tol,
@@ -408,12 +449,12 @@ mod tests {
     use super::*;
 
     fn cpu_matmul(shape: &MatmulShape, inputs: &MatmulInputs) -> HostTensor {
-        let (a, b) = (as_f32(&inputs.a), as_f32(&inputs.b));
+        let ops = Operands::of(shape, inputs);
         let mut out = Vec::new();
         for bi in 0..shape.batch {
             for r in 0..shape.m {
                 for c in 0..shape.n {
-                    out.push(reference_element(shape, &a, &b, bi, r, c).0 as f32);
+                    out.push(ops.element(bi, r, c).0 as f32);
                 }
             }
         }
@@ -424,14 +465,37 @@ mod tests {
     fn reference_matches_a_hand_computed_case() {
         // A = [[1, 2], [3, 4]], B = [[5, 6], [7, 8]] -> C = [[19, 22], [43, 50]].
         let shape = MatmulShape::new(2, 2, 2);
-        let (a, b) = ([1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]);
-        assert_eq!(reference_element(&shape, &a, &b, 0, 1, 0).0, 43.0);
+        let inputs = MatmulInputs {
+            a: HostTensor::F32(vec![1.0, 2.0, 3.0, 4.0]),
+            b: HostTensor::F32(vec![5.0, 6.0, 7.0, -8.0]),
+        };
+        assert_eq!(Operands::of(&shape, &inputs).element(0, 1, 0), (43.0, 43.0));
+        assert_eq!(
+            Operands::of(&shape, &inputs).element(0, 1, 1),
+            (-14.0, 50.0)
+        );
         // Bᵀ stored [n, k]: the same numbers read transposed give A·Bᵀ.
         let t = shape.transposed_b();
         assert_eq!(
-            reference_element(&t, &a, &b, 0, 0, 1).0,
-            1.0 * 7.0 + 2.0 * 8.0
+            Operands::of(&t, &inputs).element(0, 0, 1),
+            (1.0 * 7.0 - 2.0 * 8.0, 1.0 * 7.0 + 2.0 * 8.0)
         );
+    }
+
+    /// The eight partial sums and the blocks add up every product, the tails included.
+    #[test]
+    fn dot_and_reach_sum_every_product() {
+        for k in [1, 7, 8, 9, 255, 256, 257, 1000] {
+            let a: Vec<f32> = (0..k).map(|i| (i % 5) as f32 - 2.0).collect();
+            let b: Vec<f32> = (0..k).map(|i| (i % 3) as f32 * 0.5).collect();
+            let want: f64 = a.iter().zip(&b).map(|(&x, &y)| f64::from(x * y)).sum();
+            let reach: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(&x, &y)| f64::from((x * y).abs()))
+                .sum();
+            assert_eq!(dot_and_reach(&a, &b), (want, reach), "k = {k}");
+        }
     }
 
     #[test]

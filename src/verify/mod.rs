@@ -36,6 +36,36 @@ pub fn atol(dtype: DType) -> f64 {
     }
 }
 
+/// The host's cores, for the references and inputs built on all of them.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `f` of every item, in order, on the host's cores: a reference is built while the device
+/// waits for it, so one thread left the others idle. Lists of at most `min_per_thread`
+/// items (what is worth starting a thread for) stay on this thread.
+pub fn map_on_threads<T: Sync, U: Send>(
+    items: &[T],
+    min_per_thread: usize,
+    f: impl Fn(&T) -> U + Sync,
+) -> Vec<U> {
+    let chunk = items.len().div_ceil(cores()).max(min_per_thread.max(1));
+    if items.len() <= chunk {
+        return items.iter().map(f).collect();
+    }
+    std::thread::scope(|scope| {
+        let f = &f;
+        let parts: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<U>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| part.join().expect("a reference thread panicked"))
+            .collect()
+    })
+}
+
 /// SplitMix64: small, fast, seeded, and the same on every platform.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -45,8 +75,16 @@ impl Rng {
         Rng(seed)
     }
 
+    /// The generator as it will be `n` draws from now, without drawing them: SplitMix64's
+    /// state only counts, so parts of one stream can be drawn apart, on other threads.
+    pub fn ahead(&self, n: u64) -> Rng {
+        Rng(self.0.wrapping_add(n.wrapping_mul(Self::GAMMA)))
+    }
+
+    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.0 = self.0.wrapping_add(Self::GAMMA);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -177,5 +215,27 @@ mod tests {
             assert!((-1.0..1.0).contains(&x));
         }
         assert!((0..100).all(|_| a.below(5) < 5));
+    }
+
+    #[test]
+    fn ahead_skips_exactly_that_many_draws() {
+        let mut a = Rng::new(11);
+        let b = a.ahead(37);
+        for _ in 0..37 {
+            a.next_u64();
+        }
+        assert_eq!(a.next_u64(), b.clone().next_u64());
+        assert_eq!(Rng::new(3).ahead(0).next_u64(), Rng::new(3).next_u64());
+    }
+
+    /// Any split over threads gives the items' results in order, the short list included.
+    #[test]
+    fn threads_map_in_order() {
+        let items: Vec<u64> = (0..10_001).collect();
+        for min in [1, 100, 20_000] {
+            let got = map_on_threads(&items, min, |&i| i * i);
+            assert!(got.iter().enumerate().all(|(i, &v)| v == (i * i) as u64));
+        }
+        assert!(map_on_threads(&[] as &[u64], 1, |&i| i).is_empty());
     }
 }
