@@ -707,8 +707,8 @@ fn check_copied(got: &[u8], want: &[u8]) -> Result<(), String> {
 }
 
 /// Median seconds per execution over [`SAMPLES`] samples, each of enough executions to last
-/// about [`SAMPLE_TARGET`], after one warm-up sample; or the first single execution's
-/// seconds when that took longer than `give_up`.
+/// about [`SAMPLE_TARGET`], after one warm-up sample on GPUs; or the first single
+/// execution's seconds when that took longer than `give_up`.
 fn median_seconds(
     gpu: &Gpu,
     program: &Program,
@@ -721,7 +721,14 @@ fn median_seconds(
         return Ok(one);
     }
     let iters = ((SAMPLE_TARGET.as_secs_f64() / one.max(1e-9)).ceil() as u64).clamp(1, 10_000);
-    timer.time(gpu, program, iters).map_err(trouble)?;
+    // A GPU idle while the probe was set up and checked runs at lowered clocks for a while
+    // (`crate::tuning::GPU_WARM_UP`); a CPU adapter runs on host cores and is not warmed, as
+    // in the search. On the 2-core lavapipe VM four fresh peak measurements each way read
+    // the same rates (FMA f32 111-124 GFLOP/s, copy 8.5-9.2 GB/s) and took 3.2-3.5 s
+    // against 3.5-4.0 s.
+    if !gpu.summary.is_cpu() {
+        timer.time(gpu, program, iters).map_err(trouble)?;
+    }
     let mut per_iter: Vec<f64> = (0..SAMPLES)
         .map(|_| {
             timer
