@@ -460,20 +460,46 @@ pub fn output_buffer(gpu: &Gpu, label: &str, dtype: DType, len: u64) -> wgpu::Bu
     storage_buffer(gpu, label, HostTensor::nan(dtype, len).bytes(), true)
 }
 
-/// Upload a storage buffer (round the size up to 4 bytes, as wgpu requires for copies).
+/// Upload a storage buffer (round the size up to 4 bytes, as wgpu requires for copies; only
+/// then is `data` copied first).
 pub fn storage_buffer(gpu: &Gpu, label: &str, data: &[u8], output: bool) -> wgpu::Buffer {
-    let mut bytes = data.to_vec();
-    bytes.resize(data.len().next_multiple_of(4).max(4), 0);
-    let mut usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-    if output {
-        usage |= wgpu::BufferUsages::COPY_SRC;
-    }
+    let padded: Vec<u8>;
+    let contents = if data.len().is_multiple_of(4) && !data.is_empty() {
+        data
+    } else {
+        padded = [
+            data,
+            &[0; 4][..data.len().next_multiple_of(4).max(4) - data.len()],
+        ]
+        .concat();
+        &padded
+    };
     gpu.device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
-            contents: &bytes,
-            usage,
+            contents,
+            usage: storage_usage(output),
         })
+}
+
+/// A storage buffer of `bytes` zeros (wgpu zeroes every new buffer), uploading nothing: the
+/// peak probes' 64 MiB outputs had cost a host buffer of zeros and its upload each.
+pub fn zeroed_buffer(gpu: &Gpu, label: &str, bytes: u64, output: bool) -> wgpu::Buffer {
+    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.next_multiple_of(4).max(4),
+        usage: storage_usage(output),
+        mapped_at_creation: false,
+    })
+}
+
+fn storage_usage(output: bool) -> wgpu::BufferUsages {
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+    if output {
+        usage | wgpu::BufferUsages::COPY_SRC
+    } else {
+        usage
+    }
 }
 
 /// A uniform buffer holding `data`.

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gpu::Gpu;
 use crate::kernels::{
-    bind_resources, compile, enable_line, render, storage_buffer, Dispatch, Program,
+    bind_resources, compile, enable_line, render, storage_buffer, zeroed_buffer, Dispatch, Program,
 };
 use crate::measure::{run_and_read, DeviceTrouble, Timer};
 use crate::shape::DType;
@@ -528,7 +528,7 @@ fn buffer_probe(
     let pipeline = compile(gpu, label, source, "main").map_err(|e| format!("{e:?}"))?;
     let src_data: Vec<u32> = (0..4 * src_vec4s).map(|k| k as u32).collect();
     let src = storage_buffer(gpu, "peak src", bytemuck::cast_slice(&src_data), false);
-    let dst = storage_buffer(gpu, "peak dst", &vec![0u8; 16 * dst_vec4s as usize], true);
+    let dst = zeroed_buffer(gpu, "peak dst", 16 * dst_vec4s, true);
     let bind_group = crate::kernels::bind(gpu, &pipeline, &[&src, &dst]);
     let groups = dst_vec4s.div_ceil(256) as u32;
     let x = groups.min(32768);
@@ -643,7 +643,7 @@ fn texture_probe(
         ],
     );
     let dst_bytes = 16 * width as u64 * dst_height as u64;
-    let readback = storage_buffer(gpu, "peak readback", &vec![0u8; dst_bytes as usize], true);
+    let readback = zeroed_buffer(gpu, "peak readback", dst_bytes, true);
     let program = Program::single(
         Dispatch::new(pipeline, bind_group, groups),
         readback.clone(),
