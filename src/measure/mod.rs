@@ -303,22 +303,27 @@ impl Timer {
     }
 
     /// The tuning search's screen of one program (already run once, for verification): one
-    /// timing of a single iteration to size the rest, then `rounds` timings of about `sample`
-    /// each, as nanoseconds per iteration. A program whose single iteration outlasts a
-    /// sample stops at three timings (the first one included): screening a kernel that
-    /// takes seconds must not cost more than measuring it. A program already slower than
-    /// `cutoff_ns` stops at once, with the timings it has (its single-dispatch timing
-    /// counts for that only from [`SINGLE_TIMING_MIN`]).
+    /// timing of a single iteration to size the rest (`once`, where the caller has one
+    /// already), then `rounds` timings of about `sample` each, as nanoseconds per
+    /// iteration. A program whose single iteration outlasts a sample stops at three timings
+    /// (the first one included): screening a kernel that takes seconds must not cost more
+    /// than measuring it. A program already slower than `cutoff_ns` stops at once, with the
+    /// timings it has (its single-dispatch timing counts for that only from
+    /// [`SINGLE_TIMING_MIN`]).
     pub fn screen(
         &self,
         gpu: &Gpu,
         program: &Program,
+        once: Option<Duration>,
         rounds: usize,
         sample: Duration,
         cutoff_ns: Option<f64>,
     ) -> Result<Vec<f64>, DeviceTrouble> {
         let past_cutoff = |ns: f64| cutoff_ns.is_some_and(|c| ns > c);
-        let once_d = self.time(gpu, program, 1)?;
+        let once_d = match once {
+            Some(once) => once,
+            None => self.time(gpu, program, 1)?,
+        };
         let once = once_d.as_secs_f64().max(1e-9);
         let once_ns = once * 1e9;
         if cut_at_once(once_d, cutoff_ns) {

@@ -96,8 +96,8 @@ fn run_candidates(
     out: &mut Collected,
 ) -> Vec<KernelRow> {
     use crate::tuning::{
-        finalists, verification_is_screen, warm_up_runs, MAX_FINALISTS, SCREEN_CUTOFF,
-        SCREEN_ROUNDS, SCREEN_SAMPLE,
+        finalists, verification_is_screen, verification_opens_screen, warm_up_runs, MAX_FINALISTS,
+        SCREEN_CUTOFF, SCREEN_ROUNDS, SCREEN_SAMPLE,
     };
     // Criterion takes at least one iteration per sample plus warm-up.
     let full_iterations = sampling.sample_size as f64 + 1.0;
@@ -202,11 +202,15 @@ fn run_candidates(
         }
         crate::progress::step(&c.variant, "screening");
         let timer = Timer::new(gpu, config.timeout);
+        let wall = timer.method() == TimingMethod::Wall;
+        let once =
+            verification_opens_screen(gpu.summary.is_cpu(), wall, first_run).then_some(first_run);
         let t = Instant::now();
         let result = warm_up(gpu, &timer, &v.program, out).and_then(|()| {
             timer.screen(
                 gpu,
                 &v.program,
+                once,
                 SCREEN_ROUNDS,
                 SCREEN_SAMPLE,
                 fastest.map(|f| f * SCREEN_CUTOFF),
