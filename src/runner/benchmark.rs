@@ -96,8 +96,8 @@ fn run_candidates(
     out: &mut Collected,
 ) -> Vec<KernelRow> {
     use crate::tuning::{
-        finalists, verification_is_screen, verification_opens_screen, warm_up_runs, MAX_FINALISTS,
-        SCREEN_CUTOFF, SCREEN_ROUNDS, SCREEN_SAMPLE,
+        finalists, screen_plan, verification_is_screen, verification_opens_screen, warm_up_runs,
+        MAX_FINALISTS, SCREEN_CUTOFF, SCREEN_SAMPLE,
     };
     // Criterion takes at least one iteration per sample plus warm-up.
     let full_iterations = sampling.sample_size as f64 + 1.0;
@@ -144,6 +144,7 @@ fn run_candidates(
     let left_out = left_out_on(&gpu.summary);
     let prune = pruned(&gpu.summary, history.as_deref(), bench, &candidates);
     let mut order = search_order(&prune);
+    let (screen_rounds, finalist_margin) = screen_plan(order.len());
     let mut ahead = compile_ahead(
         gpu,
         ahead,
@@ -211,7 +212,7 @@ fn run_candidates(
                 gpu,
                 &v.program,
                 once,
-                SCREEN_ROUNDS,
+                screen_rounds,
                 SCREEN_SAMPLE,
                 fastest.map(|f| f * SCREEN_CUTOFF),
             )
@@ -254,7 +255,10 @@ fn run_candidates(
             (None, None) => unreachable!("every unpruned candidate got a row"),
         })
         .collect();
-    let finals = finalists(&screened.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>());
+    let finals = finalists(
+        &screened.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(),
+        finalist_margin,
+    );
     let fastest = screened.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
     if let Some(h) = history {
         for (idx, best, samples) in &screened {
