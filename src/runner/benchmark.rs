@@ -322,7 +322,7 @@ fn run_candidates(
                     let mut row = v.row.clone().measured(&stats);
                     row.timing = rows[*idx].timing;
                     let left = if !active[i] {
-                        " (each slower than every timing of the leader's, so it left the final early)"
+                        " (each slower than every timing of the leader's but its slowest, so it left the final early)"
                     } else {
                         ""
                     };
