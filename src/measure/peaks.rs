@@ -720,7 +720,9 @@ fn median_seconds(
     if give_up.is_some_and(|limit| one > limit) {
         return Ok(one);
     }
-    let iters = ((SAMPLE_TARGET.as_secs_f64() / one.max(1e-9)).ceil() as u64).clamp(1, 10_000);
+    // The nearest whole number of executions: rounding up had made lavapipe's samples
+    // 52-74 ms long (one execution of the copy probe 24 ms: three), for no steadier medians.
+    let iters = ((SAMPLE_TARGET.as_secs_f64() / one.max(1e-9)).round() as u64).clamp(1, 10_000);
     // A GPU idle while the probe was set up and checked runs at lowered clocks for a while
     // (`crate::tuning::GPU_WARM_UP`); a CPU adapter runs on host cores and is not warmed, as
     // in the search. On the 2-core lavapipe VM four fresh peak measurements each way read
