@@ -118,14 +118,18 @@ pub const MAX_FINALISTS: usize = 3;
 /// Rounds of the final at most, in which the finalists take turns running for about
 /// [`SCREEN_SAMPLE`] each, so a change in the machine's speed falls on all of them alike
 /// (three single iterations each when one of them is slower than that).
-/// The one with the lowest median is measured in full by criterion and chosen.
-pub const FINAL_ROUNDS: usize = 7;
+/// The one with the lowest median is measured in full by criterion and chosen. Finals that
+/// go the distance are between kernels within a few percent of each other; seven rounds
+/// instead of five made their choices no more consistent between fresh quick runs on
+/// lavapipe (another run's choice more than 1.1x behind in 3.8 of 40 benchmarks either way),
+/// and cost 0.3-0.7 s of a run.
+pub const FINAL_ROUNDS: usize = 5;
 
 /// Rounds after which a finalist whose every timing was slower than every timing of the
 /// leader (the lowest median) but the leader's slowest leaves the final ([`outpaced`]); the
 /// final ends when one is left. The leader's slowest is set aside because a turn can only
 /// be slowed by noise, never sped up: in two fresh quick runs on lavapipe 6 finals went the
-/// full seven rounds with a contender 1.33-1.82x behind on its median, kept in by one slow
+/// seven rounds (all there were then) with a contender 1.33-1.82x behind on its median, kept in by one slow
 /// timing of the leader's. With identical kernels the rule drops one of them in 5 of the 70
 /// equally likely orders of four timings each, 6 of 252 at five and 7 of 924 at six, which
 /// costs nothing (either is as fast); a contender that is clearly slower no longer spends
