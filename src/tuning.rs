@@ -128,12 +128,12 @@ pub const FINAL_ROUNDS: usize = 5;
 /// Rounds after which a finalist whose every timing was slower than every timing of the
 /// leader (the lowest median) but the leader's slowest leaves the final ([`outpaced`]); the
 /// final ends when one is left. The leader's slowest is set aside because a turn can only
-/// be slowed by noise, never sped up: in two fresh quick runs on lavapipe 6 finals went the
-/// seven rounds (all there were then) with a contender 1.33-1.82x behind on its median, kept in by one slow
-/// timing of the leader's. With identical kernels the rule drops one of them in 5 of the 70
-/// equally likely orders of four timings each, 6 of 252 at five and 7 of 924 at six, which
-/// costs nothing (either is as fast); a contender that is clearly slower no longer spends
-/// three more turns confirming it.
+/// be slowed by noise, never sped up: in two fresh quick runs on lavapipe 6 finals went all
+/// seven rounds (as many as there were then) with a contender 1.33-1.82x behind on its
+/// median, kept in by one slow timing of the leader's. With identical kernels the rule drops
+/// one of them in 5 of the 70 equally likely orders of four timings each (and 6 of 252 at
+/// five), which costs nothing (either is as fast); a contender that is clearly slower no
+/// longer spends the last round confirming it.
 pub const FINAL_DECIDED_AFTER: usize = 4;
 
 /// Which of the contenders still in the final (`active`) are outpaced: each has
