@@ -320,7 +320,7 @@ impl Program {
 /// `len` values of `value` (`draws` draws each) from the stream that starts at `start`, each
 /// block of them `store`d (converted) into the output: in up to `parts` parts on threads of
 /// their own, each part from its own point of the stream.
-fn draw<T: Copy + Default + Send>(
+fn draw<T: bytemuck::Zeroable + Copy + Send>(
     len: usize,
     parts: usize,
     start: &Rng,
@@ -341,7 +341,8 @@ fn draw<T: Copy + Default + Send>(
             store(values, out);
         }
     };
-    let mut out = vec![T::default(); len];
+    // Zeroed pages, written first by the parts' own threads.
+    let mut out: Vec<T> = bytemuck::allocation::zeroed_vec(len);
     let part_len = len.div_ceil(parts.max(1)).max(MIN_PART);
     if len <= part_len {
         fill(&mut out, start.clone());
@@ -410,7 +411,9 @@ impl HostTensor {
     pub fn zeros(dtype: DType, len: u64) -> Self {
         match dtype {
             DType::F32 => HostTensor::F32(vec![0.0; len as usize]),
-            DType::F16 => HostTensor::F16(vec![f16::ZERO; len as usize]),
+            // Allocated zeroed (pages the OS zeroes as they are first touched); `vec!` of
+            // f16 zeros writes every element.
+            DType::F16 => HostTensor::F16(bytemuck::allocation::zeroed_vec(len as usize)),
         }
     }
 
