@@ -21,7 +21,8 @@ use crate::gpu::AdapterSummary;
 use crate::suite::Benchmark;
 
 /// Short timings per variant in the search's screen. Five, so that compare's rank test
-/// can use a screened row's samples.
+/// can use a screened row's samples; one in a search that fits in the final
+/// ([`screen_plan`]), whose rows get the final's timings instead.
 pub const SCREEN_ROUNDS: usize = 5;
 
 /// About how long each screening timing runs: long enough that a timing spans many
@@ -99,10 +100,12 @@ pub fn verification_is_screen(is_cpu: bool, first_run: Duration, fastest_ns: Opt
 /// Whether a verification run of `first_run` opens the variant's screen as its first
 /// single-iteration timing, where the screen would take one to size its timings: on a CPU
 /// adapter timed by wall clock (`wall`), for a kernel of [`SCREEN_SAMPLE`] or longer, whose
-/// screen timings are single iterations too. The run is then one timing of the three such
-/// a screen takes, instead of a fourth dispatch before them. Whatever the first dispatch
-/// still costs only makes that timing slower, and a screen keeps its fastest. Not on GPUs,
-/// for the reason [`verification_is_screen`] gives.
+/// screen timings are single iterations too. The run is then the first of the three
+/// timings such a screen takes (the only one, where the search screens once), instead of a
+/// dispatch before them. Whatever the first dispatch still costs only makes that timing
+/// slower, and a screen keeps its fastest; nor does that timing alone cut the screen short
+/// at [`SCREEN_CUTOFF`] (below [`VERIFIED_SCREEN_MIN`] what first-dispatch costs remain
+/// could add up to that). Not on GPUs, for the reason [`verification_is_screen`] gives.
 pub fn verification_opens_screen(is_cpu: bool, wall: bool, first_run: Duration) -> bool {
     is_cpu && wall && first_run >= SCREEN_SAMPLE
 }
@@ -130,10 +133,10 @@ pub const FINAL_ROUNDS: usize = 5;
 /// final ends when one is left. The leader's slowest is set aside because a turn can only
 /// be slowed by noise, never sped up: in two fresh quick runs on lavapipe 6 finals went all
 /// seven rounds (as many as there were then) with a contender 1.33-1.82x behind on its
-/// median, kept in by one slow timing of the leader's. With identical kernels the rule drops
-/// one of them in 5 of the 70 equally likely orders of four timings each (and 6 of 252 at
-/// five), which costs nothing (either is as fast); a contender that is clearly slower no
-/// longer spends the last round confirming it.
+/// median, kept in by one slow timing of the leader's. With two identical kernels the rule
+/// drops one in 10 of the 70 equally likely orders of four timings each (one in seven),
+/// which costs nothing (either is as fast); a contender that is clearly slower no longer
+/// spends the last round confirming it.
 pub const FINAL_DECIDED_AFTER: usize = 4;
 
 /// Which of the contenders still in the final (`active`) are outpaced: each has
