@@ -215,9 +215,17 @@ impl AttentionShape {
 
     /// Compulsory traffic: Q read, K and V read once, O written.
     pub fn bytes(&self, dtype: DType) -> u64 {
-        let q = self.b as u64 * self.hq as u64 * self.sq as u64 * self.d as u64;
-        let kv = self.b as u64 * self.hkv as u64 * self.skv as u64 * self.d as u64;
-        (2 * q + 2 * kv) * dtype.size()
+        (2 * self.q_len() + 2 * self.kv_len()) * dtype.size()
+    }
+
+    /// Elements of Q (and of O): b·hq·sq·d.
+    pub fn q_len(&self) -> u64 {
+        self.b as u64 * self.hq as u64 * self.sq as u64 * self.d as u64
+    }
+
+    /// Elements of K (and of V): b·hkv·skv·d.
+    pub fn kv_len(&self) -> u64 {
+        self.b as u64 * self.hkv as u64 * self.skv as u64 * self.d as u64
     }
 
     fn check(&self) -> Result<()> {

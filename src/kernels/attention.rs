@@ -702,8 +702,7 @@ impl AttentionVariant {
             self.workgroup_bytes(shape, dtype),
             &format!(" for d={}", shape.d),
         )?;
-        let q_len = shape.b as u64 * shape.hq as u64 * shape.sq as u64 * shape.d as u64;
-        let kv_len = shape.b as u64 * shape.hkv as u64 * shape.skv as u64 * shape.d as u64;
+        let (q_len, kv_len) = (shape.q_len(), shape.kv_len());
         check_buffer(gpu, "Q", q_len * dtype.size())?;
         check_buffer(gpu, "K", kv_len * dtype.size())?;
         check_buffer(gpu, "V", kv_len * dtype.size())?;
@@ -1025,8 +1024,7 @@ pub fn kv_copies(shape: &AttentionShape, dtype: DType) -> usize {
     if shape.sq > DECODE_MAX_SQ {
         return 1;
     }
-    let kv_bytes =
-        2 * shape.b as u64 * shape.hkv as u64 * shape.skv as u64 * shape.d as u64 * dtype.size();
+    let kv_bytes = 2 * shape.kv_len() * dtype.size();
     weights::weight_copies(kv_bytes)
 }
 
@@ -1119,8 +1117,7 @@ impl AttentionInputs {
 
     /// All zeros, for programs that are only compiled ([`HostTensor::zeros`]).
     pub fn zeros(shape: &AttentionShape, dtype: DType) -> Self {
-        let q_len = shape.b as u64 * shape.hq as u64 * shape.sq as u64 * shape.d as u64;
-        let kv_len = shape.b as u64 * shape.hkv as u64 * shape.skv as u64 * shape.d as u64;
+        let (q_len, kv_len) = (shape.q_len(), shape.kv_len());
         AttentionInputs {
             q: HostTensor::zeros(dtype, q_len),
             k: HostTensor::zeros(dtype, kv_len),
@@ -1133,8 +1130,7 @@ impl AttentionInputs {
     /// ones the near-uniform softmax.
     pub fn with_logit_scale(shape: &AttentionShape, dtype: DType, seed: u64, factor: f32) -> Self {
         let mut rng = crate::verify::Rng::new(seed);
-        let q_len = shape.b as u64 * shape.hq as u64 * shape.sq as u64 * shape.d as u64;
-        let kv_len = shape.b as u64 * shape.hkv as u64 * shape.skv as u64 * shape.d as u64;
+        let (q_len, kv_len) = (shape.q_len(), shape.kv_len());
         // Box-Muller from two draws; u1 in (0, 1] so the log is finite.
         let normal = |rng: &mut crate::verify::Rng| {
             let u1 = 1.0 - (rng.uniform() as f64 + 1.0) / 2.0;

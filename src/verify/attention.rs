@@ -316,7 +316,7 @@ impl Reference {
     pub fn check(&self, output: &HostTensor) -> Verdict {
         let s = &self.shape;
         let d = s.d as usize;
-        let len = s.b as u64 * s.hq as u64 * s.sq as u64 * s.d as u64;
+        let len = s.q_len();
         if output.len() as u64 != len {
             return Verdict::unusable(
                 self.bound,
