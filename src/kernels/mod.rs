@@ -463,20 +463,10 @@ pub fn output_buffer(gpu: &Gpu, label: &str, dtype: DType, len: u64) -> wgpu::Bu
     storage_buffer(gpu, label, HostTensor::nan(dtype, len).bytes(), true)
 }
 
-/// Upload a storage buffer (round the size up to 4 bytes, as wgpu requires for copies; only
-/// then is `data` copied first).
+/// Upload a storage buffer. wgpu rounds its size up to a multiple of 4 bytes, zero-padded,
+/// but makes an empty one empty, which cannot be bound: that gets 4 zero bytes.
 pub fn storage_buffer(gpu: &Gpu, label: &str, data: &[u8], output: bool) -> wgpu::Buffer {
-    let padded: Vec<u8>;
-    let contents = if data.len().is_multiple_of(4) && !data.is_empty() {
-        data
-    } else {
-        padded = [
-            data,
-            &[0; 4][..data.len().next_multiple_of(4).max(4) - data.len()],
-        ]
-        .concat();
-        &padded
-    };
+    let contents = if data.is_empty() { &[0; 4] } else { data };
     gpu.device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
