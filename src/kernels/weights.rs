@@ -188,20 +188,16 @@ impl Staging for BufferStaging {
                 contents: &padded,
                 usage: self.usage | wgpu::BufferUsages::COPY_SRC,
             });
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        let mut all = vec![first];
-        for _ in 1..self.copies {
+        copied_on_device(gpu, first, self.copies, |encoder, first| {
             let copy = gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: self.len,
                 usage: self.usage | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
-            encoder.copy_buffer_to_buffer(&all[0], 0, &copy, 0, self.len);
-            all.push(copy);
-        }
-        gpu.queue.submit([encoder.finish()]);
-        all
+            encoder.copy_buffer_to_buffer(first, 0, &copy, 0, self.len);
+            copy
+        })
     }
 }
 
@@ -273,16 +269,31 @@ impl Staging for TextureStaging {
             height,
             depth_or_array_layers: 1,
         };
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        let mut all = vec![first];
-        for _ in 1..self.copies {
+        copied_on_device(gpu, first, self.copies, |encoder, first| {
             let copy = layout.texture(gpu, label, format, usage | wgpu::TextureUsages::COPY_DST);
-            encoder.copy_texture_to_texture(all[0].as_image_copy(), copy.as_image_copy(), extent);
-            all.push(copy);
-        }
-        gpu.queue.submit([encoder.finish()]);
-        all
+            encoder.copy_texture_to_texture(first.as_image_copy(), copy.as_image_copy(), extent);
+            copy
+        })
     }
+}
+
+/// `first` (uploaded) and `copies - 1` more made from it on the device by `copy`, which
+/// creates one and records its copy into the encoder: a copy per copy is cheaper than an
+/// upload per copy. The copies are submitted together.
+fn copied_on_device<T>(
+    gpu: &Gpu,
+    first: T,
+    copies: usize,
+    copy: impl Fn(&mut wgpu::CommandEncoder, &T) -> T,
+) -> Vec<T> {
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    let mut all = vec![first];
+    for _ in 1..copies {
+        let next = copy(&mut encoder, &all[0]);
+        all.push(next);
+    }
+    gpu.queue.submit([encoder.finish()]);
+    all
 }
 
 /// The copies to make on `gpu`: `copies`, or one where programs are only compiled (a
