@@ -118,7 +118,7 @@ impl CompileAhead {
     /// CPU adapter; the host's cores otherwise), at most [`MAX_HELPERS`]. Opens nothing yet.
     /// An unknown `PRICEPERF_COMPILE_AHEAD` value is named in a notice.
     pub fn new(main: &Gpu, timeout: Duration) -> Option<CompileAhead> {
-        let host = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let host = crate::gpu::host_threads();
         let cores = if main.summary.is_cpu() {
             crate::gpu::cpu_adapter_threads().min(host)
         } else {

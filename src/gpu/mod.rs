@@ -25,7 +25,13 @@ pub fn cpu_adapter_threads() -> usize {
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .map(|n| n.max(1))
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .unwrap_or_else(host_threads)
+}
+
+/// The host's hardware threads (one where the system does not say): what the run's own
+/// CPU work (references, inputs, compiling ahead) can spread over.
+pub fn host_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The host processor's model name (Linux: `/proc/cpuinfo`); `None` where the system does

@@ -395,7 +395,7 @@ impl HostTensor {
     ) -> Self {
         let start = rng.clone();
         *rng = rng.ahead(len * draws);
-        let (len, cores) = (len as usize, crate::verify::cores());
+        let (len, cores) = (len as usize, crate::gpu::host_threads());
         match dtype {
             DType::F32 => HostTensor::F32(draw(len, cores, &start, draws, value, |x, out| {
                 out.copy_from_slice(x)

@@ -36,11 +36,6 @@ pub fn atol(dtype: DType) -> f64 {
     }
 }
 
-/// The host's cores, for the references and inputs built on all of them.
-pub fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 /// `f` of every item, in order, on the host's cores: a reference is built while the device
 /// waits for it, so one thread left the others idle. Lists of at most `min_per_thread`
 /// items (what is worth starting a thread for) stay on this thread.
@@ -49,7 +44,8 @@ pub fn map_on_threads<T: Sync, U: Send>(
     min_per_thread: usize,
     f: impl Fn(&T) -> U + Sync,
 ) -> Vec<U> {
-    let chunk = items.len().div_ceil(cores()).max(min_per_thread.max(1));
+    let threads = crate::gpu::host_threads();
+    let chunk = items.len().div_ceil(threads).max(min_per_thread.max(1));
     if items.len() <= chunk {
         return items.iter().map(f).collect();
     }
